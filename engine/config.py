@@ -1,0 +1,426 @@
+"""Job configuration: one TOML file per job, validated into frozen dataclasses.
+
+Unknown keys, wrong types and out-of-range values are :class:`ConfigError` naming the file
+and the key path (``calibration.samples: must be ≥ 1, got -3``). Relative paths are taken
+from the config file's folder and stored absolute, so a run's copy of its config can be
+run again from anywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic.types import StrictBool, StrictFloat, StrictInt, StrictStr
+
+from .errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+PosInt = Annotated[StrictInt, Field(ge=1)]
+NonNegInt = Annotated[StrictInt, Field(ge=0)]
+Number = StrictFloat | StrictInt
+PosNumber = Annotated[Number, Field(gt=0)]
+
+Stage = Literal["fp32", "fp16", "int8"]
+Task = Literal["classification", "generic", "ctc", "east"]
+Profile = Literal["prototype", "general", "high", "production"]
+
+# The guide's thresholds (points of task-metric drop) per use-case profile.
+PROFILE_THRESHOLDS: dict[str, float] = {
+    "prototype": 5.0,
+    "general": 2.0,
+    "high": 1.0,
+    "production": 0.5,
+}
+
+
+@dataclass(config=_STRICT)
+class ModelConfig:
+    path: StrictStr
+    #: (H, W, C) to export with when the model's own input has unknown dimensions.
+    input_shape: tuple[PosInt, ...] | None = None
+
+
+@dataclass(config=_STRICT)
+class DataSource:
+    kind: Literal["npz", "npy_dir", "images", "synthetic"]
+    path: StrictStr = ""
+    #: npz: names of the input and label arrays (``y = ""`` for no labels).
+    x: StrictStr = "x"
+    y: StrictStr = "y"
+    #: npz/npy_dir: true when the arrays are raw images to preprocess; false when they are
+    #: already model-ready (the guide's calibration_data_{i}.npy).
+    raw: StrictBool = False
+    #: synthetic: which bundled generator, how many items, which seed.
+    generator: StrictStr = ""
+    count: NonNegInt = 0
+    seed: StrictInt = 0
+    #: synthetic: which split of the generator (splits never overlap).
+    split: Literal["train", "validation", "calibration", "test"] = "test"
+
+
+@dataclass(config=_STRICT)
+class DataConfig:
+    calibration: DataSource
+    test: DataSource
+    train: DataSource | None = None
+    validation: DataSource | None = None
+
+
+@dataclass(config=_STRICT)
+class PreprocessConfig:
+    #: (H, W) to resize images to; default: the model's input size.
+    resize: tuple[PosInt, PosInt] | None = None
+    #: Colour mode the model expects; default: gray for 1 channel, rgb for 3.
+    color: Literal["rgb", "bgr", "gray"] | None = None
+    scale: Number = 1.0 / 255.0
+    mean: tuple[Number, ...] = (0.0,)
+    std: tuple[PosNumber, ...] = (1.0,)
+    interpolation: Literal["area", "linear", "nearest", "cubic"] = "area"
+
+
+@dataclass(config=_STRICT)
+class CalibrationConfig:
+    samples: PosInt = 200
+    seed: StrictInt = 0
+
+
+@dataclass(config=_STRICT)
+class QatConfig:
+    epochs: PosInt = 5
+    learning_rate: PosNumber = 1e-5
+    batch_size: PosInt = 32
+    #: Stop after this many epochs without a better validation metric (0: never).
+    patience: NonNegInt = 2
+    seed: StrictInt = 0
+    #: Set the fake-quant ranges from calibration data before training.
+    init_ranges: StrictBool = True
+    #: Run the matching PTQ job first when no PTQ run of this model exists.
+    compare_ptq: StrictBool = True
+
+
+@dataclass(config=_STRICT)
+class QuantizationConfig:
+    method: Literal["ptq", "qat"] = "ptq"
+    granularity: Literal["per_channel", "per_tensor"] = "per_channel"
+    io_type: Literal["int8", "uint8", "float32"] = "int8"
+    stages: tuple[Stage, ...] = ("fp32", "fp16", "int8")
+    #: Let ops without an INT8 kernel stay in float (they then run on the CPU, slowly).
+    allow_float: StrictBool = False
+    qat: QatConfig = dataclasses.field(default_factory=QatConfig)
+
+
+@dataclass(config=_STRICT)
+class CtcConfig:
+    #: Characters in class order; the CTC blank is the last class.
+    charset: StrictStr = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(config=_STRICT)
+class EastConfig:
+    score_threshold: Annotated[Number, Field(gt=0, lt=1)] = 0.5
+    nms_iou: Annotated[Number, Field(gt=0, le=1)] = 0.3
+    match_iou: Annotated[Number, Field(gt=0, le=1)] = 0.5
+
+
+@dataclass(config=_STRICT)
+class EvaluationConfig:
+    task: Task = "classification"
+    profile: Profile = "general"
+    #: Evaluate at most this many test items (0: all).
+    max_samples: NonNegInt = 0
+    #: Interpreter threads in parallel (0: one per core).
+    workers: NonNegInt = 0
+    ctc: CtcConfig = dataclasses.field(default_factory=CtcConfig)
+    east: EastConfig = dataclasses.field(default_factory=EastConfig)
+
+
+@dataclass(config=_STRICT)
+class AnalysisConfig:
+    #: Neural-ART target: a name shipped with artq or a path to a target TOML.
+    target: StrictStr = "stm32n6570-dk"
+    #: Calibration items used for the per-layer error analysis (0: skip it).
+    debug_samples: NonNegInt = 32
+    #: How many of the most suspect layers to try in float (0: skip sensitivity).
+    sensitivity_k: NonNegInt = 3
+
+
+@dataclass(config=_STRICT)
+class OutputConfig:
+    #: Where run folders go; relative to the config file when set there, else to the
+    #: current directory.
+    runs_dir: StrictStr = "runs"
+
+
+@dataclass(config=_STRICT)
+class JobConfig:
+    model: ModelConfig
+    data: DataConfig
+    name: StrictStr = ""
+    preprocessing: PreprocessConfig = dataclasses.field(default_factory=PreprocessConfig)
+    calibration: CalibrationConfig = dataclasses.field(default_factory=CalibrationConfig)
+    quantization: QuantizationConfig = dataclasses.field(default_factory=QuantizationConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    analysis: AnalysisConfig = dataclasses.field(default_factory=AnalysisConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    #: The file this config came from (not a TOML key).
+    source: StrictStr = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the config as run (no ``source``), ready for TOML or JSON."""
+        d = dataclasses.asdict(self)
+        d.pop("source", None)
+        return _drop_none(d)
+
+    @property
+    def threshold(self) -> float:
+        return PROFILE_THRESHOLDS[self.evaluation.profile]
+
+
+_ADAPTER = TypeAdapter(JobConfig)
+
+# Keys holding paths, resolved against the config file's folder.
+_PATH_KEYS = [("model", "path"), ("output", "runs_dir")]
+_DATA_SPLITS = ("calibration", "test", "train", "validation")
+
+
+def _drop_none(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _drop_none(v) for k, v in d.items() if v is not None}
+    if isinstance(d, list | tuple):
+        return [_drop_none(v) for v in d]
+    return d
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value as a TOML value; bare words stay strings.
+
+    ``50`` → 50, ``0.5`` → 0.5, ``true`` → True, ``[1, 2]`` → [1, 2], ``qat`` → "qat".
+    """
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c = value`` in a raw config dict, creating tables on the way."""
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError("not a key path; write it like calibration.samples", key=key)
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"is a value, not a table, so {key} cannot be set", key=where)
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    def fix(table: Any, key: str) -> None:
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+            p = Path(os.path.expanduser(table[key]))
+            table[key] = str(p if p.is_absolute() else (base / p).resolve())
+
+    for section, key in _PATH_KEYS:
+        fix(raw.get(section), key)
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for split in _DATA_SPLITS:
+            fix(data.get(split), "path")
+    analysis = raw.get("analysis")
+    # A target given as a path (not a bundled name) is relative to the config too.
+    if isinstance(analysis, dict) and str(analysis.get("target", "")).endswith(".toml"):
+        fix(analysis, "target")
+
+
+def _format_error(err: dict[str, Any], raw: dict[str, Any]) -> tuple[str, str, str]:
+    """(key path, message, hint) for one pydantic error, in artq's words."""
+    loc = [str(p) for p in err.get("loc", ()) if not str(p).startswith("function-")]
+    # pydantic adds the union member's type name to the location; drop it.
+    loc = [p for p in loc if p not in {"int", "float", "str", "bool", "tuple", "DataSource"}]
+    key = ".".join(loc)
+    typ = err.get("type", "")
+    given = err.get("input")
+    if typ in ("extra_forbidden", "unexpected_keyword_argument"):
+        known = _known_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(known)}"
+        return key, "unknown key", hint
+    if typ in ("missing", "too_long") and loc and loc[-1].isdigit():
+        parent_key = ".".join(loc[:-1])
+        return parent_key, "has the wrong number of values", "see sample_configs/ for its form"
+    if typ == "missing":
+        return key, "is required but missing", "add it to the config (see sample_configs/)"
+    msg = err.get("msg", "invalid value")
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    return key, f"{msg}, got {given!r}", ""
+
+
+def _known_keys(path: list[str]) -> list[str]:
+    cls: Any = JobConfig
+    for p in path:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if p not in fields:
+            return []
+        typ = fields[p].type
+        cls = _dataclass_in(typ)
+        if cls is None:
+            return []
+    return [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+
+
+def _dataclass_in(typ: Any) -> Any:
+    if isinstance(typ, str):
+        typ = globals().get(typ.split("|")[0].strip(), None)
+    if dataclasses.is_dataclass(typ):
+        return typ
+    for arg in getattr(typ, "__args__", ()) or ():
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
+    """Validate a raw dict (paths already absolute) into a :class:`JobConfig`."""
+    raw = dict(raw)
+    raw["source"] = source
+    if not raw.get("name"):
+        raw["name"] = Path(source).stem if source else "job"
+    try:
+        cfg = _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        key, msg, hint = _format_error(errors[0], raw)
+        # A union (int | float) reports once per member: count distinct keys only.
+        n_keys = len({_format_error(e, raw)[0] for e in errors})
+        more = f" (and {n_keys - 1} more problem(s))" if n_keys > 1 else ""
+        raise ConfigError(msg + more, hint, file=source, key=key) from None
+    _check_semantics(cfg)
+    return cfg
+
+
+def _check_semantics(cfg: JobConfig) -> None:
+    src = cfg.source
+    if "fp32" not in cfg.quantization.stages:
+        raise ConfigError(
+            "must include fp32: it is the reference every stage is compared with",
+            file=src,
+            key="quantization.stages",
+        )
+    if len(set(cfg.quantization.stages)) != len(cfg.quantization.stages):
+        raise ConfigError("lists a stage twice", file=src, key="quantization.stages")
+    pp = cfg.preprocessing
+    if len(pp.mean) != len(pp.std) and 1 not in (len(pp.mean), len(pp.std)):
+        raise ConfigError(
+            f"mean has {len(pp.mean)} values and std {len(pp.std)}; give one value or one per channel",
+            file=src,
+            key="preprocessing.std",
+        )
+    for split in _DATA_SPLITS:
+        ds = getattr(cfg.data, split)
+        if ds is None:
+            continue
+        key = f"data.{split}"
+        if ds.kind == "synthetic":
+            if not ds.generator:
+                raise ConfigError(
+                    "a synthetic source needs a generator",
+                    "set generator to one of: digits, ocr_words, ocr_scenes",
+                    file=src,
+                    key=f"{key}.generator",
+                )
+            if ds.count < 1:
+                raise ConfigError(
+                    f"must be ≥ 1 for a synthetic source, got {ds.count}",
+                    file=src,
+                    key=f"{key}.count",
+                )
+        elif not ds.path:
+            raise ConfigError(
+                f"a {ds.kind} source needs a path", file=src, key=f"{key}.path"
+            )
+    if cfg.quantization.method == "qat" and cfg.data.train is None:
+        raise ConfigError(
+            "QAT needs training data",
+            "add a [data.train] table (and optionally [data.validation])",
+            file=src,
+            key="data.train",
+        )
+
+
+def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config file into a raw dict with paths made absolute."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            "config file not found" if not p.exists() else "is not a file",
+            "give the path to a job TOML, for example sample_configs/digits_ptq.toml",
+            file=str(path),
+        )
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("is not UTF-8 text", "a job config is a TOML file", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", file=str(path)) from None
+    _resolve_paths(raw, p.resolve().parent)
+    out = raw.setdefault("output", {})
+    if isinstance(out, dict) and "runs_dir" not in out:
+        out["runs_dir"] = str(Path.cwd() / "runs")
+    return raw
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> JobConfig:
+    """Load and validate a job config, applying ``--set``-style overrides.
+
+    ``overrides`` is either ``{"calibration.samples": 50}`` or ``["calibration.samples=50"]``.
+    """
+    raw = load_raw(path)
+    apply_overrides(raw, overrides, Path(path).resolve().parent)
+    return validate(raw, source=str(path))
+
+
+def apply_overrides(
+    raw: dict[str, Any],
+    overrides: dict[str, Any] | list[str] | None,
+    base: Path | None = None,
+) -> None:
+    if not overrides:
+        return
+    items: list[tuple[str, Any]]
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = []
+        for text in overrides:
+            if "=" not in text:
+                raise ConfigError(
+                    f"--set needs KEY=VALUE, got {text!r}", "for example --set calibration.samples=50"
+                )
+            k, v = text.split("=", 1)
+            items.append((k.strip(), parse_value(v.strip())))
+    for key, value in items:
+        apply_override(raw, key, copy.deepcopy(value))
+    if base is not None:
+        _resolve_paths(raw, base)
+
+
+def replace(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:
+    """A copy of ``cfg`` with dotted-key overrides applied and validated again."""
+    raw = cfg.to_dict()
+    apply_overrides(raw, overrides)
+    return validate(raw, source=cfg.source)

@@ -1,0 +1,28 @@
+"""Shared fixtures. TensorFlow is imported only by tests that need it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SAMPLE_CONFIGS = ROOT / "sample_configs"
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a job TOML into tmp_path and return its path."""
+
+    def write(text: str, name: str = "job.toml") -> Path:
+        p = tmp_path / name
+        p.write_text(text, encoding="utf-8")
+        return p
+
+    return write

@@ -1,0 +1,247 @@
+"""Data in: ``.npz`` arrays, a folder of ``.npy`` files, a folder of images, or a bundled
+synthetic generator. Everything that is an image goes through :func:`preprocess`.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .cancel import CancelToken
+from .config import DataSource
+from .errors import ConfigError, DataError, InputFileError
+from .events import Progress, Sink, null_sink
+from .preprocess import PreprocessSpec, preprocess
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass(frozen=True)
+class RawData:
+    """One split as loaded: raw images to preprocess, or model-ready arrays."""
+
+    source: str
+    images: list[np.ndarray] | None = None
+    arrays: np.ndarray | None = None
+    labels: Any = None
+    class_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.arrays)  # type: ignore[arg-type]
+
+    def subset(self, idx: np.ndarray) -> RawData:
+        labels = self.labels
+        if labels is not None:
+            labels = labels[idx] if isinstance(labels, np.ndarray) else [labels[i] for i in idx]
+        return RawData(
+            self.source,
+            [self.images[i] for i in idx] if self.images is not None else None,
+            self.arrays[idx] if self.arrays is not None else None,
+            labels,
+            self.class_names,
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Model-ready float32 inputs (N, ...) and their labels (or None)."""
+
+    x: np.ndarray
+    y: Any
+    source: str
+    class_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def _natural_key(p: Path | str) -> list[Any]:
+    # calibration_data_2.npy sorts before calibration_data_10.npy
+    name = p if isinstance(p, str) else p.name
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name)]
+
+
+def _read_image(path: Path) -> np.ndarray:
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputFileError(
+            str(path), "cannot be decoded as an image", "replace or remove the file, then run again"
+        )
+    if img.dtype != np.uint8:
+        raise InputFileError(
+            str(path),
+            f"is a {img.dtype} image; artq reads 8-bit images",
+            "convert it to 8-bit PNG or JPEG",
+        )
+    return img
+
+
+def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) -> RawData:
+    """Images from a folder; sub-folder names are the class labels (sorted)."""
+    if not root.is_dir():
+        raise InputFileError(
+            str(root),
+            "image folder not found" if not root.exists() else "is not a folder",
+            f"set {key}.path to a folder of .png/.jpg/.bmp images",
+        )
+    files = sorted(
+        (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+        key=lambda p: [_natural_key(q) for q in p.relative_to(root).parts],
+    )
+    if not files:
+        raise InputFileError(
+            str(root),
+            "holds no images (.png, .jpg, .jpeg, .bmp)",
+            f"put images in it or point {key}.path elsewhere",
+        )
+    subdirs = sorted({p.parent.relative_to(root).parts[0] for p in files if p.parent != root})
+    labelled = bool(subdirs) and all(p.parent != root for p in files)
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for i, f in enumerate(files):
+        if cancel is not None and i % 64 == 0:
+            cancel.check()
+        images.append(_read_image(f))
+        if labelled:
+            labels.append(subdirs.index(f.relative_to(root).parts[0]))
+        sink(Progress("data", i + 1, len(files), f"{key}: {f.name}"))
+    return RawData(
+        str(root),
+        images=images,
+        labels=np.asarray(labels, np.int64) if labelled else None,
+        class_names=tuple(subdirs) if labelled else (),
+    )
+
+
+def load_npz(path: Path, src: DataSource, key: str) -> RawData:
+    if not path.is_file():
+        raise InputFileError(str(path), "file not found", f"set {key}.path to an existing .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files)
+            if src.x not in names:
+                raise ConfigError(
+                    f"array {src.x!r} is not in {path.name} (it holds: {', '.join(names) or 'nothing'})",
+                    f"set {key}.x to the name of the input array",
+                    key=f"{key}.x",
+                )
+            x = npz[src.x]
+            y = None
+            if src.y:
+                if src.y in names:
+                    y = npz[src.y]
+                elif key.endswith("test"):
+                    raise ConfigError(
+                        f"array {src.y!r} is not in {path.name} (it holds: {', '.join(names)})",
+                        f"set {key}.y to the label array, or y = \"\" for no labels",
+                        key=f"{key}.y",
+                    )
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputFileError(
+            str(path), f"is not a readable .npz file ({exc})", "write it with numpy.savez"
+        ) from None
+    if y is not None and len(y) != len(x):
+        raise DataError(f"{path}: {len(y)} labels for {len(x)} inputs", f"check {key}.y")
+    if src.raw:
+        return RawData(str(path), images=list(x), labels=y)
+    return RawData(str(path), arrays=_as_float(x, path), labels=y)
+
+
+def load_npy_dir(root: Path, src: DataSource, key: str, cancel: CancelToken | None) -> RawData:
+    if not root.is_dir():
+        raise InputFileError(
+            str(root),
+            "folder not found" if not root.exists() else "is not a folder",
+            f"set {key}.path to a folder of .npy files (calibration_data_0.npy, ...)",
+        )
+    files = sorted((p for p in root.glob("*.npy") if p.name != "labels.npy"), key=_natural_key)
+    if not files:
+        raise InputFileError(
+            str(root), "holds no .npy files", "save one array per item, e.g. calibration_data_0.npy"
+        )
+    items = []
+    for i, f in enumerate(files):
+        if cancel is not None and i % 64 == 0:
+            cancel.check()
+        try:
+            a = np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputFileError(str(f), f"is not a readable .npy file ({exc})") from None
+        # The guide saves each item with its batch axis: (1, H, W, C).
+        if a.ndim >= 2 and a.shape[0] == 1:
+            a = a[0]
+        if items and a.shape != items[0].shape:
+            raise DataError(
+                f"{f}: shape {a.shape} differs from {files[0].name}'s {items[0].shape}",
+                "every item must have the same shape",
+            )
+        items.append(a)
+    labels = None
+    if (root / "labels.npy").is_file():
+        labels = np.load(root / "labels.npy", allow_pickle=False)
+        if len(labels) != len(items):
+            raise DataError(f"{root / 'labels.npy'}: {len(labels)} labels for {len(items)} items")
+    if src.raw:
+        return RawData(str(root), images=items, labels=labels)
+    return RawData(str(root), arrays=_as_float(np.stack(items), root), labels=labels)
+
+
+def _as_float(x: np.ndarray, path: Path) -> np.ndarray:
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"{path}: arrays of {x.dtype} cannot be model inputs", "save float32 arrays")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_source(
+    src: DataSource,
+    key: str,
+    sink: Sink = null_sink,
+    cancel: CancelToken | None = None,
+) -> RawData:
+    """Load one data source as configured under ``key`` (e.g. ``data.calibration``)."""
+    if src.kind == "synthetic":
+        from .samples import generate  # noqa: PLC0415 - only synthetic sources need it
+
+        gen = generate(src.generator, src.split, src.count, src.seed)
+        sink(Progress("data", src.count, src.count, f"{key}: {src.count} synthetic items"))
+        labels = gen.labels
+        if isinstance(labels, list) and labels and isinstance(labels[0], int | np.integer):
+            labels = np.asarray(labels, np.int64)
+        return RawData(f"synthetic:{src.generator}/{src.split}", images=gen.images, labels=labels)
+    path = Path(src.path)
+    if src.kind == "images":
+        return load_images(path, key, sink, cancel)
+    if src.kind == "npz":
+        return load_npz(path, src, key)
+    return load_npy_dir(path, src, key, cancel)
+
+
+def prepare(raw: RawData, spec: PreprocessSpec | None, input_shape: tuple[int, ...], key: str) -> Dataset:
+    """Raw split → model-ready :class:`Dataset`; images go through :func:`preprocess`."""
+    if raw.images is not None:
+        if spec is None:
+            raise DataError(f"{key}: images need preprocessing but the model input is not an image")
+        x = preprocess(raw.images, spec)
+    else:
+        assert raw.arrays is not None
+        x = raw.arrays
+        if x.shape[1:] != tuple(input_shape):
+            raise DataError(
+                f"{raw.source}: items have shape {x.shape[1:]} but the model input is {tuple(input_shape)}",
+                f"give {key} arrays shaped like the model input, or set raw = true to preprocess images",
+            )
+    return Dataset(x, raw.labels, raw.source, raw.class_names)
+
+
+def select_calibration(n_available: int, samples: int, seed: int) -> np.ndarray:
+    """Indices of the calibration items: ``samples`` drawn without replacement, by seed."""
+    rng = np.random.default_rng(seed)
+    k = min(samples, n_available)
+    return np.sort(rng.choice(n_available, size=k, replace=False))

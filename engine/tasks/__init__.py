@@ -1,0 +1,69 @@
+"""Task metrics, chosen by the config's ``evaluation.task``.
+
+A task turns a stage's dequantized outputs (one float array per model output, stacked over
+the test items) and the labels into named metrics, all fractions in [0, 1]. ``primary`` is
+the metric whose drop (FP32 − stage, in points) the verdict judges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import EvaluationConfig
+from ..errors import DataError
+
+Scorer = Callable[[Sequence[np.ndarray], Any, EvaluationConfig], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    #: Metric the verdict judges; for ``generic`` it is agreement with FP32.
+    primary: str
+    metrics: tuple[str, ...]
+    needs_labels: bool
+    score: Scorer | None
+    description: str
+
+
+def _top1(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> dict[str, float]:
+    logits = outputs[0].reshape(len(outputs[0]), -1)
+    y = np.asarray(labels).reshape(-1)
+    if len(y) != len(logits):
+        raise DataError(f"{len(y)} labels for {len(logits)} test items")
+    if y.dtype.kind not in "iu":
+        raise DataError(f"classification labels must be integers, got {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= logits.shape[1]):
+        raise DataError(
+            f"labels run {y.min()}..{y.max()} but the model has {logits.shape[1]} classes",
+            "check the label array or the class folders",
+        )
+    return {"top1": float(np.mean(np.argmax(logits, axis=1) == y))}
+
+
+def _registry() -> dict[str, Task]:
+    from . import ctc, east  # noqa: PLC0415 - tasks register lazily to keep import light
+
+    return {
+        "classification": Task(
+            "classification", "top1", ("top1",), True, _top1, "top-1 accuracy from output 0"
+        ),
+        "generic": Task(
+            "generic",
+            "agreement",
+            (),
+            False,
+            None,
+            "no labels: judged by argmax agreement (or cosine) with FP32, as ST's X-cross",
+        ),
+        "ctc": ctc.TASK,
+        "east": east.TASK,
+    }
+
+
+def get_task(name: str) -> Task:
+    return _registry()[name]

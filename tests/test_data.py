@@ -1,0 +1,105 @@
+"""Loaders: npz, a folder of .npy, a folder of images, and their errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.config import DataSource
+from engine.data import load_source
+from engine.errors import ConfigError, DataError, InputFileError
+
+
+def _image_tree(root: Path, n_per_class: int = 3) -> None:
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        for i in range(n_per_class):
+            cv2.imwrite(str(root / cls / f"{i}.png"), rng.integers(0, 255, (10, 12, 3), dtype=np.uint8))
+
+
+def test_images_labels_from_subfolders(tmp_path: Path) -> None:
+    _image_tree(tmp_path / "imgs")
+    raw = load_source(DataSource(kind="images", path=str(tmp_path / "imgs")), "data.test")
+    assert len(raw) == 6
+    assert raw.class_names == ("cat", "dog")
+    assert raw.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert raw.images[0].shape == (10, 12, 3)
+
+
+def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
+    _image_tree(tmp_path / "imgs")
+    bad = tmp_path / "imgs" / "dog" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    with pytest.raises(InputFileError) as info:
+        load_source(DataSource(kind="images", path=str(tmp_path / "imgs")), "data.calibration")
+    assert str(bad) in str(info.value) and "cannot be decoded" in str(info.value)
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFileError, match="holds no images"):
+        load_source(DataSource(kind="images", path=str(tmp_path / "empty")), "data.calibration")
+    with pytest.raises(InputFileError, match="holds no .npy files"):
+        load_source(DataSource(kind="npy_dir", path=str(tmp_path / "empty")), "data.calibration")
+
+
+def test_npy_dir_in_the_guides_layout(tmp_path: Path) -> None:
+    d = tmp_path / "cal"
+    d.mkdir()
+    for i in range(12):  # natural order: 2 before 10
+        np.save(d / f"calibration_data_{i}.npy", np.full((1, 4, 4, 1), i, np.float32))
+    raw = load_source(DataSource(kind="npy_dir", path=str(d)), "data.calibration")
+    assert raw.arrays.shape == (12, 4, 4, 1)
+    assert raw.arrays[:, 0, 0, 0].tolist() == list(range(12))
+
+
+def test_npz_named_arrays_and_missing_key(tmp_path: Path) -> None:
+    p = tmp_path / "d.npz"
+    np.savez(p, images=np.zeros((5, 3, 3, 1), np.float32), labels=np.arange(5))
+    raw = load_source(DataSource(kind="npz", path=str(p), x="images", y="labels"), "data.test")
+    assert raw.arrays.shape == (5, 3, 3, 1) and raw.labels.tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ConfigError, match=r"data.test.x: array 'x' is not in d.npz \(it holds: images, labels\)"):
+        load_source(DataSource(kind="npz", path=str(p)), "data.test")
+    np.savez(p, x=np.zeros((5, 2)), y=np.arange(4))
+    with pytest.raises(DataError, match="4 labels for 5 inputs"):
+        load_source(DataSource(kind="npz", path=str(p)), "data.test")
+    p.write_text("not a zip")
+    with pytest.raises(InputFileError, match="not a readable .npz"):
+        load_source(DataSource(kind="npz", path=str(p)), "data.test")
+
+
+def test_raw_npz_goes_through_preprocessing(tmp_path: Path) -> None:
+    from engine.config import PreprocessConfig
+    from engine.data import prepare
+    from engine.preprocess import PreprocessSpec
+
+    p = tmp_path / "raw.npz"
+    np.savez(p, x=np.full((3, 8, 8), 255, np.uint8), y=np.arange(3))
+    raw = load_source(DataSource(kind="npz", path=str(p), raw=True), "data.test")
+    spec = PreprocessSpec.resolve(PreprocessConfig(), (4, 4, 1))
+    ds = prepare(raw, spec, (4, 4, 1), "data.test")
+    assert ds.x.shape == (3, 4, 4, 1) and float(ds.x.max()) == pytest.approx(1.0)
+
+
+def test_model_ready_arrays_must_match_the_input(tmp_path: Path) -> None:
+    from engine.data import prepare
+
+    p = tmp_path / "d.npz"
+    np.savez(p, x=np.zeros((2, 5, 5, 1), np.float32), y=np.arange(2))
+    raw = load_source(DataSource(kind="npz", path=str(p)), "data.test")
+    with pytest.raises(DataError, match=r"shape \(5, 5, 1\) but the model input is \(4, 4, 1\)"):
+        prepare(raw, None, (4, 4, 1), "data.test")
+
+
+def test_synthetic_digits_are_deterministic_and_disjoint() -> None:
+    a = load_source(DataSource(kind="synthetic", generator="digits", split="test", count=50), "t")
+    b = load_source(DataSource(kind="synthetic", generator="digits", split="test", count=50), "t")
+    c = load_source(DataSource(kind="synthetic", generator="digits", split="calibration", count=300), "t")
+    assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images, strict=True))
+    hashes = {im.tobytes() for im in a.images}
+    assert not hashes & {im.tobytes() for im in c.images}
+    assert set(a.labels.tolist()) <= set(range(10))

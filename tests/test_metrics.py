@@ -1,0 +1,69 @@
+"""The validate metrics and the verdict against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.metrics import agreement
+from engine.tasks import get_task
+from engine.config import EvaluationConfig
+from engine.verdict import judge, primary_value
+
+
+def test_agreement_by_hand() -> None:
+    ref = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]])
+    pred = np.array([[1.0, 2.0, 2.5], [0.0, 1.5, 0.0]])
+    m = agreement(pred, ref)
+    # e = [0, 0, -0.5, 0, 0.5, 0]
+    assert m["acc"] == 1.0  # argmax 2 and 1 in both
+    assert m["rmse"] == pytest.approx(math.sqrt(0.5 / 6))
+    assert m["mae"] == pytest.approx(1.0 / 6)
+    assert m["l2r"] == pytest.approx(math.sqrt(0.5) / math.sqrt(15))
+    assert m["mean"] == pytest.approx(0.0)
+    assert m["std"] == pytest.approx(math.sqrt(0.5 / 6))
+    ref_mean = 7 / 6
+    sst = sum((v - ref_mean) ** 2 for v in [1, 2, 3, 0, 1, 0])
+    assert m["nse"] == pytest.approx(1 - 0.5 / sst)
+    dot = 1 + 4 + 7.5 + 1.5
+    assert m["cos"] == pytest.approx(dot / (math.sqrt(15) * math.sqrt(1 + 4 + 6.25 + 2.25)))
+
+
+def test_agreement_argmax_disagreement_and_identity() -> None:
+    ref = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    pred = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    assert agreement(pred, ref)["acc"] == 0.5
+    same = agreement(ref, ref)
+    assert same["rmse"] == 0 and same["nse"] == 1 and same["cos"] == pytest.approx(1)
+
+
+def test_agreement_single_channel_has_no_argmax() -> None:
+    ref = np.random.default_rng(0).random((4, 8, 8, 1))
+    assert agreement(ref * 0.5, ref)["acc"] is None
+
+
+def test_top1() -> None:
+    task = get_task("classification")
+    probs = np.array([[0.1, 0.9, 0.0], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5], [0.4, 0.5, 0.1]])
+    assert task.score([probs], np.array([1, 0, 2, 0]), EvaluationConfig())["top1"] == 0.75
+
+
+def test_verdict_thresholds_and_advice() -> None:
+    v = judge("top1", 0.972, 0.968, "general")
+    assert v.drop == pytest.approx(0.4) and v.passed and v.threshold == 2.0
+    v = judge("top1", 0.972, 0.968, "production")  # 0.4 ≤ 0.5
+    assert v.passed
+    v = judge("top1", 0.97, 0.955, "high")  # 1.5 > 1
+    assert not v.passed and "QAT" in v.advice
+    v = judge("top1", 0.97, 0.80, "prototype")
+    assert not v.passed and "preprocessing" in v.advice
+    v = judge("top1", 0.97, 0.94, "general")  # 3 > 2
+    assert not v.passed and "calibration" in v.advice
+    assert v.to_dict()["pass"] is False
+
+
+def test_generic_task_is_judged_on_agreement() -> None:
+    assert primary_value({"agreement": {"acc": 0.97, "cos": 0.99}}, "agreement") == 0.97
+    assert primary_value({"agreement": {"acc": None, "cos": 0.99}}, "agreement") == 0.99

@@ -1,0 +1,236 @@
+"""TensorFlow side: load a model, export it with batch 1, convert FP32 → FP16 → INT8.
+
+Only the TensorFlow child process (:mod:`engine.tfproc`) imports this module, so the rest
+of the engine — and every UI — stays free of TensorFlow and of its crashes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from .errors import ConversionError, ModelError  # noqa: E402
+
+
+def _load_keras(path: str, fmt: str) -> Any:
+    import keras  # noqa: PLC0415
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as k3_error:  # noqa: BLE001 - Keras raises many types here
+        if fmt != "h5":
+            raise ModelError(
+                f"{path}: Keras could not load the model: {_first_line(k3_error)}",
+                "check that it was saved by Keras 3 with model.save('model.keras')",
+            ) from None
+        # Some Keras 2 .h5 files only load in tf-keras. The file was checked for Lambda
+        # layers before we got here, so loading it runs no code from the file.
+        try:
+            import tf_keras  # noqa: PLC0415
+
+            return tf_keras.models.load_model(path, compile=False, safe_mode=True)
+        except Exception as k2_error:  # noqa: BLE001
+            raise ModelError(
+                f"{path}: neither Keras 3 nor tf-keras could load the model: "
+                f"{_first_line(k3_error)} / {_first_line(k2_error)}",
+                "save it again as .keras with Keras 3, or as a SavedModel folder",
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _static_shape(shape: Any, override: list[int] | None, what: str) -> tuple[int, ...]:
+    dims = list(shape)[1:]
+    if override:
+        if len(override) != len(dims):
+            raise ModelError(
+                f"model.input_shape has {len(override)} dims but the model input has {len(dims)} "
+                f"({what} {tuple(shape)})",
+                "give the input shape without the batch axis",
+            )
+        return tuple(int(v) for v in override)
+    if any(d is None for d in dims):
+        raise ModelError(
+            f"the model input {tuple(shape)} has unknown dimensions besides the batch",
+            "set model.input_shape = [H, W, C] in the config",
+        )
+    return tuple(int(d) for d in dims)
+
+
+def load_and_export(
+    path: str, fmt: str, input_shape: list[int] | None, export_dir: str
+) -> dict[str, Any]:
+    """Load the model and write a SavedModel whose signature has a fixed batch of 1.
+
+    A dynamic batch makes the converter emit SHAPE/GATHER/PACK ops the NPU cannot run.
+    """
+    if fmt == "saved_model":
+        return _export_saved_model(path, input_shape, export_dir)
+    model = _load_keras(path, fmt)
+    if len(model.inputs) != 1:
+        raise ModelError(
+            f"{path}: the model has {len(model.inputs)} inputs; artq handles single-input models",
+            "export a single-input model",
+        )
+    shape = _static_shape(model.inputs[0].shape, input_shape, "Keras input")
+    spec = tf.TensorSpec((1, *shape), tf.float32, name="input")
+    if _is_keras3(model):
+        model.export(export_dir, format="tf_saved_model", input_signature=[spec], verbose=False)
+    else:
+        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        tf.saved_model.save(model, export_dir, signatures=fn.get_concrete_function())
+    outputs = [
+        {"name": f"output_{i}", "shape": [1, *[int(d) for d in list(o.shape)[1:] if d is not None]]}
+        for i, o in enumerate(model.outputs)
+    ]
+    return {
+        "inputs": [{"name": "input", "shape": [1, *shape], "dtype": "float32"}],
+        "outputs": outputs,
+        "params": int(model.count_params()),
+        "layers": sorted({type(layer).__name__ for layer in _all_layers(model)}),
+    }
+
+
+def _is_keras3(model: Any) -> bool:
+    return type(model).__module__.startswith("keras.")
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        out.extend(_all_layers(layer))
+        inner = getattr(layer, "layer", None) or getattr(layer, "forward_layer", None)
+        if inner is not None:
+            out.append(inner)
+    return out
+
+
+def _export_saved_model(path: str, input_shape: list[int] | None, export_dir: str) -> dict[str, Any]:
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: TensorFlow could not load the SavedModel: {_first_line(exc)}") from None
+    sigs = getattr(loaded, "signatures", {})
+    if "serving_default" not in sigs:
+        raise ModelError(
+            f"{path}: the SavedModel has no serving_default signature",
+            "export it with a serving signature (model.export or tf.saved_model.save with signatures=)",
+        )
+    sig = sigs["serving_default"]
+    in_specs = sig.structured_input_signature[1]
+    if len(in_specs) != 1:
+        raise ModelError(f"{path}: the signature has {len(in_specs)} inputs; artq handles one")
+    in_name, in_spec = next(iter(in_specs.items()))
+    shape = _static_shape(in_spec.shape, input_shape, "SavedModel input")
+    out_keys = sorted(sig.structured_outputs.keys())
+
+    class Batch1(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = loaded
+
+        @tf.function(input_signature=[tf.TensorSpec((1, *shape), tf.float32, name="input")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            res = sig(**{in_name: x})
+            return {f"output_{i}": res[k] for i, k in enumerate(out_keys)}
+
+    module = Batch1()
+    tf.saved_model.save(module, export_dir, signatures=module.serve.get_concrete_function())
+    outputs = [
+        {"name": f"output_{i}", "shape": [1, *list(sig.structured_outputs[k].shape)[1:]]}
+        for i, k in enumerate(out_keys)
+    ]
+    params = int(sum(np.prod(v.shape) for v in getattr(loaded, "variables", [])))
+    return {
+        "inputs": [{"name": "input", "shape": [1, *shape], "dtype": "float32"}],
+        "outputs": outputs,
+        "params": params,
+        "layers": [],
+    }
+
+
+_IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
+
+
+def convert(
+    saved_model_dir: str,
+    stage: str,
+    out_path: str,
+    *,
+    calibration: str | None = None,
+    granularity: str = "per_channel",
+    io_type: str = "int8",
+    allow_float: bool = False,
+    on_sample: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Convert to one stage's ``.tflite``; returns its size and time."""
+    t0 = time.perf_counter()
+    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    if stage == "fp16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif stage == "int8":
+        if calibration is None:
+            raise ConversionError("INT8 conversion needs calibration data")
+        data = np.load(calibration, mmap_mode="r")
+        n = len(data)
+
+        def representative_dataset():  # the one Python hook inside the converter
+            for i in range(n):
+                yield [np.asarray(data[i : i + 1], dtype=np.float32)]
+                if on_sample is not None:
+                    on_sample(i + 1, n)
+
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative_dataset
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if allow_float:
+            ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+        conv.target_spec.supported_ops = ops
+        conv.inference_input_type = _IO_TYPES[io_type]
+        conv.inference_output_type = _IO_TYPES[io_type]
+        if granularity == "per_tensor":
+            # ST's own switch for per-tensor weights in its TFLite path.
+            conv._experimental_disable_per_channel = True
+    elif stage != "fp32":
+        raise ConversionError(f"unknown stage {stage!r}")
+    try:
+        blob = conv.convert()
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types
+        raise ConversionError(
+            f"TFLite's converter failed on the {stage.upper()} stage: {_converter_message(exc)}",
+            _converter_hint(exc, stage),
+        ) from exc
+    Path(out_path).write_bytes(blob)
+    return {"size_bytes": len(blob), "seconds": time.perf_counter() - t0}
+
+
+def _converter_message(exc: BaseException) -> str:
+    # The converter's message is a wall of MLIR; keep the line that names the op.
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "error:" in ln:
+            return ln[ln.index("error:") + 6 :].strip()[:300]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _converter_hint(exc: BaseException, stage: str) -> str:
+    text = str(exc)
+    if stage == "int8" and ("is neither a custom op nor a flex op" in text or "failed to legalize" in text):
+        return (
+            "an op has no INT8 kernel; replace it with a standard op, or set "
+            "quantization.allow_float = true to leave it in float on the CPU"
+        )
+    return "see the run's log.txt for the converter's full output"

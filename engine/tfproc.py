@@ -1,0 +1,217 @@
+"""TensorFlow in its own process: a small request/reply protocol over JSON lines.
+
+The orchestrator never imports TensorFlow. It asks a child (``python -m engine.tfproc``)
+to load, export and convert; the child streams progress events and ends each request with
+a reply. Why a process: a conversion holds the GIL (a UI thread froze for 3.7 s, measured),
+a Keras 3 LSTM crashes the INT8 converter with SIGSEGV (measured), and TF's C++ logging
+writes straight to fds 1 and 2. A crash here becomes a clear :class:`ConversionError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from typing import Any
+
+from . import errors
+from .cancel import CancelToken
+from .events import Sink, event_from_dict
+
+_GRACE_S = 3.0
+
+
+class TFProcess:
+    """Parent-side handle on the TensorFlow child."""
+
+    def __init__(self, log_path: str, sink: Sink, cancel: CancelToken | None = None) -> None:
+        self._sink = sink
+        self._cancel = cancel or CancelToken()
+        self._log_path = log_path
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+        with open(log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "engine.tfproc", log_path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                text=True,
+                bufsize=1,
+            )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def call(self, cmd: str, what: str, **args: Any) -> dict[str, Any]:
+        """Send one request and relay its events until the reply; raise on error."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._died(what) from None
+        while True:
+            try:
+                line = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                if self._cancel.cancelled:
+                    self.terminate()
+                    raise errors.CancelledError() from None
+                continue
+            if line is None:
+                raise self._died(what)
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if msg.get("kind") == "reply":
+                if msg.get("ok"):
+                    return msg.get("result") or {}
+                raise _rebuild_error(msg.get("error") or {})
+            self._sink(event_from_dict(msg))
+
+    def _died(self, what: str) -> errors.EngineError:
+        try:
+            rc = self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.terminate()
+            rc = self._proc.returncode
+        if self._cancel.cancelled:
+            return errors.CancelledError()
+        if rc is not None and rc < 0:
+            try:
+                sig = signal.Signals(-rc).name
+            except ValueError:
+                sig = f"signal {-rc}"
+            return errors.ConversionError(
+                f"TensorFlow crashed ({sig}) while {what}",
+                f"this is a crash inside TensorFlow, not a Python error; see {self._log_path}",
+            )
+        return errors.ConversionError(
+            f"the TensorFlow process exited (code {rc}) while {what}", f"see {self._log_path}"
+        )
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self._proc.stdin.flush()
+                self._proc.wait(timeout=_GRACE_S)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+                self.terminate()
+
+    def terminate(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> TFProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rebuild_error(err: dict[str, Any]) -> errors.EngineError:
+    cls = getattr(errors, str(err.get("type", "")), None)
+    message, hint = str(err.get("message", "")), str(err.get("hint", ""))
+    if isinstance(cls, type) and issubclass(cls, errors.EngineError):
+        exc = errors.EngineError.__new__(cls)
+        errors.EngineError.__init__(exc, message, hint)
+        return exc
+    return errors.ConversionError(message, hint)
+
+
+# --- child side --------------------------------------------------------------------------
+
+
+def _child_main(log_path: str) -> int:
+    from .events import Log, Progress
+    from .protocol import JsonLineWriter, open_private_channel
+
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides for us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = JsonLineWriter(open_private_channel(log_path))
+    from . import convert  # imports TensorFlow, with fds 1 and 2 already on the log
+
+    state: dict[str, Any] = {}
+
+    def handle(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        if cmd == "load":
+            info = convert.load_and_export(
+                args["path"], args["format"], args.get("input_shape"), args["export_dir"]
+            )
+            state["saved_model"] = args["export_dir"]
+            return info
+        if cmd == "convert":
+            stage = args["stage"]
+
+            def on_sample(done: int, total: int) -> None:
+                out(Progress("calibrate", done, total))
+
+            return convert.convert(
+                state["saved_model"],
+                stage,
+                args["out_path"],
+                calibration=args.get("calibration"),
+                granularity=args.get("granularity", "per_channel"),
+                io_type=args.get("io_type", "int8"),
+                allow_float=bool(args.get("allow_float", False)),
+                on_sample=on_sample,
+            )
+        if cmd == "call":
+            # Other TF-side work (per-layer debugging, QAT) registers by dotted name.
+            module, func = args["target"].rsplit(":", 1)
+            import importlib
+
+            fn = getattr(importlib.import_module(module), func)
+            return fn(state=state, emit=out, **args.get("kwargs", {}))
+        raise errors.EngineError(f"unknown request {cmd!r}")
+
+    for line in sys.stdin:
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        cmd = msg.pop("cmd", "")
+        if cmd == "quit":
+            break
+        try:
+            result = handle(cmd, msg)
+            out.write({"kind": "reply", "ok": True, "result": result})
+        except errors.EngineError as exc:
+            if exc.__cause__ is not None:
+                traceback.print_exception(exc.__cause__, file=sys.stderr)
+            out.write({"kind": "reply", "ok": False, "error": exc.to_dict()})
+        except Exception as exc:  # noqa: BLE001 - reported, with the traceback in the log
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+            out(Log(f"{cmd} failed: {type(exc).__name__}: {exc}", "error"))
+            err = errors.ConversionError(
+                f"{cmd} failed in TensorFlow: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+                f"the full traceback is in {log_path}",
+            )
+            out.write({"kind": "reply", "ok": False, "error": err.to_dict()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1] if len(sys.argv) > 1 else os.devnull))

@@ -26,3 +26,11 @@ def write_config(tmp_path: Path):
         return p
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small digits CNN trained here in ~15 s (real TensorFlow)."""
+    from models import tiny_digits_classifier
+
+    return tiny_digits_classifier(tmp_path_factory.mktemp("model") / "tiny.keras")

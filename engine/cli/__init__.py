@@ -1,0 +1,74 @@
+"""The ``artq`` command. The only part of the engine that may use rich.
+
+    artq                      open the TUI workbench
+    artq run CONFIG           run a job (PTQ or QAT) with live progress
+    artq inspect MODEL        NPU placement, memory and time of a .tflite
+    artq sweep CONFIG --set   what-if variants side by side
+    artq samples ...          list or retrain the bundled samples
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+
+DESCRIPTION = """\
+artq turns FP32 neural networks into INT8 models for the STM32N6 Neural-ART NPU and shows
+what that costs in accuracy, memory and time before anyone flashes a board.
+
+With no command, artq opens the TUI workbench.
+"""
+
+EPILOG = """\
+exit codes: 0 done, 1 internal error, 2 bad config or input, 3 cancelled,
+            4 verdict failed (with --strict)
+examples:
+  artq run sample_configs/ocr_crnn_conv.toml
+  artq run sample_configs/digits_ptq.toml --set calibration.samples=50 --json
+  artq inspect runs/<run>/int8.tflite --target stm32n6570-dk
+"""
+
+
+COMMANDS = ("run", "inspect", "sweep", "samples")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="artq",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"artq {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue  # a front-end not built yet
+        module.add_parser(sub)
+        sub.choices[name].set_defaults(func=module.run)
+    tui = sub.add_parser("tui", help="open the TUI workbench (the default with no command)")
+    tui.add_argument("--runs-dir", default=None, help="run folders to browse (default: ./runs)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in (None, "tui"):
+        from tui.app import main as tui_main
+
+        return tui_main(runs_dir=getattr(args, "runs_dir", None))
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""``artq run``: one job with a live progress display and a final summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..cancel import CancelToken
+from ..errors import EngineError, VerdictFailed
+from ..events import Event, Log, StageFinished, StageStarted
+from ..events import Progress as ProgressEvent
+
+HELP = "run a quantization job (PTQ or QAT) from a TOML config"
+DESCRIPTION = """\
+Run a job: load the model and data, calibrate, convert FP32 → FP16 → INT8, evaluate every
+stage on the test set, place the INT8 model on the Neural-ART NPU, and judge the INT8 drop
+against the config's use-case profile. Writes a run folder (runs/<time>-<name>/) with the
+.tflite of each stage, report.json, report.md and the log.
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 done, 1 internal error, 2 bad config or input, 3 cancelled, "
+        "4 verdict failed (--strict)",
+    )
+    p.add_argument("config", nargs="?", help="job config (.toml); see sample_configs/")
+    p.add_argument("--runs-dir", metavar="DIR", help="write the run folder under DIR "
+                   "(default: the config's output.runs_dir)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a config key, e.g. --set calibration.samples=50 (repeatable)")
+    p.add_argument("--json", action="store_true",
+                   help="print the final report.json on stdout and nothing else (progress goes to stderr)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with code 4 when the INT8 drop fails the profile's threshold")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+
+
+class RichSink:
+    """Events → a rich progress display on stderr."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        # Live bars only on a terminal; in a pipe or CI log, one line per finished stage.
+        self.live = console.is_terminal and not quiet
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<40}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            disable=not self.live,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> RichSink:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, ev: Event) -> None:
+        with self.lock:
+            self._handle(ev)
+
+    def _handle(self, ev: Event) -> None:
+        if isinstance(ev, StageStarted):
+            self.tasks[ev.stage] = self.progress.add_task(ev.label, total=ev.total)
+        elif isinstance(ev, ProgressEvent):
+            stage = "convert_int8" if ev.stage == "calibrate" else ev.stage
+            tid = self.tasks.get(stage)
+            if tid is not None:
+                self.progress.update(tid, completed=ev.done, total=ev.total)
+        elif isinstance(ev, StageFinished):
+            if not self.live and not self.quiet:
+                label = self.progress.tasks[self.tasks[ev.stage]].description if ev.stage in self.tasks else ev.stage
+                self.console.print(f"done  {escape(label)} ({ev.seconds:.1f} s)", highlight=False)
+            tid = self.tasks.get(ev.stage)
+            if tid is not None:
+                task = self.progress.tasks[tid]
+                total = task.total if task.total is not None else 1
+                self.progress.update(tid, completed=total, total=total)
+        elif isinstance(ev, Log) and ev.level in ("warning", "error") and not self.quiet:
+            self.console.print(f"[yellow]{ev.level}:[/] {escape(ev.message)}")
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    from ..report import task_metric_names
+
+    names = task_metric_names(report)
+    t = Table(title=f"{report.get('name', '')}: {report.get('status', '').upper()}", title_justify="left")
+    t.add_column("stage")
+    t.add_column("size", justify="right")
+    for n in names:
+        t.add_column(n, justify="right")
+    t.add_column("drop (pts)", justify="right")
+    t.add_column("agree acc", justify="right")
+    t.add_column("cos", justify="right")
+    stages = report.get("stages") or {}
+    primary = (report.get("verdict") or {}).get("metric")
+    base = ((stages.get("fp32") or {}).get("metrics") or {}).get(primary)
+    for name, st in stages.items():
+        m = st.get("metrics") or {}
+        agr = m.get("agreement") or {}
+        size = st.get("size_bytes")
+        drop = ""
+        if base is not None and m.get(primary) is not None:
+            drop = f"{(base - m[primary]) * 100:+.2f}"
+        t.add_row(
+            name.upper(),
+            f"{size / 1024:.1f} KiB" if size else "—",
+            *[f"{100 * m[n]:.2f} %" if m.get(n) is not None else "—" for n in names],
+            drop,
+            f"{100 * agr['acc']:.2f} %" if agr.get("acc") is not None else "—",
+            f"{agr['cos']:.5f}" if agr.get("cos") is not None else "—",
+        )
+    return t
+
+
+def print_summary(console: Console, report: dict[str, Any]) -> None:
+    console.print(summary_table(report))
+    stages = report.get("stages") or {}
+    fp32 = (stages.get("fp32") or {}).get("size_bytes")
+    int8 = (stages.get("int8") or {}).get("size_bytes")
+    if fp32 and int8:
+        console.print(f"INT8 is {100 * (1 - int8 / fp32):.1f} % smaller than FP32.")
+    npu = (report.get("npu") or {}).get("summary")
+    if npu:
+        console.print(
+            f"N6 estimate: {npu.get('ops_npu', '?')}/{npu.get('ops_total', '?')} ops on the NPU, "
+            f"{npu.get('epochs_hw', '?')} HW / {npu.get('epochs_sw', '?')} SW epochs, "
+            f"{npu.get('latency_ms', 0):.2f} ms"
+        )
+    v = report.get("verdict")
+    if v and v.get("drop") is not None:
+        word = "[bold green]PASS[/]" if v["pass"] else "[bold red]FAIL[/]"
+        console.print(f"Verdict: {word} — INT8 drop {v['drop']:.2f} points on {v['metric']} "
+                      f"(profile {v['profile']}: ≤ {v['threshold']:g})")
+        console.print(f"Advice: {v['advice']}")
+    console.print(f"Run folder: {report.get('run_dir')}")
+
+
+def run(args: argparse.Namespace) -> int:
+    err_console = Console(stderr=True)
+    out_console = Console()
+    from .. import config as config_mod
+    from ..job import run_job
+
+    cancel = CancelToken()
+    pressed = [0]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        pressed[0] += 1
+        if pressed[0] == 1:
+            cancel.cancel()
+            err_console.print("[yellow]cancelling… (Ctrl-C again to force)[/]")
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        if not args.config:
+            raise config_mod.ConfigError("give a job config",
+                                         "for example: artq run sample_configs/digits_ptq.toml")
+        overrides = list(args.overrides)
+        if args.runs_dir:
+            overrides.append(f"output.runs_dir={json.dumps(str(Path(args.runs_dir).resolve()))}")
+        cfg = config_mod.load_config(args.config, overrides)
+        old = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with RichSink(err_console, quiet=args.quiet) as sink:
+                result = run_job(cfg, sink, cancel)
+        finally:
+            signal.signal(signal.SIGINT, old)
+    except EngineError as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        where = ""
+        if run_dir:
+            where = f" [run folder marked {'cancelled' if exc.exit_code == 3 else 'failed'}: {run_dir}]"
+        # One line: what went wrong, what to do, where the log is.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc) + where)}", highlight=False,
+                          soft_wrap=True)
+        if run_dir:
+            if args.json:
+                report = Path(run_dir) / "report.json"
+                if report.is_file():
+                    sys.stdout.write(report.read_text(encoding="utf-8"))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[yellow]cancelled[/]")
+        return 3
+    report = result.report
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        print_summary(out_console, report)
+    v = report.get("verdict") or {}
+    if args.strict and v and not v.get("pass"):
+        err_console.print(f"[bold red]verdict failed[/] ({VerdictFailed.__name__}): "
+                          f"drop {v.get('drop')} > {v.get('threshold')}")
+        return VerdictFailed.exit_code
+    return 0

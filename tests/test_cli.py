@@ -1,0 +1,162 @@
+"""`artq run` exit codes and messages for bad input: one line, code 2, nothing complete left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT
+
+DIGITS = ROOT / "engine" / "samples" / "weights" / "digits.keras"
+
+JOB = """
+[model]
+path = "{model}"
+[data.calibration]
+kind = "{cal_kind}"
+path = "{cal}"
+[data.test]
+kind = "synthetic"
+generator = "digits"
+split = "test"
+count = 10
+[calibration]
+samples = {samples}
+[output]
+runs_dir = "{runs}"
+"""
+
+
+def artq(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
+    )
+
+
+def _job(tmp: Path, model: Path = DIGITS, cal: Path | None = None, cal_kind: str = "images",
+         samples: int = 10, extra: str = "") -> Path:
+    if cal is None:
+        cal = tmp / "cal"
+        cal.mkdir(exist_ok=True)
+        for i in range(3):
+            cv2.imwrite(str(cal / f"{i}.png"), np.full((32, 32), 40 * i, np.uint8))
+    p = tmp / "job.toml"
+    p.write_text(JOB.format(model=model, cal=cal, cal_kind=cal_kind, samples=samples,
+                            runs=tmp / "runs") + extra)
+    return p
+
+
+def _no_complete_run(tmp: Path) -> None:
+    runs = tmp / "runs"
+    for run in runs.iterdir() if runs.is_dir() else []:
+        report = run / "report.json"
+        assert report.is_file(), f"{run} has no report.json"
+        assert json.loads(report.read_text())["status"] == "failed"
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_missing_model(tmp_path: Path) -> None:
+    r = artq("run", str(_job(tmp_path, model=tmp_path / "nope.keras")))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert str(tmp_path / "nope.keras") in line and "model not found" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_text_file_named_keras(tmp_path: Path) -> None:
+    fake = tmp_path / "model.keras"
+    fake.write_text("this is not a model\n")
+    r = artq("run", str(_job(tmp_path, model=fake)))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert str(fake) in line and "not a Keras 3 model" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_folder_with_one_corrupt_image(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    bad = tmp_path / "cal" / "9.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0garbage")
+    r = artq("run", str(job))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert str(bad) in line and "cannot be decoded" in line
+    _no_complete_run(tmp_path)
+
+
+def test_empty_calibration_folder(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = artq("run", str(_job(tmp_path, cal=empty)))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert str(empty) in line and "holds no images" in line
+    _no_complete_run(tmp_path)
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    job = _job(tmp_path, extra="\n[quantization]\ngranularty = 'per_tensor'\n")
+    r = artq("run", str(job))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert str(job) in line and "quantization.granularty: unknown key" in line
+    assert "did you mean 'granularity'" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_negative_samples(tmp_path: Path) -> None:
+    job = _job(tmp_path, samples=-3)
+    r = artq("run", str(job))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert "calibration.samples" in line and "-3" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_set_override(tmp_path: Path) -> None:
+    r = artq("run", str(_job(tmp_path)), "--set", "calibration.samples=0")
+    assert r.returncode == 2
+    assert "calibration.samples" in _one_line(r.stderr)
+
+
+def test_help_explains_every_option() -> None:
+    r = artq("--help")
+    assert r.returncode == 0
+    for word in ("run", "inspect", "exit codes"):
+        assert word in r.stdout
+    r = artq("run", "--help")
+    assert r.returncode == 0
+    for opt in ("--runs-dir", "--set", "--json", "--strict", "KEY=VALUE"):
+        assert opt in r.stdout
+
+
+@pytest.mark.slow
+def test_json_prints_the_report_only_and_strict_sets_code_4(tmp_path: Path) -> None:
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(cal / f"{i}.png"), rng.integers(0, 255, (32, 32), dtype=np.uint8))
+    job = _job(tmp_path, cal=cal, extra="\n[evaluation]\nprofile = 'production'\n")
+    r = artq("run", str(job), "--json", "--set", "quantization.stages=['fp32','int8']")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)  # stdout is exactly one JSON document
+    assert rep["status"] == "ok" and set(rep["stages"]) == {"fp32", "int8"}
+    # Calibrated on noise: INT8 should drop far more than the 0.5-point production bar.
+    if not rep["verdict"]["pass"]:
+        r2 = artq("run", str(job), "--strict", "--set", "quantization.stages=['fp32','int8']")
+        assert r2.returncode == 4

@@ -1,0 +1,81 @@
+"""`python -m engine.worker`: versioned JSON lines on stdout and nothing else; cancel by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from models import tiny_job
+
+from engine.events import PROTOCOL, event_from_dict
+
+
+def worker(config: Path, *sets: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "engine.worker", str(config)]
+    for s in sets:
+        args += ["--set", s]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_bad_config_is_one_failed_event(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[calibration]\nsamples = -3\n")
+    p = worker(cfg)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 2
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    msg = json.loads(lines[0])
+    assert msg["protocol"] == PROTOCOL and msg["kind"] == "run_failed"
+    assert msg["error_type"] == "ConfigError" and str(cfg) in msg["message"]
+
+
+@pytest.mark.slow
+def test_protocol_is_clean_and_tf_noise_goes_to_the_log(tiny_model: Path, tmp_path: Path) -> None:
+    p = worker(tiny_job(tmp_path, tiny_model, test_count=40), "quantization.stages=['fp32','int8']")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    kinds = []
+    for line in out.strip().splitlines():
+        msg = json.loads(line)  # every line is JSON: nothing foreign on the channel
+        assert msg["protocol"] == PROTOCOL
+        kinds.append(event_from_dict(msg).kind)
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert "stage_metrics" in kinds
+    run_dir = Path(json.loads(out.splitlines()[0])["run_dir"])
+    log = (run_dir / "log.txt").read_text()
+    assert "fully_quantize" in log or "tensorflow" in log.lower()  # TF's C++ output landed here
+    assert "fully_quantize" not in out
+
+
+@pytest.mark.slow
+def test_sigterm_cancels_and_marks_the_run(tiny_model: Path, tmp_path: Path) -> None:
+    p = worker(tiny_job(tmp_path, tiny_model))
+    assert p.stdout is not None
+    run_dir = None
+    t0 = time.monotonic()
+    for line in p.stdout:
+        msg = json.loads(line)
+        if msg["kind"] == "run_started":
+            run_dir = Path(msg["run_dir"])
+        if msg["kind"] == "stage_started" and msg["stage"] == "load":
+            break
+    p.send_signal(signal.SIGTERM)
+    rest, _ = p.communicate(timeout=30)
+    assert p.returncode == 3
+    assert time.monotonic() - t0 < 30
+    last = json.loads(rest.strip().splitlines()[-1])
+    assert last["kind"] == "run_failed" and last["status"] == "cancelled"
+    assert run_dir is not None
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "cancelled"
+    assert (run_dir / "log.txt").exists() and (run_dir / "events.jsonl").stat().st_size > 0
+    assert not (run_dir / "int8.tflite").exists()

@@ -1,0 +1,1 @@
+"""artq's Textual workbench. Never imports TensorFlow: jobs run in ``engine.worker``."""

@@ -93,11 +93,17 @@ def signature_io(it) -> tuple[list[TensorIO], list[TensorIO]]:  # noqa: ANN001
 
 
 def quantize(x: np.ndarray, t: TensorIO) -> np.ndarray:
-    """Float → the input tensor's integer type: round to nearest, clip to the type's range."""
+    """Float → the input tensor's integer type: round to nearest, clip to the type's range.
+
+    Halves round away from zero, as TFLite's own kernels do (std::round). The guide's loop
+    instead truncates (``astype``) and never clips, so an out-of-range value wraps around:
+    1.2 with scale 1/255 and zero point −128 becomes −77 instead of 127.
+    """
     if not t.quantized:
         return np.ascontiguousarray(x, dtype=t.dtype)
     info = np.iinfo(t.dtype)
-    q = np.rint(x / np.float32(t.scale)) + t.zero_point
+    v = np.asarray(x, np.float32) / np.float32(t.scale)
+    q = np.copysign(np.floor(np.abs(v) + 0.5), v) + t.zero_point
     return np.clip(q, info.min, info.max).astype(t.dtype)
 
 

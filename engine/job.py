@@ -20,7 +20,7 @@ import tomlkit
 
 from . import __version__
 from .cancel import CancelToken
-from .config import JobConfig
+from .config import JobConfig, replace
 from .data import Dataset, RawData, load_source, prepare, select_calibration
 from .errors import CancelledError, ConversionError, EngineError
 from .evaluate import run_model
@@ -78,6 +78,7 @@ class _State:
     findings: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     verdict: Verdict | None = None
+    resume: bool = False
 
 
 def preflight(cfg: JobConfig) -> ModelFile:
@@ -100,19 +101,33 @@ def run_job(
     cfg: JobConfig,
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
+    resume: str | Path | None = None,
 ) -> JobResult:
     """Run a job; returns its result, or raises the :class:`EngineError` that stopped it.
 
     Either way the run folder is complete and says what happened. Errors raised here carry
-    ``run_dir`` when a folder was made.
+    ``run_dir`` when a folder was made. ``resume`` continues a QAT run in its own folder
+    from its last epoch checkpoint.
     """
     cancel = cancel or CancelToken()
     mf = preflight(cfg)
-    run = RunDir.create(cfg.output.runs_dir, cfg.name)
-    run.write_text("config.toml", tomlkit.dumps(cfg.to_dict()))
+    ptq_ref: dict[str, Any] | None = None
+    if cfg.quantization.method == "qat":
+        # The comparison run comes first, as a run of its own, so each run's events stay its own.
+        ptq_ref = find_ptq_run(cfg)
+        if ptq_ref is None and cfg.quantization.qat.compare_ptq and resume is None:
+            ptq_cfg = replace(cfg, {"quantization.method": "ptq", "name": f"{cfg.name}-ptq"})
+            ptq_ref = run_job(ptq_cfg, sink, cancel).report
+    if resume is not None:
+        run = RunDir(Path(resume))
+    else:
+        run = RunDir.create(cfg.output.runs_dir, cfg.name)
+        run.write_text("config.toml", tomlkit.dumps(cfg.to_dict()))
     log = EventLog(run.events_path)
     emit: Sink = ThrottledSink(_tee(sink, log))
-    st = _State(cfg, run)
+    st = _State(cfg, run, resume=resume is not None)
+    if ptq_ref is not None:
+        st.extra["ptq_ref"] = ptq_ref
     emit(RunStarted(str(run.path), cfg.name, list(cfg.quantization.stages)))
     try:
         _run(st, mf, emit, cancel)
@@ -191,7 +206,11 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
             "give labels (npz y array, class sub-folders), or set evaluation.task = \"generic\"",
         )
 
-    tf = TFProcess(str(st.run.log_path), emit, cancel)
+    qat = cfg.quantization.method == "qat"
+    # tfmot needs Keras 2; the switch must be set before TF is imported, so only the QAT
+    # job's own child gets it and the rest of the engine stays on Keras 3.
+    env = {"TF_USE_LEGACY_KERAS": "1"} if qat else None
+    tf = TFProcess(str(st.run.log_path), emit, cancel, env=env)
     try:
         with _Timer(st, emit, "load", "Loading and exporting the model (batch 1)") as t:
             info = tf.call(
@@ -212,7 +231,10 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
 
         for stage in cfg.quantization.stages:
             cancel.check()
-            _convert_stage(st, tf, stage, calib_path, emit, set(info.get("layers", [])))
+            if qat and stage == "int8":
+                _qat_stage(st, tf, mf, calib_path, input_shape, emit, cancel)
+            else:
+                _convert_stage(st, tf, stage, calib_path, emit, set(info.get("layers", [])))
     finally:
         tf.close()
 
@@ -230,6 +252,127 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
         metric = task.primary if task.primary != "agreement" else "agreement"
         st.verdict = judge(metric, fp32 if fp32 is not None else 1.0, int8,
                            cfg.evaluation.profile, cfg.quantization.method)
+    if "ptq_ref" in st.extra:
+        st.extra["comparison"] = {"ptq": ptq_summary(st.extra["ptq_ref"])}
+
+
+def _qat_stage(
+    st: _State, tf: Any, mf: ModelFile, calib_path: Path, input_shape: tuple[int, ...],
+    emit: Sink, cancel: CancelToken,
+) -> None:
+    """Fine-tune with fake quantization in the TF child, then convert to INT8 there."""
+    cfg = st.cfg
+    from .labels import save_labels  # noqa: PLC0415
+
+    spec = PreprocessSpec.resolve(cfg.preprocessing, input_shape) if st.preprocessing else None
+    splits: dict[str, dict[str, str] | None] = {}
+    with _Timer(st, emit, "qat_data", "Loading training data"):
+        for split in ("train", "validation"):
+            src = getattr(cfg.data, split)
+            if src is None:
+                splits[split] = None
+                continue
+            raw = load_source(src, f"data.{split}", emit, cancel)
+            if spec is None and raw.images is not None:
+                spec = PreprocessSpec.resolve(cfg.preprocessing, input_shape)
+            ds = prepare(raw, spec, input_shape, f"data.{split}")
+            x_path, y_path = st.run.work / f"{split}_x.npy", st.run.work / f"{split}_labels.npz"
+            np.save(x_path, ds.x)
+            save_labels(y_path, ds.y)
+            splits[split] = {"x": str(x_path), "labels": str(y_path)}
+            st.data[split] = {"source": raw.source, "items": len(ds)}
+    out = st.run.path / "int8.tflite"
+    t0 = time.perf_counter()
+    res = tf.call(
+        "call",
+        "fine-tuning with QAT",
+        target="engine.qat:qat_train",
+        kwargs={
+            "model_path": mf.path,
+            "fmt": mf.format,
+            "task": cfg.evaluation.task,
+            "evaluation": cfg.to_dict()["evaluation"],
+            "qat": cfg.to_dict()["quantization"]["qat"],
+            "train": splits["train"],
+            "validation": splits["validation"],
+            "calibration": str(calib_path),
+            "ckpt_dir": str(st.run.path / "checkpoints"),
+            "resume": st.resume,
+            "export_dir": str(st.run.work / "qat_saved_model"),
+            "out_path": str(out),
+            "io_type": cfg.quantization.io_type,
+        },
+    )
+    st.timings["qat"] = round(time.perf_counter() - t0, 3)
+    st.stages["int8"] = {"path": out.name, "size_bytes": res.pop("size_bytes")}
+    st.extra["qat"] = res
+
+
+def _same_job(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("model", "data", "preprocessing", "calibration")
+    if any(a.get(k) != b.get(k) for k in keys):
+        return False
+    qa, qb = a.get("quantization", {}), b.get("quantization", {})
+    ea, eb = a.get("evaluation", {}), b.get("evaluation", {})
+    return all(qa.get(k) == qb.get(k) for k in ("granularity", "io_type")) and all(
+        ea.get(k) == eb.get(k) for k in ("task", "max_samples", "ctc", "east")
+    )
+
+
+def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> JobConfig:
+    """The config of a QAT run to resume, checked: it must have an epoch checkpoint."""
+    from .config import load_config  # noqa: PLC0415
+    from .errors import ConfigError  # noqa: PLC0415
+    from .rundir import read_report  # noqa: PLC0415
+
+    run = Path(run_dir)
+    if not (run / "config.toml").is_file():
+        raise ConfigError("is not a run folder (no config.toml)", "give a folder under runs/",
+                          file=str(run))
+    cfg = load_config(run / "config.toml", overrides)
+    if cfg.quantization.method != "qat":
+        raise ConfigError("only QAT runs can be resumed; this one is PTQ",
+                          "run the config again instead", file=str(run))
+    rep = read_report(run)
+    if rep and rep.get("status") == "ok":
+        raise ConfigError("finished already (status ok); there is nothing to resume",
+                          file=str(run))
+    if not (run / "checkpoints" / "state.json").is_file():
+        raise ConfigError("has no QAT checkpoint yet (it stopped before its first epoch ended)",
+                          "run the config again instead", file=str(run))
+    return cfg
+
+
+def find_ptq_run(cfg: JobConfig) -> dict[str, Any] | None:
+    """The newest finished PTQ run of the same model, data and calibration, if any."""
+    from .rundir import list_runs, read_report  # noqa: PLC0415
+
+    want = cfg.to_dict()
+    want_data = {k: v for k, v in want["data"].items() if k in ("calibration", "test")}
+    for run in list_runs(cfg.output.runs_dir):
+        rep = read_report(run)
+        if not rep or rep.get("status") != "ok":
+            continue
+        have = rep.get("config") or {}
+        if (have.get("quantization") or {}).get("method") != "ptq":
+            continue
+        have_data = {k: v for k, v in (have.get("data") or {}).items() if k in ("calibration", "test")}
+        if have_data == want_data and _same_job({**have, "data": None}, {**want, "data": None}):
+            return rep
+    return None
+
+
+def ptq_summary(rep: dict[str, Any]) -> dict[str, Any]:
+    """What a QAT report keeps of its PTQ baseline (report.json ``comparison.ptq``)."""
+    int8 = (rep.get("stages") or {}).get("int8") or {}
+    npu = (rep.get("npu") or {}).get("summary") or {}
+    return {
+        "run_dir": rep.get("run_dir"),
+        "drop": (rep.get("verdict") or {}).get("drop"),
+        "metrics": int8.get("metrics"),
+        "size_bytes": int8.get("size_bytes"),
+        "latency_ms": npu.get("latency_ms"),
+    }
 
 
 def _prepare_data(

@@ -29,11 +29,17 @@ _GRACE_S = 3.0
 class TFProcess:
     """Parent-side handle on the TensorFlow child."""
 
-    def __init__(self, log_path: str, sink: Sink, cancel: CancelToken | None = None) -> None:
+    def __init__(
+        self,
+        log_path: str,
+        sink: Sink,
+        cancel: CancelToken | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self._sink = sink
         self._cancel = cancel or CancelToken()
         self._log_path = log_path
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
         with open(log_path, "ab") as log:
             self._proc = subprocess.Popen(

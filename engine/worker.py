@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.worker")
     parser.add_argument("config")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--resume", action="store_true",
+                        help="CONFIG is a QAT run folder to continue from its last checkpoint")
     args = parser.parse_args(argv)
 
     out = JsonLineWriter(open_private_channel(None))
@@ -49,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     from .job import run_job
 
     try:
-        cfg = load_config(args.config, args.overrides)
-        run_job(cfg, sink, cancel)
+        if args.resume:
+            from .job import resume_config
+
+            cfg = resume_config(args.config, args.overrides)
+            run_job(cfg, sink, cancel, resume=args.config)
+        else:
+            run_job(load_config(args.config, args.overrides), sink, cancel)
     except EngineError as exc:
         if not getattr(exc, "run_dir", None):
             # Stopped before a run folder existed: say so on the channel.

@@ -56,6 +56,9 @@ def add_parser(sub: Any) -> None:
                    help="print the final report.json on stdout and nothing else (progress goes to stderr)")
     p.add_argument("--strict", action="store_true",
                    help="exit with code 4 when the INT8 drop fails the profile's threshold")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue a cancelled or failed QAT run (a run folder) from its last "
+                   "epoch checkpoint")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
 
@@ -160,7 +163,11 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
             f"{npu.get('epochs_hw', '?')} HW / {npu.get('epochs_sw', '?')} SW epochs, "
             f"{npu.get('latency_ms', 0):.2f} ms"
         )
+    ptq = (report.get("comparison") or {}).get("ptq")
     v = report.get("verdict")
+    if ptq and v and v.get("drop") is not None and ptq.get("drop") is not None:
+        console.print(f"QAT against PTQ: drop {v['drop']:.2f} vs {ptq['drop']:.2f} points "
+                      f"(PTQ run {ptq.get('run_dir')})", highlight=False)
     if v and v.get("drop") is not None:
         word = "[bold green]PASS[/]" if v["pass"] else "[bold red]FAIL[/]"
         console.print(f"Verdict: {word} — INT8 drop {v['drop']:.2f} points on {v['metric']} "
@@ -187,17 +194,22 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
 
     try:
-        if not args.config:
-            raise config_mod.ConfigError("give a job config",
+        if args.resume:
+            from ..job import resume_config
+
+            cfg = resume_config(args.resume, args.overrides)
+        elif not args.config:
+            raise config_mod.ConfigError("give a job config (or --resume RUN)",
                                          "for example: artq run sample_configs/digits_ptq.toml")
-        overrides = list(args.overrides)
-        if args.runs_dir:
-            overrides.append(f"output.runs_dir={json.dumps(str(Path(args.runs_dir).resolve()))}")
-        cfg = config_mod.load_config(args.config, overrides)
+        else:
+            overrides = list(args.overrides)
+            if args.runs_dir:
+                overrides.append(f"output.runs_dir={json.dumps(str(Path(args.runs_dir).resolve()))}")
+            cfg = config_mod.load_config(args.config, overrides)
         old = signal.signal(signal.SIGINT, on_sigint)
         try:
             with RichSink(err_console, quiet=args.quiet) as sink:
-                result = run_job(cfg, sink, cancel)
+                result = run_job(cfg, sink, cancel, resume=args.resume)
         finally:
             signal.signal(signal.SIGINT, old)
     except EngineError as exc:
@@ -208,11 +220,10 @@ def run(args: argparse.Namespace) -> int:
         # One line: what went wrong, what to do, where the log is.
         err_console.print(f"[bold red]error:[/] {escape(str(exc) + where)}", highlight=False,
                           soft_wrap=True)
-        if run_dir:
-            if args.json:
-                report = Path(run_dir) / "report.json"
-                if report.is_file():
-                    sys.stdout.write(report.read_text(encoding="utf-8"))
+        if run_dir and args.json:
+            report = Path(run_dir) / "report.json"
+            if report.is_file():
+                sys.stdout.write(report.read_text(encoding="utf-8"))
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[yellow]cancelled[/]")

@@ -1,0 +1,230 @@
+"""Per-layer cost: MACs, weight and activation bytes, estimated time.
+
+The model, in one paragraph. An NPU layer costs a fixed epoch overhead plus the longest of
+three streams that overlap in hardware: compute (MACs at the target's peak MAC rate times
+an efficiency for the layer's kind), activation traffic (bytes read and written, slowed by
+the freq ratio of the pool each buffer sits in) and weights streamed from external flash
+(flash bytes at the flash's effective read rate). A CPU layer costs its MACs and output
+elements at the Cortex-M55's cycles per MAC / per element, plus a software-epoch hand-off.
+The few constants live in the target TOML; those fitted on published figures say so there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..tflite.reader import Tensor
+from .rules import OpView, Placement, loop_body
+from .targets import Target, WeightLayout
+
+MAC_KINDS = frozenset({"conv", "depthwise", "recurrent"})
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    macs: int
+    #: Raw bytes of the layer's constant tensors (first use of each buffer only).
+    weight_bytes: int
+    #: Bytes as the compiler lays them out in flash (weight_bytes + layout overhead).
+    flash_bytes: int
+    #: Bytes of activations read and written.
+    activation_bytes: int
+    compute_us: float
+    memory_us: float
+    weights_us: float
+    overhead_us: float
+    #: Part of compute_us a CPU layer spends converting int8 ↔ float32 copies.
+    convert_us: float = 0.0
+
+    @property
+    def total_us(self) -> float:
+        return self.overhead_us + max(self.compute_us, self.memory_us, self.weights_us)
+
+
+def _elems(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= max(d, 1)
+    return n
+
+
+def macs(v: OpView) -> int:
+    """Multiply-accumulates of one operator (element operations for pools and element-wise
+    layers, as ST's ``macc`` column counts them)."""
+    op = v.opcode
+    out = v.outputs[0] if v.outputs else None
+    if out is None:
+        return 0
+    n_out = _elems(out.shape)
+    x = v.inputs[0] if v.inputs else None
+    w = v.inputs[1] if len(v.inputs) > 1 else None
+    if op == "CONV_2D" and w is not None and len(w.shape) == 4:
+        return n_out * w.shape[1] * w.shape[2] * w.shape[3]
+    if op == "DEPTHWISE_CONV_2D" and w is not None and len(w.shape) == 4:
+        return n_out * w.shape[1] * w.shape[2]
+    if op == "FULLY_CONNECTED" and w is not None and len(w.shape) == 2:
+        return n_out * w.shape[1]
+    if op == "BATCH_MATMUL" and x is not None and len(x.shape) >= 2:
+        k = x.shape[-2] if v.options.get("adj_x") else x.shape[-1]
+        return n_out * k
+    if op == "TRANSPOSE_CONV" and len(v.inputs) > 2 and v.inputs[2] is not None and w is not None:
+        # Each input element is spread over kh x kw x out_channels outputs.
+        return _elems(v.inputs[2].shape) * w.shape[0] * w.shape[1] * w.shape[2]
+    if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        return (
+            n_out * int(v.options.get("filter_height", 1)) * int(v.options.get("filter_width", 1))
+        )
+    if op in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD") and x is not None:
+        return _elems(x.shape)
+    if op in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"):
+        return _lstm_macs(v, gates=4)
+    if op in ("UNIDIRECTIONAL_SEQUENCE_RNN", "RNN", "BIDIRECTIONAL_SEQUENCE_RNN"):
+        return _lstm_macs(v, gates=1)
+    if op == "WHILE":
+        return _loop_macs(v)
+    if op in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE"):
+        return 0
+    return n_out
+
+
+def _loop_macs(v: OpView) -> int:
+    """MACs of a WHILE: its body's MACs times the trip count.
+
+    The trip count is the largest positive int32 scalar constant of the condition
+    subgraph, else the leading dimension of a 3-D loop input (a time-major sequence
+    [T, batch, features], as TFLite converts an unfused RNN), else 1.
+    """
+    m = v.model
+    if m is None:
+        return n_elems_out(v)
+    body = loop_body(v)
+    if not body:
+        return n_elems_out(v)
+    body_sg = m.subgraphs[v.options.get("body_subgraph_index", 0)]
+    per_step = 0
+    for op in body:
+        view = OpView(
+            op,
+            tuple(body_sg.tensors[i] if i >= 0 else None for i in op.inputs),
+            tuple(body_sg.tensors[i] for i in op.outputs),
+            frozenset(t.index for t in body_sg.tensors if t.is_constant),
+            m,
+        )
+        per_step += macs(view)
+    trips = 0
+    cond = v.options.get("cond_subgraph_index", -1)
+    if 0 <= cond < len(m.subgraphs):
+        for t in m.subgraphs[cond].tensors:
+            if t.is_constant and t.dtype == "int32" and t.num_elements == 1:
+                vals = OpView(v.op, (), (), frozenset(), m).values(t) or (0,)
+                trips = max(trips, vals[0])
+    if trips <= 0:
+        trips = max(
+            (t.shape[0] for t in v.inputs if t is not None and len(t.shape) == 3), default=1
+        )
+    return per_step * min(trips, 1_000_000)
+
+
+def n_elems_out(v: OpView) -> int:
+    return sum(_elems(t.shape) for t in v.outputs)
+
+
+def _lstm_macs(v: OpView, gates: int) -> int:
+    """Gates x (input + recurrent) matrix products per time step."""
+    x = v.inputs[0]
+    if x is None or len(x.shape) < 2:
+        return 0
+    # Input-to-forget weights are input 2 ([hidden, features]) in every LSTM/RNN variant;
+    # for RNNs the input weights are input 1.
+    w = (
+        v.inputs[2]
+        if gates == 4 and len(v.inputs) > 2
+        else (v.inputs[1] if len(v.inputs) > 1 else None)
+    )
+    if w is None or len(w.shape) != 2:
+        return 0
+    hidden, feats = w.shape
+    steps = _elems(x.shape[:-1])  # batch x time
+    directions = 2 if v.opcode.startswith("BIDIRECTIONAL") else 1
+    return directions * steps * gates * hidden * (feats + hidden)
+
+
+def float_copies(v: OpView) -> tuple[Tensor, ...]:
+    """Integer activations a software-float layer must convert to float32 and back."""
+    if v.opcode in ("QUANTIZE", "DEQUANTIZE"):
+        return ()  # the conversion itself
+    return tuple(t for t in v.activations if t.dtype in ("int8", "uint8", "int16"))
+
+
+def flash_bytes(v: OpView, raw: int, layout: WeightLayout) -> int:
+    """Flash bytes of a layer's weights: raw bytes plus the depthwise block overhead."""
+    if v.opcode == "DEPTHWISE_CONV_2D" and raw and len(v.inputs) > 1 and v.inputs[1] is not None:
+        w = v.inputs[1]
+        if len(w.shape) == 4:
+            taps = w.shape[1] * w.shape[2]
+            extra = max(0.0, layout.dw_channel_bytes - layout.dw_tap_bytes * taps)
+            return raw + round(extra * w.shape[3])
+    return raw
+
+
+def layer_cost(
+    v: OpView,
+    placed: Placement,
+    target: Target,
+    raw_weight_bytes: int,
+    pool_ratio: Mapping[int, float],
+) -> LayerCost:
+    """Cost of one placed layer. ``pool_ratio`` maps tensor index to its pool's freq ratio."""
+    n_macs = macs(v)
+    flash = flash_bytes(v, raw_weight_bytes, target.weights)
+    acts: tuple[Tensor, ...] = v.activations
+    act_bytes = sum(t.nbytes for t in acts)
+    if placed.placement == "NPU":
+        npu = target.npu
+        if placed.kind == "view":
+            return LayerCost(0, raw_weight_bytes, flash, 0, 0.0, 0.0, 0.0, 0.0)
+        eff = npu.efficiency.get(placed.kind, 0.1)
+        compute = n_macs / (npu.macs_per_cycle * eff) / npu.clock_mhz
+        weighted = sum(t.nbytes * pool_ratio.get(t.index, 1.0) for t in acts)
+        memory = weighted / (npu.bus_bytes_per_cycle * npu.clock_mhz)
+        weights = flash / target.flash.read_mb_s
+        return LayerCost(
+            n_macs,
+            raw_weight_bytes,
+            flash,
+            act_bytes,
+            compute,
+            memory,
+            weights,
+            npu.epoch_overhead_us,
+        )
+    cpu = target.cpu
+    floaty = placed.tier == "SW_FLOAT"
+    if placed.kind in ("view", "shape"):
+        cycles = 0.0
+    elif placed.kind in MAC_KINDS or placed.kind == "conv":
+        cycles = n_macs * (cpu.cycles_per_mac_float if floaty else cpu.cycles_per_mac_int8)
+    else:
+        table = cpu.cycles_per_element_float if floaty else cpu.cycles_per_element_int8
+        kind = placed.kind if placed.kind in table else "other"
+        out_elems = sum(t.num_elements for t in v.outputs)
+        # Reductions and pools read more than they write: count the larger of the two.
+        cycles = max(out_elems, n_macs) * table[kind]
+    convert = 0.0
+    if floaty:
+        # A float kernel on integer tensors works on float32 copies: convert each way.
+        convert = (
+            sum(t.num_elements for t in float_copies(v)) * cpu.cycles_per_element_float["convert"]
+        )
+    return LayerCost(
+        n_macs,
+        raw_weight_bytes,
+        flash,
+        act_bytes,
+        (cycles + convert) / cpu.clock_mhz,
+        0.0,
+        0.0,
+        cpu.sw_epoch_overhead_us,
+        convert / cpu.clock_mhz,
+    )

@@ -1,0 +1,169 @@
+"""``artq inspect``: the front-end, its outputs, its errors, and its import hygiene."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from npu_models import Op, T, const, craft, write
+
+from engine.cli import inspect as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def classifier() -> bytes:
+    """CONV_2D → RESHAPE → FULLY_CONNECTED → SOFTMAX, int8."""
+    tensors = [
+        T("input", (1, 8, 8, 3)),  # 0
+        const("w", [4, 3, 3, 3], scales=[0.01] * 4),
+        const("b", [4], "int32", value=0),  # 1, 2
+        T("features", (1, 8, 8, 4)),  # 3
+        T("shape", (2,), "int32", b"\x01\0\0\0\x00\x01\0\0", scales=None),  # 4: (1, 256)
+        T("flat", (1, 256)),  # 5
+        const("fw", [10, 256]),
+        const("fb", [10], "int32", value=0),  # 6, 7
+        T("logits", (1, 10)),  # 8
+        T("probs", (1, 10)),  # 9
+    ]
+    ops = [
+        Op("CONV_2D", [0, 1, 2], [3], {"padding": 0, "strideH": 1, "strideW": 1}),
+        Op("RESHAPE", [3, 4], [5]),
+        Op("FULLY_CONNECTED", [5, 6, 7], [8]),
+        Op("SOFTMAX", [8], [9], {"beta": 1.0}),
+    ]
+    return craft(tensors, ops, [0], [9])
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("cli"), "classifier", classifier())
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="artq")
+    sub = p.add_subparsers(dest="command")
+    cli.add_parser(sub)
+    return p.parse_args(["inspect", *argv])
+
+
+def test_json_contract(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(parse(str(model), "--json")) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["schema"] == "artq.npu/1" and d["target"] == "stm32n6570-dk"
+    s = d["summary"]
+    assert (s["ops_total"], s["ops_npu"], s["ops_cpu"]) == (4, 3, 1)
+    assert (s["epochs_hw"], s["epochs_sw"]) == (2, 1)  # the RESHAPE joins the conv's epoch
+    assert s["weights_flash_bytes"] == 108 + 16 + 2560 + 40 + 8
+    assert s["latency_ms"] > 0
+    ops = [(x["op"], x["placement"]) for x in d["layers"]]
+    assert ops == [
+        ("CONV_2D", "NPU"),
+        ("RESHAPE", "NPU"),
+        ("FULLY_CONNECTED", "NPU"),
+        ("SOFTMAX", "CPU"),
+    ]
+    assert d["layers"][0]["macs"] == 8 * 8 * 4 * 27
+    assert d["layers"][0]["output_shape"] == [1, 8, 8, 4]
+
+
+def test_human_output(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(parse(str(model))) == 0
+    out = capsys.readouterr().out
+    assert "Operators: 4 — NPU 3 (75 %), CPU 1 (25 %)" in out
+    assert "Epochs: 3 — 2 HW, 1 SW" in out
+    assert "Estimated time:" in out and "inferences/s" in out
+    assert "npuRAM3" in out and "Layers" in out
+    flat = " ".join(out.split())  # the reason column wraps in an 80-column console
+    assert "SOFTMAX runs in software" in flat and "software epoch by default" in flat
+    assert "Advice" in out and "apply it on the host" in flat
+
+
+def test_csv(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "layers.csv"
+    assert cli.run(parse(str(model), "--csv", str(out), "--json")) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["op"] for r in rows] == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    assert rows[0]["output_shape"] == "1x8x8x4" and rows[3]["placement"] == "CPU"
+    assert set(cli.CSV_COLUMNS) == set(rows[0])
+
+
+def test_errors_are_one_red_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(parse(str(tmp_path / "none.tflite"))) == 2
+    err = capsys.readouterr()
+    assert err.out == ""
+    line = err.err.strip()
+    assert line.startswith("error: ") and "none.tflite: no such file" in line
+    assert "\n" not in line and "Traceback" not in line
+
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\x00" * 64)
+    assert cli.run(parse(str(junk))) == 2
+    assert "not a TFLite flatbuffer" in capsys.readouterr().err
+
+
+def test_bad_target_and_unwritable_csv(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.run(parse(str(model), "--target", "stm32h7")) == 2
+    assert "unknown target 'stm32h7'" in capsys.readouterr().err
+    assert cli.run(parse(str(model), "--csv", str(tmp_path / "no" / "dir" / "x.csv"))) == 2
+    assert "cannot write the CSV" in capsys.readouterr().err
+
+
+def test_help_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse("--help")
+    text = capsys.readouterr().out
+    for needle in (
+        "MODEL.tflite",
+        "--target NAME|FILE",
+        "--json",
+        "--csv FILE",
+        "artq.npu/1",
+        "stm32n6570-dk",
+        "examples:",
+    ):
+        assert needle in text
+
+
+HYGIENE = """
+import json, sys
+{body}
+bad = sorted({{m.split('.')[0] for m in sys.modules}} & {{'tensorflow', 'keras', 'tf_keras',
+                                                       'textual'{extra}}})
+print(json.dumps(bad))
+"""
+
+
+def _fresh(body: str, extra: str = "") -> list[str]:
+    code = HYGIENE.format(body=body, extra=extra)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_engine_npu_imports_no_tensorflow_nor_rich(model: Path) -> None:
+    body = f"from engine.npu import analyze\nanalyze({str(model)!r})"
+    assert _fresh(body, extra=", 'rich'") == []
+
+
+def test_inspect_command_imports_no_tensorflow(model: Path) -> None:
+    body = (
+        "import argparse\nfrom engine.cli import inspect as i\n"
+        "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='c'); i.add_parser(s)\n"
+        f"i.run(p.parse_args(['inspect', {str(model)!r}]))"
+    )
+    assert _fresh(body) == []

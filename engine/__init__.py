@@ -15,20 +15,41 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .cancel import CancelToken
-from .config import JobConfig, load_config
-from .errors import (
-    CancelledError,
-    ConfigError,
-    ConversionError,
-    DataError,
-    EngineError,
-    InputFileError,
-    ModelError,
-)
+_EXPORTS = {
+    "CancelToken": ".cancel",
+    "JobConfig": ".config",
+    "load_config": ".config",
+    "CancelledError": ".errors",
+    "ConfigError": ".errors",
+    "ConversionError": ".errors",
+    "DataError": ".errors",
+    "EngineError": ".errors",
+    "InputFileError": ".errors",
+    "ModelError": ".errors",
+}
 
 if TYPE_CHECKING:
+    from .cancel import CancelToken
+    from .config import JobConfig, load_config
+    from .errors import (
+        CancelledError,
+        ConfigError,
+        ConversionError,
+        DataError,
+        EngineError,
+        InputFileError,
+        ModelError,
+    )
     from .job import JobResult
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `artq inspect` must not pay for pydantic (config) it never uses.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_job(cfg: JobConfig, sink: Any = None, cancel: CancelToken | None = None) -> JobResult:

@@ -466,7 +466,7 @@ def _analyze_npu(st: _State, emit: Sink) -> None:
     if "int8" not in st.stages:
         return
     try:
-        from .npu import analyze, headline, stedgeai_commands  # noqa: PLC0415
+        from .npu import analyze, headline, headline_markdown, stedgeai_commands  # noqa: PLC0415
     except ImportError:
         return
     with _Timer(st, emit, "analyze", "Placing layers on the Neural-ART NPU"):
@@ -474,12 +474,14 @@ def _analyze_npu(st: _State, emit: Sink) -> None:
         try:
             a = analyze(str(int8), target=st.cfg.analysis.target)
             st.extra["npu"] = a.to_dict()
-            st.extra["npu_markdown"] = a.to_markdown()
+            st.extra["stedgeai"] = stedgeai_commands(str(int8))
+            md = ""
             if "fp32" in st.stages:
                 st.extra["headline"] = headline(
                     str(st.run.path / "fp32.tflite"), str(int8), st.cfg.analysis.target
                 )
-            st.extra["stedgeai"] = stedgeai_commands(str(int8))
+                md = headline_markdown(st.extra["headline"]) + "\n\n"
+            st.extra["npu_markdown"] = md + a.to_markdown(commands=st.extra["stedgeai"])
         except EngineError as exc:
             emit(Log(f"NPU analysis failed: {exc}", "warning"))
             st.extra["npu"] = {"error": exc.to_dict()}

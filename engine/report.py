@@ -72,13 +72,6 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
             out.append(f"INT8 is {100 * (1 - int8 / fp32):.1f} % smaller than FP32.")
         out.append("")
 
-    h = report.get("headline")
-    if h:
-        out.append("## FP32 against INT8 on the STM32N6 (estimated)")
-        out.append("")
-        out.append(_headline_md(h))
-        out.append("")
-
     findings = report.get("findings") or []
     if findings:
         out.append("## Calibration diagnostics")
@@ -93,17 +86,6 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
 
     if npu_markdown:
         out.append(npu_markdown.rstrip())
-        out.append("")
-
-    cmds = report.get("stedgeai")
-    if cmds:
-        out.append("## Check with ST's tools")
-        out.append("")
-        out.append("artq's placement is a model of the NPU; ST Edge AI Core gives the real answer:")
-        out.append("")
-        out.append("```sh")
-        out.extend(cmds)
-        out.append("```")
         out.append("")
 
     data = report.get("data") or {}
@@ -128,14 +110,3 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
         out.append(", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in t.items()))
         out.append("")
     return "\n".join(out)
-
-
-def _headline_md(h: dict[str, Any]) -> str:
-    rows = h.get("rows")
-    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-        keys = list(rows[0].keys())
-        lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        for r in rows:
-            lines.append("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
-        return "\n".join(lines)
-    return "\n".join(f"- {k}: {v}" for k, v in h.items())

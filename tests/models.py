@@ -69,3 +69,27 @@ def tiny_job(tmp: Path, model: Path, test_count: int = 150, extra: str = "") -> 
         encoding="utf-8",
     )
     return cfg
+
+
+def skew_activations(src: Path, dst: Path, factor: float = 100.0) -> Path:
+    """The same function with a badly skewed activation range: PTQ's nightmare.
+
+    Channel 0 of the second conv is scaled up ``factor`` times (kernel and bias) and the next
+    conv's weights from that channel scaled down as much. ReLU is positively homogeneous, so
+    the float model computes exactly the same function, but that tensor's per-tensor INT8
+    range now spans ``factor`` × the other channels' values, leaving them a couple of levels.
+    """
+    import keras
+
+    m = keras.models.load_model(src)
+    convs = [layer for layer in m.layers if isinstance(layer, keras.layers.Conv2D)]
+    c2, c3 = convs[1], convs[2]
+    k, b = c2.get_weights()
+    k[..., 0] *= factor
+    b[0] *= factor
+    c2.set_weights([k, b])
+    k3, b3 = c3.get_weights()
+    k3[:, :, 0, :] /= factor
+    c3.set_weights([k3, b3])
+    m.save(dst)
+    return dst

@@ -151,6 +151,21 @@ def test_cancel_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_model: P
         assert abs(ha["val_metric"] - hb["val_metric"]) <= 0.02
 
 
+def test_qat_recovers_at_least_half_of_what_ptq_loses(tiny_model: Path, tmp_path: Path) -> None:
+    from models import skew_activations
+
+    skewed = skew_activations(tiny_model, tmp_path / "skewed.keras", factor=60.0)
+    job = qat_job(tmp_path, skewed, epochs=6, train=2000, compare="true")
+    rep = run_job(load_config(job, ["calibration.samples=100", "quantization.qat.learning_rate=1e-4",
+                                    "data.test.count=500"])).report
+    ptq_drop = rep["comparison"]["ptq"]["drop"]
+    qat_drop = rep["verdict"]["drop"]
+    assert ptq_drop > 2.0, ptq_drop  # the skewed range really hurts PTQ
+    recovered = (ptq_drop - qat_drop) / ptq_drop
+    print(f"skewed model: PTQ drop {ptq_drop:.2f}, QAT drop {qat_drop:.2f}, recovered {recovered:.0%}")
+    assert recovered >= 0.5, (ptq_drop, qat_drop)
+
+
 def test_resume_refuses_a_finished_or_ptq_run(tmp_path: Path) -> None:
     from engine.errors import ConfigError
     from engine.job import resume_config

@@ -221,6 +221,21 @@ def single_op(
     )
 
 
+def scaled_model(model: Any, num: int, den: int) -> Any:
+    """``model`` with every 4-D activation map's height and width scaled by num/den (the same
+    fully-convolutional architecture at another input size; weights unchanged)."""
+    import dataclasses
+
+    def scale(t: Any) -> Any:
+        if t.is_constant or len(t.shape) != 4 or t.shape[1] <= 1:
+            return t
+        n, h, w, c = t.shape
+        return dataclasses.replace(t, shape=(n, h * num // den, w * num // den, c))
+
+    main = dataclasses.replace(model.main, tensors=tuple(scale(t) for t in model.main.tensors))
+    return dataclasses.replace(model, subgraphs=(main, *model.subgraphs[1:]))
+
+
 # --------------------------------------------------------------------------- TensorFlow
 
 _CACHE: dict[str, Path] = {}

@@ -8,7 +8,7 @@ import pytest
 from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, ints
 
 from engine.npu import analyze, analyze_model, load_target
-from engine.npu.memory import Buffer, PoolSpec, allocate, lifetimes, peak_live
+from engine.npu.memory import Buffer, PoolSpec, allocate, lifetimes, peak_live, placement_order
 from engine.tflite import read_model_bytes
 
 
@@ -93,6 +93,64 @@ def test_pools_fill_in_order_and_spill() -> None:
     assert not any(p.over_budget for p in plan.pools)
 
 
+def test_buffer_spans_touching_pools_of_its_speed_class() -> None:
+    """Two fast 500-byte pools that touch (addresses 0..500, 500..1000), a slow 2000-byte one.
+
+    Largest first. big (800, steps 0-1) fits neither fast pool alone, so it spans both at
+    address 0, before the slow pool is tried. a (300, steps 1-2) overlaps big in time:
+    fast0 is full, fast1 has 200 free above big's 300, the span has 200 → slow at 0.
+    b (200, steps 2-3) overlaps only a → fast0 at 0. Use: fast0 500 (big's first 500, b),
+    fast1 300 (the rest of big), slow 300.
+    """
+    pools = [
+        PoolSpec("fast0", 500, address=0, freq_ratio=1.0),
+        PoolSpec("fast1", 500, address=500, freq_ratio=1.0),
+        PoolSpec("slow", 2000, address=5000, freq_ratio=2.0),
+    ]
+    bufs = [Buffer(1, "big", 800, 0, 1), Buffer(2, "a", 300, 1, 2), Buffer(3, "b", 200, 2, 3)]
+    plan = allocate(bufs, pools)
+    where = {a.buffer.name: (a.pool, a.offset, a.pools) for a in plan.allocations}
+    assert where["big"] == ("fast0", 0, ("fast0", "fast1"))
+    assert where["a"] == ("slow", 0, ("slow",))
+    assert where["b"] == ("fast0", 0, ("fast0",))
+    used = {p.name: (p.used, p.buffers) for p in plan.pools}
+    assert used == {"fast0": (500, 2), "fast1": (300, 1), "slow": (300, 1)}
+    assert plan.internal_bytes == 1100
+
+
+def test_pools_that_do_not_touch_never_span() -> None:
+    pools = [PoolSpec("p0", 500, address=0), PoolSpec("p1", 500, address=600)]
+    plan = allocate([Buffer(1, "big", 800, 0, 0)], pools)
+    (a,) = plan.allocations
+    assert (a.pool, a.pools) == ("p1", ("p1",)) and plan.pools[1].over_budget
+    # Without addresses pools never touch either.
+    plan = allocate([Buffer(1, "big", 800, 0, 0)], [PoolSpec("p0", 500), PoolSpec("p1", 500)])
+    assert plan.pools[1].used == 800 and plan.pools[0].used == 0
+
+
+def test_placement_order_on_the_dk() -> None:
+    """npuRAM3..6 alone, then spans of NPU RAMs, then cpuRAM2, then spans that include
+    cpuRAM2 (AXISRAM2 ends where AXISRAM3 starts), then the PSRAM."""
+    target = load_target("stm32n6570-dk")
+    pools = [
+        PoolSpec(p.name, p.size_bytes, p.internal, p.address, p.freq_ratio) for p in target.pools
+    ]
+    order = [tuple(pools[i].name for i in c) for c in placement_order(pools)]
+    npu = ["npuRAM3", "npuRAM4", "npuRAM5", "npuRAM6"]
+    assert order == [
+        *((n,) for n in npu),
+        ("npuRAM3", "npuRAM4"),
+        ("npuRAM4", "npuRAM5"),
+        ("npuRAM5", "npuRAM6"),
+        ("npuRAM3", "npuRAM4", "npuRAM5"),
+        ("npuRAM4", "npuRAM5", "npuRAM6"),
+        tuple(npu),
+        ("cpuRAM2",),
+        *(("cpuRAM2", *npu[:k]) for k in range(1, 5)),
+        ("hyperRAM",),
+    ]
+
+
 def test_over_budget_goes_to_last_pool() -> None:
     plan = allocate([Buffer(1, "x", 50, 0, 0)], [PoolSpec("tiny", 10), PoolSpec("small", 20)])
     assert plan.allocations[0].pool == "small"
@@ -117,6 +175,20 @@ def test_reshape_is_a_view_in_memory() -> None:
     ops = [Op("RESHAPE", [0, 1], [2]), Op("RELU", [2], [3])]
     a = analyze_model(read_model_bytes(craft(tensors, ops, [0], [3])), load_target("stm32n6570-dk"))
     assert a.activations_ram_bytes == 128 + 128  # x/y share one buffer; z is the other
+
+
+def test_buffer_larger_than_an_npu_ram_spans_two() -> None:
+    """A 512 KiB input fits no 448 KiB NPU RAM: it spans npuRAM3 and npuRAM4 (contiguous)
+    rather than going to the slower AXISRAM2; the 64 KiB output goes above it in npuRAM4."""
+    a = analyze_model(
+        read_model_bytes(conv_model(in_shape=(1, 256, 256, 8), out_ch=1)),
+        load_target("stm32n6570-dk"),
+    )
+    used = {p.name: p.used_bytes for p in a.pools}
+    assert used["npuRAM3"] == 448 * 1024
+    assert used["npuRAM4"] == (512 - 448 + 64) * 1024
+    assert used["cpuRAM2"] == 0
+    assert a.activations_ram_bytes == (512 + 64) * 1024
 
 
 def test_spill_to_psram_and_advice(tmp_path) -> None:  # noqa: ANN001
@@ -150,9 +222,55 @@ def test_float_copy_for_software_float_layer() -> None:
     a = analyze_model(read_model_bytes(data), load_target("stm32n6570-dk"))
     (layer,) = a.layers
     assert layer.tier == "SW_FLOAT"
-    # int8 input 16 KiB + int8 output + float32 copies (64 KiB of input, 16 B of output)
-    assert a.peak_live_bytes == 16384 + 4 + 65536 + 16
-    assert layer.convert_us > 0
+    # The conversions run in place: the int8 input (16 KiB) lives inside its float32 copy
+    # (64 KiB) and the int8 output (4 B) inside the float32 result (16 B).
+    assert a.peak_live_bytes == 65536 + 16
+    assert a.activations_ram_bytes == 65536 + 16
+    cpu = load_target("stm32n6570-dk").cpu
+    convert = (16384 + 4) * cpu.cycles_per_element_float["convert"] / cpu.clock_mhz
+    assert layer.convert_us == pytest.approx(convert)
+
+
+def test_lifetimes_in_place_conversion_splits_the_tensor() -> None:
+    """x → A → t; t → B (software float, in place) → s; (t, s) → C → y.
+
+    t is expanded into B's float32 copy f at step 1, so t has no buffer of its own there;
+    C reads t re-quantized in place after B: a second buffer of t's size from step 2.
+    """
+    steps = [([0], [1]), ([1], [2, 9]), ([1, 2], [3])]
+    sizes = {0: 100, 1: 100, 2: 4, 3: 100, 9: 400}
+    bufs = lifetimes(steps, sizes, graph_inputs=[0], graph_outputs=[3], in_place=[(1, 1)])
+    spans = {b.id: (b.start, b.end, b.size) for b in bufs}
+    assert spans[1] == (0, 0, 100)  # t as A writes it
+    assert spans[9] == (1, 1, 400)  # the float32 copy that holds it at step 1
+    (requant,) = [b for b in bufs if b.id > 9]
+    assert (requant.start, requant.end, requant.size) == (2, 2, 100)
+    assert requant.name.endswith("(re-quantized)")
+    # Step 1 holds f + s only (404), not t + f + s (504); step 2 holds t' + s + y (204).
+    assert peak_live(bufs) == 404
+    # Without a later reader nothing is re-created.
+    bufs = lifetimes(steps[:2], sizes, graph_inputs=[0], graph_outputs=[2], in_place=[(1, 1)])
+    assert sorted(b.id for b in bufs) == [0, 1, 2, 9]
+
+
+def test_software_float_pool_feeding_a_multiply() -> None:
+    """A squeeze-and-excite shape: x → MEAN (software float) → m; MUL(x, m) on the NPU.
+
+    MEAN holds only the float32 copy of x (64 KiB) and its 16 B result; x comes back,
+    re-quantized in place, for the MUL: 16 KiB + 4 B + 16 KiB. The re-quantization is one
+    more conversion pass over x.
+    """
+    tensors = [T("x", (1, 64, 64, 4)), ints("axes", (1, 2)), T("m", (1, 4)), T("y", (1, 64, 64, 4))]
+    ops = [Op("MEAN", [0, 1], [2], {"keepDims": False}), Op("MUL", [0, 2], [3])]
+    target = load_target("stm32n6570-dk")
+    a = analyze_model(read_model_bytes(craft(tensors, ops, [0], [3])), target)
+    mean, mul = a.layers
+    assert (mean.tier, mul.placement) == ("SW_FLOAT", "NPU")
+    assert a.peak_live_bytes == 65536 + 16
+    assert a.activations_ram_bytes == 65536 + 16
+    cpu = target.cpu
+    convert = (16384 + 4 + 16384) * cpu.cycles_per_element_float["convert"] / cpu.clock_mhz
+    assert mean.convert_us == pytest.approx(convert)
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,7 @@ def analyze_model(model: Model, target: Target) -> Analysis:
     views = [_view(model, op, folding.constants) for op in layers_ops]
     placements = [place(v) for v in views]
 
-    plan, pool_ratio = _plan_memory(model, views, placements, folding, target)
+    plan, pool_ratio, requantized = _plan_memory(model, views, placements, folding, target)
 
     # Cost: raw constant bytes are attributed to the first layer that uses each buffer.
     producers = {o: op for op in folding.folded for o in op.outputs}
@@ -186,7 +186,7 @@ def analyze_model(model: Model, target: Target) -> Analysis:
     costs: list[LayerCost] = []
     for v, p in zip(views, placements, strict=True):
         raw = _stored_bytes(model, v.op, folding, seen_buffers, producers)
-        costs.append(layer_cost(v, p, target, raw, pool_ratio))
+        costs.append(layer_cost(v, p, target, raw, pool_ratio, requantized.get(len(costs), 0)))
     total_us = sum(c.total_us for c in costs) or 1.0
 
     epoch_list, epoch_of = _group_epochs(views, placements)
@@ -260,10 +260,11 @@ def _plan_memory(
     placements: Sequence[Placement],
     folding: _Folding,
     target: Target,
-) -> tuple[MemoryPlan, dict[int, float]]:
+) -> tuple[MemoryPlan, dict[int, float], dict[int, int]]:
     """Allocate activation buffers into the target's pools.
 
-    Returns the plan and, per tensor, the freq ratio of the pool it sits in.
+    Returns the plan; per tensor, the freq ratio of the pool it sits in; per layer (index in
+    ``views``), the int8 elements it re-quantizes in place for later readers.
     """
     sg = model.main
     tensors = sg.tensors
@@ -292,16 +293,27 @@ def _plan_memory(
     steps = [([i for i in v.op.inputs if i >= 0], list(v.op.outputs)) for v in views]
     names = {i: tensors[i].name for i in act_ids}
     # Software-float layers on integer tensors work on float32 copies, live for that step.
+    # The conversions run in place: the int8 buffer is expanded into its float32 copy (and
+    # the float32 result compacted into its int8 output), so the int8 tensor takes no
+    # memory of its own during that step, and a later reader gets it re-quantized in place.
+    # [I] from ST's published figures for st_efficientnet_lc_v1 (model zoo README, ST Edge
+    # AI 2.0.0): 256 KiB at 128×128 and 784.02 KiB at 224×224 are the float32 copy of the
+    # 64×64×16 (112×112×16) map its first global pool reads, plus 16 B, although the int8
+    # map (64 / 196 KiB) is read again by the squeeze-and-excite MUL after that pool.
     scratch_id = len(tensors)
+    in_place: list[tuple[int, int]] = []
     for step, (v, p) in enumerate(zip(views, placements, strict=True)):
         if p.tier == "SW_FLOAT":
             for t in float_copies(v):
                 sizes[scratch_id] = 4 * t.num_elements
                 names[scratch_id] = f"float32 copy of {t.name}"
                 steps[step][1].append(scratch_id)
+                in_place.append((step, t.index))
                 scratch_id += 1
-    buffers = lifetimes(steps, sizes, names, sg.inputs, sg.outputs, aliases)
-    pools = [PoolSpec(p.name, p.size_bytes, p.internal) for p in target.pools]
+    buffers = lifetimes(steps, sizes, names, sg.inputs, sg.outputs, aliases, in_place)
+    pools = [
+        PoolSpec(p.name, p.size_bytes, p.internal, p.address, p.freq_ratio) for p in target.pools
+    ]
     plan: MemoryPlan = allocate(buffers, pools, target.alignment_bytes)
     ratio_of_pool = {p.name: p.freq_ratio for p in target.pools}
     pool_of_root = {a.buffer.id: a.pool for a in plan.allocations}
@@ -315,7 +327,20 @@ def _plan_memory(
         i: ratio_of_pool[pool_of_root[root(i)]] for i in act_ids if root(i) in pool_of_root
     }
 
-    return plan, pool_ratio
+    # An int8 input expanded in place and read again later is re-quantized in place after
+    # the layer: one more conversion pass over it, per step.
+    read_at: dict[int, set[int]] = {}
+    for step, (ins, _outs) in enumerate(steps):
+        for i in ins:
+            read_at.setdefault(root(i), set()).add(step)
+    for i in sg.outputs:
+        read_at.setdefault(root(i), set()).add(len(steps))
+    requantized: dict[int, int] = {}
+    for step, t in in_place:
+        if t in views[step].op.inputs and any(s > step for s in read_at.get(root(t), ())):
+            requantized[step] = requantized.get(step, 0) + tensors[t].num_elements
+
+    return plan, pool_ratio, requantized
 
 
 def _group_epochs(

@@ -174,8 +174,11 @@ def layer_cost(
     target: Target,
     raw_weight_bytes: int,
     pool_ratio: Mapping[int, float],
+    requantized: int = 0,
 ) -> LayerCost:
-    """Cost of one placed layer. ``pool_ratio`` maps tensor index to its pool's freq ratio."""
+    """Cost of one placed layer. ``pool_ratio`` maps tensor index to its pool's freq ratio;
+    ``requantized`` counts int8 elements a software-float layer converts back after it for
+    later readers (its input was expanded to float32 in place)."""
     n_macs = macs(v)
     flash = flash_bytes(v, raw_weight_bytes, target.weights)
     acts: tuple[Tensor, ...] = v.activations
@@ -214,9 +217,8 @@ def layer_cost(
     convert = 0.0
     if floaty:
         # A float kernel on integer tensors works on float32 copies: convert each way.
-        convert = (
-            sum(t.num_elements for t in float_copies(v)) * cpu.cycles_per_element_float["convert"]
-        )
+        elems = sum(t.num_elements for t in float_copies(v)) + requantized
+        convert = elems * cpu.cycles_per_element_float["convert"]
     return LayerCost(
         n_macs,
         raw_weight_bytes,

@@ -7,6 +7,14 @@ allocator: each buffer lives from the step that writes it to the last step that 
 buffers are placed largest first, each at the lowest offset of the first pool where it
 overlaps no live buffer (first fit over an offset-sorted list). A pool's use is the end of
 its highest buffer. Views (RESHAPE and friends) share their input's buffer.
+
+A buffer too big for any single pool of a speed class spans pools whose address ranges
+touch (AXISRAM3..6 are contiguous, and AXISRAM2 ends where AXISRAM3 starts): ST's compiler
+joins such pools into virtual pools ([ST] ``--enable-virtual-mem-pools`` in the Neural-ART
+compiler primer's recommended options; [3P] compile outputs list a merged pool
+``cpuRAM2_npuRAM3_npuRAM4_npuRAM5_npuRAM6`` spanning 0x34100000-0x343C0000). Which spans
+come first is artq's inference [I]: the fast NPU RAMs joined together before the slower
+AXISRAM2 alone, then spans across speed classes, then external memory.
 """
 
 from __future__ import annotations
@@ -33,8 +41,11 @@ class Buffer:
 @dataclass(frozen=True)
 class Allocation:
     buffer: Buffer
+    #: The pool where the buffer starts, and its offset from that pool's start.
     pool: str
     offset: int
+    #: Every pool the buffer covers, in address order (more than one for a spanning buffer).
+    pools: tuple[str, ...] = ()
 
     @property
     def end_offset(self) -> int:
@@ -46,6 +57,11 @@ class PoolSpec:
     name: str
     capacity: int
     internal: bool = True
+    #: Start address. Pools whose ranges touch can hold one buffer across both; None
+    #: (unknown) never touches another pool.
+    address: int | None = None
+    #: Bus cycles per NPU cycle; consecutive pools with the same ratio form a speed class.
+    freq_ratio: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -98,12 +114,21 @@ def lifetimes(
     graph_inputs: Iterable[int] = (),
     graph_outputs: Iterable[int] = (),
     aliases: dict[int, int] | None = None,
+    in_place: Iterable[tuple[int, int]] = (),
 ) -> list[Buffer]:
     """Buffers with their live ranges from an ordered list of (inputs, outputs) steps.
 
     ``sizes`` names the tensors that need a buffer (constants are left out by the caller).
     Graph inputs are live from step 0, graph outputs to the last step. ``aliases`` maps a
     tensor to the tensor whose buffer it shares (a view to its input).
+
+    ``in_place`` lists ``(step, tensor)`` pairs where ``tensor`` is converted in place into
+    a larger copy that ``step`` holds (an int8 tensor expanded to the float32 copy a
+    software-float layer reads, or the float32 result compacted into its int8 output). At
+    that step the tensor's bytes are part of the copy, so its own buffer is not alive
+    there, and a use after the step reads it re-created in place (re-quantized). Each
+    stretch of uses between conversions is its own buffer: the first keeps the tensor's
+    id, later ones take new ids above every id in ``sizes``.
     """
     aliases = aliases or {}
     names = names or {}
@@ -115,16 +140,14 @@ def lifetimes(
             seen += 1
         return t
 
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
+    touches: dict[int, list[int]] = {}
     size: dict[int, int] = {}
 
     def touch(t: int, step: int) -> None:
         if t not in sizes:
             return
         r = root(t)
-        first[r] = min(first.get(r, step), step)
-        last[r] = max(last.get(r, step), step)
+        touches.setdefault(r, []).append(step)
         size[r] = max(size.get(r, 0), sizes[t])
 
     n = len(steps)
@@ -137,58 +160,155 @@ def lifetimes(
             touch(t, i)
     for t in graph_outputs:
         touch(t, max(n - 1, 0))
-    return [
-        Buffer(r, names.get(r, str(r)), size[r], first[r], last[r])
-        for r in sorted(first, key=lambda r: (first[r], r))
-    ]
+
+    converted: dict[int, set[int]] = {}
+    for step, t in in_place:
+        if t in sizes:
+            converted.setdefault(root(t), set()).add(step)
+    next_id = max((*sizes, *touches), default=-1) + 1
+    out: list[Buffer] = []
+    for r, steps_r in touches.items():
+        cuts = converted.get(r, set())
+        # Split the tensor's uses at each in-place conversion: one buffer per stretch.
+        segments: list[list[int]] = [[]]
+        for s in sorted(steps_r):
+            if s in cuts:
+                if segments[-1]:
+                    segments.append([])
+                continue
+            if segments[-1] and any(segments[-1][-1] < c < s for c in cuts):
+                segments.append([])
+            segments[-1].append(s)
+        name = names.get(r, str(r))
+        for k, seg in enumerate(x for x in segments if x):
+            if k == 0:
+                out.append(Buffer(r, name, size[r], seg[0], seg[-1]))
+            else:
+                out.append(Buffer(next_id, f"{name} (re-quantized)", size[r], seg[0], seg[-1]))
+                next_id += 1
+    return sorted(out, key=lambda b: (b.start, b.id))
 
 
 def allocate(
     buffers: Sequence[Buffer], pools: Sequence[PoolSpec], alignment: int = 1
 ) -> MemoryPlan:
-    """Place buffers largest first, first fit by offset, pools in the given order.
+    """Place buffers largest first, first fit by offset, pools in the order of
+    :func:`placement_order` (the given order, with spans of touching pools where a buffer
+    fits no single pool).
 
-    A buffer that fits in no pool goes to the last pool anyway, which then reads as over
+    A buffer that fits nowhere goes to the last pool anyway, which then reads as over
     budget (the report warns).
     """
     if not pools:
         raise ValueError("allocate needs at least one pool")
-    placed: dict[str, list[Allocation]] = {p.name: [] for p in pools}
-    out: list[Allocation] = []
+    base = _bases(pools)
+    candidates = placement_order(pools)
+    placed: list[tuple[Allocation, int]] = []  # with the absolute start of each
     order = sorted(buffers, key=lambda b: (-b.size, b.start, b.id))
     for b in order:
-        chosen: Allocation | None = None
-        for pool in pools:
-            offset = _first_fit(b, placed[pool.name], alignment)
-            if offset + b.size <= pool.capacity:
-                chosen = Allocation(b, pool.name, offset)
+        chosen: tuple[Allocation, int] | None = None
+        for cand in candidates:
+            lo = base[cand[0]]
+            hi = base[cand[-1]] + pools[cand[-1]].capacity
+            live = sorted(
+                (start - lo, start - lo + a.buffer.size)
+                for a, start in placed
+                if a.buffer.overlaps(b) and start < hi and start + a.buffer.size > lo
+            )
+            offset = _first_fit(b.size, live, alignment)
+            if offset + b.size <= hi - lo:
+                start = lo + offset
+                covered = [
+                    i
+                    for i in cand
+                    if base[i] < start + b.size and start < base[i] + pools[i].capacity
+                ] or [cand[0]]
+                names = tuple(pools[i].name for i in covered)
+                chosen = (Allocation(b, names[0], start - base[covered[0]], names), start)
                 break
         if chosen is None:
-            last = pools[-1]
-            chosen = Allocation(b, last.name, _first_fit(b, placed[last.name], alignment))
-        placed[chosen.pool].append(chosen)
-        out.append(chosen)
-    uses = tuple(
-        PoolUse(
-            p.name,
-            p.internal,
-            p.capacity,
-            max((a.end_offset for a in placed[p.name]), default=0),
-            len(placed[p.name]),
-        )
-        for p in pools
-    )
-    return MemoryPlan(tuple(sorted(out, key=lambda a: a.buffer.id)), uses, peak_live(buffers))
+            last = len(pools) - 1
+            lo = base[last]
+            live = sorted(
+                (start - lo, start - lo + a.buffer.size)
+                for a, start in placed
+                if a.buffer.overlaps(b) and pools[last].name in a.pools
+            )
+            offset = _first_fit(b.size, live, alignment)
+            chosen = (Allocation(b, pools[last].name, offset, (pools[last].name,)), lo + offset)
+        placed.append(chosen)
+    uses = []
+    for i, p in enumerate(pools):
+        ends = []
+        for a, start in placed:
+            if p.name not in a.pools:
+                continue
+            end = start + a.buffer.size - base[i]
+            # A spanning buffer uses this pool up to its end, the rest is the next pool's.
+            ends.append(min(end, p.capacity) if a.pools[-1] != p.name else end)
+        uses.append(PoolUse(p.name, p.internal, p.capacity, max(ends, default=0), len(ends)))
+    out = tuple(sorted((a for a, _ in placed), key=lambda a: a.buffer.id))
+    return MemoryPlan(out, tuple(uses), peak_live(buffers))
 
 
-def _first_fit(b: Buffer, allocs: list[Allocation], alignment: int) -> int:
-    """Lowest aligned offset where ``b`` overlaps no allocation alive at the same time."""
-    live = sorted((a for a in allocs if a.buffer.overlaps(b)), key=lambda a: a.offset)
+def _bases(pools: Sequence[PoolSpec]) -> list[int]:
+    """Start address of each pool; pools of unknown address get ranges far from any other."""
+    return [
+        p.address if p.address is not None else (1 << 62) + i * (1 << 48)
+        for i, p in enumerate(pools)
+    ]
+
+
+def placement_order(pools: Sequence[PoolSpec]) -> list[tuple[int, ...]]:
+    """Where a buffer may go, in the order tried, as tuples of pool indices.
+
+    Internal speed classes in their given order (consecutive pools of one freq ratio; for
+    the STM32N6570-DK: npuRAM3..6, then cpuRAM2), each as its single pools in the given
+    order and then its spans of touching pools (shortest first, lowest address first);
+    then internal spans across classes; then the external pools the same way.
+    """
+    base = _bases(pools)
+    classes: list[list[int]] = []
+    for i, p in enumerate(pools):
+        prev = pools[classes[-1][-1]] if classes else None
+        if prev is not None and (prev.internal, prev.freq_ratio) == (p.internal, p.freq_ratio):
+            classes[-1].append(i)
+        else:
+            classes.append([i])
+
+    def spans(members: Sequence[int]) -> list[tuple[int, ...]]:
+        by_addr = sorted(members, key=lambda i: base[i])
+        runs: list[list[int]] = []
+        for i in by_addr:
+            if runs and base[runs[-1][-1]] + pools[runs[-1][-1]].capacity == base[i]:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        found = [
+            tuple(run[k : k + n])
+            for run in runs
+            for n in range(2, len(run) + 1)
+            for k in range(len(run) - n + 1)
+        ]
+        return sorted(found, key=lambda c: (len(c), base[c[0]]))
+
+    out: list[tuple[int, ...]] = []
+    for internal in (True, False):
+        mine = [c for c in classes if pools[c[0]].internal == internal]
+        for c in mine:
+            out += [(i,) for i in c] + spans(c)
+        out += [s for s in spans([i for c in mine for i in c]) if s not in out]
+    return out
+
+
+def _first_fit(size: int, live: Sequence[tuple[int, int]], alignment: int) -> int:
+    """Lowest aligned offset where ``size`` bytes overlap none of the ``live`` (start, end)
+    ranges (sorted by start) of buffers alive at the same time."""
     offset = 0
-    for a in live:
-        if offset + b.size <= a.offset:
+    for start, end in live:
+        if offset + size <= start:
             break
-        offset = max(offset, _align(a.end_offset, alignment))
+        offset = max(offset, _align(end, alignment))
     return offset
 
 

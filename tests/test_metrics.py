@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from engine.config import EvaluationConfig
 from engine.metrics import agreement
 from engine.tasks import get_task
-from engine.config import EvaluationConfig
 from engine.verdict import judge, primary_value
 
 

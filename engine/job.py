@@ -25,8 +25,10 @@ from .data import Dataset, RawData, load_source, prepare, select_calibration
 from .errors import CancelledError, ConversionError, EngineError
 from .evaluate import run_model
 from .events import (
+    Finding,
     Log,
     ModelInfo,
+    Progress,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -79,6 +81,9 @@ class _State:
     extra: dict[str, Any] = field(default_factory=dict)
     verdict: Verdict | None = None
     resume: bool = False
+    #: Results shared with other runs of a sweep (see engine.cache); None outside sweeps.
+    cache: Any = None
+    model_key: str = ""
 
 
 def preflight(cfg: JobConfig) -> ModelFile:
@@ -102,12 +107,14 @@ def run_job(
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
     resume: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> JobResult:
     """Run a job; returns its result, or raises the :class:`EngineError` that stopped it.
 
     Either way the run folder is complete and says what happened. Errors raised here carry
     ``run_dir`` when a folder was made. ``resume`` continues a QAT run in its own folder
-    from its last epoch checkpoint.
+    from its last epoch checkpoint. ``cache_dir`` shares synthetic data, the exported model
+    and the FP32/FP16 stages with other runs using the same folder (``artq sweep``).
     """
     cancel = cancel or CancelToken()
     mf = preflight(cfg)
@@ -126,6 +133,11 @@ def run_job(
     log = EventLog(run.events_path)
     emit: Sink = ThrottledSink(_tee(sink, log))
     st = _State(cfg, run, resume=resume is not None)
+    if cache_dir is not None:
+        from .cache import StageCache, file_digest, key  # noqa: PLC0415
+
+        st.cache = StageCache(cache_dir)
+        st.model_key = key(file_digest(mf.path), cfg.model.input_shape)
     if ptq_ref is not None:
         st.extra["ptq_ref"] = ptq_ref
     emit(RunStarted(str(run.path), cfg.name, list(cfg.quantization.stages)))
@@ -192,8 +204,8 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
     from .tfproc import TFProcess  # noqa: PLC0415 - a child process, TF stays out of here
 
     with _Timer(st, emit, "data", "Loading data"):
-        cal_raw = load_source(cfg.data.calibration, "data.calibration", emit, cancel)
-        test_raw = load_source(cfg.data.test, "data.test", emit, cancel)
+        cal_raw = _load_split(st, "calibration", emit, cancel)
+        test_raw = _load_split(st, "test", emit, cancel)
         if cfg.evaluation.max_samples and len(test_raw) > cfg.evaluation.max_samples:
             test_raw = test_raw.subset(np.arange(cfg.evaluation.max_samples))
     cancel.check()
@@ -213,19 +225,13 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
     tf = TFProcess(str(st.run.log_path), emit, cancel, env=env)
     try:
         with _Timer(st, emit, "load", "Loading and exporting the model (batch 1)") as t:
-            info = tf.call(
-                "load",
-                "loading the model",
-                path=mf.path,
-                format=mf.format,
-                input_shape=list(cfg.model.input_shape) if cfg.model.input_shape else None,
-                export_dir=str(st.run.work / "saved_model"),
-            )
+            info = _load_model(st, tf, mf)
             st.model = {"path": mf.path, "format": mf.format, **info}
             emit(ModelInfo(info["inputs"], info["outputs"], info["params"], mf.path))
             t.summary = {"params": info["params"]}
         input_shape = tuple(info["inputs"][0]["shape"][1:])
         cal, test = _prepare_data(st, cal_raw, test_raw, input_shape, emit)
+        _diagnose(st, cal, test, emit)
         calib_path = st.run.work / "calibration.npy"
         np.save(calib_path, cal.x)
 
@@ -233,19 +239,32 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
             cancel.check()
             if qat and stage == "int8":
                 _qat_stage(st, tf, mf, calib_path, input_shape, emit, cancel)
+            elif st.cache is not None and stage in ("fp32", "fp16"):
+                _shared_stage(st, stage, lambda s=stage: _convert_stage(
+                    st, tf, s, calib_path, emit, set(info.get("layers", []))), emit)
             else:
                 _convert_stage(st, tf, stage, calib_path, emit, set(info.get("layers", [])))
+        cancel.check()
+        _layer_stage(st, tf, calib_path, emit)
     finally:
         tf.close()
 
-    reference: list[np.ndarray] | None = None
+    outputs: dict[str, list[np.ndarray]] = {}
     for stage in cfg.quantization.stages:
         cancel.check()
-        outputs = _evaluate_stage(st, stage, test, task, reference, emit, cancel)
-        if stage == "fp32":
-            reference = outputs
+        if st.cache is not None and stage in ("fp32", "fp16"):
+            outputs[stage] = _shared_evaluation(
+                st, stage, lambda s=stage: _evaluate_stage(
+                    st, s, test, task, outputs.get("fp32"), emit, cancel), emit)
+        else:
+            outputs[stage] = _evaluate_stage(st, stage, test, task, outputs.get("fp32"), emit,
+                                             cancel)
 
     _analyze_npu(st, emit)
+    cancel.check()
+    _stage_drops(st, task)
+    _sensitivity_stage(st, test, task, outputs, emit, cancel)
+    _layers_table(st)
     if "int8" in st.stages and "metrics" in st.stages["int8"]:
         fp32 = primary_value(st.stages["fp32"]["metrics"], task.primary)
         int8 = primary_value(st.stages["int8"]["metrics"], task.primary)
@@ -254,6 +273,92 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
                            cfg.evaluation.profile, cfg.quantization.method)
     if "ptq_ref" in st.extra:
         st.extra["comparison"] = {"ptq": ptq_summary(st.extra["ptq_ref"])}
+
+
+def _load_split(st: _State, split: str, emit: Sink, cancel: CancelToken) -> RawData:
+    """One data split; a sweep renders synthetic data once for all its variants."""
+    src = getattr(st.cfg.data, split)
+    if st.cache is None or src.kind != "synthetic":
+        return load_source(src, f"data.{split}", emit, cancel)
+    from .cache import key, load_raw, save_raw  # noqa: PLC0415
+
+    entry = st.cache.entry("data", key(st.cfg.to_dict()["data"][split]))
+    with st.cache.building(entry) as tmp:
+        if tmp is None:
+            return load_raw(entry)
+        raw = load_source(src, f"data.{split}", emit, cancel)
+        save_raw(tmp, raw)
+        return raw
+
+
+def _load_model(st: _State, tf: Any, mf: ModelFile) -> dict[str, Any]:
+    """Load and export with batch 1 in the TF child, or adopt a sweep's shared export."""
+    cfg = st.cfg
+
+    def export() -> dict[str, Any]:
+        return tf.call(
+            "load",
+            "loading the model",
+            path=mf.path,
+            format=mf.format,
+            input_shape=list(cfg.model.input_shape) if cfg.model.input_shape else None,
+            export_dir=str(st.run.work / "saved_model"),
+        )
+
+    if st.cache is None:
+        return export()
+    from .cache import finish  # noqa: PLC0415
+
+    entry = st.cache.entry("export", st.model_key)
+    with st.cache.building(entry) as tmp:
+        if tmp is None:
+            tf.call("call", "using the shared exported model",
+                    target="engine.cache:adopt_saved_model",
+                    kwargs={"export_dir": str(entry.path("saved_model"))})
+            return dict(entry.meta["info"])
+        info = export()
+        shutil.copytree(st.run.work / "saved_model", tmp / "saved_model")
+        finish(tmp, {"info": info})
+        return info
+
+
+def _shared_stage(st: _State, stage: str, convert: Any, emit: Sink) -> None:
+    """An FP32/FP16 conversion done once per sweep: it does not depend on any variant key."""
+    from .cache import finish  # noqa: PLC0415
+
+    entry = st.cache.entry(f"convert-{stage}", st.model_key)
+    with st.cache.building(entry) as tmp:
+        if tmp is None:
+            with _Timer(st, emit, f"convert_{stage}", f"Converting to {stage.upper()} (shared)"):
+                shutil.copyfile(entry.path(f"{stage}.tflite"), st.run.path / f"{stage}.tflite")
+                st.stages[stage] = {**entry.meta["stage"], "shared": True}
+            return
+        convert()
+        shutil.copyfile(st.run.path / f"{stage}.tflite", tmp / f"{stage}.tflite")
+        finish(tmp, {"stage": st.stages[stage]})
+
+
+def _shared_evaluation(st: _State, stage: str, evaluate: Any, emit: Sink) -> list[np.ndarray]:
+    """FP32/FP16 outputs and metrics on the test set, computed once per sweep."""
+    from .cache import finish, key, load_outputs, save_outputs  # noqa: PLC0415
+
+    d = st.cfg.to_dict()
+    ev = {k: v for k, v in d["evaluation"].items() if k not in ("profile", "workers")}
+    entry = st.cache.entry(f"evaluate-{stage}", key(st.model_key, stage, d["data"]["test"],
+                                                    d["preprocessing"], ev))
+    with st.cache.building(entry) as tmp:
+        if tmp is None:
+            with _Timer(st, emit, f"evaluate_{stage}", f"Evaluating {stage.upper()} (shared)"):
+                meta = entry.meta
+                st.stages[stage]["metrics"] = meta["metrics"]
+                st.stages[stage]["items_per_s"] = meta["items_per_s"]
+                emit(StageMetrics(stage, meta["metrics"], st.stages[stage]["size_bytes"]))
+                return load_outputs(entry)
+        outputs = evaluate()
+        save_outputs(tmp, outputs)
+        finish(tmp, {"metrics": st.stages[stage]["metrics"],
+                     "items_per_s": st.stages[stage]["items_per_s"]})
+        return outputs
 
 
 def _qat_stage(
@@ -461,6 +566,219 @@ def _evaluate_stage(
     return res.outputs
 
 
+def _diagnose(st: _State, cal: Dataset, test: Dataset, emit: Sink) -> None:
+    """Calibration diagnostics on the data as the model will see it (numpy, no TF)."""
+    from .diagnostics import diagnose  # noqa: PLC0415
+
+    with _Timer(st, emit, "diagnose", "Checking the calibration data") as t:
+        for d in diagnose(cal.x, test.x, requested=st.cfg.calibration.samples):
+            st.findings.append(d.to_dict())
+            emit(Finding(d.code, d.severity, d.message, d.evidence, d.fix))
+        t.summary = {"findings": len(st.findings)}
+
+
+#: Sensitivity scores each mixed model on at most this many test items (the first ones),
+#: against INT8 on the same items, so K layers cost K short evaluations.
+SENSITIVITY_MAX_ITEMS = 1000
+
+
+def _layer_stage(st: _State, tf: Any, calib_path: Path, emit: Sink) -> None:
+    """Per-layer error in both modes, and mixed models for the most suspect layers (TF child)."""
+    a = st.cfg.analysis
+    if a.debug_samples == 0 or "int8" not in st.stages:
+        return
+    if st.cfg.quantization.method == "qat":
+        # QAT's ranges come from training, not from a calibration this analysis could redo.
+        emit(Log("per-layer error analysis covers PTQ models; skipped for QAT", "info"))
+        return
+    n = min(a.debug_samples, st.data["calibration"]["used"])
+    q = st.cfg.quantization
+    total = st.data["calibration"]["used"] + 2 * n  # one calibration pass, two modes
+    with _Timer(st, emit, "layers", f"Per-layer error on {n} calibration items", total) as t:
+        try:
+            res = tf.call(
+                "call",
+                "measuring the per-layer error",
+                target="engine.layer_error:analyze_layers",
+                kwargs={
+                    "calibration": str(calib_path),
+                    "int8_path": str(st.run.path / "int8.tflite"),
+                    "out_dir": str(st.run.path / "sensitivity"),
+                    "debug_samples": n,
+                    "sensitivity_k": a.sensitivity_k,
+                    "granularity": q.granularity,
+                    "io_type": q.io_type,
+                    "allow_float": q.allow_float,
+                },
+            )
+        except CancelledError:
+            raise
+        except EngineError as exc:
+            # The analysis explains a result; it must not cost the user the result itself.
+            emit(Log(f"per-layer error analysis failed: {exc}", "warning"))
+            st.extra["layer_analysis"] = {"error": exc.to_dict()}
+            return
+        st.extra["_layer_error"] = res
+        suspects = [name for name in res["ranking"] if res["errors"][name]["suspect"]]
+        st.extra["layer_analysis"] = {
+            "debug_samples": res["debug_samples"],
+            "modes": {
+                "layer": "each quantized op fed the same quantized input as a float copy "
+                         "(TFLite QuantizationDebugger's NumericVerify): the error it adds",
+                "model": "int8.tflite end to end against the float model, tensors matched "
+                         "by name: the error accumulated up to each tensor",
+            },
+            "reproduced": res["reproduced"],
+            "suspects": suspects,
+            "ranking": res["ranking"],
+        }
+        t.summary = {"layers": len(res["errors"]), "suspects": len(suspects)}
+
+
+def _sensitivity_stage(
+    st: _State, test: Dataset, task: Task, outputs: dict[str, list[np.ndarray]],
+    emit: Sink, cancel: CancelToken,
+) -> None:
+    """Score each mixed model (one suspect kept in float) and cost it on the NPU."""
+    res = st.extra.get("_layer_error")
+    if not res or not res["candidates"] or "int8" not in outputs or "fp32" not in outputs:
+        return
+    from .layers import short_name  # noqa: PLC0415
+
+    n = min(len(test), SENSITIVITY_MAX_ITEMS)
+    idx = np.arange(n)
+    y = None if test.y is None else (
+        test.y[idx] if isinstance(test.y, np.ndarray) else [test.y[i] for i in idx])
+    ref = [o[:n] for o in outputs["fp32"]]
+
+    def score(outs: list[np.ndarray]) -> float | None:
+        m: dict[str, Any] = {}
+        if task.score is not None:
+            m.update(task.score(outs, y, st.cfg.evaluation))
+        m["agreement"] = agreement(outs[0], ref[0])
+        return primary_value(m, task.primary)
+
+    base = score([o[:n] for o in outputs["int8"]])
+    base_ms = ((st.extra.get("npu") or {}).get("summary") or {}).get("latency_ms")
+    # Nothing to regain when INT8 loses nothing: cost the mixed models, do not score them.
+    drop = (st.stages.get("int8") or {}).get("drop")
+    lossless = drop is not None and drop <= 0
+    entries: list[dict[str, Any]] = []
+    todo = [] if lossless else [c for c in res["candidates"] if "path" in c]
+    done = [0]
+
+    def progress(ev: Any) -> None:
+        # run_model counts items per model; the bar counts items over all the models.
+        if isinstance(ev, Progress):
+            emit(Progress("sensitivity", done[0] * n + ev.done, n * len(todo)))
+
+    label = (f"Costing the {len(res['candidates'])} most suspect layer(s) in float (INT8 loses nothing)"
+             if lossless else f"Trying the {len(todo)} most suspect layer(s) in float")
+    with _Timer(st, emit, "sensitivity", label, n * len(todo) or None) as t:
+        for c in res["candidates"]:
+            cancel.check()
+            group = c.get("group")
+            layer = (f"all {len(group)} suspect layers" if group else short_name(c["tensor"]))
+            entry: dict[str, Any] = {
+                "tensor": c["tensor"], "layer": layer, "op": c.get("op"), "kind": c["kind"],
+                "float_ops": [short_name(o) for o in c["float_ops"]], "metric": task.primary,
+                "items": n,
+            }
+            if group:
+                entry["group"] = group
+            if "path" not in c or base is None:
+                entry.update(regained_points=None, cost_ms=None,
+                             suggestion=c.get("error", "no metric to compare"))
+                entries.append(entry)
+                continue
+            if lossless:
+                cost = _mixed_cost(st, c["path"], base_ms, emit)
+                what = layer if group else f"`{layer}`"
+                entry.update(regained_points=None, cost_ms=cost,
+                             path=str(Path(c["path"]).relative_to(st.run.path)),
+                             suggestion=f"not tried: INT8 loses nothing against FP32 "
+                             f"({drop:+.2f} points); keeping {what} in float would cost "
+                             + (f"{cost:+.2f} ms on the CPU" if cost is not None else "CPU time"))
+                entries.append(entry)
+                continue
+            run = run_model(c["path"], test.x[:n], workers=st.cfg.evaluation.workers,
+                            stage="sensitivity", sink=progress, cancel=cancel,
+                            log_path=str(st.run.log_path))
+            done[0] += 1
+            value = score(run.outputs)
+            regained = None if value is None else round((value - base) * 100.0, 4)
+            cost = _mixed_cost(st, c["path"], base_ms, emit)
+            entry.update(
+                int8=base, value=value, regained_points=regained, cost_ms=cost,
+                path=str(Path(c["path"]).relative_to(st.run.path)),
+                suggestion=_suggest(layer, entry["float_ops"], regained, cost, bool(group)),
+            )
+            entries.append(entry)
+        # Single layers best first; the all-suspects check (a diagnosis, not a recipe) last.
+        entries.sort(key=lambda e: (bool(e.get("group")),
+                                    -(e["regained_points"] if e["regained_points"] is not None
+                                      else -1e9)))
+        t.summary = {"best": entries[0]["suggestion"]} if entries else {}
+    st.extra["sensitivity"] = entries
+
+
+def _mixed_cost(st: _State, path: str, base_ms: float | None, emit: Sink) -> float | None:
+    """Extra N6 time of a mixed model over the INT8 one (CPU layers and conversions), ms."""
+    from .npu import analyze  # noqa: PLC0415
+
+    try:
+        mixed_ms = analyze(path, target=st.cfg.analysis.target).latency_ms
+    except EngineError as exc:
+        emit(Log(f"NPU analysis of the mixed model failed: {exc}", "warning"))
+        return None
+    return round(mixed_ms - base_ms, 4) if base_ms is not None else None
+
+
+def _suggest(layer: str, float_ops: list[str], regained: float | None, cost: float | None,
+             group: bool = False) -> str:
+    others = [o for o in float_ops if o != layer]
+    what = f"`{layer}`" + (f" and its reader(s) {', '.join(f'`{o}`' for o in others)}"
+                           if others else "")
+    if group:
+        what = f"{layer} ({len(float_ops)} ops)"
+    cost_txt = f"{cost:+.2f} ms on the CPU" if cost is not None else "CPU cost unknown"
+    if regained is None:
+        return f"keeping {what} in float could not be scored"
+    if regained <= 0:
+        return (f"keeping {what} in float regains nothing ({regained:+.2f} points, "
+                f"{cost_txt}): leave it in INT8")
+    return f"keep {what} in float: {regained:+.2f} points, {cost_txt}"
+
+
+def _layers_table(st: _State) -> None:
+    """report.json["layers"] and layers.csv: placement, error and sensitivity per layer."""
+    from .layers import layers_csv, merge_layers  # noqa: PLC0415
+
+    npu = st.extra.get("npu") or {}
+    res = st.extra.get("_layer_error") or {}
+    errors = res.get("errors") or {}
+    if npu.get("layers"):
+        rows = merge_layers(npu["layers"], errors, st.extra.get("sensitivity") or ())
+    elif errors:
+        rows = merge_layers([{"name": k} for k in errors], errors,
+                            st.extra.get("sensitivity") or ())
+    else:
+        return
+    st.extra["layers"] = rows
+    st.run.write_text("layers.csv", layers_csv(rows))
+
+
+def _stage_drops(st: _State, task: Task) -> None:
+    """Each stage's drop against FP32 in points, so FP16's loss shows beside INT8's."""
+    base = primary_value((st.stages.get("fp32") or {}).get("metrics") or {}, task.primary)
+    if base is None:
+        return
+    for stage in st.stages.values():
+        v = primary_value(stage.get("metrics") or {}, task.primary)
+        if v is not None:
+            stage["drop"] = round((base - v) * 100.0, 4)
+
+
 def _analyze_npu(st: _State, emit: Sink) -> None:
     """Placement, memory and time on the target for the INT8 stage (and FP32 for contrast)."""
     if "int8" not in st.stages:
@@ -506,7 +824,8 @@ def _report(st: _State, status: str, err: EngineError | None = None) -> dict[str
         "findings": st.findings,
         "timings": {f"{k}_s": v for k, v in st.timings.items()},
     }
-    for key in ("npu", "headline", "stedgeai", "layers", "sensitivity", "comparison", "qat"):
+    for key in ("npu", "headline", "stedgeai", "layers", "sensitivity", "layer_analysis",
+                "comparison", "qat"):
         if key in st.extra:
             report[key] = st.extra[key]
     if err is not None:

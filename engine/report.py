@@ -25,6 +25,82 @@ def task_metric_names(report: dict[str, Any]) -> list[str]:
     return names
 
 
+def precision_story(report: dict[str, Any]) -> str | None:
+    """One sentence: does the loss come from 16-bit or from 8-bit? (stages' ``drop``)."""
+    stages = report.get("stages") or {}
+    d16 = (stages.get("fp16") or {}).get("drop")
+    d8 = (stages.get("int8") or {}).get("drop")
+    if d8 is None:
+        return None
+    if d16 is None:
+        return f"INT8 loses {d8:.2f} points against FP32."
+    if d8 <= 0 and d16 <= 0:
+        return f"Neither FP16 ({d16:+.2f}) nor INT8 ({d8:+.2f}) loses anything against FP32."
+    where = "8-bit quantization" if d8 - d16 >= d16 else "16-bit already"
+    return (f"FP16 loses {d16:.2f} points, INT8 {d8:.2f}: the loss comes from {where}"
+            + (" (FP16 keeps FP32's accuracy)." if abs(d16) < 0.05 else "."))
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "—" if v is None else format(v, fmt)
+
+
+def _layers_markdown(report: dict[str, Any], limit: int = 12) -> list[str]:
+    rows = [r for r in report.get("layers") or [] if r.get("error")]
+    info = report.get("layer_analysis") or {}
+    if not rows:
+        if info.get("error"):
+            return ["## Per-layer quantization error", "",
+                    f"The analysis failed: {info['error'].get('message', '')}", ""]
+        return []
+    out = ["## Per-layer quantization error", ""]
+    out.append(
+        f"On {info.get('debug_samples', '?')} calibration items. *layer*: the error each op "
+        "adds, fed the same quantized input as a float copy (TFLite's QuantizationDebugger); "
+        "*model*: the error accumulated end to end against FP32. rmse/scale is the rms error "
+        "in quantization steps (rounding alone: 0.29). Full table: `layers.csv`."
+    )
+    out.append("")
+    suspects = [r for r in rows if r["error"].get("suspect")]
+    worst = sorted(rows, key=lambda r: (not r["error"].get("suspect"),
+                                        (r["error"].get("layer") or {}).get("sqnr_db", 1e9)))
+    shown = worst[: max(limit, len(suspects))]
+    out.append("| # | op | tensor | on | layer SQNR dB | layer rmse/scale | model SQNR dB | "
+               "model rmse/scale | suspect |")
+    out.append("|---:|---|---|---|---:|---:|---:|---:|---|")
+    for r in sorted(shown, key=lambda r: r.get("index") or 0):
+        e = r["error"]
+        lay, mod = e.get("layer") or {}, e.get("model") or {}
+        name = str(r.get("name", ""))
+        name = name if len(name) <= 40 else name[:39] + "…"
+        out.append(
+            f"| {r.get('index', '')} | {r.get('op', '')} | {name} | {r.get('placement') or '—'} | "
+            f"{_num(lay.get('sqnr_db'), '.1f')} | {_num(lay.get('rmse_scale'), '.3f')} | "
+            f"{_num(mod.get('sqnr_db'), '.1f')} | {_num(mod.get('rmse_scale'), '.3f')} | "
+            f"{'YES: ' + e.get('why', '') if e.get('suspect') else 'no'} |"
+        )
+    if len(rows) > len(shown):
+        out.append("")
+        out.append(f"{len(rows) - len(shown)} healthier layer(s) not shown.")
+    out.append("")
+    sens = report.get("sensitivity") or []
+    if sens:
+        out.append("### Sensitivity: one suspect at a time kept in float")
+        out.append("")
+        items = sens[0].get("items")
+        if any(e.get("regained_points") is not None for e in sens):
+            out.append(f"Scored on the first {items} test items, against INT8 on the same "
+                       "items; cost from the NPU estimate of the mixed model.")
+        else:
+            out.append("Not scored: INT8 loses nothing against FP32. Cost from the NPU "
+                       "estimate of each mixed model.")
+        out.append("")
+        for e in sens:
+            out.append(f"- {e.get('suggestion', '')}")
+        out.append("")
+    return out
+
+
 def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
     out: list[str] = []
     status = report.get("status", "?")
@@ -54,7 +130,7 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
         names = task_metric_names(report)
         out.append("## Stages")
         out.append("")
-        head = ["stage", "size", *names, "agreement acc", "cos", "rmse"]
+        head = ["stage", "size", *names, "drop (pts)", "agreement acc", "cos", "rmse"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         for name, st in stages.items():
@@ -62,6 +138,7 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
             agr = m.get("agreement") or {}
             row = [name.upper(), _size(st.get("size_bytes"))]
             row += [_pct(m.get(k)) for k in names]
+            row += [f"{st['drop']:+.2f}" if st.get("drop") is not None else "—"]
             row += [_pct(agr.get("acc")), f"{agr['cos']:.5f}" if agr.get("cos") is not None else "—",
                     f"{agr['rmse']:.4g}" if agr.get("rmse") is not None else "—"]
             out.append("| " + " | ".join(row) + " |")
@@ -70,6 +147,10 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
         if fp32 and int8:
             out.append("")
             out.append(f"INT8 is {100 * (1 - int8 / fp32):.1f} % smaller than FP32.")
+        story = precision_story(report)
+        if story:
+            out.append("")
+            out.append(story)
         out.append("")
 
     findings = report.get("findings") or []
@@ -83,6 +164,8 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
             if f.get("fix"):
                 out.append(f"  - fix: {f['fix']}")
         out.append("")
+
+    out.extend(_layers_markdown(report))
 
     if npu_markdown:
         out.append(npu_markdown.rstrip())

@@ -70,12 +70,14 @@ class TFProcess:
         except (BrokenPipeError, OSError):
             raise self._died(what) from None
         while True:
+            # Checked on every line too: a busy child (a batch event per step) never lets
+            # the queue run empty.
+            if self._cancel.cancelled:
+                self.terminate()
+                raise errors.CancelledError()
             try:
                 line = self._lines.get(timeout=0.1)
             except queue.Empty:
-                if self._cancel.cancelled:
-                    self.terminate()
-                    raise errors.CancelledError() from None
                 continue
             if line is None:
                 raise self._died(what)

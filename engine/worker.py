@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--resume", action="store_true",
                         help="CONFIG is a QAT run folder to continue from its last checkpoint")
+    parser.add_argument("--cache", metavar="DIR", default=None,
+                        help="share data, the exported model and FP32/FP16 with other runs "
+                        "using DIR (artq sweep)")
     args = parser.parse_args(argv)
 
     out = JsonLineWriter(open_private_channel(None))
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = resume_config(args.config, args.overrides)
             run_job(cfg, sink, cancel, resume=args.config)
         else:
-            run_job(load_config(args.config, args.overrides), sink, cancel)
+            run_job(load_config(args.config, args.overrides), sink, cancel, cache_dir=args.cache)
     except EngineError as exc:
         if not getattr(exc, "run_dir", None):
             # Stopped before a run folder existed: say so on the channel.

@@ -117,9 +117,9 @@ def test_one_epoch_does_not_collapse_and_is_compared_with_ptq(tiny_model: Path, 
 def test_cancel_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_model: Path, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    straight = run_job(load_config(qat_job(tmp_path / "a", tiny_model, epochs=3))).report
+    straight = run_job(load_config(qat_job(tmp_path / "a", tiny_model, epochs=3, train=1600))).report
 
-    job = qat_job(tmp_path / "b", tiny_model, epochs=3)
+    job = qat_job(tmp_path / "b", tiny_model, epochs=3, train=1600)
     p = subprocess.Popen([sys.executable, "-m", "engine.worker", str(job)], stdout=subprocess.PIPE,
                          text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert p.stdout is not None
@@ -135,7 +135,7 @@ def test_cancel_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_model: P
     assert p.returncode == 3 and run_dir is not None
     assert json.loads((run_dir / "report.json").read_text())["status"] == "cancelled"
     state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
-    assert state["epoch"] == 1
+    assert 1 <= state["epoch"] < 3  # stopped part-way, after at least one checkpoint
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "engine.cli", "run", "--resume", str(run_dir), "-q"],

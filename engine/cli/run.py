@@ -136,7 +136,9 @@ def summary_table(report: dict[str, Any]) -> Table:
         agr = m.get("agreement") or {}
         size = st.get("size_bytes")
         drop = ""
-        if base is not None and m.get(primary) is not None:
+        if st.get("drop") is not None:
+            drop = f"{st['drop']:+.2f}"
+        elif base is not None and m.get(primary) is not None:
             drop = f"{(base - m[primary]) * 100:+.2f}"
         t.add_row(
             name.upper(),
@@ -150,12 +152,34 @@ def summary_table(report: dict[str, Any]) -> Table:
 
 
 def print_summary(console: Console, report: dict[str, Any]) -> None:
+    from ..report import precision_story
+
     console.print(summary_table(report))
     stages = report.get("stages") or {}
     fp32 = (stages.get("fp32") or {}).get("size_bytes")
     int8 = (stages.get("int8") or {}).get("size_bytes")
     if fp32 and int8:
         console.print(f"INT8 is {100 * (1 - int8 / fp32):.1f} % smaller than FP32.")
+    story = precision_story(report)
+    if story:
+        console.print(story, highlight=False)
+    for f in report.get("findings") or []:
+        word = {"error": "[bold red]DATA ERROR[/]", "warning": "[yellow]DATA WARNING[/]"}.get(
+            f.get("severity", ""), "data note")
+        console.print(f"{word}: {escape(f.get('message', ''))}", highlight=False)
+    from ..layers import short_name
+
+    order = (report.get("layer_analysis") or {}).get("ranking") or []
+    suspects = [r for r in report.get("layers") or [] if (r.get("error") or {}).get("suspect")]
+    suspects.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+    if suspects:
+        console.print(f"Suspect layers, worst first ({len(suspects)}; all layers in report.md "
+                      "and layers.csv):")
+        for r in suspects[:5]:
+            console.print(f"  #{r['index']} {r['op']} {escape(short_name(r['name']))}: "
+                          f"{escape(r['error']['why'])}", highlight=False)
+    for s in (report.get("sensitivity") or [])[:3]:
+        console.print(f"  → {escape(s.get('suggestion', ''))}", highlight=False)
     npu = (report.get("npu") or {}).get("summary")
     if npu:
         console.print(

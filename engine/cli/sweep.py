@@ -1,0 +1,169 @@
+"""``artq sweep``: what-if variants of one config, run side by side on every core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..cancel import CancelToken
+from ..errors import EngineError
+from ..events import Event, RunFailed, RunFinished, StageStarted
+
+HELP = "run variants of a config (e.g. calibration sample counts) and compare them"
+DESCRIPTION = """\
+Run the cartesian product of the --set values as separate runs, several at once (one per
+core by default). What the variants share — synthetic data, the exported model, the FP32
+and FP16 stages and the FP32 reference outputs — is computed once. Writes a sweep folder
+(runs/<time>-sweep-<name>/) with sweep.json and sweep.md; each variant is a normal run
+folder beside it.
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep", help=HELP, description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: artq sweep sample_configs/ocr_crnn_conv.toml "
+        "--set calibration.samples=25,50,100,200,400\n"
+        "exit codes: 0 all variants done, 1 a variant failed, 2 bad config, 3 cancelled",
+    )
+    p.add_argument("config", help="job config (.toml)")
+    p.add_argument("--set", dest="sets", metavar="KEY=V1,V2,...", action="append", default=[],
+                   required=True, help="a key and its values to sweep (repeatable: the "
+                   "variants are every combination)")
+    p.add_argument("--runs-dir", metavar="DIR",
+                   help="where the sweep and run folders go (default: the config's output.runs_dir)")
+    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="variants at once (default: one per core)")
+    p.add_argument("--keep-cache", action="store_true",
+                   help="keep the shared cache folder inside the sweep folder")
+    p.add_argument("--json", action="store_true",
+                   help="print the sweep's JSON on stdout and nothing else")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+
+
+class _Display:
+    """One line per variant: its current stage, then its outcome."""
+
+    def __init__(self, console: Console, labels: list[str], quiet: bool) -> None:
+        self.labels = labels
+        self.console = console
+        self.live = console.is_terminal and not quiet
+        self.quiet = quiet
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 TimeElapsedColumn(), console=console, disable=not self.live)
+        self.tasks: dict[int, TaskID] = {}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Display:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, i: int, ev: Event) -> None:
+        with self.lock:
+            if i not in self.tasks:
+                self.tasks[i] = self.progress.add_task(f"{self.labels[i]}: starting", total=None)
+            tid = self.tasks[i]
+            if isinstance(ev, StageStarted):
+                self.progress.update(tid, description=f"{self.labels[i]}: {ev.label}")
+            elif isinstance(ev, RunFinished):
+                drop = (ev.verdict or {}).get("drop")
+                text = f"done, drop {drop:.2f} pts" if drop is not None else "done"
+                self.progress.update(tid, description=f"{self.labels[i]}: {text}", total=1,
+                                     completed=1)
+                if not self.live and not self.quiet:
+                    self.console.print(f"{escape(self.labels[i])}: {text}", highlight=False)
+            elif isinstance(ev, RunFailed):
+                self.progress.update(tid, description=f"{self.labels[i]}: {ev.status.upper()} "
+                                     f"{escape(ev.message)}", total=1, completed=1)
+                if not self.live and not self.quiet:
+                    self.console.print(f"{escape(self.labels[i])}: {ev.status} — "
+                                       f"{escape(ev.message)}", highlight=False)
+
+
+def summary_table(data: dict[str, Any]) -> Table:
+    metric = data.get("metric") or "metric"
+    t = Table(title=f"sweep {data.get('name', '')}: {str(data.get('status', '')).upper()}",
+              title_justify="left")
+    for col in ("variant", "status", f"INT8 {metric}", "drop (pts)", "FP16 drop", "agree acc",
+                "INT8 size", "NPU ms", "convert s", "run s"):
+        t.add_column(col, justify="left" if col in ("variant", "status") else "right")
+
+    def f(v: Any, fmt: str, unit: str = "") -> str:
+        return "—" if v is None else format(v, fmt) + unit
+
+    for v in data.get("variants") or []:
+        m = v.get("metrics") or {}
+        size = (v.get("sizes") or {}).get("int8")
+        t.add_row(
+            " ".join(f"{k.rsplit('.', 1)[-1]}={x}" for k, x in v["set"].items()),
+            v.get("status", ""),
+            f(None if m.get(metric) is None else 100 * m[metric], ".2f", " %"),
+            f(v.get("drop"), "+.2f"),
+            f((v.get("stage_drops") or {}).get("fp16"), "+.2f"),
+            f(None if m.get("agreement_acc") is None else 100 * m["agreement_acc"], ".2f", " %"),
+            f(size / 1024 if size else None, ".1f", " KiB"),
+            f(v.get("npu_ms"), ".3f"),
+            f(v.get("convert_s"), ".1f"),
+            f(v.get("total_s"), ".1f"),
+        )
+    return t
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sweep import drop_chart, parse_sets, plan, run_sweep
+
+    err = Console(stderr=True)
+    out = Console()
+    cancel = CancelToken()
+    pressed = [0]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        pressed[0] += 1
+        cancel.cancel()
+        err.print("[yellow]cancelling the sweep…[/]")
+        if pressed[0] > 1:
+            raise KeyboardInterrupt
+
+    try:
+        sets = parse_sets(args.sets)
+        labels = [v.label for v in plan(sets)]
+        old = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with _Display(err, labels, args.quiet) as display:
+                res = run_sweep(args.config, sets, runs_dir=args.runs_dir, jobs=args.jobs,
+                                keep_cache=args.keep_cache, sink=display, cancel=cancel)
+        finally:
+            signal.signal(signal.SIGINT, old)
+    except EngineError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("[yellow]cancelled[/]")
+        return 3
+    data = res.data
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        out.print(summary_table(data))
+        out.print("INT8 drop per variant (points):")
+        for line in drop_chart(data):
+            out.print("  " + escape(line), highlight=False)
+        if data.get("parallel_ratio"):
+            out.print(f"Wall time {data['wall_s']:.1f} s for {data['sum_s']:.1f} s of runs "
+                      f"({data['jobs']} at a time): ratio {data['parallel_ratio']:.2f}.",
+                      highlight=False)
+        out.print(f"Sweep folder: {res.path}")
+    return 0 if data.get("status") == "ok" else 1

@@ -1,0 +1,105 @@
+"""`artq sweep`: planning variants, the shared cache, and a real two-variant sweep."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from models import tiny_job
+from test_cli import artq
+
+from engine.cache import StageCache, finish
+from engine.errors import ConfigError
+from engine.sweep import drop_chart, parse_sets, plan, render_markdown, split_values
+
+
+def test_sets_parse_into_a_cartesian_product() -> None:
+    assert split_values("25,50, 100") == ["25", "50", "100"]
+    assert split_values('[1, 2],[3, 4],"a,b"') == ["[1, 2]", "[3, 4]", '"a,b"']
+    sets = parse_sets(["calibration.samples=25,50,100", "quantization.granularity=per_channel,per_tensor"])
+    assert sets == [("calibration.samples", [25, 50, 100]),
+                    ("quantization.granularity", ["per_channel", "per_tensor"])]
+    variants = plan(sets)
+    assert len(variants) == 6
+    assert variants[1].values == {"calibration.samples": 25, "quantization.granularity": "per_tensor"}
+    assert variants[1].overrides == ["calibration.samples=25", 'quantization.granularity="per_tensor"']
+    with pytest.raises(ConfigError, match="KEY=V1,V2"):
+        parse_sets(["calibration.samples"])
+    with pytest.raises(ConfigError, match="swept twice"):
+        parse_sets(["a.b=1", "a.b=2"])
+
+
+def test_chart_and_table_show_every_variant() -> None:
+    data = {
+        "name": "x", "config": "x.toml", "status": "ok", "sets": {"calibration.samples": [10, 20]},
+        "jobs": 2, "wall_s": 10.0, "sum_s": 18.0, "parallel_ratio": 0.56, "metric": "top1",
+        "variants": [
+            {"set": {"calibration.samples": 10}, "status": "ok", "drop": 4.0,
+             "metrics": {"top1": 0.9}, "run_dir": "/r/a", "sizes": {"int8": 2048}},
+            {"set": {"calibration.samples": 20}, "status": "ok", "drop": 1.0,
+             "metrics": {"top1": 0.93}, "run_dir": "/r/b"},
+        ],
+    }
+    chart = drop_chart(data, width=20)
+    assert chart[0].endswith("████████████████████ 4.00 pts")
+    assert chart[1].endswith("█████ 1.00 pts")
+    md = render_markdown(data)
+    assert "| samples=10 | ok | 90.00 % | 4.00 |" in md and "ratio 0.56" in md
+
+
+def test_cache_entry_is_built_once_by_racing_processes(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    entry = cache.entry("thing", "abc")
+    built: list[int] = []
+
+    def worker(i: int) -> None:
+        with cache.building(entry) as tmp:
+            if tmp is None:
+                return
+            time.sleep(0.2)  # the other thread arrives meanwhile and must wait
+            built.append(i)
+            (tmp / "payload").write_text("x")
+            finish(tmp, {"by": i})
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1
+    assert entry.complete and entry.meta == {"by": built[0]}
+    assert (entry.root / "payload").read_text() == "x"
+    assert not list(tmp_path.glob(".*tmp*"))  # no scratch folder left
+
+
+@pytest.mark.slow
+def test_sweep_runs_variants_in_parallel_and_shares_fp32(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = tiny_job(tmp_path, tiny_model, test_count=100)
+    p = artq("sweep", str(cfg), "--set", "calibration.samples=16,32", "--json",
+             "--runs-dir", str(tmp_path / "out"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    data = json.loads(p.stdout)  # stdout is the sweep's JSON and nothing else
+    assert data["schema"] == "artq.sweep/1" and data["status"] == "ok"
+    assert data["wall_s"] > 0 and data["jobs"] == 2
+    assert [v["set"] for v in data["variants"]] == [{"calibration.samples": 16},
+                                                    {"calibration.samples": 32}]
+    shared = 0
+    for v in data["variants"]:
+        rep = json.loads(Path(v["report"]).read_text())
+        assert Path(v["run_dir"]).parent == tmp_path / "out"
+        assert rep["config"]["calibration"]["samples"] == v["set"]["calibration.samples"]
+        assert v["drop"] == rep["verdict"]["drop"]
+        assert v["metrics"]["top1"] == rep["stages"]["int8"]["metrics"]["top1"]
+        assert v["total_s"] == rep["timings"]["total_s"]
+        shared += bool(rep["stages"]["fp32"].get("shared"))
+        # The shared FP32 model is the one this config makes: same bytes in every run.
+        assert (Path(v["run_dir"]) / "fp32.tflite").stat().st_size == rep["stages"]["fp32"]["size_bytes"]
+    assert shared == 1  # one variant converted FP32, the other reused it
+    sweep_dir = next((tmp_path / "out").glob("*-sweep-tiny"))
+    assert json.loads((sweep_dir / "sweep.json").read_text())["variants"] == data["variants"]
+    assert not (sweep_dir / "cache").exists()  # removed unless --keep-cache
+    # Both variants overlapped: the wall time is below the sum of the runs.
+    assert data["wall_s"] < data["sum_s"]

@@ -69,15 +69,24 @@ def _static_shape(shape: Any, override: list[int] | None, what: str) -> tuple[in
 
 
 def load_and_export(
-    path: str, fmt: str, input_shape: list[int] | None, export_dir: str
+    path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
+    via_tf_keras: bool = False,
 ) -> dict[str, Any]:
     """Load the model and write a SavedModel whose signature has a fixed batch of 1.
 
     A dynamic batch makes the converter emit SHAPE/GATHER/PACK ops the NPU cannot run.
+    ``via_tf_keras`` rebuilds a Keras 3 model in tf-keras first (weights copied): the way
+    around TF 2.21's converter crash on Keras 3 LSTMs.
     """
     if fmt == "saved_model":
         return _export_saved_model(path, input_shape, export_dir)
     model = _load_keras(path, fmt)
+    if via_tf_keras and _is_keras3(model):
+        import tf_keras  # noqa: PLC0415
+
+        from .keras_compat import rebuild_in_tf_keras  # noqa: PLC0415
+
+        model = rebuild_in_tf_keras(model, tf_keras)
     if len(model.inputs) != 1:
         raise ModelError(
             f"{path}: the model has {len(model.inputs)} inputs; artq handles single-input models",

@@ -240,10 +240,14 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
             if qat and stage == "int8":
                 _qat_stage(st, tf, mf, calib_path, input_shape, emit, cancel)
             elif st.cache is not None and stage in ("fp32", "fp16"):
-                _shared_stage(st, stage, lambda s=stage: _convert_stage(
-                    st, tf, s, calib_path, emit, set(info.get("layers", []))), emit)
+                _shared_stage(st, stage, lambda s=stage, t=tf: _convert_stage(
+                    st, t, s, calib_path, emit, set(info.get("layers", []))), emit)
             else:
-                _convert_stage(st, tf, stage, calib_path, emit, set(info.get("layers", [])))
+                try:
+                    _convert_stage(st, tf, stage, calib_path, emit, set(info.get("layers", [])))
+                except ConversionError as exc:
+                    tf = _recurrent_retry(st, tf, mf, exc, stage, set(info.get("layers", [])),
+                                          calib_path, emit, cancel)
         cancel.check()
         _layer_stage(st, tf, calib_path, emit)
     finally:
@@ -523,18 +527,46 @@ def _convert_stage(
                 io_type=q.io_type,
                 allow_float=q.allow_float,
             )
-        except ConversionError as exc:
-            recurrent = sorted(layers & RECURRENT_LAYERS)
-            if stage == "int8" and recurrent and "crashed" in exc.message:
-                raise ConversionError(
-                    f"TensorFlow's converter crashed converting the model's {', '.join(recurrent)} "
-                    "layer(s) to full INT8 (a known TF 2.21 crash with Keras 3 recurrent layers)",
-                    "set quantization.allow_float = true to keep them in float on the CPU, or "
-                    "replace the recurrent head with convolutions (see the crnn_conv sample)",
-                ) from None
+        except ConversionError:
             raise
         st.stages[stage] = {"path": out.name, "size_bytes": res["size_bytes"]}
         t.summary = {"size_bytes": res["size_bytes"]}
+
+
+def _recurrent_retry(
+    st: _State, tf: Any, mf: ModelFile, exc: ConversionError, stage: str, layers: set[str],
+    calib_path: Path, emit: Sink, cancel: CancelToken,
+) -> Any:
+    """TF 2.21's converter segfaults on a Keras 3 LSTM going to INT8 (measured, with or
+    without float fallback). The same weights rebuilt in tf-keras convert cleanly, to
+    TFLite's fused int8 LSTM kernels — so rebuild there and convert again. Returns the TF
+    child now in use."""
+    from .tfproc import TFProcess  # noqa: PLC0415
+
+    recurrent = sorted(layers & RECURRENT_LAYERS)
+    if not (stage == "int8" and recurrent and "crashed" in exc.message
+            and mf.format in ("keras", "h5")):
+        raise exc
+    emit(Log(f"TensorFlow's converter crashed on the Keras 3 {', '.join(recurrent)} layer(s) "
+             "(a known TF 2.21 crash); converting the same weights rebuilt in tf-keras instead",
+             "warning"))
+    tf.close()
+    tf = TFProcess(str(st.run.log_path), emit, cancel)
+    try:
+        tf.call("load", "rebuilding the model in tf-keras", path=mf.path, format=mf.format,
+                input_shape=list(st.cfg.model.input_shape) if st.cfg.model.input_shape else None,
+                export_dir=str(st.run.work / "saved_model_tf_keras"), via_tf_keras=True)
+        _convert_stage(st, tf, stage, calib_path, emit, layers)
+    except ConversionError as again:
+        tf.close()
+        raise ConversionError(
+            f"TensorFlow's converter crashed converting the model's {', '.join(recurrent)} "
+            f"layer(s) to full INT8, directly and through tf-keras ({again.message})",
+            "replace the recurrent head with convolutions (see the crnn_conv sample), "
+            "or quantize the model with QAT",
+        ) from None
+    st.stages[stage]["via"] = "tf-keras rebuild"
+    return tf
 
 
 def _evaluate_stage(

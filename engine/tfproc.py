@@ -165,7 +165,8 @@ def _child_main(log_path: str) -> int:
     def handle(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         if cmd == "load":
             info = convert.load_and_export(
-                args["path"], args["format"], args.get("input_shape"), args["export_dir"]
+                args["path"], args["format"], args.get("input_shape"), args["export_dir"],
+                via_tf_keras=bool(args.get("via_tf_keras", False)),
             )
             state["saved_model"] = args["export_dir"]
             return info

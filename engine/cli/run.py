@@ -116,19 +116,35 @@ class RichSink:
             self.console.print(f"[yellow]{ev.level}:[/] {escape(ev.message)}")
 
 
+#: Short column heads so a table of every task metric fits 80 columns.
+SHORT = {
+    "top1": "top-1",
+    "sequence_accuracy": "seq acc",
+    "char_accuracy": "char acc",
+    "box_f1": "box F1",
+    "box_precision": "box P",
+    "box_recall": "box R",
+    "pixel_f1": "pix F1",
+}
+
+
 def summary_table(report: dict[str, Any]) -> Table:
     from ..report import task_metric_names
 
     names = task_metric_names(report)
-    t = Table(title=f"{report.get('name', '')}: {report.get('status', '').upper()}", title_justify="left")
-    t.add_column("stage")
-    t.add_column("size", justify="right")
-    for n in names:
-        t.add_column(n, justify="right")
-    t.add_column("drop (pts)", justify="right")
-    t.add_column("agree acc", justify="right")
-    t.add_column("cos", justify="right")
     stages = report.get("stages") or {}
+    show_acc = any(((st.get("metrics") or {}).get("agreement") or {}).get("acc") is not None
+                   for st in stages.values())
+    t = Table(title=f"{report.get('name', '')}: {report.get('status', '').upper()} "
+                    "(metrics in %, drop in points)", title_justify="left")
+    t.add_column("stage")
+    t.add_column("KiB", justify="right")
+    for n in names:
+        t.add_column(SHORT.get(n, n), justify="right")
+    t.add_column("drop", justify="right")
+    if show_acc:
+        t.add_column("agree", justify="right")
+    t.add_column("cos", justify="right")
     primary = (report.get("verdict") or {}).get("metric")
     base = ((stages.get("fp32") or {}).get("metrics") or {}).get(primary)
     for name, st in stages.items():
@@ -140,14 +156,16 @@ def summary_table(report: dict[str, Any]) -> Table:
             drop = f"{st['drop']:+.2f}"
         elif base is not None and m.get(primary) is not None:
             drop = f"{(base - m[primary]) * 100:+.2f}"
-        t.add_row(
+        row = [
             name.upper(),
-            f"{size / 1024:.1f} KiB" if size else "—",
-            *[f"{100 * m[n]:.2f} %" if m.get(n) is not None else "—" for n in names],
+            f"{size / 1024:.1f}" if size else "—",
+            *[f"{100 * m[n]:.2f}" if m.get(n) is not None else "—" for n in names],
             drop,
-            f"{100 * agr['acc']:.2f} %" if agr.get("acc") is not None else "—",
-            f"{agr['cos']:.5f}" if agr.get("cos") is not None else "—",
-        )
+        ]
+        if show_acc:
+            row.append(f"{100 * agr['acc']:.2f}" if agr.get("acc") is not None else "—")
+        row.append(f"{agr['cos']:.4f}" if agr.get("cos") is not None else "—")
+        t.add_row(*row)
     return t
 
 
@@ -178,8 +196,12 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
         for r in suspects[:5]:
             console.print(f"  #{r['index']} {r['op']} {escape(short_name(r['name']))}: "
                           f"{escape(r['error']['why'])}", highlight=False)
-    for s in (report.get("sensitivity") or [])[:3]:
+    tried = [s for s in report.get("sensitivity") or [] if s.get("regained_points") is not None]
+    for s in tried[:3]:
         console.print(f"  → {escape(s.get('suggestion', ''))}", highlight=False)
+    if report.get("sensitivity") and not tried:
+        first = report["sensitivity"][0]
+        console.print(f"  → {escape(first.get('suggestion', ''))}", highlight=False)
     npu = (report.get("npu") or {}).get("summary")
     if npu:
         console.print(

@@ -103,6 +103,8 @@ class QatConfig:
     seed: StrictInt = 0
     #: Set the fake-quant ranges from calibration data before training.
     init_ranges: StrictBool = True
+    #: Keep BatchNorm statistics fixed while fine-tuning (inference-mode BN).
+    freeze_batch_norm: StrictBool = True
     #: Run the matching PTQ job first when no PTQ run of this model exists.
     compare_ptq: StrictBool = True
 

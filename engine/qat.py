@@ -205,6 +205,18 @@ def qat_train(
     ref_val = _predict(fm, x_va) if task == "generic" or y_va is None else None
 
     q = _quantize(fm)
+    if qat.get("freeze_batch_norm", True):
+        # A few epochs of fine-tuning should not re-estimate BatchNorm statistics from
+        # small batches (the samples train BN with momentum 0.9): frozen BN runs in
+        # inference mode, so only the weights adapt to the fake quantization.
+        frozen = 0
+        for layer in q.layers:
+            inner = getattr(layer, "layer", layer)
+            if type(inner).__name__ == "BatchNormalization":
+                inner.trainable = False
+                frozen += 1
+        if frozen:
+            emit(Log(f"BatchNorm frozen in {frozen} layer(s) for fine-tuning"))
     opt = tf_keras.optimizers.Adam(float(qat["learning_rate"]))
     ckpt = tf.train.Checkpoint(model=q, optimizer=opt)
     cdir = Path(ckpt_dir)
@@ -218,9 +230,18 @@ def qat_train(
         opt.build(q.trainable_variables)
         ckpt.read(st["checkpoint"]).assert_existing_objects_matched()
         emit(Log(f"resumed QAT after epoch {st['epoch']} from {st['checkpoint']}"))
-    elif qat.get("init_ranges", True):
-        n = init_ranges(q, fm, x_cal)
-        emit(Log(f"fake-quant ranges set from {len(x_cal)} calibration items ({n} min/max pairs)"))
+    else:
+        if qat.get("init_ranges", True):
+            n = init_ranges(q, fm, x_cal)
+            emit(Log(f"fake-quant ranges set from {len(x_cal)} calibration items "
+                     f"({n} min/max pairs)"))
+        # Epoch 0 is the starting point (PTQ's ranges, float weights): fine-tuning is kept
+        # only where it beats that on the validation data.
+        metric0, val0 = _val_metric(task, q, x_va, y_va, evaluation, ref_val)
+        st["best"], st["best_epoch"] = val0, 0
+        st["history"].append({"epoch": 0, "loss": None, "val_metric": val0, "seconds": 0.0})
+        q.save_weights(best_path)
+        emit(Log(f"before fine-tuning: validation {metric0} {val0:.4f}"))
 
     epochs, batch = int(qat["epochs"]), int(qat["batch_size"])
     patience = int(qat["patience"])

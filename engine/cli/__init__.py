@@ -28,6 +28,8 @@ examples:
   artq run sample_configs/ocr_crnn_conv.toml
   artq run sample_configs/digits_ptq.toml --set calibration.samples=50 --json
   artq inspect runs/<run>/int8.tflite --target stm32n6570-dk
+  artq sweep sample_configs/ocr_crnn_conv.toml --set calibration.samples=10,50,100,200,500
+  artq run --resume runs/<cancelled QAT run>
 """
 
 

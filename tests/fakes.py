@@ -1,14 +1,20 @@
-"""A fake worker for TUI tests: replays a scripted job without any engine work."""
+"""A fake worker and fixed run folders for TUI tests: scripted jobs, no engine work.
+
+Every number here is fixed, so snapshots of the screens are the same on every machine.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 from engine.events import (
+    EpochEnd,
     Event,
+    Finding,
     Log,
     ModelInfo,
     Progress,
@@ -19,26 +25,152 @@ from engine.events import (
     StageMetrics,
     StageStarted,
 )
-from tui.runner import JobEvent, JobExited
+from tui.runner import JobEvent, JobExited, SweepDone
 
-REPORT: dict[str, Any] = {
-    "schema": "artq.report/1",
-    "status": "ok",
-    "name": "fake",
-    "stages": {
-        "fp32": {"path": "fp32.tflite", "size_bytes": 294_000,
-                 "metrics": {"top1": 0.996, "agreement": {"acc": 1.0, "cos": 1.0, "rmse": 0.0}}},
-        "fp16": {"path": "fp16.tflite", "size_bytes": 152_000,
-                 "metrics": {"top1": 0.996, "agreement": {"acc": 1.0, "cos": 1.0, "rmse": 1e-6}}},
-        "int8": {"path": "int8.tflite", "size_bytes": 84_000,
-                 "metrics": {"top1": 0.992, "agreement": {"acc": 0.995, "cos": 0.9999, "rmse": 1e-3}}},
-    },
-    "verdict": {"profile": "high", "threshold": 1.0, "metric": "top1", "fp32": 0.996, "int8": 0.992,
-                "drop": 0.4, "pass": True, "advice": "INT8 loses 0.40 points, within the high bar (1)."},
-}
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "sample_configs" / "digits_ptq.toml"
 
 
-def script(run_dir: Path, fail: bool = False) -> list[Event]:
+def small_digits(folder: Path, name: str = "digits_ptq.toml") -> Path:
+    """The digits sample with small data counts (a data check in ~0.1 s), model path absolute."""
+    text = DIGITS.read_text(encoding="utf-8")
+    text = text.replace("../engine/samples/weights/digits.keras",
+                        str(ROOT / "engine/samples/weights/digits.keras"))
+    text = text.replace("count = 1000 ", "count = 120  ").replace("count = 2000", "count = 200")
+    p = folder / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _layer(i: int, op: str, shape: list[int], placement: str, macs: int, est_us: float,
+           pct: float, sqnr: float | None, rmse_scale: float | None, suspect: bool = False,
+           sens: dict[str, Any] | None = None, reason: str = "") -> dict[str, Any]:
+    error = None
+    if sqnr is not None:
+        stats = {"sqnr_db": sqnr, "rmse_scale": rmse_scale, "cos": 0.9991, "max_abs": 0.05}
+        error = {"tensor": f"t{i}", "scale": 0.0123, "zero_point": -128, "range": [-1.5, 1.6],
+                 "layer": stats, "model": dict(stats, sqnr_db=sqnr - 3), "suspect": suspect,
+                 "why": "rmse/scale 0.91 is 3× the 0.289 of pure rounding: an outlier stretches the range"
+                 if suspect else ""}
+    return {
+        "index": i, "op": op, "name": f"model/{op.lower()}_{i}", "output_shape": [1, *shape],
+        "placement": placement, "tier": "HW" if placement == "NPU" else "SW_INT",
+        "reason": reason or ("runs on the NPU (the convolution accelerators)" if placement == "NPU"
+                             else f"{op} runs in software on the CPU"),
+        "rule": "table", "macs": macs, "est_us": est_us, "pct": pct, "epoch": i,
+        "bound": "compute", "error": error, "sensitivity": sens,
+    }
+
+
+LAYERS = [
+    _layer(0, "CONV_2D", [32, 32, 16], "NPU", 147_456, 19.8, 4.4, 41.2, 0.30),
+    _layer(1, "CONV_2D", [32, 32, 16], "NPU", 2_359_296, 70.0, 15.4, 22.5, 0.91, suspect=True,
+           sens={"metric": "top1", "regained_points": 0.35, "cost_ms": 0.07,
+                 "suggestion": "keep this layer in INT8: the 0.35 points are not worth 0.07 ms"}),
+    _layer(2, "MAX_POOL_2D", [16, 16, 16], "NPU", 16_384, 20.2, 4.4, 44.0, 0.29),
+    _layer(3, "CONV_2D", [8, 8, 64], "NPU", 2_359_296, 109.3, 24.0, 38.7, 0.33),
+    _layer(4, "MEAN", [64], "NPU", 4_096, 17.4, 3.8, 47.1, 0.28),
+    _layer(5, "FULLY_CONNECTED", [10], "NPU", 640, 16.9, 3.7, 35.0, 0.31),
+    _layer(6, "SOFTMAX", [10], "CPU", 10, 5.5, 1.2, None, None),
+]
+
+
+def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 200,
+                int8_top1: float = 0.992, status: str = "ok", method: str = "ptq") -> dict[str, Any]:
+    """A complete artq.report/1 with fixed numbers (and the per-layer schema being added)."""
+    drop = round((0.996 - int8_top1) * 100, 4)
+    cfg = {
+        "model": {"path": str(ROOT / "engine/samples/weights/digits.keras")},
+        "name": name,
+        "calibration": {"samples": samples, "seed": 0},
+        "quantization": {"method": method, "granularity": "per_channel", "io_type": "int8",
+                         "stages": ["fp32", "fp16", "int8"]},
+        "evaluation": {"task": "classification", "profile": "high"},
+        "output": {"runs_dir": str(Path(run_dir).parent)},
+    }
+    rep: dict[str, Any] = {
+        "schema": "artq.report/1",
+        "status": status,
+        "name": name,
+        "run_dir": str(run_dir),
+        "config": cfg,
+        "model": {"inputs": [{"name": "input", "shape": [1, 32, 32, 1]}],
+                  "outputs": [{"name": "output_0", "shape": [1, 10]}], "params": 73114},
+        "stages": {
+            "fp32": {"path": "fp32.tflite", "size_bytes": 294_000,
+                     "metrics": {"top1": 0.996, "agreement": {"acc": 1.0, "cos": 1.0, "rmse": 0.0}}},
+            "fp16": {"path": "fp16.tflite", "size_bytes": 152_000,
+                     "metrics": {"top1": 0.996, "agreement": {"acc": 1.0, "cos": 1.0, "rmse": 1e-6}}},
+            "int8": {"path": "int8.tflite", "size_bytes": 84_000,
+                     "metrics": {"top1": int8_top1,
+                                 "agreement": {"acc": 0.995, "cos": 0.9999, "rmse": 1e-3}}},
+        },
+        "verdict": {"profile": "high", "threshold": 1.0, "metric": "top1", "fp32": 0.996,
+                    "int8": int8_top1, "drop": drop, "pass": drop <= 1.0,
+                    "advice": f"INT8 loses {drop:.2f} points, "
+                              + ("within the high bar (1)." if drop <= 1.0 else
+                                 "over the high bar (1): try more calibration samples or QAT.")},
+        "findings": [{"code": "calib-few-samples", "severity": "warning",
+                      "message": f"{samples} calibration samples", "evidence": "guide: 100–500",
+                      "fix": "set calibration.samples = 200"}] if samples < 100 else [],
+        "npu": {
+            "schema": "artq.npu/1", "target": "stm32n6570-dk",
+            "summary": {"ops_total": 7, "ops_npu": 6, "ops_cpu": 1, "epochs_hw": 6, "epochs_sw": 1,
+                        "weights_flash_bytes": 73_152, "activations_ram_bytes": 32_768,
+                        "external_ram_bytes": 0, "latency_ms": 0.4553, "inferences_per_s": 2196.3},
+            "pools": [
+                {"name": "npuRAM3", "internal": True, "size_bytes": 458_752, "used_bytes": 32_768},
+                {"name": "npuRAM4", "internal": True, "size_bytes": 458_752, "used_bytes": 0},
+                {"name": "cpuRAM2", "internal": True, "size_bytes": 1_048_576, "used_bytes": 0},
+                {"name": "hyperRAM", "internal": False, "size_bytes": 33_554_432, "used_bytes": 0},
+            ],
+            "layers": [{k: v for k, v in la.items() if k not in ("error", "sensitivity")}
+                       for la in LAYERS],
+            "advice": ["SOFTMAX runs on the CPU: 1.2 % of the time; apply it on the host"],
+        },
+        "headline": {"size_x_smaller": 3.5, "x_faster": 53.2, "ram_x_smaller": 4.0},
+        "layers": copy.deepcopy(LAYERS),
+        "timings": {"total_s": 13.8 if samples >= 200 else 11.2},
+    }
+    if method == "qat":
+        rep["qat"] = {"history": [{"epoch": 1, "loss": 0.31, "val_metric": 0.990},
+                                  {"epoch": 2, "loss": 0.22, "val_metric": 0.994}],
+                      "best_epoch": 2, "best_val": 0.994, "metric": "top1", "epochs_run": 2,
+                      "stopped_early": False}
+        rep["comparison"] = {"ptq": {"run_dir": "runs/x-ptq", "drop": 1.4, "size_bytes": 84_000}}
+    return rep
+
+
+def write_run(runs_dir: Path, folder: str, report: dict[str, Any] | None,
+              config_text: str | None = None) -> Path:
+    d = runs_dir / folder
+    d.mkdir(parents=True, exist_ok=True)
+    if report is not None:
+        report = dict(report, run_dir=str(d))
+        (d / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    (d / "config.toml").write_text(config_text or DIGITS.read_text(encoding="utf-8"), encoding="utf-8")
+    return d
+
+
+def seed_runs(runs_dir: Path) -> dict[str, Path]:
+    """Two finished tries (200 then 50 samples), an unfinished one and a sweep."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    a = write_run(runs_dir, "20260101-010000-digits_ptq", make_report(runs_dir / "a", samples=200))
+    b = write_run(runs_dir, "20260101-020000-digits_ptq",
+                  make_report(runs_dir / "b", samples=50, int8_top1=0.981))
+    c = write_run(runs_dir, "20260101-030000-digits_ptq", None)
+    sweep = runs_dir / "20260101-040000-sweep-digits_ptq"
+    sweep.mkdir()
+    variants = []
+    for n, top1, t in ((50, 0.981, 11.2), (100, 0.990, 12.0), (200, 0.992, 13.8), (500, 0.993, 17.5)):
+        variants.append({"set": {"calibration.samples": n}, "run_dir": str(sweep / f"v{n}"),
+                         "status": "ok", "metrics": {"int8": {"top1": top1}},
+                         "drop": round((0.996 - top1) * 100, 2), "total_s": t})
+    (sweep / "sweep.json").write_text(json.dumps({"wall_s": 54.5, "variants": variants}))
+    return {"a": a, "b": b, "unfinished": c, "sweep": sweep}
+
+
+def script(run_dir: Path, fail: bool = False, qat: bool = False) -> list[Event]:
     evs: list[Event] = [
         RunStarted(str(run_dir), "fake", ["fp32", "fp16", "int8"]),
         StageStarted("data", "Loading data", 10),
@@ -54,13 +186,19 @@ def script(run_dir: Path, fail: bool = False) -> list[Event]:
     if fail:
         return [*evs, RunFailed(str(run_dir), "failed", "ConversionError", "converter crashed",
                                 "see log.txt")]
+    if qat:
+        evs += [EpochEnd(1, 3, 0.31, 0.990, "top1", 1e-5, 20.0),
+                EpochEnd(2, 3, 0.22, 0.994, "top1", 1e-5, 10.0),
+                EpochEnd(3, 3, 0.18, 0.993, "top1", 1e-5, 0.0)]
     return [
         *evs,
         Progress("calibrate", 50, 50),
         StageFinished("convert_int8", 2.0),
         StageMetrics("int8", {"top1": 0.992, "agreement": {"acc": 0.995}}, 84_000),
+        Finding("calib-range", "info", "activation ranges look healthy", "max/p99.9 = 1.2", ""),
         Log("calibration.samples = 200 but only 100 items exist", "warning"),
-        RunFinished(str(run_dir), "ok", str(run_dir / "report.json"), REPORT["verdict"]),
+        RunFinished(str(run_dir), "ok", str(run_dir / "report.json"),
+                    {"profile": "high", "metric": "top1", "drop": 0.4, "pass": True}),
     ]
 
 
@@ -73,25 +211,33 @@ class FakeRunner:
         self.hold = hold  # stop mid-job until cancelled
         self.running = False
         self.started: list[tuple[str, list[str]]] = []
+        self.resumed: list[str] = []
         self.cancelled = False
         self._post: Any = None
 
-    async def start(self, config: str, overrides: list[str], post: Any) -> None:
+    async def start(self, config: str, overrides: list[str], post: Any, resume: bool = False) -> None:
         self.started.append((config, list(overrides)))
+        if resume:
+            self.resumed.append(config)
         self.running = True
         self._post = post
-        run_dir = self.runs_dir / f"20260101-00000{len(self.started)}-fake"
-        run_dir.mkdir(parents=True)
-        evs = script(run_dir, self.fail)
+        run_dir = self.runs_dir / f"20260102-00000{len(self.started)}-fake"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        qat = any(o == 'quantization.method="qat"' for o in overrides)
+        samples = next((int(o.split("=")[1]) for o in overrides if o.startswith("calibration.samples=")), 200)
+        evs = script(run_dir, self.fail, qat)
         if self.hold:
             evs = evs[:9]
         for ev in evs:
+            if isinstance(ev, RunFinished):
+                # As the engine does: report.json exists before run_finished is sent.
+                report = make_report(run_dir, name="fake", samples=samples,
+                                     method="qat" if qat else "ptq")
+                (run_dir / "report.json").write_text(json.dumps(report))
             post(JobEvent(ev))
             await asyncio.sleep(0)
         if self.hold:
             return
-        report = dict(REPORT, run_dir=str(run_dir), status="failed" if self.fail else "ok")
-        (run_dir / "report.json").write_text(json.dumps(report))
         self.running = False
         post(JobExited(1 if self.fail else 0))
 
@@ -99,3 +245,28 @@ class FakeRunner:
         self.cancelled = True
         self.running = False
         self._post(JobExited(3))
+
+
+class FakeSweeper:
+    """Implements tui.runner.SweepRunner's surface: writes a sweep folder, says it is done."""
+
+    def __init__(self, runs_dir: Path) -> None:
+        self.runs_dir = runs_dir
+        self.running = False
+        self.started: list[tuple[str, list[str]]] = []
+
+    async def start(self, config: str, sets: list[str], runs_dir: str, post: Any) -> None:
+        self.started.append((config, list(sets)))
+        self.running = True
+        await asyncio.sleep(0)
+        folder = Path(runs_dir) / "20260103-000000-sweep-fake"
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {"status": "ok", "metric": "top1", "wall_s": 20.0, "variants": [
+            {"set": {"calibration.samples": n}, "status": "ok", "metrics": {"top1": t},
+             "drop": d, "total_s": 10.0} for n, t, d in ((50, 0.981, 1.5), (200, 0.992, 0.4))]}
+        (folder / "sweep.json").write_text(json.dumps(data))
+        self.running = False
+        post(SweepDone(0, data))
+
+    async def cancel(self) -> None:
+        self.running = False

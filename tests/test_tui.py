@@ -1,15 +1,47 @@
-"""The TUI with an injected fake worker: pick, tune, launch, watch, cancel, read results."""
+"""The TUI with an injected fake worker: every screen driven by keys, as a person would.
+
+Real engine work is in tests/test_tui_worker.py; snapshots in tests/test_tui_snapshots.py.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fakes import FakeRunner
-from textual.widgets import DataTable, Input, Label, OptionList, Static, TabbedContent
+from fakes import DIGITS, FakeRunner, FakeSweeper, seed_runs, small_digits
+from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
+from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
+from tui.checker import SubprocessChecker, ThreadChecker
+from tui.panes.layers import LayersPane
 from tui.runner import JobEvent
+from tui.widgets import (
+    ErrorDialog,
+    HelpScreen,
+    ImagePreview,
+    OpenScreen,
+    SaveScreen,
+    StageRow,
+    Toggle,
+)
+
+FIXED_FINDINGS = [{"code": "calib-few-samples", "severity": "warning", "message": "50 samples",
+                   "evidence": "guide: 100–500", "fix": "set calibration.samples = 200"}]
+
+
+REAL_DIAGNOSTICS = {"test_calibration_band_preview_stats_and_diagnostics"}
+
+
+@pytest.fixture(autouse=True)
+def fixed_diagnostics(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's diagnostics load the test data (seconds): fixed findings, except in the
+    test that checks the real ones reach the screen."""
+    if request.node.name not in REAL_DIAGNOSTICS:
+        monkeypatch.setattr("tui.calibcheck.diagnostics", lambda cfg, shape=None: (FIXED_FINDINGS, ""))
 
 
 @pytest.fixture
@@ -19,66 +51,308 @@ def runs(tmp_path: Path) -> Path:
     return d
 
 
-async def test_pick_tune_launch_and_read_the_verdict(runs: Path) -> None:
-    runner = FakeRunner(runs)
-    app = ArtqApp(runner=runner, runs_dir=runs)
+def text_of(app: ArtqApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).render())
+
+
+def make_app(runs: Path, runner: FakeRunner | None = None, samples: list[Path] | None = None,
+             checker: Any = None) -> ArtqApp:
+    # The digits sample with fewer data items: the same screens, a faster data check, done
+    # in-process (the real one is a child process: see the calibration test).
+    small = small_digits(runs.parent)
+    return ArtqApp(runner=runner or FakeRunner(runs), runs_dir=runs,
+                   samples=samples if samples is not None else [small], clock=lambda: 0.0,
+                   checker=checker or ThreadChecker())
+
+
+async def settle(pilot, app: ArtqApp) -> None:  # noqa: ANN001
+    """Let thread workers (config load, data check, run list) finish and their results land."""
+    for _ in range(3):
+        await pilot.pause()
+        with contextlib.suppress(WorkerCancelled):  # an exclusive worker replaced by a newer one
+            await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_digits(pilot, app: ArtqApp) -> None:  # noqa: ANN001
+    await settle(pilot, app)
+    picker = app.query_one("#picker", OptionList)
+    picker.highlighted = picker.get_option_index(f"cfg:{app.samples[0]}")
+    await pilot.press("enter")
+    await settle(pilot, app)
+    assert app.session is not None
+
+
+async def test_models_summary_before_anything_runs(runs: Path) -> None:
+    seed_runs(runs)
+    app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
         picker = app.query_one("#picker", OptionList)
-        assert picker.option_count >= 1
-        picker.highlighted = 0
-        await pilot.press("enter")  # select the first sample config → Quantize tab
-        assert app.query_one(TabbedContent).active == "quantize"
-        assert app.config is not None
-        samples = app.query_one("#samples", Input)
-        samples.value = ""
-        await pilot.click("#samples")
-        await pilot.press("5", "0")
-        assert samples.value == "50"
-        await pilot.click("#launch-btn")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        config, overrides = runner.started[0]
-        assert config.endswith(".toml")
-        assert "calibration.samples=50" in overrides
-        assert "running" not in str(app.query_one("#job-state", Label).render())
-        assert "PASS" in str(app.query_one("#job-state", Label).render())
-        await pilot.press("3")
+        picker.highlighted = picker.get_option_index(f"cfg:{app.samples[0]}")
+        await settle(pilot, app)
+        summary = text_of(app, "#summary")
+        assert "params   73,114" in summary
+        assert "input    ?×32×32×1" in summary and "output   ?×10" in summary
+        assert "digits_ptq.toml" in summary
+        prompts = [str(picker.get_option_at_index(i).prompt) for i in range(picker.option_count)]
+        assert any("n50 OK FAIL" in p for p in prompts)  # words, not colours
+        assert any("UNFINISHED" in p for p in prompts)
+        assert any("SWEEP" in p for p in prompts)
+        # Enter on a run: its results, at once.
+        picker.highlighted = next(i for i, p in enumerate(prompts) if "n200" in p)
+        await pilot.press("enter")
+        await settle(pilot, app)
         assert app.query_one(TabbedContent).active == "results"
-        verdict = str(app.query_one("#verdict", Static).render())
-        assert "Verdict: PASS" in verdict and "0.40 points" in verdict
+        assert "Verdict: PASS" in text_of(app, "#verdict")
+
+
+async def test_missing_model_is_said_and_not_launched(runs: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "ocr.toml"
+    cfg.write_text(DIGITS.read_text().replace("../engine/samples/weights/digits.keras",
+                                              str(tmp_path / "crnn_conv.keras")))
+    runner = FakeRunner(runs)
+    app = make_app(runs, runner, samples=[cfg])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert "MISSING" in text_of(app, "#summary")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorDialog)
+        assert runner.started == []
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ErrorDialog)
+
+
+async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> None:
+    app = make_app(runs, checker=SubprocessChecker())  # the real check, in its child process
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_digits(pilot, app)
+        assert app.query_one(TabbedContent).active == "calibration"
+        assert app.focused is app.query_one("#k-calibration--samples", Input)
+        await pilot.press("5", "0")  # the field's text is selected on focus: typing replaces it
+        assert app.query_one("#k-calibration--samples", Input).value == "50"
+        assert "BELOW the guide's 100–500" in str(app.query_one("#band").render())
+        await pilot.press("enter")  # submit → the data is checked again with 50 samples
+        await settle(pilot, app)
+        for _ in range(100):  # the diagnostics come second, from the child process
+            if "checking" not in text_of(app, "#diagnostics") and text_of(app, "#diagnostics") != "—":
+                break
+            await pilot.pause(0.1)
+        stats = text_of(app, "#calib-stats")
+        assert "120 items, 50 drawn" in stats and "range" in stats and "classes" in stats
+        preview = app.query_one("#preview", ImagePreview)
+        assert len(preview.images) == 4 and len(preview.images[0]) == 32 == len(preview.images[0][0])
+        diag = text_of(app, "#diagnostics")
+        assert "[WARNING]" in diag or "[INFO]" in diag or "no calibration problem" in diag, diag
+        assert "fewer than" in diag or "50" in diag or "no calibration problem" in diag
+
+
+async def test_launch_sends_only_what_changed_and_shows_the_verdict(runs: Path) -> None:
+    runner = FakeRunner(runs)
+    app = make_app(runs, runner)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_digits(pilot, app)
+        await pilot.press("5", "0", "ctrl+r")  # Ctrl+R works while typing in the field
+        await settle(pilot, app)
+        config, overrides = runner.started[0]
+        assert config == str(app.samples[0])
+        assert overrides[0] == "calibration.samples=50"
+        assert overrides[1].startswith("output.runs_dir=") and len(overrides) == 2
+        assert str(app.query_one("#job-state").render()) == "done PASS"
+        log = "\n".join(str(line.text) for line in app.query_one("#log").lines)
+        assert "[INFO] calib-range" in log and "warning: calibration.samples" in log
+        assert "✓ Converting to INT8" in app.query_one("#stage-convert_int8", StageRow).name_text
+        await pilot.press("f5")
+        assert app.query_one(TabbedContent).active == "results"
+        assert "Verdict: PASS" in text_of(app, "#verdict")
         table = app.query_one("#stage-table", DataTable)
         assert table.row_count == 3
         assert [str(c) for c in table.get_row_at(2)][:3] == ["INT8", "82.0 KiB", "99.20 %"]
+        npu = text_of(app, "#npu")
+        assert "Estimated N6 latency: 0.455 ms" in npu
+        assert "npuRAM3" in npu and "32.0 KiB of 448.0 KiB" in npu  # used of size, in words
 
 
-async def test_cancel_key_cancels_the_running_job(runs: Path) -> None:
+async def test_cancel_from_anywhere(runs: Path) -> None:
     runner = FakeRunner(runs, hold=True)
-    app = ArtqApp(runner=runner, runs_dir=runs)
-    async with app.run_test(size=(100, 30)) as pilot:
-        app.query_one("#picker", OptionList).highlighted = 0
-        await pilot.pause()
-        await pilot.press("l")
+    app = make_app(runs, runner)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_digits(pilot, app)
+        await pilot.press("ctrl+r")
         await pilot.pause()
         assert runner.running
-        await pilot.press("c")
-        await pilot.pause()
+        row = app.query_one("#stage-convert_int8", StageRow)
+        assert row.name_text == "▶ Converting to INT8" and row.bar_text.endswith(" 25/50")
+        assert row.state_text == "0.0 s, 0.0 s left"  # elapsed, and left at this pace
+        await pilot.press("f3")  # focus in the samples Input; Ctrl+T still cancels
+        await pilot.press("ctrl+t")
+        await settle(pilot, app)
         assert runner.cancelled
-        assert "cancelled" in str(app.query_one("#job-state", Label).render())
+        assert str(app.query_one("#job-state").render()) == "CANCELLED"
 
 
-async def test_failed_job_is_shown_with_its_hint(runs: Path) -> None:
-    runner = FakeRunner(runs, fail=True)
-    app = ArtqApp(runner=runner, runs_dir=runs)
+async def test_failed_job_is_a_dialog_with_its_hint(runs: Path) -> None:
+    app = make_app(runs, FakeRunner(runs, fail=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_digits(pilot, app)
+        await pilot.press("ctrl+r")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ErrorDialog)
+        assert "converter crashed" in str(app.screen.query_one("#error-message").render())
+        assert "What to do: see log.txt" in str(app.screen.query_one(".hint").render())
+        await pilot.press("enter")
+        assert "FAILED" in str(app.query_one("#job-state").render())
+
+
+async def test_qat_shows_loss_and_metric_per_epoch(runs: Path) -> None:
+    runner = FakeRunner(runs)
+    app = make_app(runs, runner)
     async with app.run_test(size=(100, 30)) as pilot:
-        app.query_one("#picker", OptionList).highlighted = 0
+        await open_digits(pilot, app)
+        await pilot.press("f4")
+        app.query_one("#k-quantization--method", Select).value = "qat"
+        app.query_one("#k-quantization--qat--epochs", Input).value = "3"
+        await pilot.press("ctrl+r")
+        await settle(pilot, app)
+        assert 'quantization.method="qat"' in runner.started[0][1]
+        chart = text_of(app, "#qat-chart")
+        assert "● loss  (epoch 3: 0.18)" in chart and "× val top1" in chart
+        assert app.query_one("#qat-chart").display
+        await pilot.press("f5")
+        assert "QAT regained +1.00 points over PTQ" in text_of(app, "#qat-summary")
+
+
+async def test_layers_sort_filter_search_and_detail(runs: Path) -> None:
+    seeded = seed_runs(runs)
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        app.open_run(seeded["a"])
+        await pilot.pause(0.2)  # the layers table follows the results by a turn
+        await pilot.press("5")
+        table = app.query_one("#layer-table", DataTable)
+        assert table.row_count == 7
+        await pilot.press("t")  # by estimated time, largest first
+        assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["CONV_2D", "CONV_2D"]
+        assert str(table.get_row_at(0)[5]) == "109.3"
+        detail = text_of(app, "#layer-detail")
+        assert detail.startswith("#3 CONV_2D") and "rule       table:" in detail
+        await pilot.press("u")  # CPU only
+        assert table.row_count == 1 and str(table.get_row_at(0)[3]) == "CPU"
+        await pilot.press("u", "x")  # suspects only
+        assert table.row_count == 1
+        detail = text_of(app, "#layer-detail")
+        assert "SUSPECT    rmse/scale 0.91" in detail
+        assert "regains 0.35 points of top1" in detail and "advice     keep this layer" in detail
+        await pilot.press("x", "slash", "p", "o", "o", "l", "enter")
+        assert table.row_count == 1 and str(table.get_row_at(0)[1]) == "MAX_POOL_2D"
+        assert app.focused is table
+        pane = app.query_one(LayersPane)
+        pane.query_one("#layer-search", Input).value = ""
+        await pilot.press("s")  # next column after est µs: % time
+        assert pane.sort_key == "pct" and pane.desc
+        await pilot.press("r")
+        assert not pane.desc and str(table.get_row_at(0)[1]) == "SOFTMAX"
+
+
+async def test_compare_runs_and_sweep(runs: Path) -> None:
+    seeded = seed_runs(runs)
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("6")
+        # The two latest finished runs, the older as A.
+        assert app.query_one("#cmp-a", Select).value == str(seeded["a"])
+        assert app.query_one("#cmp-b", Select).value == str(seeded["b"])
+        table = app.query_one("#cmp-table", DataTable)
+        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)]
+                for i in range(table.row_count)}
+        assert rows["set calibration.samples"][1:] == ["200", "50", "-150"]
+        assert rows["INT8 top1"][1:] == ["99.20 %", "98.10 %", "-1.10 pts"]
+        assert rows["verdict (high)"][1:3] == ["PASS", "FAIL"]
+        assert rows["FP32 top1"][3] == "="
+        await app.run_action("compare_swap")
+        assert app.query_one("#cmp-a", Select).value == str(seeded["b"])
+        sweep = app.query_one("#sweep-table", DataTable)
+        assert sweep.row_count == 4
+        assert [str(c) for c in sweep.get_row_at(0)][:5] == [
+            "calibration.samples=50", "OK", "top1", "98.10 %", "1.5"]
+        chart = text_of(app, "#sweep-chart")
+        assert "INT8 drop per variant" in chart and "calibration.samples=500" in chart
+        assert "wall time 54.5 s" in chart
+
+
+async def test_save_writes_a_commented_config_that_runs(runs: Path, tmp_path: Path) -> None:
+    from engine.config import load_config
+
+    app = make_app(runs, samples=[DIGITS])  # the real sample: relative paths, its comments
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_digits(pilot, app)
+        await pilot.press("5", "0", "ctrl+s")
         await pilot.pause()
-        await pilot.press("l")
+        assert isinstance(app.screen, SaveScreen)
+        dest = tmp_path / "elsewhere" / "digits_50.toml"
+        app.screen.query_one("#save-path", Input).value = str(dest)
+        await pilot.press("enter")
         await pilot.pause()
-        await pilot.pause()
-        log_text = "\n".join(str(line.text) for line in app.query_one("#log").lines)
-        assert "FAILED: converter crashed" in log_text
-        assert "what to do: see log.txt" in log_text
+    text = dest.read_text()
+    assert "samples = 50  # representative samples for PTQ; the guide recommends 100–500" in text
+    assert "#   calibration.samples: 200 → 50" in text
+    assert "# The ONE preprocessing" in text  # the sample's comments survive
+    assert "scale = 0.00392156862745098" in text  # untouched values stay exactly as written
+    raw = tomllib.loads(text)
+    written = Path(raw["model"]["path"])  # re-pointed: the file moved away from the sample's folder
+    assert (dest.parent / written).resolve() == (DIGITS.parent / "../engine/samples/weights/digits.keras").resolve()
+    cfg = load_config(dest)
+    assert cfg.calibration.samples == 50
+    assert Path(cfg.model.path) == (DIGITS.parent / "../engine/samples/weights/digits.keras").resolve()
+
+
+async def test_help_palette_and_keys(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        help_text = str(app.screen.query_one("#help-text", Static).render())
+        assert "Ctrl+R" in help_text and "CPU layers only" in help_text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        # Every binding with a description has a palette command running the same action.
+        actions = {c.callback.args[0] for c in app.get_system_commands(app.screen)
+                   if hasattr(c.callback, "args")}
+        for binding in [*ArtqApp.BINDINGS, *LayersPane.BINDINGS]:
+            action = binding.action
+            if binding.description and action not in actions:
+                layer_actions = {"sort_time": "layers('sort:est_us')", "toggle('cpu')": "layers('cpu')",
+                                 "toggle('suspect')": "layers('suspect')", "reverse": "layers('reverse')",
+                                 "search": "layers('search')", "sort_next": "layers('sort:index')",
+                                 "quit": "quit", "focus_pane": "focus_pane"}
+                assert layer_actions.get(action) in actions | {"quit", "focus_pane"}, action
+        for i, tab in enumerate(("models", "calibration", "quantize", "results", "layers", "compare")):
+            await pilot.press(f"f{i + 2}")
+            assert app.query_one(TabbedContent).active == tab
+
+
+async def test_limited_colour_and_no_color(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTUAL_COLOR_SYSTEM", "standard")
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        assert app.theme == "ansi-dark"  # 16 colours: the terminal's own palette
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        # Monochrome: Textual turns the theme's colours into greys; states are words.
+        assert app.no_color and app.theme != "ansi-dark"
+        box = app.query_one("#layer-cpu", Toggle)
+        assert str(box._button) == "▐ ▌"  # off is a blank, on an X: not a colour
+        box.value = True
+        assert str(box._button) == "▐X▌"
 
 
 async def test_progress_messages_coalesce() -> None:
@@ -91,18 +365,73 @@ async def test_progress_messages_coalesce() -> None:
     assert not other.can_replace(older)
 
 
-def test_snapshot_models_screen(snap_compare, runs: Path) -> None:
-    assert snap_compare(ArtqApp(runner=FakeRunner(runs), runs_dir=runs), terminal_size=(100, 30))
+def test_settings_round_trip_exactly() -> None:
+    from tui.settings import KNOB, changes, parse, show
+
+    k = KNOB["preprocessing.scale"]
+    assert parse(k, show(k, 1 / 255)) == 1 / 255
+    m = KNOB["preprocessing.mean"]
+    assert parse(m, show(m, [0.485, 0.456, 0.406])) == [0.485, 0.456, 0.406]
+    base = {"calibration.samples": 200, "quantization.stages.fp16": True,
+            "quantization.stages.int8": True, "data.calibration.kind": "synthetic"}
+    cur = dict(base, **{"calibration.samples": 50, "quantization.stages.fp16": False})
+    assert changes(base, cur) == {"calibration.samples": 50, "quantization.stages": ["fp32", "int8"]}
 
 
-def test_snapshot_results_after_a_run_80x24(snap_compare, runs: Path) -> None:
-    async def run_before(pilot) -> None:
-        await pilot.press("l")
+async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:
+    sweeper = FakeSweeper(runs)
+    app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs, samples=[small_digits(runs.parent)],
+                  clock=lambda: 0.0, checker=ThreadChecker(), sweeper=sweeper)  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_digits(pilot, app)
+        await pilot.press("5", "0")  # a tuned setting holds for every variant...
+        await app.run_action("sweep")
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.press("3")
-        await pilot.pause()
+        app.screen.query_one("#sweep-sets", Input).value = "calibration.samples=50,200 calibration.seed=0,1"
+        await pilot.press("enter")
+        await settle(pilot, app)
+        config, sets = sweeper.started[0]
+        # ...except the one being swept.
+        assert sets == ["calibration.samples=50,200", "calibration.seed=0,1"]
+        assert app.query_one(TabbedContent).active == "compare"
+        assert app.query_one("#sweep-table", DataTable).row_count == 2
+        assert "calibration.samples=200" in text_of(app, "#sweep-chart")
+        assert "sweep OK" in str(app.query_one("#job-state").render())
 
-    app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+async def test_open_a_config_or_a_model_with_the_file_picker(runs: Path, tmp_path: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, OpenScreen)
+        app.screen.query_one("#open-path", Input).value = str(DIGITS)
+        app.screen.query_one("#open-path", Input).focus()
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.session is not None and app.session.config_path == DIGITS.resolve()
+        model = DIGITS.parent.parent / "engine/samples/weights/digits.keras"
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        app.screen.query_one("#open-path", Input).value = str(model)
+        app.screen.query_one("#open-path", Input).focus()
+        await pilot.press("enter")
+        await settle(pilot, app)
+        # A bare model: a new job on the current config's data, under the model's name.
+        assert app.session.fixed == {"model.path": str(model.resolve()), "name": "digits"}
+        assert app.session.template and "params   73,114" in text_of(app, "#summary")
+
+
+async def test_resume_a_qat_run_from_the_palette(runs: Path) -> None:
+    seeded = seed_runs(runs)
+    runner = FakeRunner(runs, hold=True)
+    app = make_app(runs, runner)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        picker = app.query_one("#picker", OptionList)
+        picker.highlighted = picker.get_option_index(f"run:{seeded['unfinished']}")
+        await pilot.pause()
+        await app.run_action("resume")
+        await settle(pilot, app)
+        assert runner.resumed == [str(seeded["unfinished"])]

@@ -1,0 +1,149 @@
+"""SVG snapshots of every screen at 100×30 and 80×24 (`pytest --snapshot-update` to accept).
+
+Deterministic: fixed run folders and reports (tests/fakes.py), a frozen clock (no elapsed
+times), fixed diagnostics, no cursor blink, paths shown relative to the checkout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from fakes import DIGITS, ROOT, FakeRunner, seed_runs
+from textual.widgets import Input, OptionList
+from textual.worker import WorkerCancelled
+
+from tui.app import ArtqApp
+from tui.checker import ThreadChecker
+
+SIZES = {"100x30": (100, 30), "80x24": (80, 24)}
+FINDINGS = [{"code": "calib-few-samples", "severity": "warning",
+             "message": "50 calibration samples: fewer than the guide's 100",
+             "evidence": "requested 50", "fix": "set calibration.samples between 100 and 500"}]
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    monkeypatch.chdir(ROOT)  # paths on screen are relative to the checkout, wherever it is
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr("tui.calibcheck.diagnostics", lambda cfg, shape=None: (FINDINGS, ""))
+    runs = tmp_path / "runs"
+    return {"runs": runs, **seed_runs(runs)}
+
+
+class NoChecker:
+    """The data check shows only on the Calibration screen: elsewhere skip its work."""
+
+    async def check(self, config, overrides, model, on_preview, on_diagnostics) -> None:  # noqa: ANN001
+        on_preview({"images": [], "captions": [], "stats": [], "error": None})
+        on_diagnostics({"diagnostics": [], "diag_note": ""})
+
+
+def make(env: dict[str, Path], runner: FakeRunner | None = None, check: bool = False) -> ArtqApp:
+    return ArtqApp(runner=runner or FakeRunner(env["runs"]), runs_dir=env["runs"],
+                   samples=[DIGITS], clock=lambda: 0.0,
+                   checker=ThreadChecker() if check else NoChecker())  # type: ignore[arg-type]
+
+
+async def settle(pilot) -> None:  # noqa: ANN001
+    for _ in range(3):
+        await pilot.pause()
+        with contextlib.suppress(WorkerCancelled):
+            await pilot.app.workers.wait_for_complete()
+    for widget in pilot.app.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause()
+
+
+async def open_digits(pilot) -> None:  # noqa: ANN001
+    await settle(pilot)
+    picker = pilot.app.query_one("#picker", OptionList)
+    picker.highlighted = picker.get_option_index(f"cfg:{DIGITS}")
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_models(snap_compare, env: dict[str, Path], size: str) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await settle(pilot)
+        picker = pilot.app.query_one("#picker", OptionList)
+        picker.highlighted = picker.get_option_index(f"cfg:{DIGITS}")
+        await settle(pilot)
+
+    assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_calibration(snap_compare, env: dict[str, Path], size: str) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await open_digits(pilot)
+        await pilot.press("5", "0", "enter")
+        await settle(pilot)
+
+    assert snap_compare(make(env, check=True), terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_quantize_after_a_run(snap_compare, env: dict[str, Path], size: str) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await open_digits(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+
+    assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_results(snap_compare, env: dict[str, Path], size: str) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await settle(pilot)
+        pilot.app.open_run(env["b"])  # the 50-sample try: FAIL, with a finding
+        await pilot.pause(0.2)
+        await settle(pilot)
+
+    assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_layers_by_time(snap_compare, env: dict[str, Path], size: str) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await settle(pilot)
+        pilot.app.open_run(env["a"])
+        await pilot.pause(0.2)  # the layers table follows the results by a turn
+        await pilot.press("5", "t", "down")
+        await settle(pilot)
+
+    assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compare(snap_compare, env: dict[str, Path], size: str) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+
+    assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)
+
+
+def test_help_80x24(snap_compare, env: dict[str, Path]) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot)
+
+    assert snap_compare(make(env), terminal_size=(80, 24), run_before=before)
+
+
+def test_error_dialog_80x24(snap_compare, env: dict[str, Path]) -> None:
+    async def before(pilot) -> None:  # noqa: ANN001
+        await open_digits(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+
+    app = make(env, FakeRunner(env["runs"], fail=True))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)

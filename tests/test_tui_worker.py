@@ -1,0 +1,113 @@
+"""The TUI driving the real engine worker on a tiny model: a whole PTQ job, and a cancel
+that kills the child process and leaves the run marked cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from models import tiny_job
+from textual.widgets import DataTable, OptionList, Static
+from textual.worker import WorkerCancelled
+
+from tui.app import ArtqApp
+from tui.runner import WorkerRunner
+from tui.widgets import StageRow
+
+pytestmark = pytest.mark.slow
+
+
+async def wait_for(pilot, cond, timeout: float = 180.0) -> None:  # noqa: ANN001
+    """Poll ``cond`` while the app runs; the worker's events arrive as messages meanwhile."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("timed out waiting for the job")
+        await pilot.pause(0.2)
+
+
+async def open_first(pilot, app: ArtqApp) -> None:  # noqa: ANN001
+    await pilot.pause()
+    app.query_one("#picker", OptionList).highlighted = 1
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.session is not None, 60)
+    with contextlib.suppress(WorkerCancelled):
+        await app.workers.wait_for_complete()
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie still answers kill(0); it is dead all the same.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    return True
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return all(gone(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()
+               and _pgid(int(p.name)) == pgid)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+async def test_real_worker_runs_a_tiny_ptq_job(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = tiny_job(tmp_path, tiny_model)
+    runs = tmp_path / "runs"
+    runner = WorkerRunner()
+    app = ArtqApp(runner=runner, runs_dir=runs, samples=[cfg])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_first(pilot, app)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: runner.proc is not None and not runner.running
+                       and "done" in str(app.query_one("#job-state").render()))
+        assert str(app.query_one("#job-state").render()).startswith("done")
+        rows = {r.stage: r.word for r in app.query(StageRow)}
+        assert rows.get("convert_int8") == "done" and rows.get("evaluate_int8") == "done"
+        report = json.loads((Path(app.run_dir) / "report.json").read_text())  # type: ignore[arg-type]
+        assert report["status"] == "ok"
+        assert report["config"]["calibration"]["samples"] == 32
+        await pilot.press("f5")
+        assert "Verdict:" in str(app.query_one("#verdict", Static).render())
+        assert app.query_one("#stage-table", DataTable).row_count == 3
+        await pilot.press("f6")
+        assert app.query_one("#layer-table", DataTable).row_count > 3
+
+
+async def test_cancel_kills_the_worker_and_marks_the_run(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = tiny_job(tmp_path, tiny_model)
+    runner = WorkerRunner()
+    app = ArtqApp(runner=runner, runs_dir=tmp_path / "runs", samples=[cfg])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_first(pilot, app)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: bool(app.query("#stage-load")), 60)
+        pid = runner.pid
+        assert pid is not None and not gone(pid)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: not runner.running, 60)
+        await pilot.pause()
+        assert gone(pid)
+        # Its process group too: the TensorFlow child the worker started is gone as well.
+        await wait_for(pilot, lambda: group_gone(pid), 15)
+        assert str(app.query_one("#job-state").render()) == "CANCELLED"
+        report = json.loads((Path(app.run_dir) / "report.json").read_text())  # type: ignore[arg-type]
+        assert report["status"] == "cancelled"

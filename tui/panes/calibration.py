@@ -1,0 +1,110 @@
+"""2 Calibration: how many samples and which, where they come from, how they are
+preprocessed — and a look at them, their statistics and the engine's diagnostics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Label, Static
+
+from ..calibcheck import finding_text
+from ..widgets import ImagePreview
+from .knobs import knob_label, knob_widget
+
+GUIDE = (100, 500)
+
+
+def band_text(samples: int | None) -> str:
+    """Where a sample count sits against the guide's 100–500 band, in words and a gauge."""
+    lo, hi = GUIDE
+    if samples is None:
+        return f"guide {lo}–{hi}"
+    # Gauge over 0…1000: [ marks the band, ● the value.
+    width = 20
+    pos = min(int(samples / 1000 * width), width - 1)
+    cells = ["·"] * width
+    for i in range(int(lo / 1000 * width), int(hi / 1000 * width) + 1):
+        cells[i] = "═"
+    cells[pos] = "●"
+    gauge = "".join(cells)
+    if samples < lo:
+        word = f"BELOW the guide's {lo}–{hi}"
+    elif samples > hi:
+        word = f"ABOVE the guide's {lo}–{hi}"
+    else:
+        word = f"within the guide's {lo}–{hi}"
+    return f"{gauge} {word}"
+
+
+class CalibrationPane(VerticalScroll):
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="knobs"):
+            yield knob_label("calibration.samples")
+            yield knob_widget("calibration.samples")
+            yield Label(band_text(None), id="band")
+        with Horizontal(classes="knobs"):
+            yield knob_label("calibration.seed")
+            yield knob_widget("calibration.seed")
+            yield knob_label("data.calibration.kind")
+            yield knob_widget("data.calibration.kind")
+            yield knob_label("data.calibration.count")
+            yield knob_widget("data.calibration.count")
+        with Horizontal(classes="knobs"):
+            yield knob_label("data.calibration.generator")
+            yield knob_widget("data.calibration.generator")
+            yield knob_label("data.calibration.path")
+            yield knob_widget("data.calibration.path")
+        with Horizontal(classes="knobs"):
+            yield knob_label("preprocessing.color")
+            yield knob_widget("preprocessing.color")
+            yield knob_label("preprocessing.scale")
+            yield knob_widget("preprocessing.scale")
+            yield knob_label("preprocessing.interpolation")
+            yield knob_widget("preprocessing.interpolation")
+        with Horizontal(classes="knobs"):
+            yield knob_label("preprocessing.mean")
+            yield knob_widget("preprocessing.mean")
+            yield knob_label("preprocessing.std")
+            yield knob_widget("preprocessing.std")
+            yield Button("Check data", id="check-btn", compact=True)
+            yield Label("", id="check-state")
+        with Horizontal(id="calib-body"):
+            # Statistics first: at 80 columns they stack above the (tall) preview.
+            with Vertical(id="stats-box"):
+                yield Label("Data statistics", classes="section")
+                yield Static("—", id="calib-stats", markup=False)
+            with Vertical(id="preview-box"):
+                yield Label("Preprocessed samples (what calibration sees)", classes="section")
+                yield ImagePreview(id="preview")
+        yield Label("Calibration diagnostics", classes="section")
+        yield Static("—", id="diagnostics", markup=False)
+
+    def set_band(self, samples: int | None) -> None:
+        self.query_one("#band", Label).update(band_text(samples))
+
+    def set_state(self, text: str) -> None:
+        self.query_one("#check-state", Label).update(text)
+
+    def show_check(self, res: dict[str, Any]) -> None:
+        preview = self.query_one("#preview", ImagePreview)
+        stats = self.query_one("#calib-stats", Static)
+        if res.get("error"):
+            msg, hint = res["error"][0], res["error"][1]
+            self.set_state("PROBLEM")
+            preview.set_images([], [], "No preview: the data could not be loaded.")
+            stats.update(f"PROBLEM: {msg}" + (f"\nWhat to do: {hint}" if hint else ""))
+        else:
+            self.set_state("checked")
+            preview.set_images(res["images"], res["captions"],
+                               "(each image stretched to its own min…max for display)")
+            stats.update("\n".join(res["stats"]))
+        self.show_diagnostics(res.get("diagnostics") or [], res.get("diag_note", ""))
+
+    def show_diagnostics(self, found: list[dict[str, Any]], note: str) -> None:
+        diag = self.query_one("#diagnostics", Static)
+        if found:
+            diag.update("\n".join(finding_text(f) for f in found))
+        else:
+            diag.update(note or "OK: the engine found no calibration problem.")

@@ -1,0 +1,200 @@
+"""6 Compare: two runs side by side, every metric with its difference; a sweep as a table
+and a chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Label, Select, Static
+
+from .. import format as fmt
+from .results import task_metric_names
+
+# Config keys that differ between any two runs and say nothing about the try.
+_NOISE = {"output.runs_dir", "name"}
+
+
+def _delta(a: Any, b: Any, scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return "" if a == b else "≠"
+    try:
+        d = (float(b) - float(a)) * scale
+    except (TypeError, ValueError):
+        return "" if a == b else "≠"
+    if d == 0:
+        return "="
+    if isinstance(a, int) and isinstance(b, int) and scale == 1.0:
+        return f"{d:+.0f}{unit}"
+    if abs(d) < 0.5 * 10 ** -digits:  # not "-0.00000": say how small
+        return f"{d:+.1e}{unit}"
+    return f"{d:+.{digits}f}{unit}"
+
+
+def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(what, A, B, B − A) for everything two reports have: settings, metrics, sizes, N6."""
+    rows: list[tuple[str, str, str, str]] = []
+    ca, cb = fmt.flatten(a.get("config") or {}), fmt.flatten(b.get("config") or {})
+    for key in sorted(set(ca) | set(cb)):
+        if key in _NOISE or ca.get(key) == cb.get(key):
+            continue
+        rows.append((f"set {key}", fmt.num(ca.get(key)), fmt.num(cb.get(key)),
+                     _delta(ca.get(key), cb.get(key), digits=4)))
+    ua = ((a.get("data") or {}).get("calibration") or {}).get("used")
+    ub = ((b.get("data") or {}).get("calibration") or {}).get("used")
+    if ua is not None or ub is not None:
+        # What calibration really used: samples > the items available means all of them.
+        rows.append(("calibration samples used", fmt.num(ua), fmt.num(ub), _delta(ua, ub)))
+    rows.append(("status", str(a.get("status", "?")).upper(), str(b.get("status", "?")).upper(), ""))
+    va, vb = a.get("verdict") or {}, b.get("verdict") or {}
+
+    def word(v: dict[str, Any]) -> str:
+        return "—" if v.get("pass") is None else ("PASS" if v["pass"] else "FAIL")
+
+    rows.append((f"verdict ({vb.get('profile') or va.get('profile') or '?'})", word(va), word(vb), ""))
+    rows.append(("INT8 drop (points)", fmt.num(va.get("drop"), 3), fmt.num(vb.get("drop"), 3),
+                 _delta(va.get("drop"), vb.get("drop"))))
+    sa, sb = a.get("stages") or {}, b.get("stages") or {}
+    names = task_metric_names(a) + [n for n in task_metric_names(b) if n not in task_metric_names(a)]
+    for stage in ("fp32", "fp16", "int8"):
+        ma = ((sa.get(stage) or {}).get("metrics")) or {}
+        mb = ((sb.get(stage) or {}).get("metrics")) or {}
+        if not ma and not mb:
+            continue
+        for n in names:
+            rows.append((f"{stage.upper()} {n}", fmt.pct(ma.get(n)), fmt.pct(mb.get(n)),
+                         _delta(ma.get(n), mb.get(n), 100, " pts")))
+        ga, gb = ma.get("agreement") or {}, mb.get("agreement") or {}
+        if stage != "fp32":
+            rows.append((f"{stage.upper()} agreement", fmt.pct(ga.get("acc")), fmt.pct(gb.get("acc")),
+                         _delta(ga.get("acc"), gb.get("acc"), 100, " pts")))
+            rows.append((f"{stage.upper()} cos", fmt.fixed(ga.get("cos"), 5), fmt.fixed(gb.get("cos"), 5),
+                         _delta(ga.get("cos"), gb.get("cos"), digits=5)))
+        za, zb = (sa.get(stage) or {}).get("size_bytes"), (sb.get(stage) or {}).get("size_bytes")
+        rows.append((f"{stage.upper()} size", fmt.size(za), fmt.size(zb),
+                     _delta(za, zb, 1 / 1024, " KiB", 1)))
+    na = ((a.get("npu") or {}).get("summary")) or {}
+    nb = ((b.get("npu") or {}).get("summary")) or {}
+    for key, label, scale, unit, digits in (
+        ("latency_ms", "N6 latency (ms)", 1, " ms", 3),
+        ("ops_npu", "ops on the NPU", 1, "", 0),
+        ("ops_cpu", "ops on the CPU", 1, "", 0),
+        ("epochs_sw", "SW epochs", 1, "", 0),
+        ("weights_flash_bytes", "weights in flash", 1 / 1024, " KiB", 1),
+        ("activations_ram_bytes", "activation RAM", 1 / 1024, " KiB", 1),
+        ("external_ram_bytes", "external RAM", 1 / 1024, " KiB", 1),
+    ):
+        if key not in na and key not in nb:
+            continue
+        show = fmt.size if key.endswith("bytes") else (lambda v: fmt.num(v, 3))
+        rows.append((label, show(na.get(key)), show(nb.get(key)), _delta(na.get(key), nb.get(key), scale, unit, digits)))
+    ta, tb = (a.get("timings") or {}).get("total_s"), (b.get("timings") or {}).get("total_s")
+    rows.append(("run time", fmt.seconds(ta), fmt.seconds(tb), _delta(ta, tb, 1, " s", 1)))
+    return rows
+
+
+def read_sweep(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _variant_metric(v: dict[str, Any], primary: str | None = None) -> tuple[str, Any]:
+    """The variant's primary INT8 metric, wherever the sweep put it."""
+    m = v.get("metrics") or {}
+    if primary and isinstance(m, dict) and isinstance(m.get(primary), int | float):
+        return primary, m[primary]
+    flat = fmt.flatten(m) if isinstance(m, dict) else {}
+    for k, val in flat.items():
+        if "int8" in k and isinstance(val, int | float) and "agreement" not in k:
+            return k.replace("int8.", ""), val
+    for k, val in flat.items():
+        if isinstance(val, int | float) and "agreement" not in k:
+            return k, val
+    return "", None
+
+
+def variant_label(v: dict[str, Any]) -> str:
+    s = v.get("set")
+    if isinstance(s, dict):
+        return " ".join(f"{k}={fmt.num(x)}" for k, x in s.items()) or "(base)"
+    if isinstance(s, list):
+        return " ".join(str(x) for x in s) or "(base)"
+    return str(s or "(base)")
+
+
+def sweep_chart(sweep: dict[str, Any], width: int) -> str:
+    variants = sweep.get("variants") or []
+    rows = [(variant_label(v), v.get("drop"), f"{fmt.fixed(v.get('drop'), 2)} pts") for v in variants]
+    if not rows:
+        return "This sweep has no variants."
+    return "INT8 drop per variant (points; shorter is better)\n" + "\n".join(fmt.hbar_chart(rows, width))
+
+
+class ComparePane(VerticalScroll):
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="knobs"):
+            yield Label("A", classes="knob-label")
+            yield Select([], id="cmp-a", compact=True, prompt="run A")
+            yield Label("B", classes="knob-label")
+            yield Select([], id="cmp-b", compact=True, prompt="run B")
+        yield DataTable(id="cmp-table", zebra_stripes=True, cursor_type="row")
+        yield Label("Sweeps (artq sweep)", classes="section")
+        with Horizontal(classes="knobs"):
+            yield Select([], id="sweep-pick", compact=True, prompt="no sweep yet")
+        yield DataTable(id="sweep-table", zebra_stripes=True, cursor_type="row")
+        yield Static("", id="sweep-chart", markup=False)
+
+
+    def set_runs(self, runs: list[tuple[Path, dict[str, Any] | None]], sweeps: list[Path]) -> None:
+        from .models import run_label  # noqa: PLC0415
+
+        opts = [(run_label(p, r), str(p)) for p, r in runs if r is not None]
+        for sel_id in ("#cmp-a", "#cmp-b"):
+            sel = self.query_one(sel_id, Select)
+            keep = sel.value
+            with sel.prevent(Select.Changed):
+                sel.set_options(opts)
+                if keep in [v for _, v in opts]:
+                    sel.value = keep
+        sp = self.query_one("#sweep-pick", Select)
+        keep = sp.value
+        with sp.prevent(Select.Changed):
+            sp.set_options([(p.name, str(p)) for p in sweeps])
+            if keep in [str(p) for p in sweeps]:
+                sp.value = keep
+
+    def show_pair(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> None:
+        table = self.query_one("#cmp-table", DataTable)
+        table.clear(columns=True)  # columns here, not in on_mount: this can run before it
+        table.add_columns("what", "A", "B", "B − A")
+        if not a or not b:
+            table.add_row("Pick two finished runs (A and B) to compare.", "", "", "")
+            return
+        for row in compare_rows(a, b):
+            table.add_row(*row)
+
+    def show_sweep(self, sweep: dict[str, Any] | None) -> None:
+        table = self.query_one("#sweep-table", DataTable)
+        table.clear(columns=True)
+        chart = self.query_one("#sweep-chart", Static)
+        if not sweep:
+            chart.update("No sweep picked. Run `artq sweep CONFIG --set KEY=V1,V2 …`; "
+                         "its folder appears here.")
+            return
+        table.add_columns("variant", "status", "metric", "INT8", "drop pts", "time")
+        for v in sweep.get("variants") or []:
+            name, val = _variant_metric(v, sweep.get("metric"))
+            rep = v.get("report") if isinstance(v.get("report"), dict) else {}
+            status = str(v.get("status") or rep.get("status") or "").upper() or "—"
+            table.add_row(variant_label(v), status, name or "—",
+                          fmt.pct(val) if isinstance(val, float) and val <= 1 else fmt.num(val),
+                          fmt.num(v.get("drop"), 3), fmt.seconds(v.get("total_s")))
+        wall = sweep.get("wall_s")
+        # Less the padding and the scroll bar, so a bar never wraps.
+        chart.update(sweep_chart(sweep, (self.size.width or 80) - 6)
+                     + (f"\nwall time {fmt.seconds(wall)}" if wall is not None else ""))

@@ -1,0 +1,45 @@
+"""Knob widgets: one compact Input, Select or Checkbox per config key, read back generically."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select
+
+from ..settings import KNOB, Knob, parse, show
+from ..widgets import Toggle
+
+
+def knob_label(key: str) -> Label:
+    return Label(KNOB[key].label, classes="knob-label")
+
+
+def knob_widget(key: str) -> Widget:
+    k = KNOB[key]
+    if k.kind == "choice":
+        return Select([(c.replace("_", "-"), c) for c in k.choices], allow_blank=False,
+                      value=k.choices[0], id=k.wid, compact=True, classes="knob")
+    if k.kind in ("bool", "stage"):
+        return Toggle(k.label, id=k.wid, compact=True, classes="knob")
+    typ = "integer" if k.kind == "int" else ("number" if k.kind == "float" else "text")
+    return Input(id=k.wid, type=typ, compact=True, classes="knob", tooltip=k.help or None)
+
+
+def read(widget: Widget, k: Knob) -> Any:
+    if isinstance(widget, Select):
+        return widget.value
+    if isinstance(widget, Checkbox):
+        return widget.value
+    assert isinstance(widget, Input)
+    return parse(k, widget.value) if widget.value.strip() else None
+
+
+def write(widget: Widget, k: Knob, value: Any) -> None:
+    if isinstance(widget, Select):
+        if value in k.choices:
+            widget.value = value
+    elif isinstance(widget, Checkbox):
+        widget.value = bool(value)
+    elif isinstance(widget, Input):
+        widget.value = show(k, value)

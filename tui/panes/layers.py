@@ -1,0 +1,287 @@
+"""5 Layers: every layer of a run — placement and why, cost, quantization error — sortable
+by any column, filterable (CPU only, suspects only, text), with a detail pane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Checkbox, DataTable, Input, Label, Select, Static
+
+from .. import format as fmt
+from ..widgets import Toggle
+
+# (key, header, descending first?) — numbers that mean "cost" sort largest first.
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("index", "#", False),
+    ("op", "op", False),
+    ("shape", "shape", False),
+    ("placement", "place", False),
+    ("macs", "MACs", True),
+    ("est_us", "est µs", True),
+    ("pct", "% time", True),
+    ("sqnr", "SQNR dB", False),
+    ("rmse_scale", "rmse/s", True),
+    ("flag", "flag", True),
+    ("reason", "reason", False),
+)
+HEADERS = {k: h for k, h, _ in COLUMNS}
+
+
+def layer_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per layer: report["layers"] (with error and sensitivity) when the run
+    has it, else the NPU analysis' layers (placement and cost only)."""
+    src = rep.get("layers") or ((rep.get("npu") or {}).get("layers")) or []
+    rows = []
+    for layer in src:
+        err = layer.get("error") or {}
+        el = err.get("layer") or {}
+        sens = layer.get("sensitivity") or None
+        suspect = bool(err.get("suspect"))
+        rows.append({
+            "index": layer.get("index", len(rows)),
+            "op": layer.get("op", "?"),
+            "name": layer.get("name", ""),
+            # Without the batch of 1: the table is narrow at 80 columns.
+            "shape": fmt.shape((layer.get("output_shape") or [])[1:] or layer.get("output_shape")),
+            "placement": layer.get("placement", "?"),
+            "reason": layer.get("reason", ""),
+            "rule": layer.get("rule", ""),
+            "tier": layer.get("tier", ""),
+            "epoch": layer.get("epoch"),
+            "bound": layer.get("bound", ""),
+            "macs": layer.get("macs"),
+            "est_us": layer.get("est_us"),
+            "pct": layer.get("pct"),
+            "sqnr": el.get("sqnr_db"),
+            "rmse_scale": el.get("rmse_scale"),
+            "suspect": suspect,
+            "flag": ("SUSPECT" if suspect else "") + (" SENS" if sens else ""),
+            "error": err,
+            "sensitivity": sens,
+        })
+    return rows
+
+
+def _sort_key(key: str):  # noqa: ANN202
+    def k(row: dict[str, Any]) -> tuple[int, Any]:
+        v = row.get(key)
+        if v is None or v == "":
+            return (1, 0)
+        return (0, v.lower() if isinstance(v, str) else v)
+
+    return k
+
+
+def select_rows(rows: list[dict[str, Any]], sort: str, desc: bool, cpu_only: bool,
+                suspects_only: bool, text: str) -> list[dict[str, Any]]:
+    out = [r for r in rows if (not cpu_only or r["placement"] != "NPU")
+           and (not suspects_only or r["suspect"])]
+    if text:
+        t = text.lower()
+        out = [r for r in out if t in f"{r['op']} {r['name']} {r['reason']} {r['shape']}".lower()]
+    present = [r for r in out if r.get(sort) not in (None, "")]
+    missing = [r for r in out if r.get(sort) in (None, "")]
+    present.sort(key=_sort_key(sort), reverse=desc)
+    return present + missing  # rows without the value always last
+
+
+def detail_text(row: dict[str, Any], rep: dict[str, Any]) -> str:
+    from engine.inspect_model import rule_text  # noqa: PLC0415 - loads the rule table lazily
+
+    lines = [f"#{row['index']} {row['op']}  {row['shape']}  {row['name']}"]
+    where = f"{row['placement']}"
+    if row.get("tier"):
+        where += f" ({row['tier']}{'' if row.get('epoch') is None else ', epoch ' + str(row['epoch'])})"
+    lines.append(f"placement  {where}: {row['reason']}")
+    rule = rule_text(row["op"], row.get("rule") or "")
+    if rule:
+        lines.append(f"rule       {row.get('rule') or 'table'}: {rule}")
+    lines.append(f"cost       {fmt.count(row['macs'])} MACs, {fmt.num(row['est_us'], 3)} µs "
+                 f"({fmt.num(row['pct'], 3)} % of the time)"
+                 f"{', ' + row['bound'] + '-bound' if row.get('bound') else ''}")
+    err = row.get("error") or {}
+    if err:
+        el, em = err.get("layer") or {}, err.get("model") or {}
+        lines.append(f"error      layer: SQNR {fmt.num(el.get('sqnr_db'), 3)} dB, rmse/scale "
+                     f"{fmt.num(el.get('rmse_scale'), 3)}, cos {fmt.num(el.get('cos'), 5)}, "
+                     f"max |err| {fmt.num(el.get('max_abs'), 3)}")
+        if em:
+            lines.append(f"           in the model: SQNR {fmt.num(em.get('sqnr_db'), 3)} dB, "
+                         f"rmse/scale {fmt.num(em.get('rmse_scale'), 3)}, cos {fmt.num(em.get('cos'), 5)}")
+        rng = err.get("range")
+        lines.append(f"tensor     {err.get('tensor', '')}  scale {fmt.num(err.get('scale'), 4)}  "
+                     f"zero point {err.get('zero_point', '—')}"
+                     f"{'  range ' + str(rng) if rng else ''}")
+        if err.get("suspect"):
+            lines.append(f"SUSPECT    {err.get('why') or 'rmse/scale well above the 0.289 of rounding'}")
+        else:
+            lines.append("quant      OK (rmse/scale near the 0.289 of pure rounding is healthy)")
+    else:
+        lines.append("error      not measured in this run (analysis.debug_samples = 0, or an older run)")
+    sens = row.get("sensitivity")
+    if sens:
+        lines.append(f"sensitivity kept in float: regains {fmt.num(sens.get('regained_points'), 3)} "
+                     f"points of {sens.get('metric', '')}, costs {fmt.num(sens.get('cost_ms'), 3)} ms")
+        if sens.get("suggestion"):
+            lines.append(f"advice     {sens['suggestion']}")
+    op = row["op"]
+    for a in (rep.get("npu") or {}).get("advice") or []:
+        if op in a:
+            lines.append(f"advice     {a}")
+    return "\n".join(lines)
+
+
+class LayersPane(Vertical):
+    # The footer has room for two at 80 columns; the count line under the table names the rest.
+    BINDINGS = [
+        Binding("t", "sort_time", "By time", id="layers_sort_time"),
+        Binding("u", "toggle('cpu')", "CPU only", id="layers_cpu"),
+        Binding("s", "sort_next", "Sort", id="layers_sort", show=False),
+        Binding("r", "reverse", "Reverse", id="layers_reverse", show=False),
+        Binding("x", "toggle('suspect')", "Suspects", id="layers_suspects", show=False),
+        Binding("slash", "search", "Search", id="layers_search", show=False),
+    ]
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[dict[str, Any]] = []
+        self.shown: list[dict[str, Any]] = []
+        self.report: dict[str, Any] = {}
+        self.sort_key = "index"
+        self.desc = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="layer-filters"):
+            yield Label("Sort", classes="knob-label")
+            yield Select([(h, k) for k, h, _ in COLUMNS], value="index", allow_blank=False,
+                         id="layer-sort", compact=True)
+            yield Label("↑ asc", id="layer-dir")
+            yield Toggle("CPU only", id="layer-cpu", compact=True)
+            yield Toggle("suspects", id="layer-suspect", compact=True)
+            yield Input(placeholder="/ search", id="layer-search", compact=True)
+        yield DataTable(id="layer-table", cursor_type="row", zebra_stripes=True)
+        yield Label("", id="layer-count")
+        with VerticalScroll(id="layer-detail-box"):
+            yield Static("Open a run to see its layers.", id="layer-detail", markup=False)
+
+    def on_mount(self) -> None:
+        self._columns()
+
+    def _columns(self) -> None:
+        table = self.query_one("#layer-table", DataTable)
+        if not table.columns:
+            for key, header, _ in COLUMNS:
+                table.add_column(header, key=key)
+
+    def show(self, rep: dict[str, Any]) -> None:
+        self.report = rep
+        self.rows = layer_rows(rep)
+        self.refill()
+
+    def refill(self, keep_cursor: bool = True) -> None:
+        """Rebuild the table; a filter keeps the selected layer, a new sort starts at the top."""
+        table = self.query_one("#layer-table", DataTable)
+        keep = None
+        if keep_cursor and self.shown and 0 <= table.cursor_row < len(self.shown):
+            keep = self.shown[table.cursor_row]["index"]
+        self.shown = select_rows(
+            self.rows, self.sort_key, self.desc,
+            self.query_one("#layer-cpu", Checkbox).value,
+            self.query_one("#layer-suspect", Checkbox).value,
+            self.query_one("#layer-search", Input).value.strip(),
+        )
+        self._columns()  # a report can arrive before on_mount
+        table.clear()
+        for r in self.shown:
+            table.add_row(
+                str(r["index"]), r["op"], r["shape"],
+                r["placement"], fmt.count(r["macs"], 3), fmt.fixed(r["est_us"], 1),
+                fmt.fixed(r["pct"], 1), fmt.fixed(r["sqnr"], 1), fmt.fixed(r["rmse_scale"], 2),
+                r["flag"].strip() or "—", r["reason"][:60], key=str(r["index"]),
+            )
+        arrow = "↓ desc" if self.desc else "↑ asc"
+        self.query_one("#layer-dir", Label).update(arrow)
+        n_cpu = sum(1 for r in self.rows if r["placement"] != "NPU")
+        n_sus = sum(1 for r in self.rows if r["suspect"])
+        self.query_one("#layer-count", Label).update(
+            f"{len(self.shown)}/{len(self.rows)} layers, {n_cpu} CPU, {n_sus} suspect · by "
+            f"{HEADERS[self.sort_key]} {arrow[0]} · keys: t time, s sort, r reverse, u CPU, "
+            "x suspects, / search")
+        if not self.rows:
+            self.query_one("#layer-detail", Static).update(
+                "This run has no per-layer data (the NPU analysis did not run)." if self.report
+                else "Open a run to see its layers.")
+            return
+        row = 0
+        if keep is not None:
+            row = next((i for i, r in enumerate(self.shown) if r["index"] == keep), 0)
+        if self.shown:
+            table.move_cursor(row=row)
+            self._detail(row)
+        elif self.query_one("#layer-cpu", Toggle).value and n_cpu == 0:
+            self.query_one("#layer-detail", Static).update(
+                f"Every layer runs on the NPU: none of the {len(self.rows)} is on the CPU (u shows all).")
+        else:
+            self.query_one("#layer-detail", Static).update("No layer matches the filters.")
+
+    def _detail(self, row: int) -> None:
+        if 0 <= row < len(self.shown):
+            self.query_one("#layer-detail", Static).update(detail_text(self.shown[row], self.report))
+
+    @on(DataTable.RowHighlighted, "#layer-table")
+    def _highlight(self, event: DataTable.RowHighlighted) -> None:
+        self._detail(event.cursor_row)
+
+    @on(DataTable.HeaderSelected, "#layer-table")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        self.set_sort(str(event.column_key.value))
+
+    @on(Select.Changed, "#layer-sort")
+    def _sort_changed(self, event: Select.Changed) -> None:
+        if event.value != self.sort_key and isinstance(event.value, str):
+            self.set_sort(event.value)
+
+    @on(Checkbox.Changed)
+    def _filters(self) -> None:
+        self.refill()
+
+    @on(Input.Changed, "#layer-search")
+    def _search_changed(self) -> None:
+        self.refill()
+
+    @on(Input.Submitted, "#layer-search")
+    def _search_done(self) -> None:
+        self.query_one("#layer-table", DataTable).focus()
+
+    def set_sort(self, key: str, desc: bool | None = None) -> None:
+        """Sort by ``key``; choosing the current column again flips the direction."""
+        if desc is None:
+            desc = (not self.desc) if key == self.sort_key else next(d for k, _, d in COLUMNS if k == key)
+        self.sort_key, self.desc = key, desc
+        sel = self.query_one("#layer-sort", Select)
+        if sel.value != key:
+            with sel.prevent(Select.Changed):
+                sel.value = key
+        self.refill(keep_cursor=False)
+
+    def action_sort_next(self) -> None:
+        keys = [k for k, _, _ in COLUMNS]
+        nxt = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        self.set_sort(nxt, next(d for k, _, d in COLUMNS if k == nxt))
+
+    def action_sort_time(self) -> None:
+        self.set_sort("est_us", True)
+
+    def action_reverse(self) -> None:
+        self.set_sort(self.sort_key, not self.desc)
+
+    def action_toggle(self, which: str) -> None:
+        box = self.query_one("#layer-cpu" if which == "cpu" else "#layer-suspect", Checkbox)
+        box.value = not box.value
+
+    def action_search(self) -> None:
+        self.query_one("#layer-search", Input).focus()

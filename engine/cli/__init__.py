@@ -67,6 +67,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        # The workbench is the common case; skip building every command's parser for it.
+        from tui.app import main as tui_main
+
+        return tui_main()
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(first if first in COMMANDS and "-h" not in argv and "--help" not in argv
                           else None)

@@ -103,8 +103,43 @@ def _write_csv(path: str, analysis: Any) -> None:
         ) from None
 
 
+def _flatbuffers_without_numpy() -> None:
+    """Import flatbuffers in its numpy-optional mode, in this short-lived command only.
+
+    flatbuffers imports numpy (~0.12 s, a quarter of inspect's half-second budget) for its
+    ``AsNumpy`` accessors alone; the reader never calls them (``struct`` decodes vectors),
+    and nothing else in an ``artq inspect`` process touches flatbuffers. Its ``compat``
+    module decides, so it is loaded first (without the package, whose ``__init__`` would
+    already import numpy) and told there is none while the schema is imported. Anything
+    unexpected leaves the normal import to happen. Library callers are not affected.
+    """
+    if "numpy" in sys.modules or "flatbuffers" in sys.modules:
+        return
+    import importlib.util  # noqa: PLC0415
+
+    try:
+        spec = importlib.util.find_spec("flatbuffers")
+        assert spec is not None and spec.submodule_search_locations
+        path = f"{spec.submodule_search_locations[0]}/compat.py"
+        cspec = importlib.util.spec_from_file_location("flatbuffers.compat", path)
+        assert cspec is not None and cspec.loader is not None
+        compat = importlib.util.module_from_spec(cspec)
+        cspec.loader.exec_module(compat)
+        real = compat.import_numpy
+    except Exception:  # noqa: BLE001 - an optimisation only; the plain import still works
+        return
+    sys.modules["flatbuffers.compat"] = compat
+    compat.import_numpy = lambda: None
+    try:
+        import flatbuffers  # noqa: F401, PLC0415
+        from ai_edge_litert import schema_py_generated  # noqa: F401, PLC0415
+    finally:
+        compat.import_numpy = real
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``artq inspect``; returns the exit code."""
+    _flatbuffers_without_numpy()
     from ..npu import analyze
 
     try:

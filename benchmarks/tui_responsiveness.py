@@ -210,7 +210,47 @@ def child(config: str, runs_dir: str, out: str, idle_s: str = "0") -> None:
                                              "job_s": time.perf_counter() - self.job_t0}))
             self.set_timer(0.3, lambda: self.exit(0))
 
+    if os.environ.get("ARTQ_BENCH_STALLS"):
+        _watch_stalls(Bench, Path(os.environ["ARTQ_BENCH_STALLS"]))
     Bench(runs_dir=runs_dir).run()
+
+
+def _watch_stalls(app_cls: type, path: Path) -> None:
+    """--stalls: where the UI thread was whenever a beat came 60 ms late (a sampling
+    thread), and every garbage collection over 20 ms (a collection holds the GIL, so the
+    sampler cannot see it; one of 135 ms was the app's worst stall until gc.freeze)."""
+    import gc
+    import threading
+    import traceback
+
+    main_id = threading.get_ident()
+    samples: list[str] = []
+    started: list[float] = [0.0]
+
+    def save() -> None:
+        path.write_text("\n".join(samples))
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif time.perf_counter() - started[0] > 0.02:
+            samples.append(f"garbage collection of generation {info['generation']}")
+            save()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.01)
+            beats = app_cls.beats
+            if beats and time.perf_counter() - beats[-1] > 0.06:
+                frame = sys._current_frames().get(main_id)  # noqa: SLF001 - a profiler's tool
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)[-6:]
+                    samples.append(" < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                                              for f in reversed(stack)))
+                    save()
+
+    gc.callbacks.append(on_gc)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def r_s(r: dict[str, float]) -> str:
@@ -228,7 +268,12 @@ def main() -> int:
     ap.add_argument("--config", default=str(ROOT / "sample_configs" / "digits_ptq.toml"))
     ap.add_argument("--runs", type=int, default=5, help="first-paint repetitions")
     ap.add_argument("--skip-job", action="store_true", help="first paint only")
+    ap.add_argument("--stalls", action="store_true",
+                    help="also print where the UI thread was when a beat came 60 ms late")
     args = ap.parse_args()
+    stalls = Path(tempfile.mkdtemp(prefix="artq-stalls-")) / "stalls.txt"
+    if args.stalls:
+        os.environ["ARTQ_BENCH_STALLS"] = str(stalls)
 
     tmp = Path(tempfile.mkdtemp(prefix="artq-tui-bench-"))
     runs_dir = tmp / "runs"
@@ -268,6 +313,12 @@ def main() -> int:
     finally:
         side.kill()
         side.wait()
+    if args.stalls and stalls.is_file():
+        from collections import Counter
+
+        print("where the UI thread was when beats came late (samples every 10 ms, all runs):")
+        for where, n in Counter(stalls.read_text().splitlines()).most_common(12):
+            print(f"  {n:4d}  {where}")
     print(f"heartbeat every {1000 * BEAT_S:.0f} ms; load average now {os.getloadavg()[0]:.1f}")
     for name, r in ((f"during a real PTQ job of {Path(args.config).name} ({hb['job_s']:.1f} s, "
                      f"exit {hb['returncode']})", hb),

@@ -173,6 +173,34 @@ def _export_saved_model(path: str, input_shape: list[int] | None, export_dir: st
 _IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
 
 
+def full_integer(
+    conv: Any,
+    data: np.ndarray,
+    granularity: str,
+    allow_float: bool,
+    on_sample: Callable[[int, int], None] | None = None,
+) -> None:
+    """Set ``conv`` up for full-integer quantization calibrated on ``data`` (N, ...), one
+    item per step — the setup the INT8 stage and the per-layer analysis share."""
+    n = len(data)
+
+    def representative_dataset():  # the one Python hook inside the converter
+        for i in range(n):
+            yield [np.asarray(data[i : i + 1], dtype=np.float32)]
+            if on_sample is not None:
+                on_sample(i + 1, n)
+
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative_dataset
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if allow_float:
+        ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+    conv.target_spec.supported_ops = ops
+    if granularity == "per_tensor":
+        # ST's own switch for per-tensor weights in its TFLite path.
+        conv._experimental_disable_per_channel = True
+
+
 def convert(
     saved_model_dir: str,
     stage: str,
@@ -193,26 +221,9 @@ def convert(
     elif stage == "int8":
         if calibration is None:
             raise ConversionError("INT8 conversion needs calibration data")
-        data = np.load(calibration, mmap_mode="r")
-        n = len(data)
-
-        def representative_dataset():  # the one Python hook inside the converter
-            for i in range(n):
-                yield [np.asarray(data[i : i + 1], dtype=np.float32)]
-                if on_sample is not None:
-                    on_sample(i + 1, n)
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = representative_dataset
-        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if allow_float:
-            ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-        conv.target_spec.supported_ops = ops
+        full_integer(conv, np.load(calibration, mmap_mode="r"), granularity, allow_float, on_sample)
         conv.inference_input_type = _IO_TYPES[io_type]
         conv.inference_output_type = _IO_TYPES[io_type]
-        if granularity == "per_tensor":
-            # ST's own switch for per-tensor weights in its TFLite path.
-            conv._experimental_disable_per_channel = True
     elif stage != "fp32":
         raise ConversionError(f"unknown stage {stage!r}")
     try:

@@ -36,6 +36,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.lite.python import convert as _tfl_convert  # noqa: E402
 from tensorflow.lite.python import lite as _tfl_lite  # noqa: E402
 
+from .convert import full_integer  # noqa: E402
 from .errors import ConversionError  # noqa: E402
 from .evaluate import quantize as quantize_input  # noqa: E402
 from .evaluate import signature_io  # noqa: E402
@@ -89,22 +90,7 @@ def calibrate(
     """The float model with calibrated ranges, set up as :func:`engine.convert.convert` sets
     up its INT8 stage, so quantizing it gives that stage's model."""
     conv = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-    n = len(data)
-
-    def representative_dataset():  # the converter's one Python hook
-        for i in range(n):
-            yield [np.asarray(data[i : i + 1], dtype=np.float32)]
-            if on_sample is not None:
-                on_sample(i + 1, n)
-
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative_dataset
-    ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if allow_float:
-        ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-    conv.target_spec.supported_ops = ops
-    if granularity == "per_tensor":
-        conv._experimental_disable_per_channel = True
+    full_integer(conv, data, granularity, allow_float, on_sample)
     conv._experimental_calibrate_only = True
     try:
         return conv.convert()

@@ -80,8 +80,9 @@ SAMPLES: dict[str, SampleSpec] = {
     ),
     "east": SampleSpec(
         "east",
-        "EAST-style text detector (MobileNet-like backbone, U-shaped merge), 240×320 RGB "
-        "scenes → score map + RBOX geometry at 1/4 resolution",
+        "EAST-style text detector (light backbone: MobileNet-style separable convs at 1/4, "
+        "plain 3×3 below; U-shaped merge), 240×320 RGB scenes → score map + RBOX geometry "
+        "at 1/4 resolution",
         "east",
         "east",
         "east.keras",

@@ -242,7 +242,18 @@ def diagnose(
             "give 100–500 real samples covering the brightness, contrast and content of "
             "the test data (data.calibration.count and calibration.samples)",
         ))
-    elif n > MANY_SAMPLES:
+    elif requested and requested > n:
+        # Not an error: the run calibrates on what exists. But a what-if at 200 samples that
+        # silently calibrated on 100 would be read wrongly.
+        out.append(Diagnostic(
+            "fewer_samples_than_asked", "warning",
+            f"calibration.samples = {requested} but only {n} calibration items exist: "
+            f"all {n} are used",
+            f"the calibration set holds {n} items",
+            "add items (data.calibration.count for synthetic data, more files otherwise) "
+            f"or set calibration.samples to {n} or fewer",
+        ))
+    if n > MANY_SAMPLES:
         out.append(Diagnostic(
             "many_samples", "info",
             f"{n} calibration samples: beyond about {MANY_SAMPLES}, calibration only gets slower",

@@ -86,6 +86,14 @@ def test_many_samples_is_only_a_note(digits) -> None:
     assert found[0].severity == "info"
 
 
+def test_asking_more_samples_than_exist_is_said(digits) -> None:
+    """A what-if at 500 samples on a set of 200 must not read as a 500-sample run."""
+    cal, test = digits
+    found = diagnose(cal, test, requested=500)
+    assert codes(found) == {"fewer_samples_than_asked"}
+    assert "500" in found[0].message and "only 200" in found[0].message
+
+
 JOB = """
 [model]
 path = "{model}"

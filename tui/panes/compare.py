@@ -55,7 +55,10 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, s
         return "—" if v.get("pass") is None else ("PASS" if v["pass"] else "FAIL")
 
     rows.append((f"verdict ({vb.get('profile') or va.get('profile') or '?'})", word(va), word(vb), ""))
-    rows.append(("INT8 drop (points)", fmt.num(va.get("drop"), 3), fmt.num(vb.get("drop"), 3),
+    def pts(v: Any) -> str:  # every drop to the same 2 decimals: "0" beside "-0.1" misleads
+        return f"{v:+.2f}" if isinstance(v, int | float) else "—"
+
+    rows.append(("INT8 drop (points)", pts(va.get("drop")), pts(vb.get("drop")),
                  _delta(va.get("drop"), vb.get("drop"))))
     sa, sb = a.get("stages") or {}, b.get("stages") or {}
     names = task_metric_names(a) + [n for n in task_metric_names(b) if n not in task_metric_names(a)]
@@ -135,6 +138,19 @@ def sweep_chart(sweep: dict[str, Any], width: int) -> str:
     return "INT8 drop per variant (points; shorter is better)\n" + "\n".join(fmt.hbar_chart(rows, width))
 
 
+def _fill(table: DataTable, heads: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Replace the table's columns and rows, each column as wide as its widest cell.
+
+    Explicit widths: left to auto-width, a table refilled while a Select's overlay closed
+    kept header-wide columns ("5" for "50"), seen in tmux at 80×24."""
+    table.clear(columns=True)
+    for i, head in enumerate(heads):
+        width = max([len(head), *(len(str(r[i])) for r in rows)])
+        table.add_column(head, width=width)
+    for row in rows:
+        table.add_row(*row)
+
+
 class ComparePane(VerticalScroll):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
@@ -170,13 +186,11 @@ class ComparePane(VerticalScroll):
 
     def show_pair(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> None:
         table = self.query_one("#cmp-table", DataTable)
-        table.clear(columns=True)  # columns here, not in on_mount: this can run before it
-        table.add_columns("what", "A", "B", "B − A")
         if not a or not b:
-            table.add_row("Pick two finished runs (A and B) to compare.", "", "", "")
+            _fill(table, ("what", "A", "B", "B − A"),
+                  [("Pick two finished runs (A and B) to compare.", "", "", "")])
             return
-        for row in compare_rows(a, b):
-            table.add_row(*row)
+        _fill(table, ("what", "A", "B", "B − A"), compare_rows(a, b))
 
     def show_sweep(self, sweep: dict[str, Any] | None) -> None:
         table = self.query_one("#sweep-table", DataTable)
@@ -186,14 +200,15 @@ class ComparePane(VerticalScroll):
             chart.update("No sweep picked. Run `artq sweep CONFIG --set KEY=V1,V2 …`; "
                          "its folder appears here.")
             return
-        table.add_columns("variant", "status", "metric", "INT8", "drop pts", "time")
+        rows = []
         for v in sweep.get("variants") or []:
             name, val = _variant_metric(v, sweep.get("metric"))
             rep = v.get("report") if isinstance(v.get("report"), dict) else {}
             status = str(v.get("status") or rep.get("status") or "").upper() or "—"
-            table.add_row(variant_label(v), status, name or "—",
-                          fmt.pct(val) if isinstance(val, float) and val <= 1 else fmt.num(val),
-                          fmt.num(v.get("drop"), 3), fmt.seconds(v.get("total_s")))
+            rows.append((variant_label(v), status, name or "—",
+                         fmt.pct(val) if isinstance(val, float) and val <= 1 else fmt.num(val),
+                         fmt.num(v.get("drop"), 3), fmt.seconds(v.get("total_s"))))
+        _fill(table, ("variant", "status", "metric", "INT8", "drop pts", "time"), rows)
         wall = sweep.get("wall_s")
         # Less the padding and the scroll bar, so a bar never wraps.
         chart.update(sweep_chart(sweep, (self.size.width or 80) - 6)

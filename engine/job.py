@@ -224,7 +224,7 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
     env = {"TF_USE_LEGACY_KERAS": "1"} if qat else None
     tf = TFProcess(str(st.run.log_path), emit, cancel, env=env)
     try:
-        with _Timer(st, emit, "load", "Loading and exporting the model (batch 1)") as t:
+        with _Timer(st, emit, "load", "Exporting the model (batch 1)") as t:
             info = _load_model(st, tf, mf)
             st.model = {"path": mf.path, "format": mf.format, **info}
             emit(ModelInfo(info["inputs"], info["outputs"], info["params"], mf.path))
@@ -626,7 +626,7 @@ def _layer_stage(st: _State, tf: Any, calib_path: Path, emit: Sink) -> None:
     n = min(a.debug_samples, st.data["calibration"]["used"])
     q = st.cfg.quantization
     total = st.data["calibration"]["used"] + 2 * n  # one calibration pass, two modes
-    with _Timer(st, emit, "layers", f"Per-layer error on {n} calibration items", total) as t:
+    with _Timer(st, emit, "layers", f"Per-layer error, {n} items", total) as t:
         try:
             res = tf.call(
                 "call",
@@ -704,8 +704,8 @@ def _sensitivity_stage(
         if isinstance(ev, Progress):
             emit(Progress("sensitivity", done[0] * n + ev.done, n * len(todo)))
 
-    label = (f"Costing the {len(res['candidates'])} most suspect layer(s) in float (INT8 loses nothing)"
-             if lossless else f"Trying the {len(todo)} most suspect layer(s) in float")
+    label = (f"Float cost of {len(res['candidates'])} suspects"  # INT8 loses nothing: cost only
+             if lossless else f"Trying {len(todo)} suspects in float")
     with _Timer(st, emit, "sensitivity", label, n * len(todo) or None) as t:
         for c in res["candidates"]:
             cancel.check()
@@ -819,7 +819,7 @@ def _analyze_npu(st: _State, emit: Sink) -> None:
         from .npu import analyze, headline, headline_markdown, stedgeai_commands  # noqa: PLC0415
     except ImportError:
         return
-    with _Timer(st, emit, "analyze", "Placing layers on the Neural-ART NPU"):
+    with _Timer(st, emit, "analyze", "Placing layers on the NPU"):
         int8 = st.run.path / "int8.tflite"
         try:
             a = analyze(str(int8), target=st.cfg.analysis.target)

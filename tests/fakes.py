@@ -176,7 +176,7 @@ def script(run_dir: Path, fail: bool = False, qat: bool = False) -> list[Event]:
         StageStarted("data", "Loading data", 10),
         Progress("data", 10, 10),
         StageFinished("data", 0.2),
-        StageStarted("load", "Loading and exporting the model"),
+        StageStarted("load", "Exporting the model (batch 1)"),
         ModelInfo([{"name": "input", "shape": [1, 32, 32, 1]}], [{"name": "output_0", "shape": [1, 10]}],
                   73114, "digits.keras"),
         StageFinished("load", 1.5),

@@ -73,7 +73,9 @@ class StageRow(Static):
     @property
     def name_text(self) -> str:
         mark = {"done": "✓", "running": "▶"}.get(self.word, "✗")
-        return f"{mark} {self.label[:self.NAME_W - 3]}"
+        room = self.NAME_W - 3
+        label = self.label if len(self.label) <= room else self.label[: room - 1] + "…"
+        return f"{mark} {label}"
 
     @property
     def state_text(self) -> str:

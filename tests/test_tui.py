@@ -435,3 +435,18 @@ async def test_resume_a_qat_run_from_the_palette(runs: Path) -> None:
         await app.run_action("resume")
         await settle(pilot, app)
         assert runner.resumed == [str(seeded["unfinished"])]
+
+
+def test_run_labels_tell_apart_a_run_that_had_fewer_samples_than_asked(tmp_path: Path) -> None:
+    from tui.panes.models import run_label
+
+    folder = tmp_path / "20261127-090630-ocr_crnn_conv"
+    folder.mkdir()
+
+    def rep(used: int) -> dict:
+        return {"status": "ok", "verdict": {"pass": True},
+                "config": {"quantization": {"method": "ptq"}, "calibration": {"samples": 200}},
+                "data": {"calibration": {"used": used}}}
+
+    assert run_label(folder, rep(200)) == "09:06 ocr_crnn_conv PTQ n200 OK PASS"
+    assert run_label(folder, rep(100)) == "09:06 ocr_crnn_conv PTQ n200→100 OK PASS"

@@ -125,4 +125,7 @@ def run_label(path: Path, rep: dict[str, Any] | None) -> str:
     cfg = rep.get("config") or {}
     method = str((cfg.get("quantization") or {}).get("method", "")).upper()
     n = (cfg.get("calibration") or {}).get("samples")
-    return f"{when} {name} {method} n{n} {status} {word}".rstrip()
+    used = ((rep.get("data") or {}).get("calibration") or {}).get("used")
+    # "n200→100": asked for 200, only 100 existed — two such runs must not look alike.
+    count = f"n{n}→{used}" if used is not None and used != n else f"n{n}"
+    return f"{when} {name} {method} {count} {status} {word}".rstrip()

@@ -747,7 +747,10 @@ class ArtqApp(App[int]):
             n = int(event.value)
         except ValueError:
             n = None
-        self.pane("calibration").set_band(n)
+        pane = self.pane("calibration")
+        pane.set_band(n)
+        # The statistics and preview below are of the last check: say they are stale.
+        pane.set_state("changed: Enter re-checks")
 
     @on(Input.Submitted, "#pane-calibration Input")
     @on(Select.Changed, "#pane-calibration Select")

@@ -103,3 +103,28 @@ def test_sweep_runs_variants_in_parallel_and_shares_fp32(tiny_model: Path, tmp_p
     assert not (sweep_dir / "cache").exists()  # removed unless --keep-cache
     # Both variants overlapped: the wall time is below the sum of the runs.
     assert data["wall_s"] < data["sum_s"]
+
+
+def test_the_terminal_table_fits_80_columns_without_cutting_a_figure() -> None:
+    from rich.console import Console
+
+    from engine.cli.sweep import summary_table
+
+    variants = [
+        {"set": {"calibration.samples": n}, "status": "ok", "drop": -0.5, "run_dir": "/r",
+         "metrics": {"sequence_accuracy": 0.927, "agreement_acc": 0.998},
+         "stage_drops": {"fp16": 0.0}, "sizes": {"int8": 173_568}, "npu_ms": 0.743,
+         "convert_s": 3.0, "total_s": 15.7}
+        for n in (10, 500)
+    ]
+    data = {"name": "ocr_crnn_conv", "status": "ok", "metric": "sequence_accuracy",
+            "variants": variants}
+    con = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    con.print(summary_table(data))
+    text = con.export_text()
+    assert "…" not in text
+    assert "samples=500 92.70 -0.50 +0.00 99.80 169.5 0.743 3.0 15.7" in " ".join(text.split())
+    variants[0]["status"] = "cancelled"
+    con.print(summary_table(data))
+    text = con.export_text()
+    assert "…" not in text and "samples=10 cancelled" in " ".join(text.split())

@@ -94,31 +94,42 @@ class _Display:
 
 
 def summary_table(data: dict[str, Any]) -> Table:
+    """One row per variant, 80 columns wide: units in the title, not in every cell; a
+    variant that did not finish shows its status where its metric would be."""
+    from rich import box
+
     metric = data.get("metric") or "metric"
-    t = Table(title=f"sweep {data.get('name', '')}: {str(data.get('status', '')).upper()}",
-              title_justify="left")
-    for col in ("variant", "status", f"INT8 {metric}", "drop (pts)", "FP16 drop", "agree acc",
-                "INT8 size", "NPU ms", "convert s", "run s"):
-        t.add_column(col, justify="left" if col in ("variant", "status") else "right")
+    variants = data.get("variants") or []
+    t = Table(title=f"sweep {data.get('name', '')}: {str(data.get('status', '')).upper()} — "
+              f"INT8 {metric} and agreement in %, INT8 and FP16 drops in points, INT8 size "
+              "in KiB, times in s",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    labels = [" ".join(f"{k.rsplit('.', 1)[-1]}={x}" for k, x in v["set"].items())
+              for v in variants]
+    for col in ("variant", "INT8", "drop", "FP16", "agree", "KiB", "NPU ms", "conv", "run"):
+        t.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True,
+                     min_width=max(map(len, labels), default=7) if col == "variant" else None)
 
-    def f(v: Any, fmt: str, unit: str = "") -> str:
-        return "—" if v is None else format(v, fmt) + unit
+    def f(v: Any, fmt: str) -> str:
+        return "—" if v is None else format(v, fmt)
 
-    for v in data.get("variants") or []:
+    for label, v in zip(labels, variants, strict=True):
         m = v.get("metrics") or {}
         size = (v.get("sizes") or {}).get("int8")
-        t.add_row(
-            " ".join(f"{k.rsplit('.', 1)[-1]}={x}" for k, x in v["set"].items()),
-            v.get("status", ""),
-            f(None if m.get(metric) is None else 100 * m[metric], ".2f", " %"),
+        ok = v.get("status", "ok") == "ok"
+        cells = [
+            label,
+            f(None if m.get(metric) is None else 100 * m[metric], ".2f") if ok
+            else str(v.get("status")),
             f(v.get("drop"), "+.2f"),
             f((v.get("stage_drops") or {}).get("fp16"), "+.2f"),
-            f(None if m.get("agreement_acc") is None else 100 * m["agreement_acc"], ".2f", " %"),
-            f(size / 1024 if size else None, ".1f", " KiB"),
+            f(None if m.get("agreement_acc") is None else 100 * m["agreement_acc"], ".2f"),
+            f(size / 1024 if size else None, ".1f"),
             f(v.get("npu_ms"), ".3f"),
             f(v.get("convert_s"), ".1f"),
             f(v.get("total_s"), ".1f"),
-        )
+        ]
+        t.add_row(*cells)
     return t
 
 

@@ -496,9 +496,6 @@ def _prepare_data(
         idx = select_calibration(len(cal_raw), cfg.calibration.samples, cfg.calibration.seed)
         cal = prepare(cal_raw.subset(idx), spec, input_shape, "data.calibration")
         test = prepare(test_raw, spec, input_shape, "data.test")
-    if cfg.calibration.samples > len(cal_raw):
-        emit(Log(f"calibration.samples = {cfg.calibration.samples} but only {len(cal_raw)} "
-                 f"calibration items exist; using all {len(cal_raw)}", "warning"))
     st.data = {
         "calibration": {"source": cal_raw.source, "available": len(cal_raw), "used": len(cal),
                         "seed": cfg.calibration.seed},

@@ -227,8 +227,7 @@ class ArtqApp(App[int]):
         for late in list(self.query(LateMount)):
             await late.reveal()
             await asyncio.sleep(0)
-        self._warm_imports()
-        gc.freeze()
+        self._warm_imports()  # ends with gc.freeze() of all that is mounted by now
         kind, _, path = self._picked.partition(":")
         if kind == "cfg":
             self._preview_config(path)

@@ -117,13 +117,15 @@ def _flatbuffers_without_numpy() -> None:
         return
     import importlib.util  # noqa: PLC0415
 
+    spec = importlib.util.find_spec("flatbuffers")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    path = f"{spec.submodule_search_locations[0]}/compat.py"
+    cspec = importlib.util.spec_from_file_location("flatbuffers.compat", path)
+    if cspec is None or cspec.loader is None:
+        return
+    compat = importlib.util.module_from_spec(cspec)
     try:
-        spec = importlib.util.find_spec("flatbuffers")
-        assert spec is not None and spec.submodule_search_locations
-        path = f"{spec.submodule_search_locations[0]}/compat.py"
-        cspec = importlib.util.spec_from_file_location("flatbuffers.compat", path)
-        assert cspec is not None and cspec.loader is not None
-        compat = importlib.util.module_from_spec(cspec)
         cspec.loader.exec_module(compat)
         real = compat.import_numpy
     except Exception:  # noqa: BLE001 - an optimisation only; the plain import still works

@@ -140,6 +140,39 @@ def test_east_builds_and_trains_one_step() -> None:
     assert after < before
 
 
+def test_east_crops_keep_targets_and_weights_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training on crops: each crop's targets are the targets its own quads (moved by the
+    offset) rasterise to, and a crop-size model's weights run in the full-size model."""
+    from engine.tasks.east import STRIDE, rasterize
+
+    crop = (112, 160)
+    monkeypatch.setattr(east, "CROP", crop)
+    monkeypatch.setattr(east, "CROPS_PER_SCENE", 2)
+    x, (score, geo) = next(east._batches(SCENES, 0, 4))
+    assert x.shape == (4, *crop, 3) and score.shape == (4, crop[0] // 4, crop[1] // 4, 1)
+    # Replay the same scenes and offsets, and rasterise each crop from scratch.
+    g = make_scenes("train", 2, 0)
+    rng = np.random.default_rng([0, 7, 0])
+    full = preprocess(g.images, SCENES)
+    on_text = 0
+    for n, quads in enumerate(g.labels):
+        for k, (top, left) in enumerate(east.crop_offsets(rng, quads, crop, 2)):
+            assert top % STRIDE == 0 and left % STRIDE == 0
+            assert 0 <= top <= 240 - crop[0] and 0 <= left <= 320 - crop[1]
+            i = 2 * n + k
+            np.testing.assert_array_equal(x[i], full[n, top : top + crop[0], left : left + crop[1]])
+            s, gm = rasterize(quads - np.float32([left, top]), (crop[0] // 4, crop[1] // 4))
+            np.testing.assert_array_equal(score[i, ..., 0], s)
+            np.testing.assert_allclose(geo[i, ..., :5][s > 0], gm[s > 0], atol=1e-5)
+            on_text += int(s.sum() > 0)
+    assert on_text >= 2  # most crops hold text
+    small = east.build_model(width=2, input_shape=(*crop, 3))
+    big = east.build_model(width=2)
+    big.set_weights(small.get_weights())
+    out = big(full[:1], training=False)
+    assert [tuple(o.shape) for o in out] == [(1, 60, 80, 1), (1, 60, 80, 5)]
+
+
 def test_east_default_width_is_weight_heavy() -> None:
     """The bundled detector's size: an INT8 file is ~4× smaller than its FP32 one only when
     weights outweigh the per-channel overhead (scales, zero points, biases, names). Measured

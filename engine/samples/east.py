@@ -41,9 +41,21 @@ GEO_WEIGHT = 0.02
 #: at 0.99 the inference-mode outputs lagged the training-mode ones for ~500 steps).
 BN_MOMENTUM = 0.9
 
-TRAIN_ITEMS_PER_EPOCH = 1200
-EPOCHS = 6
-BATCH = 8
+#: Training items (crops) per epoch.
+TRAIN_ITEMS_PER_EPOCH = 2400
+EPOCHS = 5
+BATCH = 16
+#: Train on crops of this size (H, W; multiples of 16) cut from the full scenes, or on the
+#: whole scenes when None. The detector is fully convolutional and its targets are per-pixel
+#: distances, which a crop leaves valid; the weights then go into a full-size model.
+#: Measured here: whole scenes took 822 s for box F1 0.962 (6 epochs × 1200); 128×160 crops
+#: reached 0.896 in 200 s (4 × 2400), 96×320 strips (whole words) 0.896 in 264 s.
+CROP: tuple[int, int] | None = (128, 160)
+#: Crops cut from each generated scene (a batch holds BATCH crops): rendering a scene costs
+#: about a third of a crop's training step, so each scene serves twice.
+CROPS_PER_SCENE = 2
+#: Share of crops centred on a text box (the rest anywhere): text is ~4 % of the pixels.
+CROP_ON_TEXT = 0.8
 LEARNING_RATE = 2e-3
 TEST_ITEMS = 1000
 
@@ -85,8 +97,13 @@ def _upsample(k: ModuleType, x: Any, name: str) -> Any:
     return k.layers.Reshape((2 * h, 2 * w, c), name=name)(y)
 
 
-def build_model(k: ModuleType | None = None, width: int = 16) -> Any:
+def build_model(
+    k: ModuleType | None = None, width: int = 16, input_shape: tuple[int, int, int] = INPUT_SHAPE
+) -> Any:
     """The detector; ``width`` is the stem's filters and the rest scale with it.
+
+    ``input_shape`` other than the default (H and W multiples of 16) builds the same layers
+    for training crops: the weights are interchangeable, only the upsampling reshapes differ.
 
     At the default width 16: 490k parameters, ~300 M MACs; channels 16 → 32 (1/4) →
     64 (1/8) → 128 (1/16), merge 64 (1/8) → 32 (1/4).
@@ -94,7 +111,7 @@ def build_model(k: ModuleType | None = None, width: int = 16) -> Any:
     if k is None:
         import keras as k  # noqa: PLC0415 - keep importing this module free of TF cost
     w = width
-    inp = k.Input(shape=INPUT_SHAPE, name="image")
+    inp = k.Input(shape=input_shape, name="image")
     # Stem: two plain 3×3 stride-2 convs down to 1/4, as MobileNet starts with a plain conv.
     # Measured here, depthwise convs at these resolutions train ~1.4× slower on a CPU.
     x = _conv(k, inp, w, 3, "stem1", strides=2)  # 1/2
@@ -191,16 +208,53 @@ def geometry_loss(y_true: Any, y_pred: Any) -> Any:
 LOSSES = {"score": score_loss, "geometry": geometry_loss}
 
 
+def crop_offsets(
+    rng: np.random.Generator, quads: np.ndarray, crop: tuple[int, int], count: int
+) -> list[tuple[int, int]]:
+    """``count`` (top, left) input-pixel offsets of ``crop``-sized windows, multiples of
+    STRIDE so the target maps crop on whole pixels; most are centred on a text box."""
+    hh, ww = INPUT_SHAPE[:2]
+    ch, cw = crop
+    out = []
+    for _ in range(count):
+        if len(quads) and rng.random() < CROP_ON_TEXT:
+            cx, cy = np.asarray(quads[int(rng.integers(len(quads)))]).mean(0)
+            cx += rng.uniform(-cw / 4, cw / 4)
+            cy += rng.uniform(-ch / 4, ch / 4)
+        else:
+            cx, cy = rng.uniform(0, ww), rng.uniform(0, hh)
+        top = int(np.clip(cy - ch / 2, 0, hh - ch)) // STRIDE * STRIDE
+        left = int(np.clip(cx - cw / 2, 0, ww - cw)) // STRIDE * STRIDE
+        out.append((top, left))
+    return out
+
+
 def _batches(spec: Any, seed: int, batch: int, start: int = 0) -> Iterator[tuple[Any, Any]]:
-    """Endless batches of fresh train scenes, through the one preprocess function."""
+    """Endless batches of fresh train scenes (or crops of them, see ``CROP``), through the
+    one preprocess function."""
     from ..preprocess import preprocess  # noqa: PLC0415
 
+    per = CROPS_PER_SCENE if CROP else 1
+    scenes = batch // per
+    rng = np.random.default_rng([seed, 7, start])
     i = start
     while True:
-        g = make_scenes("train", batch, seed, start=i)
-        i += batch
+        g = make_scenes("train", scenes, seed, start=i)
+        i += scenes
+        x = preprocess(g.images, spec)
         score, geo = targets(g.labels)
-        yield preprocess(g.images, spec), (score, geo)
+        if CROP is None:
+            yield x, (score, geo)
+            continue
+        ch, cw = CROP
+        xs, ss, gs = [], [], []
+        for n, quads in enumerate(g.labels):
+            for top, left in crop_offsets(rng, quads, CROP, per):
+                t, lft = top // STRIDE, left // STRIDE
+                xs.append(x[n, top : top + ch, left : left + cw])
+                ss.append(score[n, t : t + ch // STRIDE, lft : lft + cw // STRIDE])
+                gs.append(geo[n, t : t + ch // STRIDE, lft : lft + cw // STRIDE])
+        yield np.stack(xs), (np.stack(ss), np.stack(gs))
 
 
 def predict(model: Any, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -224,13 +278,17 @@ def train(
     epochs = epochs or EPOCHS
     steps = TRAIN_ITEMS_PER_EPOCH // BATCH
     model = build_model()
-    log(f"east: {model.count_params():,} parameters; {epochs} epochs × {steps * BATCH} scenes")
+    trained = build_model(input_shape=(*CROP, 3)) if CROP else model
+    what = f"{CROP[0]}×{CROP[1]} crops" if CROP else "scenes"
+    log(f"east: {model.count_params():,} parameters; {epochs} epochs × {steps * BATCH} {what}")
 
     # The test items of the sample config: what artq run will score the model on.
     test = make_scenes("test", TEST_ITEMS, cfg.data.test.seed)
     x_test = preprocess(test.images, spec)
 
     def on_epoch(epoch: int, loss: float) -> None:
+        if trained is not model:
+            model.set_weights(trained.get_weights())
         s, g = predict(model, x_test[:200])
         m = score_maps(s[..., 0], g, test.labels[:200], cfg.evaluation)
         log(
@@ -243,7 +301,8 @@ def train(
         return score_loss(y[0], out[0]) + geometry_loss(y[1], out[1])
 
     t0 = time.time()
-    fit(model, _batches(spec, seed, BATCH), loss, epochs, steps, LEARNING_RATE, on_epoch)
+    fit(trained, _batches(spec, seed, BATCH), loss, epochs, steps, LEARNING_RATE, on_epoch)
+    model.set_weights(trained.get_weights())
     train_s = time.time() - t0
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(out_path)
@@ -256,6 +315,8 @@ def train(
             "generator": "ocr_scenes",
             "train_items": epochs * steps * BATCH,
             "train_split": "train (fresh scenes every epoch)",
+            "crops": f"{CROP[0]}×{CROP[1]}, {CROPS_PER_SCENE} per scene, "
+            f"{CROP_ON_TEXT:.0%} centred on text" if CROP else "none (whole scenes)",
             "test_items": TEST_ITEMS,
             "epochs": epochs,
             "batch": BATCH,

@@ -142,6 +142,8 @@ def train(out_path: Path, seed: int, epochs: int | None, log: Callable[[str], No
         "train_items": n_train,
         "validation_items": n_val,
         "test_items": n_test,
+        "batch": 64,
+        "optimizer": "Adam, 2e-3 × 0.6 per epoch",
         "fp32_metrics": {"top1": round(test_acc, 4)},
         "train_seconds": round(time.perf_counter() - t0, 1),
         "params": int(model.count_params()),

@@ -36,6 +36,9 @@ def precision_story(report: dict[str, Any]) -> str | None:
         return f"INT8 loses {d8:.2f} points against FP32."
     if d8 <= 0 and d16 <= 0:
         return f"Neither FP16 ({d16:+.2f}) nor INT8 ({d8:+.2f}) loses anything against FP32."
+    if d8 <= 0:
+        # Not "the loss comes from 16-bit": INT8, the model that ships, lost nothing.
+        return f"INT8 loses nothing against FP32 ({d8:+.2f} points; FP16 {d16:+.2f})."
     where = "8-bit quantization" if d8 - d16 >= d16 else "16-bit already"
     return (f"FP16 loses {d16:.2f} points, INT8 {d8:.2f}: the loss comes from {where}"
             + (" (FP16 keeps FP32's accuracy)." if abs(d16) < 0.05 else "."))

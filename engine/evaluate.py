@@ -171,7 +171,9 @@ def run_model(
     def work(w: int) -> None:
         it = interpreters[w]
         in_idx = tin.index
-        out_idx = [t.index for t in outputs]
+        # Views of the output buffers (valid until the next invoke): copied once, into
+        # ``raw``, where get_tensor would allocate a copy first.
+        views = [it.tensor(t.index) for t in outputs]
         while True:
             with lock:
                 a = next_start[0]
@@ -185,8 +187,8 @@ def run_model(
                     return
                 it.set_tensor(in_idx, xq[i - a : i - a + 1])
                 it.invoke()
-                for k, idx in enumerate(out_idx):
-                    raw[k][i] = it.get_tensor(idx)[0]
+                for k, view in enumerate(views):
+                    raw[k][i] = view()[0]
             # Progress per chunk, not per item: less lock traffic between the workers.
             with lock:
                 done[0] += b - a

@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return tui_main()
     first = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(first if first in COMMANDS and "-h" not in argv and "--help" not in argv
-                          else None)
+    # Import only the named command's module (``tui`` needs none of them: 0.3 s saved).
+    parser = build_parser(first if first in (*COMMANDS, "tui") and "-h" not in argv
+                          and "--help" not in argv else None)
     args = parser.parse_args(argv)
     if args.command in (None, "tui"):
         from tui.app import main as tui_main

@@ -51,8 +51,8 @@ BATCH = 16
 #: Measured here: whole scenes took 822 s for box F1 0.962 (6 epochs × 1200); 128×160 crops
 #: reached 0.896 in 200 s (4 × 2400), 96×320 strips (whole words) 0.896 in 264 s.
 CROP: tuple[int, int] | None = (128, 160)
-#: Crops cut from each generated scene (a batch holds BATCH crops): rendering a scene costs
-#: about a third of a crop's training step, so each scene serves twice.
+#: Crops cut from each generated scene (a batch holds BATCH crops): rendering a scene
+#: (~19 ms here) costs about as much as training on one crop, so each scene serves twice.
 CROPS_PER_SCENE = 2
 #: Share of crops centred on a text box (the rest anywhere): text is ~4 % of the pixels.
 CROP_ON_TEXT = 0.8

@@ -13,21 +13,15 @@ from typing import Any
 import pytest
 from fakes import DIGITS, FakeRunner, FakeSweeper, seed_runs, small_digits
 from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
+from textual.widgets._footer import FooterKey
 from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
 from tui.checker import SubprocessChecker, ThreadChecker
 from tui.panes.layers import LayersPane
 from tui.runner import JobEvent
-from tui.widgets import (
-    ErrorDialog,
-    HelpScreen,
-    ImagePreview,
-    OpenScreen,
-    SaveScreen,
-    StageRow,
-    Toggle,
-)
+from tui.screens import ErrorDialog, HelpScreen, OpenScreen, SaveScreen
+from tui.widgets import ImagePreview, StageRow, Toggle
 
 FIXED_FINDINGS = [{"code": "calib-few-samples", "severity": "warning", "message": "50 samples",
                    "evidence": "guide: 100–500", "fix": "set calibration.samples = 200"}]
@@ -53,6 +47,10 @@ def runs(tmp_path: Path) -> Path:
 
 def text_of(app: ArtqApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
+
+
+def footer_keys(app: ArtqApp) -> set[str]:
+    return {k.description for k in app.screen.query(FooterKey)}
 
 
 def make_app(runs: Path, runner: FakeRunner | None = None, samples: list[Path] | None = None,
@@ -232,9 +230,13 @@ async def test_layers_sort_filter_search_and_detail(runs: Path) -> None:
         await settle(pilot, app)
         app.open_run(seeded["a"])
         await pilot.pause(0.2)  # the layers table follows the results by a turn
+        assert "By time" not in footer_keys(app)
         await pilot.press("5")
         table = app.query_one("#layer-table", DataTable)
         assert table.row_count == 7
+        await pilot.pause()
+        # The footer follows the focused pane (it is rebuilt only when its keys change).
+        assert {"By time", "CPU only", "Launch"} <= footer_keys(app)
         await pilot.press("t")  # by estimated time, largest first
         assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["CONV_2D", "CONV_2D"]
         assert str(table.get_row_at(0)[5]) == "109.3"
@@ -256,6 +258,9 @@ async def test_layers_sort_filter_search_and_detail(runs: Path) -> None:
         assert pane.sort_key == "pct" and pane.desc
         await pilot.press("r")
         assert not pane.desc and str(table.get_row_at(0)[1]) == "SOFTMAX"
+        await pilot.press("1")
+        await pilot.pause()
+        assert "By time" not in footer_keys(app) and "Launch" in footer_keys(app)
 
 
 async def test_compare_runs_and_sweep(runs: Path) -> None:

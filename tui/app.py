@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -32,27 +32,10 @@ from textual.widgets import (
     Header,
     Input,
     OptionList,
-    RichLog,
     Select,
     TabbedContent,
     TabPane,
 )
-
-from engine.events import (
-    EpochEnd,
-    Finding,
-    Log,
-    ModelInfo,
-    Progress,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    StageFinished,
-    StageMetrics,
-    StageStarted,
-)
-from engine.rundir import list_runs
-from engine.rundir import read_report as _read_report
 
 from . import format as fmt
 from .calibcheck import as_finding, finding_text, sample_configs
@@ -60,16 +43,14 @@ from .checker import Checker, SubprocessChecker
 from .panes.models import ModelsPane, config_text, model_text
 from .runner import JobEvent, JobExited, Runner, SweepDone, SweepRunner, WorkerRunner
 from .settings import KNOBS, Session, SettingError, changes, default_save_path, set_args, toml_value
-from .widgets import (
-    ErrorDialog,
-    HelpScreen,
-    KeysFooter,
-    LateMount,
-    OpenScreen,
-    SaveScreen,
-    StageRow,
-    SweepScreen,
-)
+from .widgets import KeysFooter, LateMount, StageRow
+
+if TYPE_CHECKING:
+    from textual.widgets import RichLog
+
+# Not imported here: engine.events (a dozen dataclasses, ~15 ms), engine.rundir and
+# RichLog (rich.pretty, ~15 ms). The first screen needs none of them; they are imported
+# where used, and the warm-up thread imports them after the first paint.
 
 TABS = ("models", "calibration", "quantize", "results", "layers", "compare")
 TAB_TITLES = ("Models", "Calibration", "Quantize", "Results", "Layers", "Compare")
@@ -97,6 +78,8 @@ def read_report(run_dir: str | Path) -> dict[str, Any] | None:
     hit = _REPORTS.get(str(p))
     if hit is not None and hit[0] == mtime:
         return hit[1]
+    from engine.rundir import read_report as _read_report  # noqa: PLC0415 - see above
+
     rep = _read_report(run_dir)
     _REPORTS[str(p)] = (mtime, rep)
     return rep
@@ -237,7 +220,10 @@ class ArtqApp(App[int]):
         # Pay these imports off the UI thread: pydantic for configs (~0.3 s), and the NPU
         # rule table behind the layer detail pane (~0.15 s, it brings the .tflite reader).
         import engine.config  # noqa: F401, PLC0415
+        import engine.events  # noqa: F401, PLC0415
         import engine.npu.rules  # noqa: F401, PLC0415
+        import engine.rundir  # noqa: F401, PLC0415
+        import tui.screens  # noqa: F401, PLC0415 - the dialogs, with Textual's file tree
 
         # Measured: with the app's widgets, styles and these modules in the heap, a full
         # garbage collection took 100-135 ms, a visible stall while a job runs. What exists
@@ -248,6 +234,8 @@ class ArtqApp(App[int]):
 
     @work(thread=True, exclusive=True, group="runs")
     def refresh_runs(self) -> None:
+        from engine.rundir import list_runs  # noqa: PLC0415 - see the note above TABS
+
         runs = [(p, read_report(p)) for p in list_runs(self.runs_dir)[:RECENT_RUNS]]
         sweeps = [p for p, _ in runs if (p / "sweep.json").is_file()]
         self.call_from_thread(self._runs_loaded, runs, sweeps)
@@ -469,6 +457,8 @@ class ArtqApp(App[int]):
                 self._error("Cannot open this", f"{path} is not a job config, a model or a run folder.",
                             "Pick a .toml, .keras, .h5 or a SavedModel folder.")
 
+        from .screens import OpenScreen  # noqa: PLC0415 - opened on demand
+
         self.push_screen(OpenScreen(self.open_dir), opened)
 
     def open_model(self, path: Path) -> None:
@@ -509,6 +499,7 @@ class ArtqApp(App[int]):
         self._focus_tab(self.query_one(TabbedContent).active or "models")
 
     def action_help(self) -> None:
+        from .screens import HelpScreen  # noqa: PLC0415 - opened on demand
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.help_sections()))
@@ -543,6 +534,7 @@ class ArtqApp(App[int]):
         ]
 
     def _error(self, title: str, message: str, hint: str = "") -> None:
+        from .screens import ErrorDialog  # noqa: PLC0415 - opened on demand
         self.push_screen(ErrorDialog(title, message, hint))
 
     def knob_values(self) -> dict[str, Any]:
@@ -594,13 +586,13 @@ class ArtqApp(App[int]):
         args = [*set_args(ov), f"output.runs_dir={toml_value(str(self.runs_dir))}"]
         self.query_one("#stages", Vertical).remove_children()
         self._rows.clear()
-        self.query_one("#log", RichLog).clear()
+        self._log().clear()
         self.qat_history = []
         self.pane("quantize").show_epochs([], "")
         self.failed_seen = False
         self._set_state("starting…", running=True)
         self.action_show_tab("quantize")
-        self.query_one("#log", RichLog).write(
+        self._log().write(
             f"artq run {self.session.config_path.name} " + " ".join(f"--set {a}" for a in args[:-1]))
         try:
             await self.runner.start(str(self.session.config_path), args, self.post_message)
@@ -649,13 +641,15 @@ class ArtqApp(App[int]):
         note = ("Each variant is a full run (the tuned settings plus the swept values), as many "
                 "at once as there are cores. Example: calibration.samples=50,100,200,400 "
                 "quantization.granularity=per_channel,per_tensor")
+        from .screens import SweepScreen  # noqa: PLC0415 - opened on demand
+
         self.push_screen(SweepScreen("calibration.samples=50,100,200,400", note), chosen)
 
     async def _sweep(self, config: str, sets: list[str]) -> None:
         self.query_one("#stages", Vertical).remove_children()
         self._rows.clear()
-        self.query_one("#log", RichLog).clear()
-        self.query_one("#log", RichLog).write(
+        self._log().clear()
+        self._log().write(
             "artq sweep " + Path(config).name + " " + " ".join(f"--set {s}" for s in sets))
         self._sweep_t0 = self.clock()
         self._set_state("sweeping…", running=True)
@@ -668,7 +662,7 @@ class ArtqApp(App[int]):
 
     @on(SweepDone)
     def _sweep_done(self, message: SweepDone) -> None:
-        log = self.query_one("#log", RichLog)
+        log = self._log()
         data = message.data or {}
         status = str(data.get("status") or ("cancelled" if message.returncode == 3 else "failed"))
         self._set_state(f"sweep {status.upper()}", running=False)
@@ -696,7 +690,7 @@ class ArtqApp(App[int]):
             return
         self.query_one("#stages", Vertical).remove_children()
         self._rows.clear()
-        self.query_one("#log", RichLog).clear()
+        self._log().clear()
         self.qat_history, self.failed_seen = [], False
         self._set_state("resuming…", running=True)
         self.action_show_tab("quantize")
@@ -792,6 +786,8 @@ class ArtqApp(App[int]):
                 return
             self.notify(f"Saved {out}\nRun it: artq run {out}", title="Saved", timeout=8)
 
+        from .screens import SaveScreen  # noqa: PLC0415 - opened on demand
+
         self.push_screen(SaveScreen(default_save_path(session), summary), chosen)
 
     async def action_quit(self) -> None:
@@ -867,10 +863,27 @@ class ArtqApp(App[int]):
 
     # --- job events ------------------------------------------------------------------
 
+    def _log(self) -> RichLog:
+        return self.query_one("#log")  # type: ignore[return-value]
+
     @on(JobEvent)
     def _job_event(self, message: JobEvent) -> None:
+        from engine.events import (  # noqa: PLC0415 - see the note above TABS
+            EpochEnd,
+            Finding,
+            Log,
+            ModelInfo,
+            Progress,
+            RunFailed,
+            RunFinished,
+            RunStarted,
+            StageFinished,
+            StageMetrics,
+            StageStarted,
+        )
+
         ev = message.event
-        log = self.query_one("#log", RichLog)
+        log = self._log()
         stages = self.query_one("#stages", Vertical)
         if isinstance(ev, RunStarted):
             self.run_dir = ev.run_dir

@@ -12,7 +12,6 @@ calibration will see. TensorFlow is never imported.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys
@@ -171,6 +170,8 @@ def to_json(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse  # noqa: PLC0415 - the app imports this module for its helpers
+
     ap = argparse.ArgumentParser(prog="python -m tui.calibcheck")
     ap.add_argument("config")
     ap.add_argument("model", help="the model summary as JSON (engine.inspect_model)")

@@ -16,11 +16,13 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from textual.message import Message
 
-from engine.events import Event, Progress, event_from_dict
+if TYPE_CHECKING:
+    from engine.events import Event
+
 
 # Longer than the worker's own grace for its TensorFlow child (3 s), so a cancelled run has
 # time to write report.json (status "cancelled") before the group is killed.
@@ -37,6 +39,8 @@ class JobEvent(Message):
 
     def can_replace(self, message: Message) -> bool:
         # A newer progress of the same stage makes an unprocessed older one pointless.
+        from engine.events import Progress  # noqa: PLC0415 - imported after the first paint
+
         return (
             isinstance(message, JobEvent)
             and isinstance(self.event, Progress)
@@ -115,6 +119,8 @@ class WorkerRunner:
         self._task = asyncio.create_task(self._pump(post))
 
     async def _pump(self, post: Post) -> None:
+        from engine.events import event_from_dict  # noqa: PLC0415 - not at start-up
+
         proc = self.proc
         assert proc is not None and proc.stdout is not None and proc.stderr is not None
         err_task = asyncio.create_task(proc.stderr.read())

@@ -196,8 +196,7 @@ class ArtqApp(App[int]):
         picker = self.query_one("#picker", OptionList)
         picker.focus()
         self.set_interval(0.5, self._tick)
-        # After the first paint: runs (JSON reads) and the config validator (pydantic).
-        self.set_timer(0.05, self.refresh_runs)
+        # The runs (JSON reads) and the config validator (pydantic) wait for the first paint.
         self.set_timer(1.0, self._reveal_panes)  # in case the footer never says so
 
     @on(KeysFooter.Ready)
@@ -207,6 +206,9 @@ class ArtqApp(App[int]):
         if self._painted:
             return
         self._painted = True
+        # A thread, but parsing reports holds the GIL: started before, it delayed the
+        # first screen by its length (thirty reports ~0.1 s).
+        self.refresh_runs()
         for late in list(self.query(LateMount)):
             await late.reveal()
             await asyncio.sleep(0)

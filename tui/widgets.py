@@ -160,7 +160,8 @@ class KeysFooter(Footer):
         await super().recompose()
         if self.children and not self._announced:
             self._announced = True
-            self.post_message(self.Ready())
+            # Said once the keys are on screen: what follows it must not delay that frame.
+            self.call_after_refresh(self.post_message, self.Ready())
 
 
 class ImagePreview(Widget):

@@ -502,6 +502,7 @@ class ArtqApp(App[int]):
 
     def action_help(self) -> None:
         from .screens import HelpScreen  # noqa: PLC0415 - opened on demand
+
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.help_sections()))
@@ -537,6 +538,7 @@ class ArtqApp(App[int]):
 
     def _error(self, title: str, message: str, hint: str = "") -> None:
         from .screens import ErrorDialog  # noqa: PLC0415 - opened on demand
+
         self.push_screen(ErrorDialog(title, message, hint))
 
     def knob_values(self) -> dict[str, Any]:

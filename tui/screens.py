@@ -151,73 +151,65 @@ class OpenScreen(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class SaveScreen(ModalScreen[Path | None]):
-    """Where to write the tuned config; shows what will change."""
+class AskScreen(ModalScreen[Any]):
+    """One line to type under a title and a note: Enter answers, Esc closes.
 
-    BINDINGS = [Binding("escape", "cancel", "Close", id="save_close")]
+    Subclasses say what the typed text means in :meth:`answer` (``None``: not an answer).
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Close", id="ask_close")]
     DEFAULT_CSS = """
-    SaveScreen { align: center middle; }
-    SaveScreen > Vertical {
+    AskScreen { align: center middle; }
+    AskScreen > Vertical {
         width: 76; max-width: 95%; height: auto; border: heavy $accent;
         background: $surface; padding: 0 1;
     }
-    SaveScreen Input { margin: 1 0 0 0; }
+    AskScreen Input { margin: 1 0 0 0; }
     """
+
+    def __init__(self, title: str, note: str, default: str, input_id: str) -> None:
+        super().__init__()
+        self.title_text, self.note, self.default, self.input_id = title, note, default, input_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text)
+            yield Static(self.note, markup=False)
+            yield Input(self.default, id=self.input_id, compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def answer(self, text: str) -> Any:
+        return text or None
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        value = self.answer(event.value.strip())
+        if value is not None:
+            self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SaveScreen(AskScreen):
+    """Where to write the tuned config; the note shows what will change."""
 
     def __init__(self, default: Path, summary: str) -> None:
-        super().__init__()
-        self.default = default
-        self.summary = summary
+        super().__init__("Save the tuned settings as a job config (Enter saves, Esc closes)",
+                         summary, str(default), "save-path")
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label("Save the tuned settings as a job config (Enter saves, Esc closes)")
-            yield Static(self.summary, id="save-summary", markup=False)
-            yield Input(str(self.default), id="save-path", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#save-path", Input).focus()
-
-    @on(Input.Submitted, "#save-path")
-    def _save(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.dismiss(Path(event.value.strip()).expanduser())
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def answer(self, text: str) -> Path | None:
+        return Path(text).expanduser() if text else None
 
 
-class SweepScreen(ModalScreen[list[str] | None]):
+class SweepScreen(AskScreen):
     """Which keys and values to sweep: KEY=V1,V2 … (space-separated for several keys)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Close", id="sweep_close")]
-    DEFAULT_CSS = """
-    SweepScreen { align: center middle; }
-    SweepScreen > Vertical {
-        width: 76; max-width: 95%; height: auto; border: heavy $accent;
-        background: $surface; padding: 0 1;
-    }
-    SweepScreen Input { margin: 1 0 0 0; }
-    """
-
     def __init__(self, default: str, note: str) -> None:
-        super().__init__()
-        self.default = default
-        self.note = note
+        super().__init__("Sweep: run every combination (Enter starts, Esc closes)", note,
+                         default, "sweep-sets")
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label("Sweep: run every combination (Enter starts, Esc closes)")
-            yield Static(self.note, markup=False)
-            yield Input(self.default, id="sweep-sets", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#sweep-sets", Input).focus()
-
-    @on(Input.Submitted, "#sweep-sets")
-    def _go(self, event: Input.Submitted) -> None:
-        sets = [s for s in event.value.split() if "=" in s]
-        self.dismiss(sets or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def answer(self, text: str) -> list[str] | None:
+        return [s for s in text.split() if "=" in s] or None

@@ -284,7 +284,7 @@ async def test_compare_runs_and_sweep(runs: Path) -> None:
         sweep = app.query_one("#sweep-table", DataTable)
         assert sweep.row_count == 4
         assert [str(c) for c in sweep.get_row_at(0)][:5] == [
-            "calibration.samples=50", "OK", "top1", "98.10 %", "1.5"]
+            "calibration.samples=50", "OK", "top1", "98.10 %", "+1.50"]
         chart = text_of(app, "#sweep-chart")
         assert "INT8 drop per variant" in chart and "calibration.samples=500" in chart
         assert "wall time 54.5 s" in chart

@@ -43,6 +43,11 @@ def fixed(v: Any, digits: int) -> str:
     return "—" if v is None else f"{float(v):.{digits}f}"
 
 
+def points(v: Any) -> str:
+    """A drop in percentage points, signed, always 2 decimals: "0" beside "-0.1" misleads."""
+    return f"{v:+.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
+
+
 def num(v: Any, digits: int = 3) -> str:
     if v is None:
         return "—"

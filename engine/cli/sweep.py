@@ -9,6 +9,7 @@ import sys
 import threading
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -96,8 +97,6 @@ class _Display:
 def summary_table(data: dict[str, Any]) -> Table:
     """One row per variant, 80 columns wide: units in the title, not in every cell; a
     variant that did not finish shows its status where its metric would be."""
-    from rich import box
-
     metric = data.get("metric") or "metric"
     variants = data.get("variants") or []
     t = Table(title=f"sweep {data.get('name', '')}: {str(data.get('status', '')).upper()} — "
@@ -117,7 +116,7 @@ def summary_table(data: dict[str, Any]) -> Table:
         m = v.get("metrics") or {}
         size = (v.get("sizes") or {}).get("int8")
         ok = v.get("status", "ok") == "ok"
-        cells = [
+        t.add_row(
             label,
             f(None if m.get(metric) is None else 100 * m[metric], ".2f") if ok
             else str(v.get("status")),
@@ -128,8 +127,7 @@ def summary_table(data: dict[str, Any]) -> Table:
             f(v.get("npu_ms"), ".3f"),
             f(v.get("convert_s"), ".1f"),
             f(v.get("total_s"), ".1f"),
-        ]
-        t.add_row(*cells)
+        )
     return t
 
 

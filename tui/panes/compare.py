@@ -55,10 +55,7 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, s
         return "—" if v.get("pass") is None else ("PASS" if v["pass"] else "FAIL")
 
     rows.append((f"verdict ({vb.get('profile') or va.get('profile') or '?'})", word(va), word(vb), ""))
-    def pts(v: Any) -> str:  # every drop to the same 2 decimals: "0" beside "-0.1" misleads
-        return f"{v:+.2f}" if isinstance(v, int | float) else "—"
-
-    rows.append(("INT8 drop (points)", pts(va.get("drop")), pts(vb.get("drop")),
+    rows.append(("INT8 drop (points)", fmt.points(va.get("drop")), fmt.points(vb.get("drop")),
                  _delta(va.get("drop"), vb.get("drop"))))
     sa, sb = a.get("stages") or {}, b.get("stages") or {}
     names = task_metric_names(a) + [n for n in task_metric_names(b) if n not in task_metric_names(a)]
@@ -207,7 +204,7 @@ class ComparePane(VerticalScroll):
             status = str(v.get("status") or rep.get("status") or "").upper() or "—"
             rows.append((variant_label(v), status, name or "—",
                          fmt.pct(val) if isinstance(val, float) and val <= 1 else fmt.num(val),
-                         fmt.num(v.get("drop"), 3), fmt.seconds(v.get("total_s"))))
+                         fmt.points(v.get("drop")), fmt.seconds(v.get("total_s"))))
         _fill(table, ("variant", "status", "metric", "INT8", "drop pts", "time"), rows)
         wall = sweep.get("wall_s")
         # Less the padding and the scroll bar, so a bar never wraps.

@@ -94,7 +94,7 @@ def qat_text(rep: dict[str, Any]) -> str:
     ptq = ((rep.get("comparison") or {}).get("ptq")) or {}
     v = rep.get("verdict") or {}
     if ptq:
-        lines.append(f"PTQ baseline: drop {fmt.num(ptq.get('drop'), 3)} points, "
+        lines.append(f"PTQ baseline: drop {fmt.points(ptq.get('drop'))} points, "
                      f"size {fmt.size(ptq.get('size_bytes'))} ({ptq.get('run_dir', '')})")
         if ptq.get("drop") is not None and v.get("drop") is not None:
             gained = ptq["drop"] - v["drop"]

@@ -94,7 +94,7 @@ async def test_models_summary_before_anything_runs(runs: Path) -> None:
         assert "input    ?×32×32×1" in summary and "output   ?×10" in summary
         assert "digits_ptq.toml" in summary
         prompts = [str(picker.get_option_at_index(i).prompt) for i in range(picker.option_count)]
-        assert any("n50 OK FAIL" in p for p in prompts)  # words, not colours
+        assert any("n50 FAIL" in p for p in prompts)  # words, not colours
         assert any("UNFINISHED" in p for p in prompts)
         assert any("SWEEP" in p for p in prompts)
         # Enter on a run: its results, at once.
@@ -453,5 +453,9 @@ def test_run_labels_tell_apart_a_run_that_had_fewer_samples_than_asked(tmp_path:
                 "config": {"quantization": {"method": "ptq"}, "calibration": {"samples": 200}},
                 "data": {"calibration": {"used": used}}}
 
-    assert run_label(folder, rep(200)) == "09:06 ocr_crnn_conv PTQ n200 OK PASS"
-    assert run_label(folder, rep(100)) == "09:06 ocr_crnn_conv PTQ n200→100 OK PASS"
+    assert run_label(folder, rep(200)) == "09:06 ocr_crnn_conv PTQ n200 PASS"
+    assert run_label(folder, rep(100)) == "09:06 ocr_crnn_conv PTQ n200→100 PASS"
+    # A run that did not finish says how it ended, never a verdict it did not reach.
+    cancelled = {**rep(200), "status": "cancelled", "verdict": {}}
+    assert run_label(folder, cancelled) == "09:06 ocr_crnn_conv PTQ n200 CANCELLED"
+    assert run_label(folder, {**rep(200), "status": "failed"}) == "09:06 ocr_crnn_conv PTQ n200 FAILED"

@@ -111,7 +111,7 @@ class ModelsPane(Horizontal):
 
 
 def run_label(path: Path, rep: dict[str, Any] | None) -> str:
-    """'05:10 digits_ptq  OK PASS' from a run folder name 20261127-051023-digits_ptq."""
+    """'05:10 digits_ptq PTQ n200 PASS' from a run folder name 20261127-051023-digits_ptq."""
     parts = path.name.split("-", 2)
     when = f"{parts[1][:2]}:{parts[1][2:4]}" if len(parts) == 3 and len(parts[1]) >= 4 else ""
     name = parts[2] if len(parts) == 3 else path.name
@@ -119,13 +119,18 @@ def run_label(path: Path, rep: dict[str, Any] | None) -> str:
         return f"{when} {name}  SWEEP"
     if rep is None:
         return f"{when} {name}  UNFINISHED"
-    status = str(rep.get("status", "?")).upper()
     v = rep.get("verdict") or {}
-    word = "" if v.get("pass") is None else ("PASS" if v.get("pass") else "FAIL")
+    # A finished run shows its verdict; any other status (FAILED, CANCELLED) shows itself.
+    # One word keeps the label inside the 80-column picker.
+    status = str(rep.get("status", "?"))
+    if status == "ok" and v.get("pass") is not None:
+        word = "PASS" if v["pass"] else "FAIL"
+    else:
+        word = status.upper()
     cfg = rep.get("config") or {}
     method = str((cfg.get("quantization") or {}).get("method", "")).upper()
     n = (cfg.get("calibration") or {}).get("samples")
     used = ((rep.get("data") or {}).get("calibration") or {}).get("used")
     # "n200→100": asked for 200, only 100 existed — two such runs must not look alike.
     count = f"n{n}→{used}" if used is not None and used != n else f"n{n}"
-    return f"{when} {name} {method} {count} {status} {word}".rstrip()
+    return f"{when} {name} {method} {count} {word}"

@@ -53,7 +53,9 @@ def advise(drop: float, threshold: float, profile: str, method: str) -> str:
     """The guide's recommended next step, in words."""
     if drop <= threshold:
         if drop <= 0:
-            return f"INT8 matches FP32 on this test set; it meets the {profile} bar ({threshold:g} points)."
+            unit = "point" if threshold == 1 else "points"
+            return (f"INT8 matches FP32 on this test set; it meets the {profile} bar "
+                    f"(at most {threshold:g} {unit} of drop).")
         return (
             f"INT8 loses {drop:.2f} points, within the {profile} bar ({threshold:g}). "
             "Check which layers fall back to the CPU before flashing."

@@ -62,6 +62,9 @@ def test_verdict_thresholds_and_advice() -> None:
     v = judge("top1", 0.97, 0.94, "general")  # 3 > 2
     assert not v.passed and "calibration" in v.advice
     assert v.to_dict()["pass"] is False
+    v = judge("top1", 0.996, 0.996, "high")
+    assert v.passed and v.advice.endswith("the high bar (at most 1 point of drop).")
+    assert judge("top1", 0.9, 0.91, "production").advice.endswith("(at most 0.5 points of drop).")
 
 
 def test_generic_task_is_judged_on_agreement() -> None:

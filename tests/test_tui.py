@@ -290,6 +290,31 @@ async def test_compare_runs_and_sweep(runs: Path) -> None:
         assert "wall time 54.5 s" in chart
 
 
+def test_compare_pairs_a_run_with_the_last_try_of_the_same_job() -> None:
+    from tui.panes.compare import pick_pair
+
+    newest_first = ["r/20261127-130700-digits_ptq", "r/20261127-072000-ocr_crnn_conv",
+                    "r/20261127-043900-digits_ptq", "r/20261127-043500-digits_ptq"]
+    assert pick_pair(newest_first) == (newest_first[2], newest_first[0])
+    # A run of a job tried once: the newest other run.
+    assert pick_pair(newest_first, newest_first[1]) == (newest_first[0], newest_first[1])
+    assert pick_pair(newest_first[:1]) is None and pick_pair([]) is None
+
+
+def test_compare_rows_keep_both_runs_in_view_and_name_each_bar() -> None:
+    from tui.panes.compare import CELL, clip, compare_rows
+
+    path = "/work/main/engine/samples/weights/crnn_conv.keras"
+    assert len(clip(path)) == CELL and clip(path).endswith("crnn_conv.keras")
+    assert clip(path).startswith("/work") and clip("short") == "short"
+    a = {"status": "ok", "verdict": {"profile": "production", "pass": True, "drop": 0.3}}
+    b = {"status": "ok", "verdict": {"profile": "high", "pass": False, "drop": 1.4}}
+    rows = {r[0]: r[1:] for r in compare_rows(a, b)}
+    assert rows["verdict"] == ("PASS (production)", "FAIL (high)", "≠")
+    rows = {r[0]: r[1:] for r in compare_rows(a, {**b, "verdict": {**b["verdict"], "profile": "production"}})}
+    assert rows["verdict (production)"][:2] == ("PASS", "FAIL")
+
+
 async def test_save_writes_a_commented_config_that_runs(runs: Path, tmp_path: Path) -> None:
     from engine.config import load_config
 

@@ -259,16 +259,20 @@ class ArtqApp(App[int]):
         compare = self.pane("compare")
         compare.set_runs(runs, sweeps)
         a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
+        from .panes.compare import pick_pair  # noqa: PLC0415 - the pane is there by now
+
         finished = [str(p) for p, r in runs if r is not None and r.get("stages")]
-        if a.is_blank() and b.is_blank() and len(finished) >= 2:
-            self.compare(finished[1], finished[0])
-        elif a.is_blank() and b.is_blank():
-            compare.show_pair(None, None)
+        if a.is_blank() and b.is_blank():
+            pair = pick_pair(finished)
+            if pair:
+                self.compare(*pair)
+            else:
+                compare.show_pair(None, None)
         pending, self._pending_compare = self._pending_compare, None
         if pending and pending in finished:
-            others = [p for p in finished if p != pending]
-            if others:
-                self.compare(others[0], pending)
+            pair = pick_pair(finished, pending)
+            if pair:
+                self.compare(*pair)
         sweep = self.query_one("#sweep-pick", Select)
         if sweeps and (sweep.is_blank() or self._pending_sweep):
             sweep.value = str(sweeps[0])
@@ -304,11 +308,13 @@ class ArtqApp(App[int]):
             self.compare(str(b.value), str(a.value))
 
     def action_compare_latest(self) -> None:
-        finished = [str(p) for p, r in self.runs if r is not None and r.get("stages")]
-        if len(finished) < 2:
+        from .panes.compare import pick_pair  # noqa: PLC0415 - after the first paint
+
+        pair = pick_pair([str(p) for p, r in self.runs if r is not None and r.get("stages")])
+        if not pair:
             self.notify("Compare needs two finished runs.", severity="warning")
             return
-        self.compare(finished[1], finished[0])
+        self.compare(*pair)
         self.action_show_tab("compare")
 
     # --- picking -------------------------------------------------------------------

@@ -54,7 +54,11 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, s
     def word(v: dict[str, Any]) -> str:
         return "—" if v.get("pass") is None else ("PASS" if v["pass"] else "FAIL")
 
-    rows.append((f"verdict ({vb.get('profile') or va.get('profile') or '?'})", word(va), word(vb), ""))
+    pa, pb = va.get("profile"), vb.get("profile")
+    if pa == pb:
+        rows.append((f"verdict ({pa or '?'})", word(va), word(vb), ""))
+    else:  # each judged by its own bar: say which
+        rows.append(("verdict", f"{word(va)} ({pa or '?'})", f"{word(vb)} ({pb or '?'})", "≠"))
     rows.append(("INT8 drop (points)", fmt.points(va.get("drop")), fmt.points(vb.get("drop")),
                  _delta(va.get("drop"), vb.get("drop"))))
     sa, sb = a.get("stages") or {}, b.get("stages") or {}
@@ -96,6 +100,25 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, s
     return rows
 
 
+def job_name(run: str) -> str:
+    """'digits_ptq' from a run folder …/20261127-051023-digits_ptq."""
+    parts = Path(run).name.split("-", 2)
+    return parts[2] if len(parts) == 3 else Path(run).name
+
+
+def pick_pair(finished: list[str], b: str | None = None) -> tuple[str, str] | None:
+    """(A, B) to compare: B the given run or the newest; A the newest other run of the same
+    job (a what-if is tried on one config), else the newest other run. Newest first in."""
+    if not finished:
+        return None
+    b = b or finished[0]
+    others = [r for r in finished if r != b]
+    if not others:
+        return None
+    same = [r for r in others if job_name(r) == job_name(b)]
+    return (same or others)[0], b
+
+
 def read_sweep(folder: Path) -> dict[str, Any] | None:
     try:
         return json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
@@ -133,6 +156,17 @@ def sweep_chart(sweep: dict[str, Any], width: int) -> str:
     if not rows:
         return "This sweep has no variants."
     return "INT8 drop per variant (points; shorter is better)\n" + "\n".join(fmt.hbar_chart(rows, width))
+
+
+CELL = 24  # widest A or B cell: both runs stay in view at 80 columns
+
+
+def clip(text: str, width: int = CELL) -> str:
+    """A long value cut in the middle: a path keeps its start and its file name."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) * 2 // 3
+    return text[: width - 1 - tail] + "…" + text[-tail:]
 
 
 def _fill(table: DataTable, heads: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -187,7 +221,8 @@ class ComparePane(VerticalScroll):
             _fill(table, ("what", "A", "B", "B − A"),
                   [("Pick two finished runs (A and B) to compare.", "", "", "")])
             return
-        _fill(table, ("what", "A", "B", "B − A"), compare_rows(a, b))
+        rows = [(what, clip(va), clip(vb), d) for what, va, vb, d in compare_rows(a, b)]
+        _fill(table, ("what", "A", "B", "B − A"), rows)
 
     def show_sweep(self, sweep: dict[str, Any] | None) -> None:
         table = self.query_one("#sweep-table", DataTable)

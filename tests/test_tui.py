@@ -6,6 +6,7 @@ Real engine work is in tests/test_tui_worker.py; snapshots in tests/test_tui_sna
 from __future__ import annotations
 
 import contextlib
+import io
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -347,8 +348,17 @@ async def test_help_palette_and_keys(runs: Path) -> None:
         await settle(pilot, app)
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
-        help_text = str(app.screen.query_one("#help-text", Static).render())
+        from rich.console import Console
+
+        console = Console(width=60, record=True, file=io.StringIO())
+        console.print(app.screen.query_one("#help-text", Static).content)
+        help_text = console.export_text()
         assert "Ctrl+R" in help_text and "CPU layers only" in help_text
+        # A description too long for the width wraps under itself, clear of the keys.
+        lines = help_text.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.lstrip().startswith("Ctrl+T"))
+        desc_col = lines[at].index("cancel")
+        assert lines[at + 1][:desc_col].strip() == "" and lines[at + 1][desc_col:].strip()
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         # Every binding with a description has a palette command running the same action.

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -80,16 +82,20 @@ class HelpScreen(ModalScreen[None]):
             "Pick a config in 1 Models (Enter), tune it in 2 Calibration and 3 Quantize, launch "
             "with Ctrl+R, watch it, then read 4 Results and 5 Layers; 6 Compare puts two runs "
             "side by side. Ctrl+S saves the tuned settings as a job config. Ctrl+P finds any "
-            "action by name. Keys with Ctrl or F work even while typing in a field.\n\n"
+            "action by name. Keys with Ctrl or F work even while typing in a field.\n"
         )
+        parts: list[Text | Table] = [text]
         for title, rows in self.sections:
-            text.append(f"{title}\n", style="bold underline")
+            parts.append(Text(title, style="bold underline"))
+            # A grid, so a long description wraps under itself, not under the keys.
+            grid = Table.grid(padding=(0, 1), pad_edge=True)
+            grid.add_column(width=16, style="bold", no_wrap=True)
+            grid.add_column(ratio=1)
             for key, desc in rows:
-                text.append(f"  {key:<16}", style="bold")
-                text.append(f"{desc}\n")
-            text.append("\n")
+                grid.add_row(key, desc)
+            parts += [grid, Text()]
         with VerticalScroll(id="help-body"):
-            yield Static(text, id="help-text")
+            yield Static(Group(*parts), id="help-text")
 
     async def action_dismiss(self, result: Any = None) -> None:
         self.dismiss(None)

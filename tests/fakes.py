@@ -25,6 +25,7 @@ from engine.events import (
     StageMetrics,
     StageStarted,
 )
+from engine.npu.rules import TABLE  # the placement reasons the engine writes
 from tui.runner import JobEvent, JobExited, SweepDone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ LAYERS = [
     _layer(3, "CONV_2D", [8, 8, 64], "NPU", 2_359_296, 109.3, 24.0, 38.7, 0.33),
     _layer(4, "MEAN", [64], "NPU", 4_096, 17.4, 3.8, 47.1, 0.28),
     _layer(5, "FULLY_CONNECTED", [10], "NPU", 640, 16.9, 3.7, 35.0, 0.31),
-    _layer(6, "SOFTMAX", [10], "CPU", 10, 5.5, 1.2, None, None),
+    _layer(6, "SOFTMAX", [10], "CPU", 10, 5.5, 1.2, None, None, reason=TABLE["SOFTMAX"].sw_reason),
 ]
 
 

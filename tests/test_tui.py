@@ -245,6 +245,11 @@ async def test_layers_sort_filter_search_and_detail(runs: Path) -> None:
         assert detail.startswith("#3 CONV_2D") and "rule       table:" in detail
         await pilot.press("u")  # CPU only
         assert table.row_count == 1 and str(table.get_row_at(0)[3]) == "CPU"
+        detail = text_of(app, "#layer-detail")
+        # The reason once, on its own line; the rule line adds only what the table knows more.
+        assert detail.count("runs in software on the CPU") == 1
+        assert "placement  CPU (SW_INT, epoch 6): SOFTMAX runs in software" in detail
+        assert "rule       table: SW_INT by default" in detail
         await pilot.press("u", "x")  # suspects only
         assert table.row_count == 1
         detail = text_of(app, "#layer-detail")

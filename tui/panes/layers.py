@@ -98,6 +98,8 @@ def detail_text(row: dict[str, Any], rep: dict[str, Any]) -> str:
         where += f" ({row['tier']}{'' if row.get('epoch') is None else ', epoch ' + str(row['epoch'])})"
     lines.append(f"placement  {where}: {row['reason']}")
     rule = rule_text(row["op"], row.get("rule") or "")
+    if row.get("reason"):
+        rule = rule.replace(row["reason"], "").strip()  # said on the line above already
     if rule:
         lines.append(f"rule       {row.get('rule') or 'table'}: {rule}")
     lines.append(f"cost       {fmt.count(row['macs'])} MACs, {fmt.num(row['est_us'], 3)} µs "

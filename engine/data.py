@@ -147,6 +147,11 @@ def load_npz(path: Path, src: DataSource, key: str) -> RawData:
         raise InputFileError(
             str(path), f"is not a readable .npz file ({exc})", "write it with numpy.savez"
         ) from None
+    if x.ndim == 0:
+        raise DataError(f"{path}: array {src.x!r} is a single number, not items", f"check {key}.x")
+    if y is not None and y.ndim == 0:
+        raise DataError(f"{path}: array {src.y!r} is a single number, not one label per item",
+                        f"check {key}.y")
     if y is not None and len(y) != len(x):
         raise DataError(f"{path}: {len(y)} labels for {len(x)} inputs", f"check {key}.y")
     if src.raw:
@@ -237,6 +242,17 @@ def prepare(raw: RawData, spec: PreprocessSpec | None, input_shape: tuple[int, .
                 f"{raw.source}: items have shape {x.shape[1:]} but the model input is {tuple(input_shape)}",
                 f"give {key} arrays shaped like the model input, or set raw = true to preprocess images",
             )
+    if len(x) == 0:
+        raise DataError(f"{raw.source}: {key} holds no items", f"point {key} at data with at least one item")
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        # NaN or inf would reach the converter's range statistics and every metric.
+        first = np.flatnonzero(bad)[:3].tolist()
+        raise DataError(
+            f"{raw.source}: {int(bad.sum())} of {len(x)} {key} items hold NaN or infinite values "
+            f"(items {', '.join(map(str, first))}{', …' if bad.sum() > 3 else ''})",
+            "clean or drop those items",
+        )
     return Dataset(x, raw.labels, raw.source, raw.class_names)
 
 

@@ -95,6 +95,29 @@ def test_model_ready_arrays_must_match_the_input(tmp_path: Path) -> None:
         prepare(raw, None, (4, 4, 1), "data.test")
 
 
+def test_empty_non_finite_and_scalar_arrays_are_refused_by_name(tmp_path: Path) -> None:
+    from engine.data import prepare
+
+    def load(name: str, **arrays: np.ndarray) -> object:
+        p = tmp_path / name
+        np.savez(p, **arrays)
+        return load_source(DataSource(kind="npz", path=str(p)), "data.calibration")
+
+    # Zero items once calibrated silently (a converter given no samples) and passed.
+    raw = load("empty.npz", x=np.zeros((0, 4, 4, 1), np.float32), y=np.zeros(0))
+    with pytest.raises(DataError, match=r"empty.npz: data.calibration holds no items"):
+        prepare(raw, None, (4, 4, 1), "data.calibration")
+    x = np.ones((6, 4, 4, 1), np.float32)
+    x[2, 1, 1, 0], x[5, 0, 0, 0] = np.nan, np.inf
+    raw = load("nan.npz", x=x, y=np.zeros(6))
+    with pytest.raises(DataError, match=r"nan.npz: 2 of 6 data.calibration items hold NaN or infinite values \(items 2, 5\)"):
+        prepare(raw, None, (4, 4, 1), "data.calibration")
+    with pytest.raises(DataError, match=r"array 'x' is a single number.*data.calibration.x"):
+        load("x0d.npz", x=np.float32(3.0), y=np.zeros(1))
+    with pytest.raises(DataError, match=r"array 'y' is a single number.*data.calibration.y"):
+        load("y0d.npz", x=np.ones((2, 4, 4, 1), np.float32), y=np.int64(1))
+
+
 def test_synthetic_digits_are_deterministic_and_disjoint() -> None:
     a = load_source(DataSource(kind="synthetic", generator="digits", split="test", count=50), "t")
     b = load_source(DataSource(kind="synthetic", generator="digits", split="test", count=50), "t")

@@ -101,7 +101,9 @@ def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) ->
             "holds no images (.png, .jpg, .jpeg, .bmp)",
             f"put images in it or point {key}.path elsewhere",
         )
-    subdirs = sorted({p.parent.relative_to(root).parts[0] for p in files if p.parent != root})
+    # Every class folder counts, even an empty one (as Keras' image_dataset_from_directory):
+    # labels are indices into the sorted names, so a split missing a class would shift them.
+    subdirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     labelled = bool(subdirs) and all(p.parent != root for p in files)
     images: list[np.ndarray] = []
     labels: list[int] = []
@@ -190,12 +192,61 @@ def load_npy_dir(root: Path, src: DataSource, key: str, cancel: CancelToken | No
         items.append(a)
     labels = None
     if (root / "labels.npy").is_file():
-        labels = np.load(root / "labels.npy", allow_pickle=False)
+        try:
+            labels = np.load(root / "labels.npy", allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            raise InputFileError(
+                str(root / "labels.npy"), "is not a readable array of labels",
+                "save one integer label per item with numpy.save",
+            ) from None
+        if labels.ndim == 0:
+            raise DataError(f"{root / 'labels.npy'}: a single number, not one label per item")
         if len(labels) != len(items):
             raise DataError(f"{root / 'labels.npy'}: {len(labels)} labels for {len(items)} items")
     if src.raw:
         return RawData(str(root), images=items, labels=labels)
     return RawData(str(root), arrays=_as_float(np.stack(items), root), labels=labels)
+
+
+def check_same_classes(a: RawData, key_a: str, b: RawData, key_b: str) -> None:
+    """Two labelled image folders must name the same classes, or index i means two things."""
+    if a.class_names and b.class_names and a.class_names != b.class_names:
+        only_a = sorted(set(a.class_names) - set(b.class_names))
+        only_b = sorted(set(b.class_names) - set(a.class_names))
+        diff = "; ".join(x for x in (
+            f"only in {key_a}: {', '.join(only_a)}" if only_a else "",
+            f"only in {key_b}: {', '.join(only_b)}" if only_b else "") if x)
+        raise DataError(
+            f"{key_a} ({a.source}) and {key_b} ({b.source}) have different class folders "
+            f"({diff or 'same names, other order'}); labels are indices into the sorted folder "
+            "names, so they would not mean the same class",
+            "give every split the same class folders; an empty folder is fine",
+        )
+
+
+def check_class_labels(data: Dataset, key: str, n_classes: int) -> None:
+    """Classification labels against the model's outputs, naming the split and its source."""
+    y = np.asarray(data.y)
+    where = f"{key} ({data.source})"
+    if data.class_names and len(data.class_names) != n_classes:
+        raise DataError(
+            f"{where}: {len(data.class_names)} class folders ({', '.join(data.class_names[:6])}"
+            f"{', …' if len(data.class_names) > 6 else ''}) but the model has {n_classes} classes; "
+            "labels are indices into the sorted folder names",
+            f"give {key} one folder per model class, in the model's class order (empty is fine)",
+        )
+    if y.ndim == 2 and y.shape[1] == n_classes and len(y) == len(data):
+        raise DataError(f"{where}: labels of shape {y.shape} look one-hot",
+                        "save class indices instead: y.argmax(axis=1)")
+    if y.ndim != 1 or len(y) != len(data):
+        raise DataError(f"{where}: labels of shape {y.shape} for {len(data)} items",
+                        "give one integer class index per item")
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{where}: labels are {y.dtype}; classification needs integer class indices",
+                        "save them as integers, e.g. y.astype('int64')")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise DataError(f"{where}: labels run {y.min()}..{y.max()} but the model has {n_classes} classes",
+                        "check the label array or the class folders")
 
 
 def _as_float(x: np.ndarray, path: Path) -> np.ndarray:
@@ -233,7 +284,10 @@ def prepare(raw: RawData, spec: PreprocessSpec | None, input_shape: tuple[int, .
     if raw.images is not None:
         if spec is None:
             raise DataError(f"{key}: images need preprocessing but the model input is not an image")
-        x = preprocess(raw.images, spec)
+        try:
+            x = preprocess(raw.images, spec)
+        except DataError as exc:  # preprocess knows the item, not the split or its source
+            raise DataError(f"{raw.source}: {key} {exc.message}", exc.hint) from None
     else:
         assert raw.arrays is not None
         x = raw.arrays

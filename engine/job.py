@@ -21,7 +21,15 @@ import tomlkit
 from . import __version__
 from .cancel import CancelToken
 from .config import JobConfig, replace
-from .data import Dataset, RawData, load_source, prepare, select_calibration
+from .data import (
+    Dataset,
+    RawData,
+    check_class_labels,
+    check_same_classes,
+    load_source,
+    prepare,
+    select_calibration,
+)
 from .errors import CancelledError, ConversionError, EngineError
 from .evaluate import run_model
 from .events import (
@@ -94,7 +102,7 @@ def preflight(cfg: JobConfig) -> ModelFile:
         if src.kind == "synthetic":
             from .samples import generator  # noqa: PLC0415
 
-            generator(src.generator)
+            generator(src.generator, f"data.{split}.generator")
         elif not Path(src.path).exists():
             from .errors import InputFileError  # noqa: PLC0415
 
@@ -218,6 +226,9 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
             "give labels (npz y array, class sub-folders), or set evaluation.task = \"generic\"",
         )
 
+    if task.name == "classification":
+        check_same_classes(cal_raw, "data.calibration", test_raw, "data.test")
+
     qat = cfg.quantization.method == "qat"
     # tfmot needs Keras 2; the switch must be set before TF is imported, so only the QAT
     # job's own child gets it and the rest of the engine stays on Keras 3.
@@ -231,6 +242,9 @@ def _run(st: _State, mf: ModelFile, emit: Sink, cancel: CancelToken) -> None:
             t.summary = {"params": info["params"]}
         input_shape = tuple(info["inputs"][0]["shape"][1:])
         cal, test = _prepare_data(st, cal_raw, test_raw, input_shape, emit)
+        out_shape = info["outputs"][0]["shape"][1:]
+        if task.name == "classification" and all(isinstance(d, int) for d in out_shape):
+            check_class_labels(test, "data.test", int(np.prod(out_shape)))
         _diagnose(st, cal, test, emit)
         calib_path = st.run.work / "calibration.npy"
         np.save(calib_path, cal.x)

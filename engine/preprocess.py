@@ -128,5 +128,8 @@ def preprocess(images: Iterable[np.ndarray], spec: PreprocessSpec) -> np.ndarray
     imgs = list(images)
     out = np.empty((len(imgs), spec.height, spec.width, spec.channels), np.float32)
     for i, img in enumerate(imgs):
-        out[i] = preprocess_one(img, spec)
+        try:
+            out[i] = preprocess_one(img, spec)
+        except DataError as exc:
+            raise DataError(f"item {i}: {exc.message}", exc.hint) from None
     return out

@@ -69,6 +69,14 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
+def _error_line(err: str) -> str:
+    """The one error line of a run that failed after some stages ("done …" lines) finished."""
+    assert "Traceback" not in err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
 def test_missing_model(tmp_path: Path) -> None:
     r = artq("run", str(_job(tmp_path, model=tmp_path / "nope.keras")))
     assert r.returncode == 2
@@ -160,3 +168,41 @@ def test_json_prints_the_report_only_and_strict_sets_code_4(tmp_path: Path) -> N
     if not rep["verdict"]["pass"]:
         r2 = artq("run", str(job), "--strict", "--set", "quantization.stages=['fp32','int8']")
         assert r2.returncode == 4
+
+
+def _image_classes(root: Path, classes: list[str], per_class: int = 2) -> Path:
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            cv2.imwrite(str(root / c / f"{i}.png"), np.full((32, 32), 30 * i, np.uint8))
+    return root
+
+
+def test_test_folder_missing_a_class_would_shift_labels(tmp_path: Path) -> None:
+    # Labels are indices into sorted folder names: without "1", "2" would read as class 1.
+    cal = _image_classes(tmp_path / "cal", ["0", "1", "2"])
+    test = _image_classes(tmp_path / "test", ["0", "2"])
+    extra = f'\n[data.test]\nkind = "images"\npath = "{test}"\n'
+    job = _job(tmp_path, cal=cal)
+    job.write_text(job.read_text().replace(
+        '[data.test]\nkind = "synthetic"\ngenerator = "digits"\nsplit = "test"\ncount = 10\n', "") + extra)
+    r = artq("run", str(job))
+    assert r.returncode == 2
+    line = _error_line(r.stderr)
+    assert "data.calibration" in line and str(test) in line and "only in data.calibration: 1" in line
+    _no_complete_run(tmp_path)
+    # One folder per model class, an empty one included, is what the 10-class model needs.
+    (test / "1").mkdir()
+    r = artq("run", str(job))
+    assert r.returncode == 2
+    line = _error_line(r.stderr)
+    assert f"data.test ({test}): 3 class folders (0, 1, 2) but the model has 10 classes" in line
+
+
+def test_input_shape_that_contradicts_the_model(tmp_path: Path) -> None:
+    r = artq("run", str(_job(tmp_path)), "--set", "model.input_shape=[16,16,1]")
+    assert r.returncode == 2
+    line = _error_line(r.stderr)
+    assert str(DIGITS) in line and "model.input_shape = [16, 16, 1] does not fit" in line
+    assert "(None, 32, 32, 1)" in line
+    _no_complete_run(tmp_path)

@@ -118,6 +118,65 @@ def test_empty_non_finite_and_scalar_arrays_are_refused_by_name(tmp_path: Path) 
         load("y0d.npz", x=np.ones((2, 4, 4, 1), np.float32), y=np.int64(1))
 
 
+def test_classification_labels_are_checked_against_the_model_by_split_and_file() -> None:
+    from engine.data import Dataset, check_class_labels
+
+    x = np.zeros((4, 2), np.float32)
+
+    def check(y: np.ndarray, n: int = 3) -> None:
+        check_class_labels(Dataset(x, y, "t.npz"), "data.test", n)
+
+    check(np.array([0, 1, 2, 2]))  # fine
+    with pytest.raises(DataError, match=r"data.test \(t.npz\): labels run 1..5 but the model has 3"):
+        check(np.array([1, 5, 2, 2]))
+    with pytest.raises(DataError, match=r"data.test \(t.npz\): labels of shape \(4, 3\) look one-hot"):
+        check(np.eye(3)[[0, 1, 2, 2]])
+    with pytest.raises(DataError, match=r"labels are float32; classification needs integer"):
+        check(np.array([0, 1, 2, 2], np.float32))
+    with pytest.raises(DataError, match=r"labels of shape \(2,\) for 4 items"):
+        check(np.array([0, 1]))
+
+
+def test_class_folders_count_even_when_empty_and_must_agree(tmp_path: Path) -> None:
+    from engine.data import check_same_classes
+
+    _image_tree(tmp_path / "a")
+    (tmp_path / "a" / "emu").mkdir()  # no images yet: still class 1 of cat, dog, emu
+    a = load_source(DataSource(kind="images", path=str(tmp_path / "a")), "data.calibration")
+    assert a.class_names == ("cat", "dog", "emu") and a.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    _image_tree(tmp_path / "b")
+    b = load_source(DataSource(kind="images", path=str(tmp_path / "b")), "data.test")
+    with pytest.raises(DataError, match=r"different class folders \(only in data.calibration: emu\)"):
+        check_same_classes(a, "data.calibration", b, "data.test")
+
+
+def test_a_bad_image_array_names_the_split_source_and_item(tmp_path: Path) -> None:
+    from engine.config import PreprocessConfig
+    from engine.data import prepare
+    from engine.preprocess import PreprocessSpec
+
+    p = tmp_path / "raw.npz"
+    imgs = np.zeros((3, 8, 8, 3), np.uint8)
+    np.savez(p, x=imgs[:, :, :, :2], y=np.arange(3))
+    raw = load_source(DataSource(kind="npz", path=str(p), raw=True), "data.test")
+    spec = PreprocessSpec.resolve(PreprocessConfig(), (8, 8, 1))
+    with pytest.raises(DataError, match=r"raw.npz: data.test item 0: an image of shape \(8, 8, 2\)"):
+        prepare(raw, spec, (8, 8, 1), "data.test")
+
+
+def test_a_bad_labels_npy_is_an_input_error(tmp_path: Path) -> None:
+    root = tmp_path / "npy"
+    root.mkdir()
+    for i in range(2):
+        np.save(root / f"calibration_data_{i}.npy", np.zeros((1, 4, 4, 1), np.float32))
+    (root / "labels.npy").write_text("not an array")
+    with pytest.raises(InputFileError, match=r"labels.npy: is not a readable array of labels"):
+        load_source(DataSource(kind="npy_dir", path=str(root)), "data.test")
+    np.save(root / "labels.npy", np.int64(3))
+    with pytest.raises(DataError, match=r"labels.npy: a single number"):
+        load_source(DataSource(kind="npy_dir", path=str(root)), "data.test")
+
+
 def test_synthetic_digits_are_deterministic_and_disjoint() -> None:
     a = load_source(DataSource(kind="synthetic", generator="digits", split="test", count=50), "t")
     b = load_source(DataSource(kind="synthetic", generator="digits", split="test", count=50), "t")

@@ -96,10 +96,12 @@ def split_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index]))
 
 
-def generator(name: str) -> Callable[[str, int, int], Generated]:
+def generator(name: str, key: str = "") -> Callable[[str, int, int], Generated]:
+    """The generator called ``name``; ``key`` (data.test.generator) names it in an error."""
     if name not in GENERATORS:
         raise ConfigError(
-            f"unknown generator {name!r}", f"known generators: {', '.join(sorted(GENERATORS))}"
+            f"unknown generator {name!r}", f"known generators: {', '.join(sorted(GENERATORS))}",
+            key=key,
         )
     module, func = GENERATORS[name]
     return getattr(importlib.import_module(f"{__name__}.{module}"), func)

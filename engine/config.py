@@ -335,6 +335,14 @@ def _check_semantics(cfg: JobConfig) -> None:
             continue
         key = f"data.{split}"
         if ds.kind == "synthetic":
+            if ds.path:
+                # The generator would be scored and the user's file silently never read.
+                raise ConfigError(
+                    f"a synthetic source ignores path ({ds.path})",
+                    f"set {key}.kind to \"npz\", \"npy_dir\" or \"images\" to read it, or remove path",
+                    file=src,
+                    key=f"{key}.path",
+                )
             if not ds.generator:
                 raise ConfigError(
                     "a synthetic source needs a generator",

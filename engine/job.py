@@ -97,8 +97,13 @@ class _State:
 def preflight(cfg: JobConfig) -> ModelFile:
     """Checks that need no work done yet, so a typo never leaves a run folder behind."""
     mf = inspect_model_file(cfg.model.path)
-    for split in ("calibration", "test"):
+    # QAT's data too: its PTQ baseline runs first, and would run for nothing.
+    splits = ("calibration", "test", "train", "validation") if cfg.quantization.method == "qat" else (
+        "calibration", "test")
+    for split in splits:
         src = getattr(cfg.data, split)
+        if src is None:
+            continue
         if src.kind == "synthetic":
             from .samples import generator  # noqa: PLC0415
 

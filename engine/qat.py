@@ -29,6 +29,27 @@ from .labels import load_labels
 Emit = Callable[[Any], None]
 
 
+
+def hold_out(x: np.ndarray, y: Any, seed: int = 0) -> tuple[np.ndarray, Any, np.ndarray, Any]:
+    """(x_train, y_train, x_val, y_val): a seeded random tenth held out for validation.
+
+    Random, not the last tenth: files are often in class order (an image folder is read
+    class by class), and the last tenth would hold one class only.
+    """
+    cut = max(1, len(x) // 10)
+    order = np.random.default_rng(seed).permutation(len(x))
+    va, tr = np.sort(order[:cut]), np.sort(order[cut:])
+    return x[tr], _take(y, tr), x[va], _take(y, va)
+
+
+def _take(labels: Any, idx: np.ndarray) -> Any:
+    """Labels of the items ``idx``: an array, a list (strings, sequences) or None."""
+    if labels is None:
+        return None
+    if isinstance(labels, np.ndarray):
+        return labels[idx]
+    return [labels[i] for i in idx]
+
 def _tf():  # noqa: ANN202
     import tensorflow as tf  # noqa: PLC0415
 
@@ -191,14 +212,8 @@ def qat_train(
     if validation is not None:
         x_va = np.load(validation["x"])
         y_va = load_labels(Path(validation["labels"]))
-    else:  # hold out the last tenth of the training data
-        cut = max(1, len(x_tr) // 10)
-        x_va, x_tr = x_tr[-cut:], x_tr[:-cut]
-        if y_tr is not None:
-            y_va = y_tr[-cut:]
-            y_tr = y_tr[:-cut]
-        else:
-            y_va = None
+    else:
+        x_tr, y_tr, x_va, y_va = hold_out(x_tr, y_tr, int(qat.get("seed", 0)))
     x_cal = np.load(calibration)
 
     tgt, losses = _targets_and_losses(task, y_tr, fm, x_tr, evaluation)

@@ -5,6 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 
+def size_change(fp32: int, int8: int) -> str:
+    """'71.3 % smaller than FP32', or larger: a model with little to quantize can grow."""
+    pct = 100 * (1 - int8 / fp32)
+    if round(pct, 1) == 0:
+        return "the same size as FP32"
+    return f"{abs(pct):.1f} % {'smaller' if pct > 0 else 'larger'} than FP32"
+
+
+def qat_note(report: dict[str, Any]) -> str:
+    """What QAT's fine-tuning did, in one line; says so when it kept the starting point."""
+    qat = report.get("qat") or {}
+    if not qat:
+        return ""
+    best = qat.get("best_val")
+    line = (f"QAT: {qat.get('epochs_run', '?')} epochs, best validation {qat.get('metric', '')} "
+            f"{f'{best:.4f}' if isinstance(best, int | float) else '—'} at epoch "
+            f"{qat.get('best_epoch', '?')}"
+            f"{' (stopped early)' if qat.get('stopped_early') else ''}")
+    if qat.get("best_epoch") == 0:
+        line += (". No epoch beat the starting point on the validation data, so the INT8 model "
+                 "has PTQ's ranges and the float weights (epoch 0): try another learning rate, "
+                 "more epochs or more varied validation data")
+    return line
+
 def _pct(v: Any) -> str:
     return "—" if v is None else f"{100 * float(v):.2f} %"
 
@@ -149,7 +173,7 @@ def render_markdown(report: dict[str, Any], npu_markdown: str = "") -> str:
         int8 = (stages.get("int8") or {}).get("size_bytes")
         if fp32 and int8:
             out.append("")
-            out.append(f"INT8 is {100 * (1 - int8 / fp32):.1f} % smaller than FP32.")
+            out.append(f"INT8 is {size_change(fp32, int8)}.")
         story = precision_story(report)
         if story:
             out.append("")

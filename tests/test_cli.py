@@ -206,3 +206,18 @@ def test_input_shape_that_contradicts_the_model(tmp_path: Path) -> None:
     assert str(DIGITS) in line and "model.input_shape = [16, 16, 1] does not fit" in line
     assert "(None, 32, 32, 1)" in line
     _no_complete_run(tmp_path)
+
+
+def test_qat_training_data_is_checked_before_the_ptq_baseline_runs(tmp_path: Path) -> None:
+    missing = tmp_path / "train.npz"
+    extra = (f'\n[data.train]\nkind = "npz"\npath = "{missing}"\n'
+             '[quantization]\nmethod = "qat"\n')
+    r = artq("run", str(_job(tmp_path, extra=extra)))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert str(missing) in line and "data.train.path" in line
+    assert not (tmp_path / "runs").exists()  # no PTQ baseline run either
+    extra = '\n[data.train]\nkind = "synthetic"\ngenerator = "digitz"\ncount = 5\n[quantization]\nmethod = "qat"\n'
+    r = artq("run", str(_job(tmp_path, extra=extra)))
+    assert r.returncode == 2 and "data.train.generator: unknown generator 'digitz'" in _one_line(r.stderr)
+    assert not (tmp_path / "runs").exists()

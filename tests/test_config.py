@@ -77,6 +77,14 @@ def test_synthetic_source_needs_generator_and_count(write_config) -> None:
         load_config(write_config(text))
 
 
+def test_a_path_on_a_synthetic_source_is_refused_not_ignored(write_config) -> None:
+    text = BASE.replace('kind = "npy_dir"\npath = "cal"',
+                        'kind = "synthetic"\ngenerator = "digits"\ncount = 10\npath = "my_cal.npz"')
+    with pytest.raises(ConfigError, match=r"data.calibration.path: a synthetic source ignores path "
+                                          r"\(.*my_cal.npz\) \(set data.calibration.kind to \"npz\""):
+        load_config(write_config(text))
+
+
 def test_qat_needs_training_data(write_config) -> None:
     with pytest.raises(ConfigError, match=r"data.train: QAT needs training data"):
         load_config(write_config(BASE + '\n[quantization]\nmethod = "qat"'))

@@ -87,3 +87,38 @@ def test_precision_story_names_where_the_loss_is(d16: float, d8: float, says: st
 
     report = {"stages": {"fp16": {"drop": d16}, "int8": {"drop": d8}}}
     assert (precision_story(report) or "").endswith(says)
+
+
+def test_size_change_says_larger_when_int8_grows() -> None:
+    from engine.report import size_change
+
+    assert size_change(294_810, 84_480) == "71.3 % smaller than FP32"
+    assert size_change(10_000, 11_190) == "11.9 % larger than FP32"
+    assert size_change(10_000, 10_001) == "the same size as FP32"
+
+
+def test_qat_note_says_when_fine_tuning_kept_the_starting_point() -> None:
+    from engine.report import qat_note
+
+    rep = {"qat": {"epochs_run": 3, "metric": "top1", "best_val": 0.9912, "best_epoch": 2}}
+    assert qat_note(rep) == "QAT: 3 epochs, best validation top1 0.9912 at epoch 2"
+    rep["qat"].update(best_epoch=0, stopped_early=True)
+    assert qat_note(rep).startswith("QAT: 3 epochs, best validation top1 0.9912 at epoch 0 (stopped early). "
+                                    "No epoch beat the starting point")
+    assert qat_note({}) == ""
+
+
+def test_qat_holds_out_a_random_tenth_not_the_last_class() -> None:
+    from engine.qat import hold_out
+
+    # An image folder is read class by class: the last tenth is all class 2.
+    x = np.arange(300, dtype=np.float32).reshape(300, 1)
+    y = np.repeat([0, 1, 2], 100)
+    x_tr, y_tr, x_va, y_va = hold_out(x, y)
+    assert len(x_va) == 30 and len(x_tr) == 270
+    assert set(y_va.tolist()) == {0, 1, 2}
+    assert sorted(np.concatenate([x_tr, x_va]).ravel().tolist()) == x.ravel().tolist()  # a partition
+    assert (y_va == x_va.ravel() // 100).all()  # labels follow their items
+    words = [f"w{i}" for i in range(300)]
+    _, w_tr, _, w_va = hold_out(x, words)
+    assert w_va == [f"w{int(v)}" for v in x_va.ravel()] and len(w_tr) == 270

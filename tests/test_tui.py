@@ -421,6 +421,10 @@ def test_settings_round_trip_exactly() -> None:
             "quantization.stages.int8": True, "data.calibration.kind": "synthetic"}
     cur = dict(base, **{"calibration.samples": 50, "quantization.stages.fp16": False})
     assert changes(base, cur) == {"calibration.samples": 50, "quantization.stages": ["fp32", "int8"]}
+    # Back to a generator from a config that reads a file: the file is dropped, not refused.
+    files = {"data.calibration.kind": "npz", "data.calibration.path": "/d/cal.npz"}
+    assert changes(files, dict(files, **{"data.calibration.kind": "synthetic"})) == {
+        "data.calibration.kind": "synthetic", "data.calibration.path": ""}
 
 
 async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:

@@ -134,6 +134,8 @@ def changes(base: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     for key in unused:
         if not current.get(key):
             out.pop(key, None)
+    if kind == "synthetic" and base.get("data.calibration.path"):
+        out["data.calibration.path"] = ""  # the config's file: a synthetic source refuses one
     stage_keys = [k for k in KNOBS if k.kind == "stage"]
     if any(current.get(k.key) != base.get(k.key) for k in stage_keys if k.key in current):
         out["quantization.stages"] = ["fp32"] + [

@@ -170,14 +170,14 @@ def summary_table(report: dict[str, Any]) -> Table:
 
 
 def print_summary(console: Console, report: dict[str, Any]) -> None:
-    from ..report import precision_story
+    from ..report import precision_story, qat_note, size_change
 
     console.print(summary_table(report))
     stages = report.get("stages") or {}
     fp32 = (stages.get("fp32") or {}).get("size_bytes")
     int8 = (stages.get("int8") or {}).get("size_bytes")
     if fp32 and int8:
-        console.print(f"INT8 is {100 * (1 - int8 / fp32):.1f} % smaller than FP32.")
+        console.print(f"INT8 is {size_change(fp32, int8)}.")
     story = precision_story(report)
     if story:
         console.print(story, highlight=False)
@@ -209,6 +209,8 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
             f"{npu.get('epochs_hw', '?')} HW / {npu.get('epochs_sw', '?')} SW epochs, "
             f"{npu.get('latency_ms', 0):.2f} ms"
         )
+    if qat_note(report):
+        console.print(qat_note(report), highlight=False)
     ptq = (report.get("comparison") or {}).get("ptq")
     v = report.get("verdict")
     if ptq and v and v.get("drop") is not None and ptq.get("drop") is not None:

@@ -9,6 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
+from engine.report import qat_note, size_change
+
 from .. import format as fmt
 from ..calibcheck import as_finding, finding_text
 
@@ -44,7 +46,7 @@ def verdict_text(rep: dict[str, Any]) -> str:
     fp32 = (stages.get("fp32") or {}).get("size_bytes")
     int8 = (stages.get("int8") or {}).get("size_bytes")
     if fp32 and int8:
-        lines.append(f"Size: INT8 is {100 * (1 - int8 / fp32):.1f} % smaller than FP32 "
+        lines.append(f"Size: INT8 is {size_change(fp32, int8)} "
                      f"({fmt.size(fp32)} → {fmt.size(int8)}).")
     return "\n".join(lines)
 
@@ -85,12 +87,7 @@ def npu_text(rep: dict[str, Any], width: int = 80) -> str:
 
 
 def qat_text(rep: dict[str, Any]) -> str:
-    qat = rep.get("qat") or {}
-    lines = []
-    if qat:
-        lines.append(f"QAT: {qat.get('epochs_run', '?')} epochs, best {qat.get('metric', '')} "
-                     f"{fmt.num(qat.get('best_val'), 4)} at epoch {qat.get('best_epoch', '?')}"
-                     f"{' (stopped early)' if qat.get('stopped_early') else ''}")
+    lines = [qat_note(rep)] if rep.get("qat") else []
     ptq = ((rep.get("comparison") or {}).get("ptq")) or {}
     v = rep.get("verdict") or {}
     if ptq:

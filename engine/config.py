@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -266,6 +267,8 @@ def _format_error(err: dict[str, Any], raw: dict[str, Any]) -> tuple[str, str, s
         return key, "is required but missing", "add it to the config (see sample_configs/)"
     msg = err.get("msg", "invalid value")
     msg = msg[0].lower() + msg[1:] if msg else msg
+    if typ in ("tuple_type", "list_type") and isinstance(given, str | int | float):
+        return key, f"needs a list, got {given!r}", f"write it as a list: {json.dumps([given])}"
     return key, f"{msg}, got {given!r}", ""
 
 
@@ -302,7 +305,10 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
     try:
         cfg = _ADAPTER.validate_python(raw)
     except ValidationError as exc:
-        errors = exc.errors()
+        # An unknown key first: a misspelt [data.tset] also makes data.test "missing", and
+        # the typo is the cause the user needs to see.
+        errors = sorted(exc.errors(), key=lambda e: e.get("type") not in (
+            "extra_forbidden", "unexpected_keyword_argument"))
         key, msg, hint = _format_error(errors[0], raw)
         # A union (int | float) reports once per member: count distinct keys only.
         n_keys = len({_format_error(e, raw)[0] for e in errors})
@@ -401,7 +407,20 @@ def load_config(
     """
     raw = load_raw(path)
     apply_overrides(raw, overrides, Path(path).resolve().parent)
-    return validate(raw, source=str(path))
+    try:
+        return validate(raw, source=str(path))
+    except ConfigError as exc:
+        given = _override_keys(overrides)
+        if exc.key and any(exc.key == k or exc.key.startswith(k + ".") for k in given):
+            # The key came from the command line: blame it, not the file.
+            raise ConfigError(exc.problem, exc.hint, key=f"--set {exc.key}") from None
+        raise
+
+
+def _override_keys(overrides: dict[str, Any] | list[str] | None) -> list[str]:
+    if isinstance(overrides, dict):
+        return list(overrides)
+    return [o.split("=", 1)[0].strip() for o in overrides or []]
 
 
 def apply_overrides(

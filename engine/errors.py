@@ -40,6 +40,7 @@ class ConfigError(UserInputError):
         super().__init__(f"{where}{what}{message}", hint)
         self.file = file
         self.key = key
+        self.problem = message  # without file and key, to say it again elsewhere
 
 
 class InputFileError(UserInputError):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,27 @@ def test_a_path_on_a_synthetic_source_is_refused_not_ignored(write_config) -> No
                         'kind = "synthetic"\ngenerator = "digits"\ncount = 10\npath = "my_cal.npz"')
     with pytest.raises(ConfigError, match=r"data.calibration.path: a synthetic source ignores path "
                                           r"\(.*my_cal.npz\) \(set data.calibration.kind to \"npz\""):
+        load_config(write_config(text))
+
+
+def test_a_set_typo_is_blamed_on_the_command_line_not_the_file(write_config) -> None:
+    job = write_config(BASE)
+    with pytest.raises(ConfigError) as err:
+        load_config(job, ["calibration.sampels=5"])
+    assert str(err.value) == "--set calibration.sampels: unknown key (did you mean 'samples'?)"
+    with pytest.raises(ConfigError, match=r"^--set preprocessing.mean: needs a list, got 0.5 "
+                                          r"\(write it as a list: \[0.5\]\)"):
+        load_config(job, ["preprocessing.mean=0.5"])
+    with pytest.raises(ConfigError, match=r'write it as a list: \["int8"\]'):
+        load_config(job, ["quantization.stages=int8"])
+    # A problem in the file itself still names the file.
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(job))}: calibration.samples"):
+        load_config(write_config(BASE + "\n[calibration]\nsamples = 0\n"), ["calibration.seed=1"])
+
+
+def test_a_misspelt_section_is_reported_before_the_one_it_leaves_missing(write_config) -> None:
+    text = BASE.replace("[data.test]", "[data.tset]")
+    with pytest.raises(ConfigError, match=r"data.tset: unknown key .*did you mean 'test'"):
         load_config(write_config(text))
 
 

@@ -221,3 +221,10 @@ def test_qat_training_data_is_checked_before_the_ptq_baseline_runs(tmp_path: Pat
     r = artq("run", str(_job(tmp_path, extra=extra)))
     assert r.returncode == 2 and "data.train.generator: unknown generator 'digitz'" in _one_line(r.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+def test_strict_without_an_int8_stage_is_refused(tmp_path: Path) -> None:
+    r = artq("run", str(_job(tmp_path)), "--strict", "--set", 'quantization.stages=["fp32"]')
+    assert r.returncode == 2
+    assert "--strict needs the int8 stage" in _one_line(r.stderr)
+    assert not (tmp_path / "runs").exists()

@@ -254,6 +254,11 @@ def run(args: argparse.Namespace) -> int:
             if args.runs_dir:
                 overrides.append(f"output.runs_dir={json.dumps(str(Path(args.runs_dir).resolve()))}")
             cfg = config_mod.load_config(args.config, overrides)
+        if args.strict and "int8" not in cfg.quantization.stages:
+            # The verdict judges INT8: without it --strict would pass anything.
+            raise config_mod.ConfigError("--strict needs the int8 stage: the verdict judges INT8",
+                                         "add \"int8\" to quantization.stages, or drop --strict",
+                                         key="quantization.stages")
         old = signal.signal(signal.SIGINT, on_sigint)
         try:
             with RichSink(err_console, quiet=args.quiet) as sink:

@@ -1,9 +1,9 @@
 """Job configuration: one TOML file per job, validated into frozen dataclasses.
 
 Unknown keys, wrong types and out-of-range values are :class:`ConfigError` naming the file
-and the key path (``calibration.samples: must be ≥ 1, got -3``). Relative paths are taken
-from the config file's folder and stored absolute, so a run's copy of its config can be
-run again from anywhere.
+and the key path (``calibration.samples: must be ≥ 1, got -3``). Relative paths in the file
+are taken from the file's folder, those given with ``--set`` from the current directory;
+both are stored absolute, so a run's copy of its config can be run again from anywhere.
 """
 
 from __future__ import annotations
@@ -406,7 +406,8 @@ def load_config(
     ``overrides`` is either ``{"calibration.samples": 50}`` or ``["calibration.samples=50"]``.
     """
     raw = load_raw(path)
-    apply_overrides(raw, overrides, Path(path).resolve().parent)
+    # A path typed on the command line is relative to where it was typed, as --runs-dir is.
+    apply_overrides(raw, overrides, Path.cwd())
     try:
         return validate(raw, source=str(path))
     except ConfigError as exc:

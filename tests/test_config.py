@@ -32,6 +32,18 @@ def test_defaults_and_relative_paths(write_config, tmp_path: Path) -> None:
     assert cfg.threshold == PROFILE_THRESHOLDS["general"] == 2.0
 
 
+def test_set_paths_are_relative_to_where_they_are_typed(write_config, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    job = write_config(BASE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(job, ['data.test.path="data/t.npz"', 'output.runs_dir="r"'])
+    assert cfg.data.test.path == str(elsewhere / "data" / "t.npz")  # like --runs-dir, not the file's
+    assert cfg.output.runs_dir == str(elsewhere / "r")
+    assert cfg.data.calibration.path == str(tmp_path / "cal")  # the file's own: its folder
+
+
 def test_config_is_frozen(write_config) -> None:
     cfg = load_config(write_config(BASE))
     with pytest.raises(Exception, match="frozen|cannot assign"):

@@ -228,3 +228,25 @@ def test_strict_without_an_int8_stage_is_refused(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "--strict needs the int8 stage" in _one_line(r.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+def test_sigterm_cancels_a_run_and_marks_its_folder(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(_job(tmp_path))],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    events: list[Path] = []
+    while time.monotonic() < deadline and p.poll() is None:
+        events = list((tmp_path / "runs").glob("*/events.jsonl"))
+        if events and '"load"' in events[0].read_text():
+            break  # exporting the model: mid-job
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 3, err
+    assert "Traceback" not in err and "run folder marked cancelled" in err
+    report = json.loads((events[0].parent / "report.json").read_text())
+    assert report["status"] == "cancelled"

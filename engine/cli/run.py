@@ -260,11 +260,15 @@ def run(args: argparse.Namespace) -> int:
                                          "add \"int8\" to quantization.stages, or drop --strict",
                                          key="quantization.stages")
         old = signal.signal(signal.SIGINT, on_sigint)
+        # kill, a job scheduler or a closed SSH session: cancel as Ctrl-C does, so the run
+        # folder says "cancelled" and keeps its log instead of looking unfinished.
+        old_term = signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
         try:
             with RichSink(err_console, quiet=args.quiet) as sink:
                 result = run_job(cfg, sink, cancel, resume=args.resume)
         finally:
             signal.signal(signal.SIGINT, old)
+            signal.signal(signal.SIGTERM, old_term)
     except EngineError as exc:
         run_dir = getattr(exc, "run_dir", None)
         where = ""

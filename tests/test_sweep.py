@@ -128,3 +128,15 @@ def test_the_terminal_table_fits_80_columns_without_cutting_a_figure() -> None:
     con.print(summary_table(data))
     text = con.export_text()
     assert "…" not in text and "samples=10 cancelled" in " ".join(text.split())
+
+
+def test_jobs_option_refuses_a_negative_count() -> None:
+    import argparse
+
+    from engine.cli.sweep import _jobs
+
+    assert _jobs("0") == 0 and _jobs("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="needs 0 \\(one per core\\) or more, got -1"):
+        _jobs("-1")
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+        _jobs("x")

@@ -29,6 +29,17 @@ folder beside it.
 """
 
 
+
+def _jobs(text: str) -> int:
+    """-j N: 0 means one per core; a negative count is a mistake, not 'one at a time'."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"needs 0 (one per core) or more, got {n}")
+    return n
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "sweep", help=HELP, description=DESCRIPTION,
@@ -43,8 +54,8 @@ def add_parser(sub: Any) -> None:
                    "variants are every combination)")
     p.add_argument("--runs-dir", metavar="DIR",
                    help="where the sweep and run folders go (default: the config's output.runs_dir)")
-    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                   help="variants at once (default: one per core)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=0, metavar="N",
+                   help="variants at once, ≥ 1 (default, or 0: one per core)")
     p.add_argument("--keep-cache", action="store_true",
                    help="keep the shared cache folder inside the sweep folder")
     p.add_argument("--json", action="store_true",

@@ -133,6 +133,55 @@ def test_bad_set_override(tmp_path: Path) -> None:
     assert "calibration.samples" in _one_line(r.stderr)
 
 
+def test_runs_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    for cmd, named in (
+        (["run", str(job), "--runs-dir", str(afile)], f"{afile}: the runs folder is a file"),
+        (["run", str(job), "--runs-dir", str(afile / "sub")],
+         f"{afile / 'sub'}: the runs folder lies under {afile}, which is a file"),
+        (["run", str(job), "--set", f"output.runs_dir={json.dumps(str(afile))}"],
+         f"{afile}: the runs folder is a file"),
+        (["sweep", str(job), "--set", "calibration.samples=5,10", "--runs-dir", str(afile)],
+         f"{afile}: the runs folder is a file"),
+    ):
+        r = artq(*cmd)
+        assert r.returncode == 2, (cmd, r.stderr)
+        line = _one_line(r.stderr)
+        assert named in line and "--runs-dir" in line, line
+    assert afile.read_text() == "x\n"
+
+
+def _unwritable_dir(tmp: Path) -> Path:
+    """A folder this process cannot create folders in, even as root, or skip."""
+    ro = tmp / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").mkdir()
+    except PermissionError:
+        return ro
+    (ro / "probe").rmdir()
+    # Root ignores mode bits, but sysfs refuses new folders even to root.
+    sysfs = Path("/sys/kernel")
+    if sysfs.is_dir():
+        try:
+            (sysfs / "artq-probe").mkdir()
+        except OSError:
+            return sysfs
+        (sysfs / "artq-probe").rmdir()
+    pytest.skip("no folder here refuses writes to this process")
+
+
+def test_unwritable_runs_dir_is_one_line(tmp_path: Path) -> None:
+    ro = _unwritable_dir(tmp_path)
+    r = artq("run", str(_job(tmp_path)), "--runs-dir", str(ro))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert f"{ro}: cannot create a run folder here" in line and "--runs-dir" in line
+
+
 def test_help_explains_every_option() -> None:
     r = artq("--help")
     assert r.returncode == 0

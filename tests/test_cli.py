@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, unreadable_files
 
 DIGITS = ROOT / "engine" / "samples" / "weights" / "digits.keras"
 
@@ -85,6 +85,24 @@ def test_text_file_named_keras(tmp_path: Path) -> None:
     line = _one_line(r.stderr)
     assert str(fake) in line and "not a Keras 3 model" in line
     assert not (tmp_path / "runs").exists()
+
+
+def test_unreadable_config_and_model_are_one_line(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    for path, why in unreadable_files(tmp_path, "job.toml", job.read_bytes()):
+        r = artq("run", str(path))
+        assert r.returncode == 2
+        assert f"{path}: cannot read ({why})" in _one_line(r.stderr)
+    for path, why in unreadable_files(tmp_path / "m", "model.keras", DIGITS.read_bytes()):
+        r = artq("run", str(_job(tmp_path, model=path)))
+        assert r.returncode == 2
+        assert f"{path}: cannot read ({why})" in _one_line(r.stderr)
+        assert not (tmp_path / "runs").exists()
+    fifo = tmp_path / "fifo.keras"
+    os.mkfifo(fifo)
+    r = artq("run", str(_job(tmp_path, model=fifo)))  # would block reading a FIFO
+    assert r.returncode == 2
+    assert f"{fifo}: is not a regular file" in _one_line(r.stderr)
 
 
 def test_folder_with_one_corrupt_image(tmp_path: Path) -> None:

@@ -68,7 +68,14 @@ def _natural_key(p: Path | str) -> list[Any]:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        # Not np.fromfile: it takes a read error for the end of the file (an empty image).
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as exc:
+        raise InputFileError(
+            str(path), f"cannot read ({exc.strerror or exc})",
+            "check the file's permissions, or remove it from the folder",
+        ) from None
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise InputFileError(

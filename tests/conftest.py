@@ -50,6 +50,7 @@ def unreadable_files(tmp: Path, name: str, data: bytes = b"x\n") -> list[tuple[P
     locked.chmod(0)
     try:
         locked.read_bytes()
+        locked.unlink()  # readable after all (root): leave nothing behind
     except PermissionError:
         found.append((locked, "Permission denied"))
     mem = tmp / "mem" / name
@@ -57,6 +58,7 @@ def unreadable_files(tmp: Path, name: str, data: bytes = b"x\n") -> list[tuple[P
     mem.symlink_to("/proc/self/mem")
     try:
         mem.read_bytes()
+        mem.unlink()
     except OSError:
         found.append((mem, "Input/output error"))
     if not found:

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import unreadable_files
 
 from engine.config import DataSource
 from engine.data import load_source
@@ -37,6 +38,20 @@ def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileError) as info:
         load_source(DataSource(kind="images", path=str(tmp_path / "imgs")), "data.calibration")
     assert str(bad) in str(info.value) and "cannot be decoded" in str(info.value)
+
+
+def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
+    root = tmp_path / "imgs"
+    _image_tree(root)
+    png = (root / "cat" / "0.png").read_bytes()
+    # They sort after the readable images; the first one met is named, then removed.
+    for path, why in unreadable_files(root / "dog", "zz.png", png):
+        with pytest.raises(InputFileError) as info:
+            load_source(DataSource(kind="images", path=str(root)), "data.calibration")
+        assert str(info.value).startswith(f"{path}: cannot read ({why})")
+        assert info.value.exit_code == 2
+        path.unlink()
+    assert len(load_source(DataSource(kind="images", path=str(root)), "data.test")) == 6
 
 
 def test_empty_folder(tmp_path: Path) -> None:

@@ -200,6 +200,32 @@ def test_unwritable_runs_dir_is_one_line(tmp_path: Path) -> None:
     assert f"{ro}: cannot create a run folder here" in line and "--runs-dir" in line
 
 
+def test_samples_train_checks_out_before_training(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    for out, named in ((afile, f"{afile}: is a file, not a folder"),
+                       (afile / "sub", f"{afile / 'sub'}: lies under {afile}, a file")):
+        r = artq("samples", "train", "digits", "--epochs", "1", "--out", str(out))
+        assert r.returncode == 2, r.stderr
+        line = _one_line(r.stderr)
+        assert named in line and "--out" in line and "training" not in r.stdout
+    # Where the weights would go is a folder: refused too, before any training.
+    from engine.samples import SAMPLES  # noqa: PLC0415
+
+    (tmp_path / "w" / SAMPLES["digits"].weights).mkdir(parents=True)
+    r = artq("samples", "train", "digits", "--out", str(tmp_path / "w"))
+    assert r.returncode == 2 and "is a folder, so the weights cannot be saved" in _one_line(r.stderr)
+    # A missing folder is made before training (checked without training: that takes minutes).
+    from engine.samples.train import _check_out_dir  # noqa: PLC0415
+
+    new = tmp_path / "new" / "weights"
+    _check_out_dir(new, new / "digits.keras")
+    assert new.is_dir() and not any(new.iterdir())
+    ro = _unwritable_dir(tmp_path)
+    r = artq("samples", "train", "digits", "--out", str(ro))
+    assert r.returncode == 2 and f"{ro}: cannot write here" in _one_line(r.stderr)
+
+
 def test_help_explains_every_option() -> None:
     r = artq("--help")
     assert r.returncode == 0

@@ -117,6 +117,22 @@ def test_bad_target_and_unwritable_csv(
     assert "cannot write the CSV" in capsys.readouterr().err
 
 
+def test_non_finite_target_number_is_one_line(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (ROOT / "engine" / "targets" / "stm32n6570-dk.toml").read_text(encoding="utf-8")
+    for old, new, key in (("size_kib = 448", "size_kib = 1e400", "memory.pools[0].size_kib"),
+                          ("\nconv = 0.147", "\nconv = nan", "npu.efficiency.conv")):
+        target = tmp_path / "edited.toml"
+        target.write_text(text.replace(old, new, 1), encoding="utf-8")
+        assert cli.run(parse(str(model), "--target", str(target), "--json")) == 2
+        out = capsys.readouterr()
+        assert out.out == ""  # no report with NaN in it
+        line = out.err.strip()
+        assert f"{target}: {key}: must be a finite number > 0" in line
+        assert "\n" not in line and "Traceback" not in line
+
+
 def test_help_text(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse("--help")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,23 @@ def test_non_finite_target_number_is_one_line(
         line = out.err.strip()
         assert f"{target}: {key}: must be a finite number > 0" in line
         assert "\n" not in line and "Traceback" not in line
+
+
+@pytest.mark.parametrize("args", [["inspect", "{model}", "--json"], ["inspect", "{model}"],
+                                  ["samples", "list"]])
+def test_closed_stdout_ends_quietly(model: Path, args: list[str]) -> None:
+    """``artq inspect --json | head -c 1``: no traceback, the shell's 141 for a closed pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before artq writes a byte: every write fails
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "engine.cli", *(a.format(model=model) for a in args)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141, r.stderr
+    assert r.stderr == ""  # neither a traceback nor Python's "Exception ignored" at exit
 
 
 def test_help_text(capsys: pytest.CaptureFixture[str]) -> None:

@@ -226,6 +226,23 @@ def test_samples_train_checks_out_before_training(tmp_path: Path) -> None:
     assert r.returncode == 2 and f"{ro}: cannot write here" in _one_line(r.stderr)
 
 
+def test_bad_analysis_target_fails_before_any_work(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    inf = tmp_path / "inf.toml"
+    inf.write_text((ROOT / "engine" / "targets" / "stm32n6570-dk.toml").read_text()
+                   .replace("size_kib = 448", "size_kib = 1e400", 1))
+    for target, says in (
+        ("stm32n6570dk", "unknown target 'stm32n6570dk'"),  # a typo of the bundled name
+        ("my_board.toml", f"{tmp_path / 'my_board.toml'}: target file not found"),
+        (str(inf), f"{inf}: memory.pools[0].size_kib: must be a finite number > 0"),
+    ):
+        r = artq("run", str(job), "--set", f"analysis.target={json.dumps(target)}")
+        assert r.returncode == 2, r.stderr
+        line = _one_line(r.stderr)
+        assert f"{job}: analysis.target: {says}" in line, line
+        assert not (tmp_path / "runs").exists()  # no run folder: nothing was done
+
+
 def test_help_explains_every_option() -> None:
     r = artq("--help")
     assert r.returncode == 0

@@ -390,6 +390,9 @@ def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError("is not UTF-8 text", "a job config is a TOML file", file=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", file=str(path)) from None
+    except OSError as exc:  # no read permission, an I/O error, a file vanishing meanwhile
+        raise ConfigError(f"cannot read ({exc.strerror or exc})",
+                          "check the file's permissions", file=str(path)) from None
     _resolve_paths(raw, p.resolve().parent)
     out = raw.setdefault("output", {})
     if isinstance(out, dict) and "runs_dir" not in out:

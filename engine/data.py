@@ -4,6 +4,7 @@ synthetic generator. Everything that is an image goes through :func:`preprocess`
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -68,7 +69,14 @@ def _natural_key(p: Path | str) -> list[Any]:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        # Not np.fromfile: it takes a read error for the end of the file (an empty image).
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as exc:
+        raise InputFileError(
+            str(path), f"cannot read ({exc.strerror or exc})",
+            "check the file's permissions, or remove it from the folder",
+        ) from None
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise InputFileError(
@@ -83,6 +91,21 @@ def _read_image(path: Path) -> np.ndarray:
     return img
 
 
+def _walk_files(root: Path) -> list[Path]:
+    """Every file under ``root``; an unlistable folder is an error.
+
+    Not ``Path.rglob``: it skips a folder it may not list, and a skipped class folder would
+    silently give the next class its label.
+    """
+    def fail(exc: OSError) -> None:
+        raise InputFileError(
+            exc.filename or str(root), f"cannot list the folder ({exc.strerror or exc})",
+            "check the folder's permissions, or move it out of the image folder",
+        )
+
+    return [Path(d) / n for d, _, names in os.walk(root, onerror=fail) for n in names]
+
+
 def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) -> RawData:
     """Images from a folder; sub-folder names are the class labels (sorted)."""
     if not root.is_dir():
@@ -92,7 +115,7 @@ def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) ->
             f"set {key}.path to a folder of .png/.jpg/.bmp images",
         )
     files = sorted(
-        (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+        (p for p in _walk_files(root) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
         key=lambda p: [_natural_key(q) for q in p.relative_to(root).parts],
     )
     if not files:

@@ -30,7 +30,7 @@ from .data import (
     prepare,
     select_calibration,
 )
-from .errors import CancelledError, ConversionError, EngineError
+from .errors import CancelledError, ConversionError, EngineError, TargetError
 from .evaluate import run_model
 from .events import (
     Finding,
@@ -112,7 +112,22 @@ def preflight(cfg: JobConfig) -> ModelFile:
             from .errors import InputFileError  # noqa: PLC0415
 
             raise InputFileError(src.path, "not found", f"set data.{split}.path to existing data")
+    _check_target(cfg)
     return mf
+
+
+def _check_target(cfg: JobConfig) -> None:
+    """Load ``analysis.target`` now: a typo found only at the NPU stage left a run "ok"
+    with its NPU results silently missing (the error buried in report.json)."""
+    try:
+        from .npu.targets import load_target  # noqa: PLC0415
+    except ImportError:
+        return  # _analyze_npu skips the analysis the same way
+    try:
+        load_target(cfg.analysis.target)
+    except TargetError as exc:
+        where = f"{cfg.source}: " if cfg.source else ""
+        raise TargetError(f"{where}analysis.target: {exc.message}", exc.hint) from None
 
 
 def run_job(

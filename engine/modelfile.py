@@ -69,8 +69,20 @@ def inspect_model_file(path: str | Path) -> ModelFile:
                 "point model.path at a SavedModel folder, a .keras or a .h5 file",
             )
         return ModelFile(str(p), "saved_model")
+    if not p.is_file():
+        # A FIFO or device would block or stream forever when read below.
+        raise InputFileError(str(p), "is not a regular file",
+                             "set model.path to a .keras, .h5 or SavedModel folder")
     suffix = p.suffix.lower()
-    head = p.read_bytes()[:8] if p.stat().st_size else b""
+    try:
+        # The signature only; reading here also surfaces an unreadable file before
+        # zipfile.is_zipfile, which swallows OSError and would call it "not a Keras model".
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputFileError(
+            str(p), f"cannot read ({exc.strerror or exc})", "check the file's permissions"
+        ) from None
     if suffix == ".keras":
         if not zipfile.is_zipfile(p):
             raise InputFileError(

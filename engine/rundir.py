@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import InputFileError
 from .events import Event, _json_default
 
 REPORT = "report.json"
@@ -43,14 +44,36 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
 
 
+_RUNS_DIR_HINT = "set --runs-dir or output.runs_dir to a folder you can write to"
+
+
+def _runs_dir_error(root: Path, exc: OSError) -> InputFileError:
+    """Say which part of the runs folder's path is wrong: a file in the way, or no access."""
+    for part in (root, *root.parents):
+        if part.exists() and not part.is_dir():
+            what = "is a file" if part == root else f"lies under {part}, which is a file"
+            return InputFileError(str(root), f"the runs folder {what}", _RUNS_DIR_HINT)
+    return InputFileError(
+        str(root), f"cannot create a run folder here ({exc.strerror or exc})", _RUNS_DIR_HINT
+    )
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
 
     @classmethod
     def create(cls, runs_dir: str | Path, name: str) -> RunDir:
+        """A new, empty run folder under ``runs_dir`` (made if missing).
+
+        Raises :class:`InputFileError` naming the runs folder when it is a file, lies under
+        a file or cannot be written, so a bad ``--runs-dir`` is one line, not a traceback.
+        """
         root = Path(runs_dir)
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _runs_dir_error(root, exc) from None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = f"{stamp}-{_slug(name)}"
         for i in range(1000):
@@ -60,7 +83,10 @@ class RunDir:
                 return cls(p)
             except FileExistsError:
                 continue
-        raise FileExistsError(f"cannot create a run folder under {root}")
+            except OSError as exc:
+                raise _runs_dir_error(root, exc) from None
+        raise InputFileError(str(root), "holds 1000 run folders with the same name and time",
+                             _RUNS_DIR_HINT)
 
     @property
     def log_path(self) -> Path:

@@ -34,3 +34,33 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from models import tiny_digits_classifier
 
     return tiny_digits_classifier(tmp_path_factory.mktemp("model") / "tiny.keras")
+
+
+def unreadable_files(tmp: Path, name: str, data: bytes = b"x\n") -> list[tuple[Path, str]]:
+    """Real files named ``name`` (in fresh folders under ``tmp``) whose reads fail.
+
+    Each comes with the error text expected. chmod 000 stops only a process without
+    CAP_DAC_OVERRIDE, so as root a link to /proc/self/mem stands in: its first page is never
+    mapped, so reading from offset 0 fails with EIO. Skips when neither works here.
+    """
+    found: list[tuple[Path, str]] = []
+    locked = tmp / "locked" / name
+    locked.parent.mkdir(parents=True, exist_ok=True)
+    locked.write_bytes(data)
+    locked.chmod(0)
+    try:
+        locked.read_bytes()
+        locked.unlink()  # readable after all (root): leave nothing behind
+    except PermissionError:
+        found.append((locked, "Permission denied"))
+    mem = tmp / "mem" / name
+    mem.parent.mkdir(parents=True, exist_ok=True)
+    mem.symlink_to("/proc/self/mem")
+    try:
+        mem.read_bytes()
+        mem.unlink()
+    except OSError:
+        found.append((mem, "Input/output error"))
+    if not found:
+        pytest.skip("no unreadable file can be made here")
+    return found

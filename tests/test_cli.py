@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, unreadable_files
 
 DIGITS = ROOT / "engine" / "samples" / "weights" / "digits.keras"
 
@@ -95,6 +95,24 @@ def test_text_file_named_keras(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_unreadable_config_and_model_are_one_line(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    for path, why in unreadable_files(tmp_path, "job.toml", job.read_bytes()):
+        r = artq("run", str(path))
+        assert r.returncode == 2
+        assert f"{path}: cannot read ({why})" in _one_line(r.stderr)
+    for path, why in unreadable_files(tmp_path / "m", "model.keras", DIGITS.read_bytes()):
+        r = artq("run", str(_job(tmp_path, model=path)))
+        assert r.returncode == 2
+        assert f"{path}: cannot read ({why})" in _one_line(r.stderr)
+        assert not (tmp_path / "runs").exists()
+    fifo = tmp_path / "fifo.keras"
+    os.mkfifo(fifo)
+    r = artq("run", str(_job(tmp_path, model=fifo)))  # would block reading a FIFO
+    assert r.returncode == 2
+    assert f"{fifo}: is not a regular file" in _one_line(r.stderr)
+
+
 def test_folder_with_one_corrupt_image(tmp_path: Path) -> None:
     job = _job(tmp_path)
     bad = tmp_path / "cal" / "9.jpg"
@@ -139,6 +157,98 @@ def test_bad_set_override(tmp_path: Path) -> None:
     r = artq("run", str(_job(tmp_path)), "--set", "calibration.samples=0")
     assert r.returncode == 2
     assert "calibration.samples" in _one_line(r.stderr)
+
+
+def test_runs_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    for cmd, named in (
+        (["run", str(job), "--runs-dir", str(afile)], f"{afile}: the runs folder is a file"),
+        (["run", str(job), "--runs-dir", str(afile / "sub")],
+         f"{afile / 'sub'}: the runs folder lies under {afile}, which is a file"),
+        (["run", str(job), "--set", f"output.runs_dir={json.dumps(str(afile))}"],
+         f"{afile}: the runs folder is a file"),
+        (["sweep", str(job), "--set", "calibration.samples=5,10", "--runs-dir", str(afile)],
+         f"{afile}: the runs folder is a file"),
+    ):
+        r = artq(*cmd)
+        assert r.returncode == 2, (cmd, r.stderr)
+        line = _one_line(r.stderr)
+        assert named in line and "--runs-dir" in line, line
+    assert afile.read_text() == "x\n"
+
+
+def _unwritable_dir(tmp: Path) -> Path:
+    """A folder this process cannot create folders in, even as root, or skip."""
+    ro = tmp / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").mkdir()
+    except PermissionError:
+        return ro
+    (ro / "probe").rmdir()
+    # Root ignores mode bits, but sysfs refuses new folders even to root.
+    sysfs = Path("/sys/kernel")
+    if sysfs.is_dir():
+        try:
+            (sysfs / "artq-probe").mkdir()
+        except OSError:
+            return sysfs
+        (sysfs / "artq-probe").rmdir()
+    pytest.skip("no folder here refuses writes to this process")
+
+
+def test_unwritable_runs_dir_is_one_line(tmp_path: Path) -> None:
+    ro = _unwritable_dir(tmp_path)
+    r = artq("run", str(_job(tmp_path)), "--runs-dir", str(ro))
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert f"{ro}: cannot create a run folder here" in line and "--runs-dir" in line
+
+
+def test_samples_train_checks_out_before_training(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    for out, named in ((afile, f"{afile}: is a file, not a folder"),
+                       (afile / "sub", f"{afile / 'sub'}: lies under {afile}, a file")):
+        r = artq("samples", "train", "digits", "--epochs", "1", "--out", str(out))
+        assert r.returncode == 2, r.stderr
+        line = _one_line(r.stderr)
+        assert named in line and "--out" in line and "training" not in r.stdout
+    # Where the weights would go is a folder: refused too, before any training.
+    from engine.samples import SAMPLES  # noqa: PLC0415
+
+    (tmp_path / "w" / SAMPLES["digits"].weights).mkdir(parents=True)
+    r = artq("samples", "train", "digits", "--out", str(tmp_path / "w"))
+    assert r.returncode == 2 and "is a folder, so the weights cannot be saved" in _one_line(r.stderr)
+    # A missing folder is made before training (checked without training: that takes minutes).
+    from engine.samples.train import _check_out_dir  # noqa: PLC0415
+
+    new = tmp_path / "new" / "weights"
+    _check_out_dir(new, new / "digits.keras")
+    assert new.is_dir() and not any(new.iterdir())
+    ro = _unwritable_dir(tmp_path)
+    r = artq("samples", "train", "digits", "--out", str(ro))
+    assert r.returncode == 2 and f"{ro}: cannot write here" in _one_line(r.stderr)
+
+
+def test_bad_analysis_target_fails_before_any_work(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    inf = tmp_path / "inf.toml"
+    inf.write_text((ROOT / "engine" / "targets" / "stm32n6570-dk.toml").read_text()
+                   .replace("size_kib = 448", "size_kib = 1e400", 1))
+    for target, says in (
+        ("stm32n6570dk", "unknown target 'stm32n6570dk'"),  # a typo of the bundled name
+        ("my_board.toml", f"{tmp_path / 'my_board.toml'}: target file not found"),
+        (str(inf), f"{inf}: memory.pools[0].size_kib: must be a finite number > 0"),
+    ):
+        r = artq("run", str(job), "--set", f"analysis.target={json.dumps(target)}")
+        assert r.returncode == 2, r.stderr
+        line = _one_line(r.stderr)
+        assert f"{job}: analysis.target: {says}" in line, line
+        assert not (tmp_path / "runs").exists()  # no run folder: nothing was done
 
 
 def test_help_explains_every_option() -> None:

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import unreadable_files
 
 from engine.config import PROFILE_THRESHOLDS, load_config, parse_value, replace
 from engine.errors import ConfigError
@@ -82,6 +83,14 @@ def test_missing_and_invalid_files(tmp_path: Path, write_config) -> None:
         load_config(write_config("[model\npath="))
     with pytest.raises(ConfigError, match=r"model: is required but missing"):
         load_config(write_config('[data.test]\nkind = "npz"\npath = "x"'))
+
+
+def test_unreadable_config_names_the_file(tmp_path: Path) -> None:
+    for path, why in unreadable_files(tmp_path, "job.toml", BASE.encode()):
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert str(info.value).startswith(f"{path}: cannot read ({why})")
+        assert info.value.exit_code == 2
 
 
 def test_synthetic_source_needs_generator_and_count(write_config) -> None:

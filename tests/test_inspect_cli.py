@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,39 @@ def test_bad_target_and_unwritable_csv(
     assert "unknown target 'stm32h7'" in capsys.readouterr().err
     assert cli.run(parse(str(model), "--csv", str(tmp_path / "no" / "dir" / "x.csv"))) == 2
     assert "cannot write the CSV" in capsys.readouterr().err
+
+
+def test_non_finite_target_number_is_one_line(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (ROOT / "engine" / "targets" / "stm32n6570-dk.toml").read_text(encoding="utf-8")
+    for old, new, key in (("size_kib = 448", "size_kib = 1e400", "memory.pools[0].size_kib"),
+                          ("\nconv = 0.147", "\nconv = nan", "npu.efficiency.conv")):
+        target = tmp_path / "edited.toml"
+        target.write_text(text.replace(old, new, 1), encoding="utf-8")
+        assert cli.run(parse(str(model), "--target", str(target), "--json")) == 2
+        out = capsys.readouterr()
+        assert out.out == ""  # no report with NaN in it
+        line = out.err.strip()
+        assert f"{target}: {key}: must be a finite number > 0" in line
+        assert "\n" not in line and "Traceback" not in line
+
+
+@pytest.mark.parametrize("args", [["inspect", "{model}", "--json"], ["inspect", "{model}"],
+                                  ["samples", "list"]])
+def test_closed_stdout_ends_quietly(model: Path, args: list[str]) -> None:
+    """``artq inspect --json | head -c 1``: no traceback, the shell's 141 for a closed pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before artq writes a byte: every write fails
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "engine.cli", *(a.format(model=model) for a in args)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141, r.stderr
+    assert r.stderr == ""  # neither a traceback nor Python's "Exception ignored" at exit
 
 
 def test_help_text(capsys: pytest.CaptureFixture[str]) -> None:

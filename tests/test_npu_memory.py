@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, ints
 
+from engine.errors import TargetError
 from engine.npu import analyze, analyze_model, load_target
 from engine.npu.memory import Buffer, PoolSpec, allocate, lifetimes, peak_live, placement_order
 from engine.tflite import read_model_bytes
@@ -206,6 +207,39 @@ def test_spill_to_psram_and_advice(tmp_path) -> None:  # noqa: ANN001
     # Neither the 8 KiB input nor the 8 KiB output fits a 1-2 KiB pool: both spill.
     assert a.activations_ram_bytes == 0 and a.external_ram_bytes == 16384
     assert any("spill to external PSRAM" in s for s in a.advice)
+
+
+def _target_with(tmp: Path, old: str, new: str) -> Path:
+    text = Path(load_target("stm32n6570-dk").path).read_text(encoding="utf-8")
+    assert old in text
+    p = tmp / "edited.toml"
+    p.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        # TOML reads 1e400 as inf; it used to overflow round() into a traceback.
+        ("size_kib = 448", "size_kib = 1e400",
+         "memory.pools[0].size_kib: must be a finite number > 0, got inf"),
+        # nan passed every bound and came out as 'nan ms' and bare NaN in the JSON.
+        ("\nconv = 0.147", "\nconv = nan",
+         "npu.efficiency.conv: must be a finite number > 0, got nan"),
+        ("clock_mhz = 1000", "clock_mhz = inf", "npu.clock_mhz: must be a finite number > 0"),
+        ("epoch_overhead_us = 16.5", "epoch_overhead_us = -inf",
+         "npu.epoch_overhead_us: must be a finite number ≥ 0"),
+        ("clock_mhz = 1000", "clock_mhz = " + "9" * 400, "npu.clock_mhz: must be a finite number"),
+        ("size_kib = 448", "size_kib = 1e306",
+         "memory.pools[0].size_kib: must be ≤ 4194304 (4 GiB, the 32-bit address space)"),
+    ],
+)
+def test_target_numbers_must_be_finite(tmp_path: Path, old: str, new: str, says: str) -> None:
+    path = _target_with(tmp_path, old, new)
+    with pytest.raises(TargetError) as info:
+        load_target(path)
+    assert str(info.value).startswith(f"{path}: {says}")
+    assert info.value.exit_code == 2
 
 
 def test_float_copy_for_software_float_layer() -> None:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
@@ -23,7 +24,7 @@ With no command, artq opens the TUI workbench.
 
 EPILOG = """\
 exit codes: 0 done, 1 internal error, 2 bad config or input, 3 cancelled,
-            4 verdict failed (with --strict)
+            4 verdict failed (with --strict), 141 stdout closed early (| head)
 examples:
   artq run sample_configs/ocr_crnn_conv.toml
   artq run sample_configs/digits_ptq.toml --set calibration.samples=50 --json
@@ -34,6 +35,8 @@ examples:
 
 
 COMMANDS = ("run", "inspect", "sweep", "samples")
+#: Exit code when stdout's reader closed the pipe early (see _stdout_closed).
+STDOUT_CLOSED = 141
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -81,7 +84,29 @@ def main(argv: list[str] | None = None) -> int:
         from tui.app import main as tui_main
 
         return tui_main(runs_dir=getattr(args, "runs_dir", None))
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here, not in Python's flush at exit
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``artq inspect --json | head -c 1``): stop quietly.
+
+    As Python's docs advise (signal, "Note on SIGPIPE"), stdout is pointed at devnull so the
+    flush at exit cannot fail again. The code is 141 (128 + SIGPIPE), what the shell reports
+    for cat, grep or any tool a closed pipe stops, so ``set -o pipefail`` scripts see the
+    usual value; 1 would read as artq's "internal error".
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (replaced in-process)
+        pass
+    return STDOUT_CLOSED
 
 
 if __name__ == "__main__":

@@ -160,16 +160,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_error(err: EngineError) -> None:
-    from rich.console import Console
     from rich.text import Text
+
+    from .console import Console
 
     text = f"error: {err.message}" + (f" ({err.hint})" if err.hint else "")
     Console(stderr=True, soft_wrap=True).print(Text(text, style="bold red"))
 
 
 def _print_human(a: Any) -> None:
-    from rich.console import Console
     from rich.text import Text
+
+    from .console import Console
 
     con = Console(soft_wrap=False, highlight=False)
     con.print(Text(f"{a.model_path} on {a.target}", style="bold"))

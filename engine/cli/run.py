@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -28,6 +27,7 @@ from ..cancel import CancelToken
 from ..errors import EngineError, VerdictFailed
 from ..events import Event, Log, StageFinished, StageStarted
 from ..events import Progress as ProgressEvent
+from .console import Console
 
 HELP = "run a quantization job (PTQ or QAT) from a TOML config"
 DESCRIPTION = """\

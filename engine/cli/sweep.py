@@ -10,7 +10,6 @@ import threading
 from typing import Any
 
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,6 +17,7 @@ from rich.table import Table
 from ..cancel import CancelToken
 from ..errors import EngineError
 from ..events import Event, RunFailed, RunFinished, StageStarted
+from .console import Console
 
 HELP = "run variants of a config (e.g. calibration sample counts) and compare them"
 DESCRIPTION = """\

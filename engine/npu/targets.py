@@ -11,6 +11,7 @@ Errors name the file and the key path and say what was expected.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +25,9 @@ from ..errors import TargetError
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 DEFAULT_TARGET = "stm32n6570-dk"
 SCHEMA = "artq.target/1"
+#: A memory larger than the 32-bit address space is a typo (and 1e306 KiB overflows bytes).
+MAX_KIB = 4 * 1024 * 1024
+MAX_KIB_WHY = " (4 GiB, the 32-bit address space)"
 
 #: NPU operator kinds that need an efficiency (see rules.OpRule.kind).
 NPU_KINDS = ("conv", "depthwise", "pool", "eltwise", "activation", "dma", "requant")
@@ -142,13 +146,24 @@ class _Reader:
             raise self.fail(key, "missing")
         return self.data[key]
 
-    def number(self, key: str, *, minimum: float = 0.0, positive: bool = True) -> float:
+    def number(self, key: str, *, minimum: float = 0.0, positive: bool = True,
+               maximum: float | None = None, why: str = "") -> float:
         v = self.get(key)
+        bound = "> 0" if positive else f"≥ {minimum:g}"
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.fail(key, f"must be a number, got {v!r}")
+            raise self.fail(key, f"must be a number {bound}, got {v!r}")
+        # TOML has inf and nan, and 1e400 reads as inf: nan passes every comparison below
+        # and inf overflows round(); either makes every time or size meaningless.
+        try:
+            finite = math.isfinite(v)
+        except OverflowError:  # an integer too big for a float
+            finite = False
+        if not finite:
+            raise self.fail(key, f"must be a finite number {bound}, got {v!r}")
         if (positive and v <= 0) or v < minimum:
-            bound = "> 0" if positive else f"≥ {minimum:g}"
             raise self.fail(key, f"must be {bound}, got {v!r}")
+        if maximum is not None and v > maximum:
+            raise self.fail(key, f"must be ≤ {maximum:.10g}{why}, got {v!r}")
         return float(v)
 
     def integer(self, key: str, *, minimum: int = 0) -> int:
@@ -233,7 +248,7 @@ def _build(file: str, data: Mapping[str, Any]) -> Target:
                 name=p.text("name"),
                 kind=p.text("kind", choices=("internal", "external")),
                 address=p.integer("address"),
-                size_bytes=round(p.number("size_kib") * 1024),
+                size_bytes=round(p.number("size_kib", maximum=MAX_KIB, why=MAX_KIB_WHY) * 1024),
                 freq_ratio=p.number("freq_ratio"),
             )
         )
@@ -248,7 +263,7 @@ def _build(file: str, data: Mapping[str, Any]) -> Target:
     flash = Flash(
         name=f.text("name"),
         address=f.integer("address"),
-        size_bytes=round(f.number("size_kib") * 1024),
+        size_bytes=round(f.number("size_kib", maximum=MAX_KIB, why=MAX_KIB_WHY) * 1024),
         freq_ratio=f.number("freq_ratio"),
         read_mb_s=f.number("read_mb_s"),
     )

@@ -17,6 +17,7 @@ import os
 import platform
 import queue
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import JobConfig, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..preprocess import PreprocessSpec
 from . import SAMPLES, WEIGHTS_DIR
 
@@ -128,6 +129,24 @@ def _seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def _check_out_dir(folder: Path, out_path: Path) -> None:
+    """Make sure the weights can be saved (creating ``folder``) before minutes of training."""
+    hint = "give --out a folder you can write to; a missing one is created"
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            what = "is a file, not a folder" if part == folder else f"lies under {part}, a file"
+            raise InputFileError(str(folder), what, hint)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass  # the mode bits say little (root, read-only mounts): try a write
+    except OSError as exc:
+        raise InputFileError(str(folder), f"cannot write here ({exc.strerror or exc})", hint) from None
+    if out_path.is_dir():
+        raise InputFileError(str(out_path), "is a folder, so the weights cannot be saved there",
+                             "move it away or give another --out")
+
+
 def train_sample(
     name: str,
     out_dir: str | os.PathLike[str] | None = None,
@@ -146,6 +165,7 @@ def train_sample(
         raise ConfigError(f"epochs must be ≥ 1, got {epochs}", "give --epochs 1 or more")
     folder = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
     out_path = folder / spec.weights
+    _check_out_dir(folder, out_path)
     module = importlib.import_module(f"{__package__}.{spec.module}")
     kwargs: dict[str, Any] = {}
     if "sample" in inspect.signature(module.train).parameters:

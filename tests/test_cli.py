@@ -244,7 +244,8 @@ def test_bad_analysis_target_fails_before_any_work(tmp_path: Path) -> None:
         ("my_board.toml", f"{tmp_path / 'my_board.toml'}: target file not found"),
         (str(inf), f"{inf}: memory.pools[0].size_kib: must be a finite number > 0"),
     ):
-        r = artq("run", str(job), "--set", f"analysis.target={json.dumps(target)}")
+        # cwd: a --set path is relative to where it is typed.
+        r = artq("run", str(job), "--set", f"analysis.target={json.dumps(target)}", cwd=tmp_path)
         assert r.returncode == 2, r.stderr
         line = _one_line(r.stderr)
         assert f"{job}: analysis.target: {says}" in line, line

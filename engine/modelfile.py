@@ -84,6 +84,9 @@ def inspect_model_file(path: str | Path) -> ModelFile:
             str(p), f"cannot read ({exc.strerror or exc})", "check the file's permissions"
         ) from None
     if suffix == ".keras":
+        if head == HDF5_SIGNATURE:
+            raise InputFileError(str(p), "is a legacy Keras HDF5 model named .keras",
+                                 "rename it to .h5 so it is read as one")
         if not zipfile.is_zipfile(p):
             raise InputFileError(
                 str(p),
@@ -101,6 +104,9 @@ def inspect_model_file(path: str | Path) -> ModelFile:
         _refuse_unsafe(p, layers)
         return ModelFile(str(p), "keras", tuple(c for c, _ in layers))
     if suffix in (".h5", ".hdf5"):
+        if head[:4] == b"PK\x03\x04":
+            raise InputFileError(str(p), "is a zip archive, as a Keras 3 model is, named .h5",
+                                 "rename it to .keras so it is read as one")
         if head != HDF5_SIGNATURE:
             raise InputFileError(
                 str(p), "is not an HDF5 file", "save the model with Keras (model.save('model.h5'))"

@@ -361,3 +361,22 @@ def test_sigterm_cancels_a_run_and_marks_its_folder(tmp_path: Path) -> None:
     assert "Traceback" not in err and "run folder marked cancelled" in err
     report = json.loads((events[0].parent / "report.json").read_text())
     assert report["status"] == "cancelled"
+
+
+def test_a_model_with_the_other_formats_suffix_is_told_to_rename(tmp_path: Path) -> None:
+    import shutil
+
+    import h5py
+
+    from engine.errors import InputFileError
+    from engine.modelfile import inspect_model_file
+
+    zipped = tmp_path / "model.h5"
+    shutil.copy(DIGITS, zipped)
+    with pytest.raises(InputFileError, match=r"model.h5: is a zip archive.*rename it to .keras"):
+        inspect_model_file(str(zipped))
+    legacy = tmp_path / "model.keras"
+    with h5py.File(legacy, "w") as f:
+        f.attrs["model_config"] = "{}"
+    with pytest.raises(InputFileError, match=r"model.keras: is a legacy Keras HDF5 model.*rename it to .h5"):
+        inspect_model_file(str(legacy))

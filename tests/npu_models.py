@@ -384,3 +384,14 @@ _BUILDERS = {
     "lstm_float": _build_lstm,
     "mixed_int8": _build_mixed,
 }
+
+
+def edited_target(tmp: Path, old: str, new: str) -> Path:
+    """The bundled STM32N6570-DK target with one text edit, written to ``tmp``."""
+    from engine.npu import load_target  # noqa: PLC0415
+
+    text = Path(load_target("stm32n6570-dk").path).read_text(encoding="utf-8")
+    assert old in text
+    p = tmp / "t.toml"
+    p.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return p

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from npu_models import Op, T, const, conv_model, craft, single_op, write
+from npu_models import Op, T, const, conv_model, craft, edited_target, single_op, write
 
 from engine.errors import TargetError
 from engine.npu import (
@@ -135,14 +135,6 @@ def test_bundled_target() -> None:
     assert t.flash.size_bytes == 112 * 1024 * 1024
 
 
-def _edit(tmp_path: Path, old: str, new: str) -> Path:
-    text = Path(TARGET.path).read_text(encoding="utf-8")
-    assert old in text
-    p = tmp_path / "t.toml"
-    p.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return p
-
-
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
@@ -156,7 +148,7 @@ def _edit(tmp_path: Path, old: str, new: str) -> Path:
     ],
 )
 def test_target_errors_name_file_and_key(tmp_path: Path, old: str, new: str, message: str) -> None:
-    p = _edit(tmp_path, old, new)
+    p = edited_target(tmp_path, old, new)
     with pytest.raises(TargetError, match=message) as info:
         load_target(p)
     assert str(p) in str(info.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, ints
+from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, edited_target, ints
 
 from engine.errors import TargetError
 from engine.npu import analyze, analyze_model, load_target
@@ -209,14 +209,6 @@ def test_spill_to_psram_and_advice(tmp_path) -> None:  # noqa: ANN001
     assert any("spill to external PSRAM" in s for s in a.advice)
 
 
-def _target_with(tmp: Path, old: str, new: str) -> Path:
-    text = Path(load_target("stm32n6570-dk").path).read_text(encoding="utf-8")
-    assert old in text
-    p = tmp / "edited.toml"
-    p.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return p
-
-
 @pytest.mark.parametrize(
     ("old", "new", "says"),
     [
@@ -235,7 +227,7 @@ def _target_with(tmp: Path, old: str, new: str) -> Path:
     ],
 )
 def test_target_numbers_must_be_finite(tmp_path: Path, old: str, new: str, says: str) -> None:
-    path = _target_with(tmp_path, old, new)
+    path = edited_target(tmp_path, old, new)
     with pytest.raises(TargetError) as info:
         load_target(path)
     assert str(info.value).startswith(f"{path}: {says}")

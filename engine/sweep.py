@@ -238,6 +238,11 @@ def run_sweep(
     variants = plan(sets)
     # Every variant's config is checked before anything runs: a bad value fails here.
     cfgs: list[JobConfig] = [load_config(config, base_over + v.overrides) for v in variants]
+    # And what each would find missing first (model, data, target): one exit 2, not N failures.
+    from .job import preflight  # noqa: PLC0415
+
+    for c in cfgs:
+        preflight(c)
     jobs = jobs or os.cpu_count() or 1
     jobs = max(1, min(jobs, len(variants)))
     sweep = RunDir.create(base.output.runs_dir, f"sweep-{base.name}")

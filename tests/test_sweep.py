@@ -140,3 +140,14 @@ def test_jobs_option_refuses_a_negative_count() -> None:
         _jobs("-1")
     with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
         _jobs("x")
+
+
+def test_a_variant_that_would_fail_preflight_stops_the_sweep_before_it_starts(tmp_path: Path) -> None:
+    from test_cli import DIGITS, _job
+
+    job = _job(tmp_path, model=DIGITS)
+    p = artq("sweep", str(job), "--set", "analysis.target=stm32n6570-dk,stm32n6570dk",
+             "--runs-dir", str(tmp_path / "out"))
+    assert p.returncode == 2, p.stderr
+    assert "analysis.target: unknown target 'stm32n6570dk'" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "out").exists()  # no sweep folder, no variant ran

@@ -53,9 +53,17 @@ class Variant:
         return [f"{k}={json.dumps(v) if isinstance(v, str) else _toml(v)}"
                 for k, v in self.values.items()]
 
-    @property
-    def label(self) -> str:
-        return " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in self.values.items())
+
+def variant_labels(values: Sequence[dict[str, Any]]) -> list[str]:
+    """A short label per variant: only the keys whose value changes between variants.
+
+    A key given one value (--set a=1 beside --set b=10,20) is the same everywhere; in every
+    label it only pushed the figures off an 80-column table.
+    """
+    keys = [k for k in (values[0] if values else {})
+            if len({json.dumps(v.get(k), sort_keys=True, default=str) for v in values}) > 1]
+    keys = keys or list(values[0] if values else {})
+    return [" ".join(f"{k.rsplit('.', 1)[-1]}={v.get(k)}" for k in keys) for v in values]
 
 
 def _toml(v: Any) -> str:
@@ -335,7 +343,7 @@ def _primary(results: list[VariantResult]) -> str | None:
 def drop_chart(data: dict[str, Any], width: int = 40) -> list[str]:
     """A text bar chart of the INT8 drop (points) per variant, in sweep order."""
     vs = data.get("variants") or []
-    labels = [" ".join(f"{k.rsplit('.', 1)[-1]}={val}" for k, val in v["set"].items()) for v in vs]
+    labels = variant_labels([v["set"] for v in vs])
     drops = [v.get("drop") for v in vs]
     known = [d for d in drops if d is not None]
     if not known:

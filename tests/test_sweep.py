@@ -151,3 +151,12 @@ def test_a_variant_that_would_fail_preflight_stops_the_sweep_before_it_starts(tm
     assert p.returncode == 2, p.stderr
     assert "analysis.target: unknown target 'stm32n6570dk'" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "out").exists()  # no sweep folder, no variant ran
+
+
+def test_labels_name_only_the_keys_that_change() -> None:
+    from engine.sweep import variant_labels
+
+    sets = parse_sets(["calibration.seed=3", "calibration.samples=50,100"])
+    labels = variant_labels([v.values for v in plan(sets)])
+    assert labels == ["samples=50", "samples=100"]  # seed=3 is the same in both
+    assert variant_labels([{"calibration.samples": 50}]) == ["samples=50"]  # one variant: all

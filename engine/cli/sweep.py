@@ -114,8 +114,9 @@ def summary_table(data: dict[str, Any]) -> Table:
               f"INT8 {metric} and agreement in %, INT8 and FP16 drops in points, INT8 size "
               "in KiB, times in s",
               title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    labels = [" ".join(f"{k.rsplit('.', 1)[-1]}={x}" for k, x in v["set"].items())
-              for v in variants]
+    from ..sweep import variant_labels  # noqa: PLC0415 - light, but only for this table
+
+    labels = variant_labels([v.get("set") or {} for v in variants])
     for col in ("variant", "INT8", "drop", "FP16", "agree", "KiB", "NPU ms", "conv", "run"):
         t.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True,
                      min_width=max(map(len, labels), default=7) if col == "variant" else None)
@@ -143,7 +144,7 @@ def summary_table(data: dict[str, Any]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sweep import drop_chart, parse_sets, plan, run_sweep
+    from ..sweep import drop_chart, parse_sets, plan, run_sweep, variant_labels
 
     err = Console(stderr=True)
     out = Console()
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         sets = parse_sets(args.sets)
-        labels = [v.label for v in plan(sets)]
+        labels = variant_labels([v.values for v in plan(sets)])
         old = signal.signal(signal.SIGINT, on_sigint)
         try:
             with _Display(err, labels, args.quiet) as display:

@@ -32,6 +32,8 @@ class RawData:
     arrays: np.ndarray | None = None
     labels: Any = None
     class_names: tuple[str, ...] = ()
+    #: model-ready arrays: the dtype they were stored in (uint8 ones are often unscaled images)
+    stored_dtype: str = ""
 
     def __len__(self) -> int:
         return len(self.images) if self.images is not None else len(self.arrays)  # type: ignore[arg-type]
@@ -46,6 +48,7 @@ class RawData:
             self.arrays[idx] if self.arrays is not None else None,
             labels,
             self.class_names,
+            self.stored_dtype,
         )
 
 
@@ -181,7 +184,7 @@ def load_npz(path: Path, src: DataSource, key: str) -> RawData:
         raise DataError(f"{path}: {len(y)} labels for {len(x)} inputs", f"check {key}.y")
     if src.raw:
         return RawData(str(path), images=list(x), labels=y)
-    return RawData(str(path), arrays=_as_float(x, path), labels=y)
+    return RawData(str(path), arrays=_as_float(x, path), labels=y, stored_dtype=str(x.dtype))
 
 
 def load_npy_dir(root: Path, src: DataSource, key: str, cancel: CancelToken | None) -> RawData:
@@ -228,7 +231,20 @@ def load_npy_dir(root: Path, src: DataSource, key: str, cancel: CancelToken | No
             raise DataError(f"{root / 'labels.npy'}: {len(labels)} labels for {len(items)} items")
     if src.raw:
         return RawData(str(root), images=items, labels=labels)
-    return RawData(str(root), arrays=_as_float(np.stack(items), root), labels=labels)
+    x = np.stack(items)
+    return RawData(str(root), arrays=_as_float(x, root), labels=labels, stored_dtype=str(x.dtype))
+
+
+def unscaled_images(raw: RawData, key: str) -> str:
+    """A warning when model-ready arrays look like 8-bit images fed as they are, else ""."""
+    if raw.arrays is None or raw.stored_dtype not in ("uint8", "int8", "uint16"):
+        return ""
+    hi = float(raw.arrays.max()) if raw.arrays.size else 0.0
+    if hi <= 1.0:
+        return ""
+    return (f"{key} ({raw.source}): {raw.stored_dtype} arrays with values up to {hi:g} go to the "
+            "model as they are (raw = false), without preprocessing.scale; if the model expects "
+            "scaled input, set raw = true so they are preprocessed like images")
 
 
 def check_same_classes(a: RawData, key_a: str, b: RawData, key_b: str) -> None:

@@ -29,6 +29,7 @@ from .data import (
     load_source,
     prepare,
     select_calibration,
+    unscaled_images,
 )
 from .errors import CancelledError, ConversionError, EngineError, TargetError
 from .evaluate import run_model
@@ -537,6 +538,12 @@ def _prepare_data(
     }
     if test_raw.class_names:
         st.data["test"]["classes"] = list(test_raw.class_names)
+    for raw, key in ((cal_raw, "data.calibration"), (test_raw, "data.test")):
+        if msg := unscaled_images(raw, key):
+            # A model with its own Rescaling layer wants 0…255: a warning, not an error.
+            st.findings.append({"code": "unscaled_arrays", "severity": "warning", "message": msg,
+                                "evidence": "", "fix": f"set {key}.raw = true"})
+            emit(Finding("unscaled_arrays", "warning", msg, "", f"set {key}.raw = true"))
     return cal, test
 
 

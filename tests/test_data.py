@@ -237,3 +237,16 @@ def test_synthetic_digits_are_deterministic_and_disjoint() -> None:
     hashes = {im.tobytes() for im in a.images}
     assert not hashes & {im.tobytes() for im in c.images}
     assert set(a.labels.tolist()) <= set(range(10))
+
+
+def test_uint8_model_ready_arrays_are_flagged_as_unscaled_images(tmp_path: Path) -> None:
+    from engine.data import unscaled_images
+
+    p = tmp_path / "u8.npz"
+    np.savez(p, x=np.full((3, 4, 4, 1), 200, np.uint8), y=np.arange(3))
+    raw = load_source(DataSource(kind="npz", path=str(p)), "data.test")
+    msg = unscaled_images(raw, "data.test")
+    assert msg.startswith(f"data.test ({p}): uint8 arrays with values up to 200 go to the model as they are")
+    assert unscaled_images(raw.subset(np.arange(2)), "data.test") == msg  # a drawn subset too
+    np.savez(p, x=np.full((3, 4, 4, 1), 0.5, np.float32), y=np.arange(3))  # already scaled
+    assert unscaled_images(load_source(DataSource(kind="npz", path=str(p)), "data.test"), "data.test") == ""

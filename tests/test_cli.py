@@ -380,3 +380,9 @@ def test_a_model_with_the_other_formats_suffix_is_told_to_rename(tmp_path: Path)
         f.attrs["model_config"] = "{}"
     with pytest.raises(InputFileError, match=r"model.keras: is a legacy Keras HDF5 model.*rename it to .h5"):
         inspect_model_file(str(legacy))
+
+
+def test_resume_with_a_config_too_is_refused_not_half_ignored(tmp_path: Path) -> None:
+    r = artq("run", str(_job(tmp_path)), "--resume", str(tmp_path / "runs" / "x"))
+    assert r.returncode == 2
+    assert "give a job config or --resume RUN, not both" in _one_line(r.stderr)

@@ -242,6 +242,11 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
 
     try:
+        if args.resume and args.config:
+            # The run's own config.toml is what resumes; a second config would be ignored.
+            raise config_mod.ConfigError(
+                f"give a job config or --resume RUN, not both (got {args.config} and {args.resume})",
+                "a resumed run continues with its own config.toml; change it with --set")
         if args.resume:
             from ..job import resume_config
 

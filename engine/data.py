@@ -148,29 +148,50 @@ def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) ->
     )
 
 
+def check_source(src: DataSource, key: str) -> None:
+    """What can be known of a file source without loading it: it exists, is a file or a
+    folder as its kind says, and an .npz holds the named arrays. The job's preflight."""
+    path = Path(src.path)
+    if not path.exists():
+        raise InputFileError(str(path), "not found", f"set {key}.path to existing data")
+    if src.kind == "npz":
+        if path.is_dir():
+            raise InputFileError(str(path), "is a folder, not an .npz file",
+                                 f"set {key}.kind = \"npy_dir\" or \"images\" for a folder")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                _check_npz_names(list(npz.files), src, key, path)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            raise InputFileError(str(path), "is not a readable .npz file", "write it with numpy.savez") from None
+    elif not path.is_dir():
+        raise InputFileError(str(path), f"is a file, but kind = \"{src.kind}\" reads a folder",
+                             f"set {key}.kind = \"npz\" for an .npz file, or point {key}.path at a folder")
+
+
+def _check_npz_names(names: list[str], src: DataSource, key: str, path: Path) -> None:
+    if src.x not in names:
+        raise ConfigError(
+            f"array {src.x!r} is not in {path.name} (it holds: {', '.join(names) or 'nothing'})",
+            f"set {key}.x to the name of the input array",
+            key=f"{key}.x",
+        )
+    if src.y and src.y not in names and key.endswith("test"):
+        raise ConfigError(
+            f"array {src.y!r} is not in {path.name} (it holds: {', '.join(names)})",
+            f"set {key}.y to the label array, or y = \"\" for no labels",
+            key=f"{key}.y",
+        )
+
+
 def load_npz(path: Path, src: DataSource, key: str) -> RawData:
     if not path.is_file():
         raise InputFileError(str(path), "file not found", f"set {key}.path to an existing .npz file")
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = list(npz.files)
-            if src.x not in names:
-                raise ConfigError(
-                    f"array {src.x!r} is not in {path.name} (it holds: {', '.join(names) or 'nothing'})",
-                    f"set {key}.x to the name of the input array",
-                    key=f"{key}.x",
-                )
+            _check_npz_names(names, src, key, path)
             x = npz[src.x]
-            y = None
-            if src.y:
-                if src.y in names:
-                    y = npz[src.y]
-                elif key.endswith("test"):
-                    raise ConfigError(
-                        f"array {src.y!r} is not in {path.name} (it holds: {', '.join(names)})",
-                        f"set {key}.y to the label array, or y = \"\" for no labels",
-                        key=f"{key}.y",
-                    )
+            y = npz[src.y] if src.y and src.y in names else None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise InputFileError(
             str(path), f"is not a readable .npz file ({exc})", "write it with numpy.savez"

@@ -26,6 +26,7 @@ from .data import (
     RawData,
     check_class_labels,
     check_same_classes,
+    check_source,
     load_source,
     prepare,
     select_calibration,
@@ -109,10 +110,8 @@ def preflight(cfg: JobConfig) -> ModelFile:
             from .samples import generator  # noqa: PLC0415
 
             generator(src.generator, f"data.{split}.generator")
-        elif not Path(src.path).exists():
-            from .errors import InputFileError  # noqa: PLC0415
-
-            raise InputFileError(src.path, "not found", f"set data.{split}.path to existing data")
+        else:
+            check_source(src, f"data.{split}")
     _check_target(cfg)
     return mf
 

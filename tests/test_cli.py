@@ -386,3 +386,16 @@ def test_resume_with_a_config_too_is_refused_not_half_ignored(tmp_path: Path) ->
     r = artq("run", str(_job(tmp_path)), "--resume", str(tmp_path / "runs" / "x"))
     assert r.returncode == 2
     assert "give a job config or --resume RUN, not both" in _one_line(r.stderr)
+
+
+def test_data_mistakes_found_before_a_run_folder_is_made(tmp_path: Path) -> None:
+    npz = tmp_path / "cal.npz"
+    np.savez(npz, images=np.zeros((4, 32, 32, 1), np.float32))
+    r = artq("run", str(_job(tmp_path, cal=npz, cal_kind="npz")))
+    assert r.returncode == 2
+    assert "data.calibration.x: array 'x' is not in cal.npz (it holds: images)" in _one_line(r.stderr)
+    r = artq("run", str(_job(tmp_path, cal=tmp_path, cal_kind="npz")))
+    assert r.returncode == 2 and "is a folder, not an .npz file" in _one_line(r.stderr)
+    r = artq("run", str(_job(tmp_path, cal=npz, cal_kind="images")))
+    assert r.returncode == 2 and 'is a file, but kind = "images" reads a folder' in _one_line(r.stderr)
+    assert not (tmp_path / "runs").exists()

@@ -321,6 +321,18 @@ def test_compare_rows_keep_both_runs_in_view_and_name_each_bar() -> None:
     assert rows["verdict (production)"][:2] == ("PASS", "FAIL")
 
 
+def test_sweep_rows_leave_out_the_keys_every_variant_shares() -> None:
+    from tui.panes.compare import constant_keys, sweep_chart, variant_label
+
+    vs = [{"set": {"calibration.seed": 3, "calibration.samples": n}, "drop": d}
+          for n, d in ((50, 1.2), (100, 0.4))]
+    same = constant_keys(vs)
+    assert same == {"calibration.seed"}
+    assert [variant_label(v, same) for v in vs] == ["calibration.samples=50", "calibration.samples=100"]
+    assert "seed" not in sweep_chart({"variants": vs}, 60)
+    assert constant_keys(vs[:1]) == frozenset()  # one variant: its label keeps every key
+
+
 async def test_save_writes_a_commented_config_that_runs(runs: Path, tmp_path: Path) -> None:
     from engine.config import load_config
 

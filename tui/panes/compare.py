@@ -141,18 +141,31 @@ def _variant_metric(v: dict[str, Any], primary: str | None = None) -> tuple[str,
     return "", None
 
 
-def variant_label(v: dict[str, Any]) -> str:
+def variant_label(v: dict[str, Any], same: frozenset[str] = frozenset()) -> str:
+    """``same``: keys every variant sets alike, left out (they only crowd the table)."""
     s = v.get("set")
     if isinstance(s, dict):
-        return " ".join(f"{k}={fmt.num(x)}" for k, x in s.items()) or "(base)"
+        return " ".join(f"{k}={fmt.num(x)}" for k, x in s.items() if k not in same) or "(base)"
     if isinstance(s, list):
         return " ".join(str(x) for x in s) or "(base)"
     return str(s or "(base)")
 
 
+def constant_keys(variants: list[dict[str, Any]]) -> frozenset[str]:
+    """Keys set to one value in every variant, when some other key does vary."""
+    sets = [v.get("set") for v in variants]
+    if len(sets) < 2 or not all(isinstance(s, dict) for s in sets):
+        return frozenset()
+    keys = set().union(*sets)
+    same = {k for k in keys if len({repr(s.get(k)) for s in sets}) == 1}
+    return frozenset(same) if same != keys else frozenset()
+
+
 def sweep_chart(sweep: dict[str, Any], width: int) -> str:
     variants = sweep.get("variants") or []
-    rows = [(variant_label(v), v.get("drop"), f"{fmt.fixed(v.get('drop'), 2)} pts") for v in variants]
+    same = constant_keys(variants)
+    rows = [(variant_label(v, same), v.get("drop"), f"{fmt.fixed(v.get('drop'), 2)} pts")
+            for v in variants]
     if not rows:
         return "This sweep has no variants."
     return "INT8 drop per variant (points; shorter is better)\n" + "\n".join(fmt.hbar_chart(rows, width))
@@ -233,11 +246,12 @@ class ComparePane(VerticalScroll):
                          "its folder appears here.")
             return
         rows = []
+        same = constant_keys(sweep.get("variants") or [])
         for v in sweep.get("variants") or []:
             name, val = _variant_metric(v, sweep.get("metric"))
             rep = v.get("report") if isinstance(v.get("report"), dict) else {}
             status = str(v.get("status") or rep.get("status") or "").upper() or "—"
-            rows.append((variant_label(v), status, name or "—",
+            rows.append((variant_label(v, same), status, name or "—",
                          fmt.pct(val) if isinstance(val, float) and val <= 1 else fmt.num(val),
                          fmt.points(v.get("drop")), fmt.seconds(v.get("total_s"))))
         _fill(table, ("variant", "status", "metric", "INT8", "drop pts", "time"), rows)

@@ -54,15 +54,21 @@ class Variant:
                 for k, v in self.values.items()]
 
 
-def variant_labels(values: Sequence[dict[str, Any]]) -> list[str]:
-    """A short label per variant: only the keys whose value changes between variants.
+def varying_keys(values: Sequence[dict[str, Any]]) -> list[str]:
+    """The keys whose value changes between variants (all keys when none does), in order.
 
     A key given one value (--set a=1 beside --set b=10,20) is the same everywhere; in every
     label it only pushed the figures off an 80-column table.
     """
-    keys = [k for k in (values[0] if values else {})
-            if len({json.dumps(v.get(k), sort_keys=True, default=str) for v in values}) > 1]
-    keys = keys or list(values[0] if values else {})
+    keys = list(dict.fromkeys(k for v in values for k in v))
+    varying = [k for k in keys
+               if len({json.dumps(v.get(k), sort_keys=True, default=str) for v in values}) > 1]
+    return varying or keys
+
+
+def variant_labels(values: Sequence[dict[str, Any]]) -> list[str]:
+    """A short label per variant: its values of the :func:`varying_keys`."""
+    keys = varying_keys(values)
     return [" ".join(f"{k.rsplit('.', 1)[-1]}={v.get(k)}" for k in keys) for v in values]
 
 

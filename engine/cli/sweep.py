@@ -55,7 +55,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--runs-dir", metavar="DIR",
                    help="where the sweep and run folders go (default: the config's output.runs_dir)")
     p.add_argument("--jobs", "-j", type=_jobs, default=0, metavar="N",
-                   help="variants at once, ≥ 1 (default, or 0: one per core)")
+                   help="variants at once (default 0: one per core)")
     p.add_argument("--keep-cache", action="store_true",
                    help="keep the shared cache folder inside the sweep folder")
     p.add_argument("--json", action="store_true",

@@ -100,15 +100,11 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, s
     return rows
 
 
-def job_name(run: str) -> str:
-    """'digits_ptq' from a run folder …/20261127-051023-digits_ptq."""
-    parts = Path(run).name.split("-", 2)
-    return parts[2] if len(parts) == 3 else Path(run).name
-
-
 def pick_pair(finished: list[str], b: str | None = None) -> tuple[str, str] | None:
     """(A, B) to compare: B the given run or the newest; A the newest other run of the same
     job (a what-if is tried on one config), else the newest other run. Newest first in."""
+    from .models import job_name  # noqa: PLC0415 - as set_runs imports run_label
+
     if not finished:
         return None
     b = b or finished[0]
@@ -153,12 +149,12 @@ def variant_label(v: dict[str, Any], same: frozenset[str] = frozenset()) -> str:
 
 def constant_keys(variants: list[dict[str, Any]]) -> frozenset[str]:
     """Keys set to one value in every variant, when some other key does vary."""
+    from engine.sweep import varying_keys  # noqa: PLC0415 - the CLI's rule, one place
+
     sets = [v.get("set") for v in variants]
     if len(sets) < 2 or not all(isinstance(s, dict) for s in sets):
         return frozenset()
-    keys = set().union(*sets)
-    same = {k for k in keys if len({repr(s.get(k)) for s in sets}) == 1}
-    return frozenset(same) if same != keys else frozenset()
+    return frozenset(set().union(*sets) - set(varying_keys(sets)))
 
 
 def sweep_chart(sweep: dict[str, Any], width: int) -> str:

@@ -110,11 +110,17 @@ class ModelsPane(Horizontal):
         self.query_one("#summary", Static).update(text)
 
 
+def job_name(run: str | Path) -> str:
+    """'digits_ptq' from a run folder …/20261127-051023-digits_ptq."""
+    parts = Path(run).name.split("-", 2)
+    return parts[2] if len(parts) == 3 else Path(run).name
+
+
 def run_label(path: Path, rep: dict[str, Any] | None) -> str:
     """'05:10 digits_ptq PTQ n200 PASS' from a run folder name 20261127-051023-digits_ptq."""
     parts = path.name.split("-", 2)
     when = f"{parts[1][:2]}:{parts[1][2:4]}" if len(parts) == 3 and len(parts[1]) >= 4 else ""
-    name = parts[2] if len(parts) == 3 else path.name
+    name = job_name(path)
     if (path / "sweep.json").is_file():
         return f"{when} {name}  SWEEP"
     if rep is None:

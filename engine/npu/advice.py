@@ -1,5 +1,5 @@
-"""Advice in words: what runs on the CPU, what to change and what it buys; and warnings
-from graph patterns that have failed on real boards."""
+"""Phase 6, advice: in words, what runs on the CPU, what to change and what it buys; and
+warnings from graph patterns that have failed on real boards."""
 
 from __future__ import annotations
 

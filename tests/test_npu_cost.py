@@ -20,7 +20,7 @@ from engine.npu import (
     stedgeai_commands,
 )
 from engine.npu.targets import bundled_targets
-from engine.tflite import read_model_bytes
+from engine.tflite import read_model, read_model_bytes
 
 TARGET = load_target("stm32n6570-dk")
 
@@ -104,6 +104,28 @@ def test_float_conv_costs_more_on_the_cpu_than_int8_on_the_npu(tmp_path: Path) -
     table = headline_markdown(h)
     assert "| estimated time |" in table and f"×{h['x_faster']:.1f} faster" in table
     assert "75 % smaller" in table  # activation RAM: float32 is 4× int8
+
+
+def test_parsed_model_and_int8_analysis_are_reused(tmp_path: Path) -> None:
+    """A job parses the INT8 model once and loads the target once: analyze() takes the parsed
+    model and the loaded target, headline() the INT8 analysis, with the same results as the
+    path forms."""
+    fp = write(tmp_path, "fp32", conv_model(dtype="float32", in_shape=(1, 16, 16, 8)))
+    q = write(tmp_path, "int8", conv_model(in_shape=(1, 16, 16, 8)))
+    by_path = analyze(q, "stm32n6570-dk")
+    expected = headline(fp, q, "stm32n6570-dk")
+    a = analyze(read_model(q), TARGET)
+    assert a == by_path
+    q.unlink()  # from here on the INT8 file cannot be read again
+    assert headline(fp, a, TARGET) == expected
+    assert headline(read_model(fp), a, TARGET) == expected
+
+
+def test_headline_refuses_an_analysis_made_on_another_target(tmp_path: Path) -> None:
+    q = write(tmp_path, "int8", conv_model())
+    other = dataclasses.replace(TARGET, name="other-board")
+    with pytest.raises(ValueError, match="other-board"):
+        headline(q, analyze(q, TARGET), other)
 
 
 def test_what_if_faster_npu() -> None:

@@ -11,11 +11,22 @@ from engine.npu import analyze, analyze_model, load_target
 from engine.npu.rules import (
     GENERIC,
     HW,
+    HW_AXES,
+    MAX_CONV_STRIDE,
+    MAX_POOL_SIDE,
+    MAX_POOL_STRIDE,
+    NHWC_RANK,
     RECURRENT_REASON,
     SW_FLOAT,
     SW_INT,
     TABLE,
+    Constraint,
     all_builtins,
+    conv_stride,
+    global_pool_size,
+    mean_is_global_pool,
+    pool_stride,
+    pool_window_size,
     rule_for,
 )
 from engine.tflite import read_model_bytes
@@ -48,13 +59,43 @@ def test_every_builtin_has_a_tier() -> None:
         assert r.provenance in ("ST", "3P", "I"), name
 
 
-def test_constraints_read_as_rules() -> None:
+def _all_constraints() -> dict[str, Constraint]:
     constraints = {c.name: c for r in TABLE.values() for c in r.constraints}
     constraints.update({c.name: c for c in GENERIC})
+    return constraints
+
+
+def test_constraints_read_as_rules() -> None:
+    constraints = _all_constraints()
     assert len(constraints) >= 12
     for c in constraints.values():
         assert c.rule[0].isupper() and c.rule.endswith("."), c.name
         assert c.provenance in ("ST", "3P", "I")
+        assert "{" not in c.rule and "}" not in c.rule, f"unformatted placeholder in {c.name}"
+
+
+def test_rule_thresholds_are_formatted_from_their_constants() -> None:
+    formatted = {n: c for n, c in _all_constraints().items() if c.doc_args}
+    assert set(formatted) == {
+        "conv_stride",
+        "pool_stride",
+        "pool_window_size",
+        "global_pool_size",
+        "mean_is_global_pool",
+    }
+    for c in formatted.values():
+        for name, value in c.doc_args.items():
+            assert str(value) in c.rule, (c.name, name, value)
+    # Each number sits where the sentence states the threshold.
+    assert f"at most {MAX_CONV_STRIDE}:" in conv_stride.rule
+    assert f"1 to {MAX_POOL_STRIDE} " in pool_stride.rule
+    side = f"{MAX_POOL_SIDE}×{MAX_POOL_SIDE}"
+    assert f"over {side} elements" in pool_window_size.rule
+    assert f"up to {side} runs" in global_pool_size.rule
+    h, w = HW_AXES
+    assert f"(axes {h} and {w} of a {NHWC_RANK}-D tensor)" in mean_is_global_pool.rule
+    # The table's own comment quotes the pool stride range from the same constant.
+    assert f"strides 1–{MAX_POOL_STRIDE}," in TABLE["AVERAGE_POOL_2D"].comment
 
 
 # ----------------------------------------------------------------------------- generic
@@ -105,8 +146,16 @@ def test_weights_constant_hit_and_miss() -> None:
 def test_conv_stride_hit_and_miss() -> None:
     hit = only(conv_model(stride=8, in_shape=(1, 16, 16, 4)))
     assert (hit.placement, hit.rule) == ("CPU", "conv_stride")
-    assert "stride 8×8" in hit.reason
+    assert hit.reason == "stride 8×8 exceeds the accelerator's 3-bit stride field (max 7)"
     assert only(conv_model(stride=2)).placement == "NPU"
+
+
+def test_conv_stride_threshold_is_the_documented_one() -> None:
+    """The stride the rule's text names is the last one that stays on the NPU."""
+    at = only(conv_model(stride=MAX_CONV_STRIDE, in_shape=(1, 16, 16, 4)))
+    assert at.placement == "NPU"
+    over = only(conv_model(stride=MAX_CONV_STRIDE + 1, in_shape=(1, 16, 16, 4)))
+    assert over.rule == "conv_stride"
 
 
 def test_batch_matmul_second_operand() -> None:
@@ -127,12 +176,18 @@ def _pool(op: str, k: int, s: int, hw: int = 8) -> bytes:
 def test_pool_stride_hit_and_miss() -> None:
     hit = only(_pool("MAX_POOL_2D", 2, 16, hw=32))
     assert (hit.placement, hit.rule, hit.provenance) == ("CPU", "pool_stride", "ST")
+    assert hit.reason == "pool stride 16×16 is outside the pooling unit's 1–15"
     assert only(_pool("MAX_POOL_2D", 2, 2)).placement == "NPU"
+    assert only(_pool("MAX_POOL_2D", 2, MAX_POOL_STRIDE, hw=32)).placement == "NPU"
 
 
 def test_pool_window_hit_and_miss() -> None:
     hit = only(_pool("AVERAGE_POOL_2D", 40, 1, hw=40))
     assert (hit.placement, hit.tier, hit.rule) == ("CPU", SW_FLOAT, "pool_window_size")
+    assert hit.reason == "pool window 40×40 is too large for the pooling unit (over 32×32)"
+    side = MAX_POOL_SIDE
+    assert only(_pool("AVERAGE_POOL_2D", side, 1, hw=side)).placement == "NPU"
+    assert only(_pool("AVERAGE_POOL_2D", side + 1, 1, hw=side + 1)).placement == "CPU"
     ok = only(_pool("AVERAGE_POOL_2D", 3, 1))
     assert ok.placement == "NPU" and ok.macs == 8 * 8 * 4 * 9
 
@@ -160,7 +215,8 @@ def test_global_pool_size_hit_and_miss() -> None:
     hit = only(_mean((1, 2), hw=64))
     assert (hit.placement, hit.tier, hit.rule) == ("CPU", SW_FLOAT, "global_pool_size")
     assert hit.reason.startswith("global pool over 64×64 is too large")
-    assert only(_mean((1, 2), hw=32)).placement == "NPU"
+    assert only(_mean((1, 2), hw=MAX_POOL_SIDE)).placement == "NPU"
+    assert only(_mean((1, 2), hw=MAX_POOL_SIDE + 1)).rule == "global_pool_size"
 
 
 @pytest.mark.parametrize(

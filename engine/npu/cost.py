@@ -1,4 +1,4 @@
-"""Per-layer cost: MACs, weight and activation bytes, estimated time.
+"""Phase 4, cost: per-layer MACs, weight and activation bytes, estimated time.
 
 The model, in one paragraph. An NPU layer costs a fixed epoch overhead plus the longest of
 three streams that overlap in hardware: compute (MACs at the target's peak MAC rate times
@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..tflite.reader import Tensor
+from ..tflite.model import Model, Operator, Tensor
+from .activations import ActivationPlan
+from .fold import Folding
+from .placement import PlacedLayers, float_copies
 from .rules import OpView, Placement, loop_body
 from .targets import Target, WeightLayout
 
@@ -150,13 +153,6 @@ def _lstm_macs(v: OpView, gates: int) -> int:
     return directions * steps * gates * hidden * (feats + hidden)
 
 
-def float_copies(v: OpView) -> tuple[Tensor, ...]:
-    """Integer activations a software-float layer must convert to float32 and back."""
-    if v.opcode in ("QUANTIZE", "DEQUANTIZE"):
-        return ()  # the conversion itself
-    return tuple(t for t in v.activations if t.dtype in ("int8", "uint8", "int16"))
-
-
 def flash_bytes(v: OpView, raw: int, layout: WeightLayout) -> int:
     """Flash bytes of a layer's weights: raw bytes plus the depthwise block overhead."""
     if v.opcode == "DEPTHWISE_CONV_2D" and raw and len(v.inputs) > 1 and v.inputs[1] is not None:
@@ -230,3 +226,44 @@ def layer_cost(
         cpu.sw_epoch_overhead_us,
         convert / cpu.clock_mhz,
     )
+
+
+def cost_layers(
+    model: Model, folding: Folding, placed: PlacedLayers, memory: ActivationPlan, target: Target
+) -> tuple[LayerCost, ...]:
+    """Cost every placed layer. Raw constant bytes are attributed to the first layer that
+    uses each buffer, through the folded operators that feed it."""
+    producers = folding.producers()
+    seen_buffers: set[int] = set()
+    costs: list[LayerCost] = []
+    for i, (v, p) in enumerate(zip(placed.views, placed.placements, strict=True)):
+        raw = _stored_bytes(model, v.op, folding.constants, seen_buffers, producers)
+        requantized = memory.requantized.get(i, 0)
+        costs.append(layer_cost(v, p, target, raw, memory.pool_ratio, requantized))
+    return tuple(costs)
+
+
+def _stored_bytes(
+    model: Model,
+    op: Operator,
+    constants: frozenset[int],
+    seen: set[int],
+    producers: Mapping[int, Operator],
+) -> int:
+    """Raw constant bytes a layer brings, through folded producers, each buffer once."""
+    total = 0
+    stack = [i for i in op.inputs if i >= 0 and i in constants]
+    visited: set[int] = set()
+    while stack:
+        i = stack.pop()
+        if i in visited:
+            continue
+        visited.add(i)
+        t = model.main.tensors[i]
+        if t.is_constant:
+            if t.buffer not in seen:
+                seen.add(t.buffer)
+                total += t.const_bytes
+        elif i in producers:
+            stack.extend(j for j in producers[i].inputs if j >= 0)
+    return total

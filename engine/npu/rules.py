@@ -6,6 +6,10 @@ one of its constraints fails. Each constraint is a small function whose docstrin
 rule a user reads and whose result ``(ok, detail)`` says what was found, Vela's pattern:
 the same table drives placement and ``docs/SUPPORTED_OPS.md``.
 
+A threshold a rule states is formatted into its docstring from the constant the check uses
+(``constraint(..., name=CONSTANT)``, Vela's ``docstring_format_args``), so the rule a user
+reads cannot drift from the number the code applies.
+
 Each rule carries its provenance, as ``shared/design/neural-art.md`` labels facts:
 ``ST`` (ST's own material), ``3P`` (third-party transcriptions or measurements) and
 ``I`` (inference, stated nowhere). A rule resting on 3P or I says so in the docs.
@@ -16,9 +20,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from ..tflite.reader import BUILTIN_NAMES, Model, Operator, Tensor
+from ..tflite.model import Model, Operator, Tensor
+from ..tflite.reader import BUILTIN_NAMES
 
 HW = "HW"
 SW_INT = "SW_INT"
@@ -119,6 +125,8 @@ class Constraint:
     name: str
     check: Check = field(repr=False)
     provenance: str
+    #: The constants formatted into the docstring, by the name its ``{placeholder}`` uses.
+    doc_args: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def rule(self) -> str:
@@ -129,9 +137,14 @@ class Constraint:
         return self.check(view)
 
 
-def constraint(provenance: str) -> Callable[[Check], Constraint]:
+def constraint(provenance: str, **doc_args: object) -> Callable[[Check], Constraint]:
+    """Make a check a Constraint; ``doc_args`` fill the ``{name}`` placeholders of its
+    docstring, so a threshold is written once, as the constant the check compares with."""
+
     def wrap(fn: Check) -> Constraint:
-        return Constraint(fn.__name__, fn, provenance)
+        if doc_args:
+            fn.__doc__ = (fn.__doc__ or "").format(**doc_args)
+        return Constraint(fn.__name__, fn, provenance, MappingProxyType(dict(doc_args)))
 
     return wrap
 
@@ -221,66 +234,90 @@ def second_operand_constant(v: OpView) -> tuple[bool, str]:
     return True, ""
 
 
-@constraint("I")
+#: Width of the convolution accelerator's stride fields, bits (ST's register header).
+CONV_STRIDE_BITS = 3
+MAX_CONV_STRIDE = (1 << CONV_STRIDE_BITS) - 1
+
+
+@constraint("I", max_stride=MAX_CONV_STRIDE, bits=CONV_STRIDE_BITS)
 def conv_stride(v: OpView) -> tuple[bool, str]:
-    """Convolution strides must be at most 7: the convolution accelerator's stride fields
-    are 3 bits wide (ST's register header; that larger strides fall back is inferred)."""
+    """Convolution strides must be at most {max_stride}: the convolution accelerator's stride
+    fields are {bits} bits wide (ST's register header; that larger strides fall back is
+    inferred)."""
     sh, sw = v.options.get("stride_h", 1), v.options.get("stride_w", 1)
-    if max(sh, sw) > 7:
-        return False, f"stride {sh}×{sw} exceeds the accelerator's 3-bit stride field (max 7)"
+    if max(sh, sw) > MAX_CONV_STRIDE:
+        return False, (
+            f"stride {sh}×{sw} exceeds the accelerator's {CONV_STRIDE_BITS}-bit stride field "
+            f"(max {MAX_CONV_STRIDE})"
+        )
     return True, ""
 
 
-#: Largest pool window (elements) the pooling unit takes, decomposed; larger windows fall
+#: Width of the pooling unit's stride field, bits (ST's register header).
+POOL_STRIDE_BITS = 4
+MAX_POOL_STRIDE = (1 << POOL_STRIDE_BITS) - 1
+
+#: Side of the largest pool window the pooling unit takes, decomposed; larger windows fall
 #: back to software float. [3P] that very large pools fall back; [I] where the line is,
 #: placed between the global pools ST's model-zoo models run in HW and in SW.
-MAX_POOL_WINDOW = 32 * 32
+MAX_POOL_SIDE = 32
+#: Largest pool window, elements.
+MAX_POOL_WINDOW = MAX_POOL_SIDE * MAX_POOL_SIDE
+
+#: Rank of an NHWC feature map, and the axes of H and W a global pool reduces.
+NHWC_RANK = 4
+HW_AXES = (1, 2)
 
 
 def _pool_window(v: OpView) -> tuple[int, int]:
     return int(v.options.get("filter_height", 1)), int(v.options.get("filter_width", 1))
 
 
-@constraint("ST")
+@constraint("ST", max_stride=MAX_POOL_STRIDE, bits=POOL_STRIDE_BITS)
 def pool_stride(v: OpView) -> tuple[bool, str]:
-    """Pooling strides must be 1 to 15 (4-bit stride field of the pooling unit)."""
+    """Pooling strides must be 1 to {max_stride} ({bits}-bit stride field of the pooling
+    unit)."""
     sh, sw = v.options.get("stride_h", 1), v.options.get("stride_w", 1)
-    if not (1 <= sh <= 15 and 1 <= sw <= 15):
-        return False, f"pool stride {sh}×{sw} is outside the pooling unit's 1–15"
+    if not (1 <= sh <= MAX_POOL_STRIDE and 1 <= sw <= MAX_POOL_STRIDE):
+        return False, f"pool stride {sh}×{sw} is outside the pooling unit's 1–{MAX_POOL_STRIDE}"
     return True, ""
 
 
-@constraint("3P")
+@constraint("3P", side=MAX_POOL_SIDE)
 def pool_window_size(v: OpView) -> tuple[bool, str]:
     """Pool windows up to 3×3 run natively and larger ones are decomposed, but a very large
-    window (over 32×32 elements, a threshold artq infers) falls back to software float."""
+    window (over {side}×{side} elements, a threshold artq infers) falls back to software
+    float."""
     kh, kw = _pool_window(v)
     if kh * kw > MAX_POOL_WINDOW:
-        return False, f"pool window {kh}×{kw} is too large for the pooling unit (over 32×32)"
+        return False, (
+            f"pool window {kh}×{kw} is too large for the pooling unit "
+            f"(over {MAX_POOL_SIDE}×{MAX_POOL_SIDE})"
+        )
     return True, ""
 
 
-@constraint("3P")
+@constraint("3P", h=HW_AXES[0], w=HW_AXES[1], rank=NHWC_RANK)
 def mean_is_global_pool(v: OpView) -> tuple[bool, str]:
-    """MEAN maps to the NPU only as a global average pool over height and width (axes 1 and
-    2 of a 4-D tensor)."""
+    """MEAN maps to the NPU only as a global average pool over height and width (axes {h} and
+    {w} of a {rank}-D tensor)."""
     x = v.inputs[0]
     axes = v.values(v.inputs[1] if len(v.inputs) > 1 else None)
     if x is None or axes is None:
         return False, "MEAN axes are not constant: only a global pool over H, W maps to the NPU"
     rank = len(x.shape)
     norm = sorted({a % rank for a in axes}) if rank else []
-    if rank == 4 and norm == [1, 2]:
+    if rank == NHWC_RANK and norm == list(HW_AXES):
         return True, ""
     return False, f"MEAN over axes {tuple(axes)} of a {rank}-D tensor is not a global H×W pool"
 
 
-@constraint("3P")
+@constraint("3P", side=MAX_POOL_SIDE)
 def global_pool_size(v: OpView) -> tuple[bool, str]:
-    """A global pool (MEAN over H, W) up to 32×32 runs on the pooling unit; a larger one
-    falls back to software float (the 32×32 threshold is artq's inference)."""
+    """A global pool (MEAN over H, W) up to {side}×{side} runs on the pooling unit; a larger
+    one falls back to software float (the {side}×{side} threshold is artq's inference)."""
     x = v.inputs[0]
-    if x is not None and len(x.shape) == 4 and x.shape[1] * x.shape[2] > MAX_POOL_WINDOW:
+    if x is not None and len(x.shape) == NHWC_RANK and x.shape[1] * x.shape[2] > MAX_POOL_WINDOW:
         return False, (
             f"global pool over {x.shape[1]}×{x.shape[2]} is too large for the pooling unit: it "
             "runs in software float on the CPU"
@@ -397,8 +434,8 @@ _RULES: list[OpRule] = [
         HW,
         "3P",
         "pool",
-        "Windows up to 3×3 native, larger decomposed; strides 1–15, pads 0–7 (ST register "
-        "widths); line buffer width × channels ≤ 2048, else split.",
+        f"Windows up to 3×3 native, larger decomposed; strides 1–{MAX_POOL_STRIDE}, pads 0–7 "
+        "(ST register widths); line buffer width × channels ≤ 2048, else split.",
         (pool_stride, pool_window_size),
     ),
     OpRule("MAX_POOL_2D", HW, "3P", "pool", "As AVERAGE_POOL_2D.", (pool_stride, pool_window_size)),

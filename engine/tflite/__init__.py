@@ -1,15 +1,14 @@
-"""TFLite flatbuffer reading without TensorFlow."""
+"""TFLite flatbuffer reading without TensorFlow: model.py holds the types, reader.py the parse."""
 
-from .reader import (
+from .model import (
     Model,
     Operator,
     Quantization,
     SignatureDef,
     Subgraph,
     Tensor,
-    read_model,
-    read_model_bytes,
 )
+from .reader import read_model, read_model_bytes
 
 __all__ = [
     "Model",

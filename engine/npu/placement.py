@@ -1,0 +1,60 @@
+"""Phase 2, placement: each layer left after folding, placed by the rule table (rules.py),
+and the model's precision as the placements show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..tflite.model import Model, Operator, Tensor
+from .fold import Folding
+from .rules import FLOAT_DTYPES, OpView, Placement, place
+
+
+@dataclass(frozen=True)
+class PlacedLayers:
+    """The model's layers in run order, each with its tensors resolved and its placement."""
+
+    views: tuple[OpView, ...]
+    placements: tuple[Placement, ...]
+
+
+def _view(model: Model, op: Operator, constants: frozenset[int]) -> OpView:
+    t = model.main.tensors
+    return OpView(
+        op,
+        tuple(t[i] if i >= 0 else None for i in op.inputs),
+        tuple(t[i] for i in op.outputs),
+        constants,
+        model,
+    )
+
+
+def place_layers(model: Model, folding: Folding) -> PlacedLayers:
+    """Place every operator that folding kept."""
+    views = tuple(_view(model, op, folding.constants) for op in folding.kept)
+    return PlacedLayers(views, tuple(place(v) for v in views))
+
+
+def precision(placed: PlacedLayers) -> str:
+    """int8, float32, mixed (INT8 with float layers between conversions) or hybrid."""
+    if any(p.rule == "no_hybrid" for p in placed.placements):
+        return "hybrid"
+    views = placed.views
+    acts = [t for v in views for t in v.activations]
+    has_int = any(t.dtype in ("int8", "int16") for t in acts)
+    float_layers = [
+        v
+        for v in views
+        if v.opcode not in ("QUANTIZE", "DEQUANTIZE")
+        and any(t.dtype in FLOAT_DTYPES for t in v.activations)
+    ]
+    if float_layers and not has_int:
+        return "float32"
+    return "mixed" if float_layers else "int8"
+
+
+def float_copies(v: OpView) -> tuple[Tensor, ...]:
+    """Integer activations a software-float layer must convert to float32 and back."""
+    if v.opcode in ("QUANTIZE", "DEQUANTIZE"):
+        return ()  # the conversion itself
+    return tuple(t for t in v.activations if t.dtype in ("int8", "uint8", "int16"))

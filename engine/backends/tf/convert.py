@@ -1,6 +1,6 @@
 """TensorFlow side: load a model, export it with batch 1, convert FP32 → FP16 → INT8.
 
-Only the TensorFlow child process (:mod:`engine.tfproc`) imports this module, so the rest
+Only the TensorFlow child process (:mod:`engine.backends.tf.process`) imports this module, so the rest
 of the engine — and every UI — stays free of TensorFlow and of its crashes.
 """
 
@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .errors import ConversionError, ModelError  # noqa: E402
+from ...errors import ConversionError, ModelError  # noqa: E402
 
 
 def _load_keras(path: str, fmt: str) -> Any:

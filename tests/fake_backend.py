@@ -34,12 +34,18 @@ INT8_MODEL = conv_model(dtype="int8", in_shape=IN_SHAPE, out_ch=OUT_CH)
 
 
 def write_keras_stub(path: Path) -> Path:
-    """A .keras archive preflight accepts (a zip with a model config); no weights."""
+    """A .keras archive preflight accepts: a zip with the model config a Keras 3 functional
+    model saves (input 8×8×1, a Dense of 4 units per pixel); no weights."""
+    shape = [None, *IN_SHAPE[1:]]
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("config.json", json.dumps(
-            {"class_name": "Functional", "config": {"name": "fake", "layers": [
-                {"class_name": "InputLayer", "config": {"name": "x"}},
-                {"class_name": "Conv2D", "config": {"name": "y"}}]}}))
+            {"class_name": "Functional", "config": {
+                "name": "fake", "input_layers": [["x", 0, 0]], "output_layers": [["y", 0, 0]],
+                "layers": [
+                    {"class_name": "InputLayer", "name": "x",
+                     "config": {"name": "x", "batch_shape": shape}},
+                    {"class_name": "Dense", "name": "y", "config": {"name": "y", "units": OUT_CH},
+                     "inbound_nodes": [{"args": [{"config": {"shape": shape}}]}]}]}}))
     return path
 
 

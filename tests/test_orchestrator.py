@@ -7,6 +7,7 @@ run (status, error, log, report.json), for PTQ and QAT runs.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,29 @@ def test_preflight_error_leaves_no_run_folder(job, tmp_path: Path, override: str
         _run(job(overrides=[override]), factory)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     assert factory.opened == []
+
+
+@pytest.mark.parametrize(("override", "data_shape", "message"), [
+    ("model.input_shape=[8,8,3]", (24, 8, 8, 1),
+     "model.input_shape = [8, 8, 3] does not fit the Keras input (None, 8, 8, 1)"),
+    (None, (24, 8, 8, 3), "items have shape (8, 8, 3) but the model input is (8, 8, 1)"),
+])
+def test_metadata_mistakes_fail_in_preflight(job, tmp_path: Path, override: str | None,
+                                             data_shape: tuple[int, ...], message: str) -> None:
+    np.savez(tmp_path / "data.npz", x=np.zeros(data_shape, np.float32))
+    factory = FakeFactory()
+    with pytest.raises(EngineError, match=re.escape(message)):
+        _run(job(overrides=[override] if override else None), factory)
+    assert not (tmp_path / "runs").exists()
+    assert factory.opened == []
+
+
+def test_labels_beyond_the_model_classes_fail_in_preflight(job, tmp_path: Path) -> None:
+    data = tmp_path / "data.npz"
+    np.savez(data, x=np.zeros((24, 8, 8, 1), np.float32), y=np.arange(24) * 20)
+    cfg = job(overrides=["evaluation.task=classification", "data.test.y=y",
+                         "evaluation.max_samples=20"])
+    with pytest.raises(EngineError, match=re.escape(
+            f"data.test ({data}): labels run 0..380 but the model has 256 classes")):
+        _run(cfg, FakeFactory())
+    assert not (tmp_path / "runs").exists()

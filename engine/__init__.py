@@ -1,7 +1,7 @@
 """artq's headless engine: quantize FP32 models to INT8 for the STM32N6 Neural-ART NPU.
 
 ``import engine`` is light: no TensorFlow, no UI. TensorFlow runs only inside the child
-process that converts models (:mod:`engine.tfproc`).
+process that converts models (:mod:`engine.backends.tf.process`).
 
     from engine import load_config, run_job
     cfg = load_config("sample_configs/digits_ptq.toml", {"calibration.samples": 50})

@@ -9,8 +9,7 @@ file's bytes, the relevant config tables, artq's and TensorFlow's versions. An e
 written to a temporary folder and renamed when complete, under an exclusive file lock, so
 two variants running at once compute it once: the second waits, then reads.
 
-No TensorFlow here; :func:`adopt_saved_model` runs in the TF child (``tf.call("call", ...)``)
-and only records where the shared SavedModel is.
+No TensorFlow here; a backend adopts the shared export (``Backend.adopt_export``).
 """
 
 from __future__ import annotations
@@ -156,17 +155,3 @@ def save_outputs(folder: Path, outputs: list[np.ndarray]) -> None:
 def load_outputs(entry: Entry) -> list[np.ndarray]:
     with np.load(entry.path("outputs.npz")) as z:
         return [z[f"arr_{i}"] for i in range(len(z.files))]
-
-
-# ------------------------------------------------------------------ TF child side
-
-
-def adopt_saved_model(*, state: dict[str, Any], emit: Any, export_dir: str) -> dict[str, Any]:
-    """In the TF child: use an already exported SavedModel (from the cache)."""
-    if not (Path(export_dir) / "saved_model.pb").is_file():
-        from .errors import ConversionError  # noqa: PLC0415
-
-        raise ConversionError(f"{export_dir}: the cached SavedModel is incomplete",
-                              "delete the sweep's cache folder and run again")
-    state["saved_model"] = export_dir
-    return {}

@@ -321,11 +321,8 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
 def _check_semantics(cfg: JobConfig) -> None:
     src = cfg.source
     if "fp32" not in cfg.quantization.stages:
-        raise ConfigError(
-            "must include fp32: it is the reference every stage is compared with",
-            file=src,
-            key="quantization.stages",
-        )
+        raise ConfigError("must include fp32: it is the reference every stage is compared with",
+                          file=src, key="quantization.stages")
     if len(set(cfg.quantization.stages)) != len(cfg.quantization.stages):
         raise ConfigError("lists a stage twice", file=src, key="quantization.stages")
     pp = cfg.preprocessing
@@ -350,29 +347,18 @@ def _check_semantics(cfg: JobConfig) -> None:
                     key=f"{key}.path",
                 )
             if not ds.generator:
-                raise ConfigError(
-                    "a synthetic source needs a generator",
-                    "set generator to one of: digits, ocr_words, ocr_scenes",
-                    file=src,
-                    key=f"{key}.generator",
-                )
+                raise ConfigError("a synthetic source needs a generator",
+                                  "set generator to one of: digits, ocr_words, ocr_scenes",
+                                  file=src, key=f"{key}.generator")
             if ds.count < 1:
-                raise ConfigError(
-                    f"must be ≥ 1 for a synthetic source, got {ds.count}",
-                    file=src,
-                    key=f"{key}.count",
-                )
+                raise ConfigError(f"must be ≥ 1 for a synthetic source, got {ds.count}",
+                                  file=src, key=f"{key}.count")
         elif not ds.path:
-            raise ConfigError(
-                f"a {ds.kind} source needs a path", file=src, key=f"{key}.path"
-            )
+            raise ConfigError(f"a {ds.kind} source needs a path", file=src, key=f"{key}.path")
     if cfg.quantization.method == "qat" and cfg.data.train is None:
-        raise ConfigError(
-            "QAT needs training data",
-            "add a [data.train] table (and optionally [data.validation])",
-            file=src,
-            key="data.train",
-        )
+        raise ConfigError("QAT needs training data",
+                          "add a [data.train] table (and optionally [data.validation])",
+                          file=src, key="data.train")
 
 
 def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:

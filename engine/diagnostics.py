@@ -11,15 +11,13 @@ input range cannot hold.
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ModelError
+from .modelfile import model_input_shape
 
 #: The guide (§3.2): 100–500 representative samples.
 MIN_SAMPLES = 100
@@ -321,52 +319,6 @@ def diagnose(
 
 
 # ------------------------------------------------------------------ on a config (for the TUI)
-
-
-def model_input_shape(path: str | Path) -> tuple[int, ...] | None:
-    """(H, W, C) of a Keras model's input from its stored config, without TensorFlow.
-
-    None when the file does not say (SavedModel folders, unknown dimensions).
-    """
-    p = Path(path)
-    cfg: Any = None
-    if p.suffix.lower() == ".keras" and zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as z:
-            cfg = json.loads(z.read("config.json"))
-    elif p.suffix.lower() in (".h5", ".hdf5") and p.is_file():
-        import h5py  # noqa: PLC0415 - legacy models only
-
-        with h5py.File(p, "r") as f:
-            raw = f.attrs.get("model_config")
-        if raw is not None:
-            cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    if cfg is None:
-        return None
-    shape = _find_input_shape(cfg)
-    if shape is None or any(d is None for d in shape[1:]):
-        return None
-    return tuple(int(d) for d in shape[1:])
-
-
-def _find_input_shape(node: Any) -> list[Any] | None:
-    if isinstance(node, dict):
-        if node.get("class_name") == "InputLayer":
-            c = node.get("config") or {}
-            return c.get("batch_shape") or c.get("batch_input_shape")
-        for key in ("batch_shape", "batch_input_shape", "build_input_shape"):
-            inner = (node.get("config") or {}) if isinstance(node.get("config"), dict) else {}
-            if isinstance(inner.get(key), list):
-                return inner[key]
-        for v in node.values():
-            found = _find_input_shape(v)
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for v in node:
-            found = _find_input_shape(v)
-            if found is not None:
-                return found
-    return None
 
 
 def diagnose_config(cfg: Any, input_shape: tuple[int, ...] | None = None) -> list[dict[str, str]]:

@@ -22,6 +22,36 @@ Sink = Callable[["Event"], None]
 
 
 @dataclass(frozen=True)
+class StageDef:
+    id: str
+    label: str
+
+
+#: Every stage a run can go through, in the order they run: the ids in StageStarted,
+#: Progress and StageFinished events (and report.json's timings), with default labels.
+#: Engine, CLI and TUI share this list; a run skips the stages its config does not need.
+STAGES: tuple[StageDef, ...] = (
+    StageDef("data", "Loading data"),
+    StageDef("load", "Exporting the model (batch 1)"),
+    StageDef("preprocess", "Preprocessing"),
+    StageDef("diagnose", "Checking the calibration data"),
+    StageDef("convert_fp32", "Converting to FP32"),
+    StageDef("convert_fp16", "Converting to FP16"),
+    StageDef("qat_data", "Loading training data"),
+    StageDef("qat_train", "QAT fine-tuning"),
+    StageDef("convert_int8", "Converting to INT8"),
+    StageDef("layers", "Per-layer error"),
+    StageDef("evaluate_fp32", "Evaluating FP32"),
+    StageDef("evaluate_fp16", "Evaluating FP16"),
+    StageDef("evaluate_int8", "Evaluating INT8"),
+    StageDef("analyze", "Placing layers on the NPU"),
+    StageDef("sensitivity", "Trying suspects in float"),
+)
+STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
+STAGE_LABELS: dict[str, str] = {s.id: s.label for s in STAGES}
+
+
+@dataclass(frozen=True)
 class Event:
     kind: ClassVar[str] = "event"
 
@@ -171,10 +201,6 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return Log(message=f"unknown event {kind!r}", level="debug")
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def event_from_json(line: str) -> Event:
-    return event_from_dict(json.loads(line))
 
 
 def null_sink(event: Event) -> None:

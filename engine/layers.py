@@ -1,6 +1,6 @@
 """Per-layer quantization error: the statistics, the diagnosis and the per-layer table.
 
-No TensorFlow here: the TF child (:mod:`engine.layer_error`) feeds tensors into the
+No TensorFlow here: the TF child (:mod:`engine.backends.tf.layer_error`) feeds tensors into the
 accumulators below, and the orchestrator merges the results with the NPU placement into
 ``report.json["layers"]`` and ``layers.csv``.
 
@@ -22,7 +22,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -445,7 +445,3 @@ def error_entry(
         "suspect": diag.suspect,
         "why": diag.why,
     }
-
-
-def stats_dict(s: ErrorStats) -> dict[str, Any]:
-    return asdict(s)

@@ -1,4 +1,7 @@
-"""Check a model file before TensorFlow touches it (no TF import here).
+"""The one TF-free model reader: check a model file and read its metadata.
+
+Preflight uses it, so a mistake the metadata shows (input shape, class count) fails before
+TensorFlow is imported; the TUI's model summary and the calibration diagnostics use it too.
 
 Catches the mistakes users make — a missing path, a text file named ``.keras``, a legacy
 ``.h5`` holding a Lambda layer — with one clear line, and refuses code-carrying layers:
@@ -8,8 +11,10 @@ legacy ``.h5`` (measured), so artq reads the file's model config first and stops
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,21 @@ class ModelFile:
     path: str
     format: str  # keras | h5 | saved_model
     layer_classes: tuple[str, ...] = ()
+    #: Each input's shape with the batch axis (None where unstated), as the stored config
+    #: says; None when the file does not say (SavedModel folders, odd configs).
+    input_shapes: tuple[tuple[int | None, ...], ...] | None = None
+    #: Each output's shape when the config states it (see :func:`model_summary`).
+    output_shapes: tuple[tuple[int | None, ...] | None, ...] | None = None
+
+
+def _io_shapes(cfg: Any) -> tuple[Any, Any]:
+    out: dict[str, Any] = {"inputs": [], "outputs": []}
+    if isinstance(cfg, dict):
+        _describe(cfg, out)
+    ins = [i["shape"] for i in out["inputs"]]
+    inputs = tuple(tuple(s) for s in ins) if ins and all(ins) else None
+    outs = tuple(tuple(o["shape"]) if o["shape"] else None for o in out["outputs"]) or None
+    return inputs, outs
 
 
 def _walk_layers(cfg: Any) -> list[tuple[str, str]]:
@@ -102,7 +122,7 @@ def inspect_model_file(path: str | Path) -> ModelFile:
             ) from None
         layers = _walk_layers(cfg)
         _refuse_unsafe(p, layers)
-        return ModelFile(str(p), "keras", tuple(c for c, _ in layers))
+        return ModelFile(str(p), "keras", tuple(c for c, _ in layers), *_io_shapes(cfg))
     if suffix in (".h5", ".hdf5"):
         if head[:4] == b"PK\x03\x04":
             raise InputFileError(str(p), "is a zip archive, as a Keras 3 model is, named .h5",
@@ -127,8 +147,233 @@ def inspect_model_file(path: str | Path) -> ModelFile:
         cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
         layers = _walk_layers(cfg)
         _refuse_unsafe(p, layers)
-        return ModelFile(str(p), "h5", tuple(c for c, _ in layers))
+        return ModelFile(str(p), "h5", tuple(c for c, _ in layers), *_io_shapes(cfg))
     hint = "give a Keras 3 .keras file, a legacy .h5 file or a SavedModel folder"
     if suffix == ".tflite":
         hint = "artq quantizes from the float model; for an existing .tflite use `artq inspect`"
     raise InputFileError(str(p), f"unsupported model format {suffix or '(no suffix)'}", hint)
+
+
+# ------------------------------------------------------------------ metadata
+
+# Layers whose output has the shape of their input.
+_SAME_SHAPE = {
+    "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU", "BatchNormalization",
+    "Dropout", "LayerNormalization", "Rescaling", "Normalization", "GaussianNoise",
+}
+
+
+def model_summary(path: str | Path) -> dict[str, Any]:
+    """``{path, exists, format, size_bytes, inputs, outputs, params, layers, layer_counts, error}``.
+
+    ``inputs``/``outputs`` are ``[{"name", "shape"}]`` with ``None`` for the batch and for
+    any dimension the file does not state.
+    """
+    p = Path(path)
+    out: dict[str, Any] = {
+        "path": str(p), "exists": p.exists(), "format": "", "size_bytes": 0, "inputs": [],
+        "outputs": [], "params": None, "layers": 0, "layer_counts": {}, "error": "",
+    }
+    if not p.exists():
+        out["error"] = "model file not found"
+        return out
+    if p.is_dir():
+        out["format"] = "saved_model" if (p / "saved_model.pb").is_file() else ""
+        out["size_bytes"] = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        if not out["format"]:
+            out["error"] = "a folder without saved_model.pb is not a SavedModel"
+        return out
+    out["size_bytes"] = p.stat().st_size
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".keras":
+            out["format"] = "keras"
+            with zipfile.ZipFile(p) as z:
+                cfg = json.loads(z.read("config.json"))
+                weights = z.read("model.weights.h5") if "model.weights.h5" in z.namelist() else b""
+            _describe(cfg, out)
+            if weights:
+                out["params"] = _count_params(io.BytesIO(weights), skip=("optimizer",))
+        elif suffix in (".h5", ".hdf5"):
+            out["format"] = "h5"
+            import h5py  # noqa: PLC0415 - only legacy models need it
+
+            with h5py.File(p, "r") as f:
+                raw = f.attrs.get("model_config")
+                if raw is not None:
+                    _describe(json.loads(raw.decode() if isinstance(raw, bytes) else raw), out)
+                group = f.get("model_weights", f)
+                out["params"] = _count_params_group(group, skip=("optimizer",))
+        elif suffix == ".tflite":
+            out["format"] = "tflite"
+            out["error"] = "artq quantizes from the float model; use `artq inspect` for a .tflite"
+        else:
+            out["error"] = f"unsupported model format {suffix or '(no suffix)'}"
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, ValueError) as exc:
+        out["error"] = f"cannot read the model file ({type(exc).__name__}: {exc})"
+    return out
+
+
+def _count_params(fileobj: Any, skip: tuple[str, ...]) -> int | None:
+    try:
+        import h5py  # noqa: PLC0415
+    except ImportError:
+        return None
+    with h5py.File(fileobj, "r") as f:
+        return _count_params_group(f, skip)
+
+
+def _count_params_group(group: Any, skip: tuple[str, ...]) -> int:
+    import h5py  # noqa: PLC0415
+
+    total = 0
+
+    def visit(name: str, obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset) and not name.startswith(skip):
+            total += int(obj.size)
+
+    group.visititems(visit)
+    return total
+
+
+def _describe(cfg: dict[str, Any], out: dict[str, Any]) -> None:
+    inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    layers = inner.get("layers") or []
+    counts: dict[str, int] = {}
+    by_name: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        cls = str(layer.get("class_name", "?"))
+        counts[cls] = counts.get(cls, 0) + 1
+        name = layer.get("name") or (layer.get("config") or {}).get("name")
+        by_name[str(name)] = layer
+    out["layers"] = sum(n for c, n in counts.items() if c != "InputLayer")
+    out["layer_counts"] = counts
+    for ref in _refs(inner.get("input_layers")):
+        layer = by_name.get(ref, {})
+        lc = layer.get("config") or {}
+        shape = lc.get("batch_shape") or lc.get("batch_input_shape")
+        out["inputs"].append({"name": ref, "shape": list(shape) if shape else None,
+                              "dtype": lc.get("dtype") if isinstance(lc.get("dtype"), str) else None})
+    if not out["inputs"] and layers:  # a Sequential model states its input on the first layer
+        lc = layers[0].get("config") or {}
+        shape = lc.get("batch_shape") or lc.get("batch_input_shape")
+        if shape:
+            out["inputs"].append({"name": lc.get("name", "input"), "shape": list(shape)})
+    outputs = _refs(inner.get("output_layers")) or ([layers[-1].get("name")] if layers else [])
+    for ref in outputs:
+        out["outputs"].append({"name": ref, "shape": _output_shape(by_name.get(str(ref), {}))})
+
+
+def _refs(spec: Any) -> list[str]:
+    """Layer names from Keras's ``input_layers``/``output_layers`` (one ref or a list of refs)."""
+    if not spec:
+        return []
+    if isinstance(spec, list) and spec and isinstance(spec[0], str):
+        return [spec[0]]
+    return [r[0] for r in spec if isinstance(r, list) and r and isinstance(r[0], str)]
+
+
+def _output_shape(layer: dict[str, Any]) -> list[Any] | None:
+    """The output shape when the saved config states it (its input shape, and simple layers)."""
+    cls = layer.get("class_name")
+    lc = layer.get("config") or {}
+    shape = None
+    for node in layer.get("inbound_nodes") or []:
+        args = node.get("args") if isinstance(node, dict) else None
+        if args and isinstance(args[0], dict):
+            shape = (args[0].get("config") or {}).get("shape")
+            break
+    if shape is None:
+        return None
+    if cls in _SAME_SHAPE:
+        return list(shape)
+    if cls == "Dense":
+        return [*shape[:-1], lc.get("units")]
+    if cls == "Reshape" and lc.get("target_shape"):
+        return [shape[0], *lc["target_shape"]]
+    if cls == "Flatten":
+        n = 1
+        for d in shape[1:]:
+            if d is None:
+                return [shape[0], None]
+            n *= d
+        return [shape[0], n]
+    return None
+
+
+def static_input_shape(shape: Any, override: Sequence[int] | None, what: str,
+                       path: str) -> tuple[int, ...]:
+    """The input shape without the batch axis: the model's, with ``model.input_shape``
+    filling its unknown dimensions. ``shape`` has the batch axis (None for unknown).
+    TensorFlow's export and the TF-free preflight both check through here."""
+    dims = list(shape)[1:]
+    if override:
+        if len(override) != len(dims):
+            raise ModelError(
+                f"{path}: model.input_shape has {len(override)} dims but the model input has "
+                f"{len(dims)} ({what} {tuple(shape)})",
+                "give the input shape without the batch axis",
+            )
+        clash = [i for i, (d, v) in enumerate(zip(dims, override, strict=True)) if d is not None and d != v]
+        if clash:
+            # The model's weights fix these sizes; only its unknown dimensions can be set.
+            raise ModelError(
+                f"{path}: model.input_shape = {list(override)} does not fit the {what} "
+                f"{tuple(shape)}",
+                "model.input_shape is for unknown dimensions only: remove it, or match the "
+                "model's fixed sizes",
+            )
+        return tuple(int(v) for v in override)
+    if any(d is None for d in dims):
+        raise ModelError(
+            f"{path}: the model input {tuple(shape)} has unknown dimensions besides the batch",
+            "set model.input_shape = [H, W, C] in the config",
+        )
+    return tuple(int(d) for d in dims)
+
+
+def model_input_shape(path: str | Path) -> tuple[int, ...] | None:
+    """(H, W, C) of a Keras model's input from its stored config, without TensorFlow.
+
+    None when the file does not say (SavedModel folders, unknown dimensions).
+    """
+    p = Path(path)
+    cfg: Any = None
+    if p.suffix.lower() == ".keras" and zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as z:
+            cfg = json.loads(z.read("config.json"))
+    elif p.suffix.lower() in (".h5", ".hdf5") and p.is_file():
+        import h5py  # noqa: PLC0415 - legacy models only
+
+        with h5py.File(p, "r") as f:
+            raw = f.attrs.get("model_config")
+        if raw is not None:
+            cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    if cfg is None:
+        return None
+    shape = _find_input_shape(cfg)
+    if shape is None or any(d is None for d in shape[1:]):
+        return None
+    return tuple(int(d) for d in shape[1:])
+
+
+def _find_input_shape(node: Any) -> list[Any] | None:
+    if isinstance(node, dict):
+        if node.get("class_name") == "InputLayer":
+            c = node.get("config") or {}
+            return c.get("batch_shape") or c.get("batch_input_shape")
+        for key in ("batch_shape", "batch_input_shape", "build_input_shape"):
+            inner = (node.get("config") or {}) if isinstance(node.get("config"), dict) else {}
+            if isinstance(inner.get(key), list):
+                return inner[key]
+        for v in node.values():
+            found = _find_input_shape(v)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for v in node:
+            found = _find_input_shape(v)
+            if found is not None:
+                return found
+    return None

@@ -301,13 +301,14 @@ def test_test_folder_missing_a_class_would_shift_labels(tmp_path: Path) -> None:
     assert r.returncode == 2
     line = _error_line(r.stderr)
     assert "data.calibration" in line and str(test) in line and "only in data.calibration: 1" in line
-    _no_complete_run(tmp_path)
+    assert not (tmp_path / "runs").exists()  # found in preflight, before any data is read
     # One folder per model class, an empty one included, is what the 10-class model needs.
     (test / "1").mkdir()
     r = artq("run", str(job))
     assert r.returncode == 2
     line = _error_line(r.stderr)
     assert f"data.test ({test}): 3 class folders (0, 1, 2) but the model has 10 classes" in line
+    assert not (tmp_path / "runs").exists()
 
 
 def test_input_shape_that_contradicts_the_model(tmp_path: Path) -> None:
@@ -316,7 +317,7 @@ def test_input_shape_that_contradicts_the_model(tmp_path: Path) -> None:
     line = _error_line(r.stderr)
     assert str(DIGITS) in line and "model.input_shape = [16, 16, 1] does not fit" in line
     assert "(None, 32, 32, 1)" in line
-    _no_complete_run(tmp_path)
+    assert not (tmp_path / "runs").exists()  # found in preflight, from the model's config
 
 
 def test_qat_training_data_is_checked_before_the_ptq_baseline_runs(tmp_path: Path) -> None:

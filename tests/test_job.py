@@ -76,7 +76,7 @@ def test_events_stream_stages_progress_and_metrics(tiny_run) -> None:
     started = [e.stage for e in events if isinstance(e, StageStarted)]
     assert started[:2] == ["data", "load"]
     assert {"convert_fp32", "convert_fp16", "convert_int8", "evaluate_int8"} <= set(started)
-    cal = [e for e in events if isinstance(e, Progress) and e.stage == "calibrate"]
+    cal = [e for e in events if isinstance(e, Progress) and e.stage == "convert_int8"]
     assert cal and cal[-1].done == cal[-1].total == 32
     assert [e.stage for e in events if isinstance(e, StageMetrics)] == ["fp32", "fp16", "int8"]
     assert isinstance(events[-1], RunFinished) and events[-1].status == "ok"

@@ -140,7 +140,7 @@ def test_names_table_and_csv() -> None:
 
 @pytest.fixture(scope="module")
 def exported(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from engine import convert
+    from engine.backends.tf import convert
     from engine.config import PreprocessConfig
     from engine.preprocess import PreprocessSpec, preprocess
     from engine.samples import generate
@@ -160,11 +160,11 @@ def exported(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 def test_layer_mode_agrees_with_tflite_quantization_debugger(exported) -> None:
     import tensorflow as tf
 
-    from engine.layer_error import analyze_layers
+    from engine.backends.tf.layer_error import analyze_layers
 
     n = 16
     res = analyze_layers(
-        state={"saved_model": str(exported["saved_model"])}, emit=lambda e: None,
+        state={"saved_model": str(exported["saved_model"])}, emit=lambda e: None, stage="layers",
         calibration=str(exported["cal"]), int8_path=str(exported["int8"]),
         out_dir=str(exported["dir"] / "sens"), debug_samples=n, sensitivity_k=0,
     )

@@ -53,7 +53,7 @@ import os, sys, json
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {str(ROOT)!r})
 import numpy as np, keras, tf_keras
-from engine.keras_compat import rebuild_in_tf_keras
+from engine.backends.tf.keras_compat import rebuild_in_tf_keras
 from engine.errors import ModelError
 {model_builder}
 try:

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from ..cancel import CancelToken
 from ..errors import EngineError, VerdictFailed
-from ..events import Event, Log, StageFinished, StageStarted
+from ..events import STAGE_LABELS, Event, Log, StageFinished, StageStarted
 from ..events import Progress as ProgressEvent
 from .console import Console
 
@@ -99,13 +99,13 @@ class RichSink:
         if isinstance(ev, StageStarted):
             self.tasks[ev.stage] = self.progress.add_task(ev.label, total=ev.total)
         elif isinstance(ev, ProgressEvent):
-            stage = "convert_int8" if ev.stage == "calibrate" else ev.stage
-            tid = self.tasks.get(stage)
+            tid = self.tasks.get(ev.stage)
             if tid is not None:
                 self.progress.update(tid, completed=ev.done, total=ev.total)
         elif isinstance(ev, StageFinished):
             if not self.live and not self.quiet:
-                label = self.progress.tasks[self.tasks[ev.stage]].description if ev.stage in self.tasks else ev.stage
+                label = (self.progress.tasks[self.tasks[ev.stage]].description
+                         if ev.stage in self.tasks else STAGE_LABELS.get(ev.stage, ev.stage))
                 self.console.print(f"done  {escape(label)} ({ev.seconds:.1f} s)", highlight=False)
             tid = self.tasks.get(ev.stage)
             if tid is not None:

@@ -1,6 +1,6 @@
 """TensorFlow side of the per-layer analysis: calibrate once, measure, keep layers in float.
 
-Runs in the TF child (``tf.call("call", ..., target="engine.layer_error:analyze_layers")``).
+Runs in the TF child (the ``analyze_layers`` request of :mod:`engine.backends.tf.process`).
 
 One calibration serves everything. TFLite's converter with ``_experimental_calibrate_only``
 returns the float model with every tensor's calibrated range attached; ``mlir_quantize``
@@ -36,12 +36,11 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.lite.python import convert as _tfl_convert  # noqa: E402
 from tensorflow.lite.python import lite as _tfl_lite  # noqa: E402
 
-from .convert import full_integer  # noqa: E402
-from .errors import ConversionError  # noqa: E402
-from .evaluate import quantize as quantize_input  # noqa: E402
-from .evaluate import signature_io  # noqa: E402
-from .events import Log, Progress, Sink  # noqa: E402
-from .layers import (  # noqa: E402
+from ...errors import ConversionError  # noqa: E402
+from ...evaluate import quantize as quantize_input  # noqa: E402
+from ...evaluate import signature_io  # noqa: E402
+from ...events import Log, Progress, Sink  # noqa: E402
+from ...layers import (  # noqa: E402
     Diagnosis,
     ErrorAccumulator,
     ErrorStats,
@@ -52,6 +51,7 @@ from .layers import (  # noqa: E402
     float_unit,
     rank,
 )
+from .convert import full_integer  # noqa: E402
 
 _IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
 _QUANT_DTYPES = {np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)}
@@ -87,7 +87,7 @@ def calibrate(
     allow_float: bool = False,
     on_sample: Callable[[int, int], None] | None = None,
 ) -> bytes:
-    """The float model with calibrated ranges, set up as :func:`engine.convert.convert` sets
+    """The float model with calibrated ranges, set up as :func:`engine.backends.tf.convert.convert` sets
     up its INT8 stage, so quantizing it gives that stage's model."""
     conv = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     full_integer(conv, data, granularity, allow_float, on_sample)
@@ -295,6 +295,7 @@ def analyze_layers(
     *,
     state: dict[str, Any],
     emit: Sink,
+    stage: str,
     calibration: str,
     int8_path: str,
     out_dir: str,
@@ -319,7 +320,7 @@ def analyze_layers(
 
     def tick(message: str = "") -> None:
         done[0] += 1
-        emit(Progress("layers", done[0], total, message))
+        emit(Progress(stage, done[0], total, message))
 
     def on_sample(_done: int, _of: int) -> None:
         tick("calibrating once for the analysis")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import ModelError
+from ...errors import ModelError
 
 # Config keys that only set how fresh weights are drawn; copied weights make them moot.
 _DROP_SUFFIXES = ("_initializer", "_constraint")

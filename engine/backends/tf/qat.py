@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning with tfmot, inside the TensorFlow child process.
 
 The child runs with ``TF_USE_LEGACY_KERAS=1`` (tfmot 0.8 accepts only Keras 2): the Keras 3
-model is loaded with Keras 3, rebuilt in tf-keras (:mod:`engine.keras_compat`), wrapped
+model is loaded with Keras 3, rebuilt in tf-keras (:mod:`engine.backends.tf.keras_compat`), wrapped
 with fake-quant layers, fine-tuned, and converted to a full-integer INT8 ``.tflite``.
 
 Why the ranges are initialised from data: tfmot starts every activation range at [−6, 6]
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
-from .events import EpochEnd, Log, Progress, StageFinished, StageStarted
-from .labels import load_labels
+from ...errors import ModelError
+from ...events import EpochEnd, Log, Progress, StageFinished, StageStarted
+from ...labels import load_labels
 
 Emit = Callable[[Any], None]
 
@@ -72,7 +72,7 @@ def _targets_and_losses(
         ce = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not _is_softmax_output(float_model))
         return [np.asarray(labels, np.int64)], [ce]
     if task == "ctc":
-        from .samples.crnn import ctc_loss, encode_labels  # noqa: PLC0415
+        from ...samples.crnn import ctc_loss, encode_labels  # noqa: PLC0415
 
         charset = evaluation.get("ctc", {}).get("charset")
         max_len = max((len(s) for s in labels), default=1) or 1
@@ -80,7 +80,7 @@ def _targets_and_losses(
             lambda y, p: tf.reduce_mean(ctc_loss(y, p))
         ]
     if task == "east":
-        from .samples.east import geometry_loss, score_loss, targets  # noqa: PLC0415
+        from ...samples.east import geometry_loss, score_loss, targets  # noqa: PLC0415
 
         score, geo = targets(list(labels))
         chans = [int(o.shape[-1]) for o in float_model.outputs]
@@ -155,9 +155,9 @@ def _predict(model: Any, x: np.ndarray, batch: int = 64) -> list[np.ndarray]:
 
 def _val_metric(task_name: str, model: Any, x: np.ndarray, labels: Any, evaluation: dict[str, Any],
                 reference: list[np.ndarray] | None) -> tuple[str, float]:
-    from .config import EvaluationConfig  # noqa: PLC0415
-    from .metrics import agreement  # noqa: PLC0415
-    from .tasks import get_task  # noqa: PLC0415
+    from ...config import EvaluationConfig  # noqa: PLC0415
+    from ...metrics import agreement  # noqa: PLC0415
+    from ...tasks import get_task  # noqa: PLC0415
 
     task = get_task(task_name)
     outs = _predict(model, x)
@@ -177,8 +177,9 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def qat_train(
     *,
-    state: dict[str, Any],
     emit: Emit,
+    train_stage: str,
+    convert_stage: str,
     model_path: str,
     fmt: str,
     task: str,
@@ -274,7 +275,7 @@ def qat_train(
         return loss
 
     metric_name = "agreement"
-    emit(StageStarted("qat_train", "QAT fine-tuning", (epochs - st["epoch"]) * steps))
+    emit(StageStarted(train_stage, "QAT fine-tuning", (epochs - st["epoch"]) * steps))
     done_steps = 0
     epoch_times: list[float] = []
     stopped_early = False
@@ -292,7 +293,7 @@ def qat_train(
                 )
             losses_seen.append(loss)
             done_steps += 1
-            emit(Progress("qat_train", done_steps, (epochs - st["epoch"]) * steps,
+            emit(Progress(train_stage, done_steps, (epochs - st["epoch"]) * steps,
                           f"epoch {epoch + 1}/{epochs} loss {np.mean(losses_seen):.4f}"))
         metric_name, val = _val_metric(task, q, x_va, y_va, evaluation, ref_val)
         epoch_times.append(time.perf_counter() - t0)
@@ -318,7 +319,7 @@ def qat_train(
             stopped_early = True
             emit(Log(f"early stop after epoch {epoch + 1}: no better {metric_name} for {patience} epochs"))
             break
-    emit(StageFinished("qat_train", round(time.perf_counter() - t_start, 2),
+    emit(StageFinished(train_stage, round(time.perf_counter() - t_start, 2),
                        {"best_epoch": st["best_epoch"], "best_val": st["best"]}))
     if Path(best_path).is_file():
         q.load_weights(best_path)
@@ -328,14 +329,14 @@ def qat_train(
     spec = tf.TensorSpec((1, *shape), tf.float32, name="input")
     fn = tf.function(lambda x: q(x, training=False), input_signature=[spec])
     tf.saved_model.save(q, export_dir, signatures=fn.get_concrete_function())
-    emit(StageStarted("convert_int8", "Converting QAT model to INT8", len(x_cal)))
+    emit(StageStarted(convert_stage, "Converting QAT model to INT8", len(x_cal)))
 
     def on_sample(done: int, total: int) -> None:
-        emit(Progress("calibrate", done, total))
+        emit(Progress(convert_stage, done, total))
 
     res = convert.convert(export_dir, "int8", out_path, calibration=calibration, io_type=io_type,
                           on_sample=on_sample)
-    emit(StageFinished("convert_int8", round(res["seconds"], 2), {"size_bytes": res["size_bytes"]}))
+    emit(StageFinished(convert_stage, round(res["seconds"], 2), {"size_bytes": res["size_bytes"]}))
     return {
         "size_bytes": res["size_bytes"],
         "history": st["history"],

@@ -1,6 +1,6 @@
 """TensorFlow side: load a model, export it with batch 1, convert FP32 → FP16 → INT8.
 
-Only the TensorFlow child process (:mod:`engine.tfproc`) imports this module, so the rest
+Only the TensorFlow child process (:mod:`engine.backends.tf.process`) imports this module, so the rest
 of the engine — and every UI — stays free of TensorFlow and of its crashes.
 """
 
@@ -17,7 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .errors import ConversionError, ModelError  # noqa: E402
+from ...errors import ConversionError, ModelError  # noqa: E402
+from ...modelfile import static_input_shape  # noqa: E402
 
 
 def _load_keras(path: str, fmt: str) -> Any:
@@ -50,33 +51,6 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _static_shape(shape: Any, override: list[int] | None, what: str, path: str) -> tuple[int, ...]:
-    dims = list(shape)[1:]
-    if override:
-        if len(override) != len(dims):
-            raise ModelError(
-                f"{path}: model.input_shape has {len(override)} dims but the model input has "
-                f"{len(dims)} ({what} {tuple(shape)})",
-                "give the input shape without the batch axis",
-            )
-        clash = [i for i, (d, v) in enumerate(zip(dims, override, strict=True)) if d is not None and d != v]
-        if clash:
-            # The model's weights fix these sizes; only its unknown dimensions can be set.
-            raise ModelError(
-                f"{path}: model.input_shape = {list(override)} does not fit the {what} "
-                f"{tuple(shape)}",
-                "model.input_shape is for unknown dimensions only: remove it, or match the "
-                "model's fixed sizes",
-            )
-        return tuple(int(v) for v in override)
-    if any(d is None for d in dims):
-        raise ModelError(
-            f"{path}: the model input {tuple(shape)} has unknown dimensions besides the batch",
-            "set model.input_shape = [H, W, C] in the config",
-        )
-    return tuple(int(d) for d in dims)
-
-
 def load_and_export(
     path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
     via_tf_keras: bool = False,
@@ -101,7 +75,7 @@ def load_and_export(
             f"{path}: the model has {len(model.inputs)} inputs; artq handles single-input models",
             "export a single-input model",
         )
-    shape = _static_shape(model.inputs[0].shape, input_shape, "Keras input", path)
+    shape = static_input_shape(model.inputs[0].shape, input_shape, "Keras input", path)
     spec = tf.TensorSpec((1, *shape), tf.float32, name="input")
     if _is_keras3(model):
         model.export(export_dir, format="tf_saved_model", input_signature=[spec], verbose=False)
@@ -151,7 +125,7 @@ def _export_saved_model(path: str, input_shape: list[int] | None, export_dir: st
     if len(in_specs) != 1:
         raise ModelError(f"{path}: the signature has {len(in_specs)} inputs; artq handles one")
     in_name, in_spec = next(iter(in_specs.items()))
-    shape = _static_shape(in_spec.shape, input_shape, "SavedModel input", path)
+    shape = static_input_shape(in_spec.shape, input_shape, "SavedModel input", path)
     out_keys = sorted(sig.structured_outputs.keys())
 
     class Batch1(tf.Module):

@@ -1,6 +1,6 @@
 """TensorFlow in its own process: a small request/reply protocol over JSON lines.
 
-The orchestrator never imports TensorFlow. It asks a child (``python -m engine.tfproc``)
+The orchestrator never imports TensorFlow. It asks a child (``python -m engine.backends.tf.process``)
 to load, export and convert; the child streams progress events and ends each request with
 a reply. Why a process: a conversion holds the GIL (a UI thread froze for 3.7 s, measured),
 a Keras 3 LSTM crashes the INT8 converter with SIGSEGV (measured), and TF's C++ logging
@@ -17,11 +17,12 @@ import subprocess
 import sys
 import threading
 import traceback
+from pathlib import Path
 from typing import Any
 
-from . import errors
-from .cancel import CancelToken
-from .events import Sink, event_from_dict
+from ... import errors
+from ...cancel import CancelToken
+from ...events import Sink, event_from_dict
 
 _GRACE_S = 3.0
 
@@ -43,7 +44,7 @@ class TFProcess:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
         with open(log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.tfproc", log_path],
+                [sys.executable, "-m", "engine.backends.tf.process", log_path],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -152,8 +153,8 @@ def _rebuild_error(err: dict[str, Any]) -> errors.EngineError:
 
 
 def _child_main(log_path: str) -> int:
-    from .events import Log, Progress
-    from .protocol import JsonLineWriter, open_private_channel
+    from ...events import Log, Progress  # noqa: PLC0415
+    from ...protocol import JsonLineWriter, open_private_channel  # noqa: PLC0415
 
     # Ctrl-C in a terminal reaches the whole process group; the parent decides for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -163,6 +164,12 @@ def _child_main(log_path: str) -> int:
     state: dict[str, Any] = {}
 
     def handle(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        # Progress goes out under the stage id the parent gave (args["stage"]).
+        stage = str(args.pop("stage", ""))
+
+        def on_sample(done: int, total: int) -> None:
+            out(Progress(stage, done, total))
+
         if cmd == "load":
             info = convert.load_and_export(
                 args["path"], args["format"], args.get("input_shape"), args["export_dir"],
@@ -170,29 +177,28 @@ def _child_main(log_path: str) -> int:
             )
             state["saved_model"] = args["export_dir"]
             return info
+        if cmd == "adopt":
+            if not (Path(args["export_dir"]) / "saved_model.pb").is_file():
+                raise errors.ConversionError(
+                    f"{args['export_dir']}: the cached SavedModel is incomplete",
+                    "delete the sweep's cache folder and run again")
+            state["saved_model"] = args["export_dir"]
+            return {}
         if cmd == "convert":
-            stage = args["stage"]
-
-            def on_sample(done: int, total: int) -> None:
-                out(Progress("calibrate", done, total))
-
             return convert.convert(
-                state["saved_model"],
-                stage,
-                args["out_path"],
-                calibration=args.get("calibration"),
-                granularity=args.get("granularity", "per_channel"),
-                io_type=args.get("io_type", "int8"),
-                allow_float=bool(args.get("allow_float", False)),
+                state["saved_model"], args["to"], args["out_path"],
+                calibration=args.get("calibration"), granularity=args["granularity"],
+                io_type=args["io_type"], allow_float=bool(args["allow_float"]),
                 on_sample=on_sample,
             )
-        if cmd == "call":
-            # Other TF-side work (per-layer debugging, QAT) registers by dotted name.
-            module, func = args["target"].rsplit(":", 1)
-            import importlib
+        if cmd == "analyze_layers":
+            from .layer_error import analyze_layers  # noqa: PLC0415
 
-            fn = getattr(importlib.import_module(module), func)
-            return fn(state=state, emit=out, **args.get("kwargs", {}))
+            return analyze_layers(state=state, emit=out, stage=stage, **args)
+        if cmd == "qat_train":
+            from .qat import qat_train  # noqa: PLC0415
+
+            return qat_train(emit=out, **args)
         raise errors.EngineError(f"unknown request {cmd!r}")
 
     for line in sys.stdin:

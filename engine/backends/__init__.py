@@ -1,0 +1,134 @@
+"""The seam between the job and a model framework.
+
+The job never imports a framework. It opens a :class:`Backend` for the model's format and
+calls typed methods on it: load (and export with batch 1), convert one stage to a
+``.tflite``, measure the per-layer error, fine-tune with QAT. A backend reports progress
+under the stage id the job gives it (see :data:`engine.events.STAGES`), and raises
+:class:`engine.errors.EngineError` subclasses. TensorFlow's backend lives in ``tf/`` and
+runs TensorFlow in a child process; a second framework plugs in beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..cancel import CancelToken
+from ..events import Sink
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What loading and exporting the model found out (report.json ``model``, beside path)."""
+
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    params: int
+    #: Class names of every layer (nested ones too): the job looks for recurrent ones.
+    layers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "outputs": self.outputs, "params": self.params,
+                "layers": self.layers}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LoadedModel:
+        return cls(list(d["inputs"]), list(d["outputs"]), int(d["params"]),
+                   list(d.get("layers") or []))
+
+
+@dataclass(frozen=True)
+class Converted:
+    size_bytes: int
+    #: How the backend got there when it was not the direct way ("tf-keras rebuild").
+    via: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerErrors:
+    """Per-layer error of int8.tflite and the mixed models written for the worst layers."""
+
+    errors: dict[str, dict[str, Any]]
+    ranking: list[str]
+    #: ``{"tensor", "kind", "float_ops", "op", "path"?, "group"?, "error"?}`` per mixed model.
+    candidates: list[dict[str, Any]]
+    reproduced: bool
+    debug_samples: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QatResult:
+    size_bytes: int
+    #: report.json ``qat``: history, best epoch and value, metric, items.
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QatRequest:
+    """Everything QAT training needs; paths point at arrays the job saved."""
+
+    model_path: str
+    fmt: str
+    task: str
+    evaluation: dict[str, Any]
+    qat: dict[str, Any]
+    train: dict[str, str]
+    validation: dict[str, str] | None
+    calibration: str
+    ckpt_dir: str
+    resume: bool
+    export_dir: str
+    out_path: str
+    io_type: str
+
+
+class Backend(Protocol):
+    """One framework, driven by the job. ``stage`` arguments are ids from ``STAGES``."""
+
+    def load(self, path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
+             *, stage: str) -> LoadedModel: ...
+
+    def adopt_export(self, path: str, fmt: str, input_shape: list[int] | None,
+                     export_dir: str, model: LoadedModel, *, stage: str) -> None:
+        """Use ``model``, exported to ``export_dir`` by an earlier :meth:`load` (a sweep's
+        shared export), as if loaded here."""
+
+    def convert(self, stage_name: str, out_path: str, calibration: str | None,
+                granularity: str, io_type: str, allow_float: bool,
+                *, stage: str) -> Converted: ...
+
+    def analyze_layers(self, calibration: str, int8_path: str, out_dir: str,
+                       debug_samples: int, sensitivity_k: int, granularity: str,
+                       io_type: str, allow_float: bool, *, stage: str) -> LayerErrors: ...
+
+    def qat_train(self, req: QatRequest, *, train_stage: str,
+                  convert_stage: str) -> QatResult: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Where a backend logs and reports, and how the job wants it set up."""
+
+    log_path: Path
+    #: Scratch space, deleted when the job ends.
+    work_dir: Path
+    sink: Sink
+    cancel: CancelToken
+    #: QAT's tooling (tfmot) needs Keras 2: set before the framework is imported.
+    legacy_keras: bool = False
+
+
+BackendFactory = Callable[[str, BackendOptions], Backend]
+"""``factory(model_format, options)``: opens the backend for a model of that format."""
+
+
+def open_backend(fmt: str, options: BackendOptions) -> Backend:
+    """The backend for a model format (keras, h5 and saved_model are TensorFlow's)."""
+    from .tf import TFBackend  # noqa: PLC0415 - only the parent side; TF runs in its child
+
+    return TFBackend(options)

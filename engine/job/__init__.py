@@ -1,0 +1,177 @@
+"""One job, start to finish: the orchestrator every front-end calls.
+
+:func:`run_job` opens the run folder; :func:`_pipeline` is the whole stage list, in the
+order it runs (ids from :data:`engine.events.STAGES`). The model's framework is reached
+only through a :class:`engine.backends.Backend` (TensorFlow's runs in a child process);
+everything else (data, LiteRT evaluation, NPU analysis) is numpy. A failed or cancelled run
+says so in its report.json and keeps its log.
+"""
+
+from __future__ import annotations
+
+import shutil
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomlkit
+
+from ..backends import BackendFactory, BackendOptions, open_backend
+from ..cancel import CancelToken
+from ..config import JobConfig, replace
+from ..errors import CancelledError, EngineError
+from ..events import RunFailed, RunFinished, RunStarted, Sink, ThrottledSink, null_sink
+from ..report import render_markdown
+from ..rundir import EventLog, RunDir
+from . import stages
+from .context import REPORT_SCHEMA, JobContext, build_report
+from .preflight import preflight
+from .qat import find_ptq_run, ptq_summary, qat_stage, resume_config
+from .sensitivity import SENSITIVITY_MAX_ITEMS, sensitivity
+from .shared import shared_convert, shared_evaluation
+
+__all__ = ["REPORT_SCHEMA", "SENSITIVITY_MAX_ITEMS", "JobResult", "find_ptq_run", "preflight",
+           "ptq_summary", "resume_config", "run_job"]
+
+
+@dataclass
+class JobResult:
+    run_dir: Path
+    report: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.report.get("status"))
+
+    @property
+    def verdict(self) -> dict[str, Any]:
+        return self.report.get("verdict") or {}
+
+
+def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: BackendFactory) -> None:
+    """Every stage of a job, in the order it runs."""
+    cfg = ctx.cfg
+    cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
+    be = backend(ctx.model_file.format, BackendOptions(
+        ctx.run.log_path, ctx.work, emit, cancel,
+        legacy_keras=cfg.quantization.method == "qat"))
+    try:
+        model = stages.export_model(ctx, be, emit)                               # load
+        cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
+        calib_path = stages.diagnose(ctx, cal, test, emit)                       # diagnose
+        for stage in cfg.quantization.stages:
+            cancel.check()
+            if stage == "int8" and cfg.quantization.method == "qat":
+                qat_stage(ctx, be, model, calib_path, emit, cancel)  # qat_data, qat_train, convert_int8
+            elif stage in ("fp32", "fp16"):
+                shared_convert(ctx, stage, lambda s=stage: stages.convert(         # convert_*
+                    ctx, be, s, calib_path, emit), emit)
+            else:
+                stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
+        cancel.check()
+        stages.layer_errors(ctx, be, calib_path, emit)                           # layers
+    finally:
+        be.close()
+
+    outputs: dict[str, list[np.ndarray]] = {}
+    for stage in cfg.quantization.stages:                                        # evaluate_*
+        cancel.check()
+
+        def evaluate(s: str = stage) -> list[np.ndarray]:
+            return stages.evaluate(ctx, s, test, task, outputs.get("fp32"), emit, cancel)
+
+        outputs[stage] = shared_evaluation(ctx, stage, evaluate, emit) if stage in (
+            "fp32", "fp16") else evaluate()
+    stages.analyze_npu(ctx, emit)                                                # analyze
+    cancel.check()
+    drops = stages.stage_drops(ctx, task)
+    sensitivity(ctx, test, task, outputs, drops.get("int8"), emit, cancel)       # sensitivity
+    stages.layers_table(ctx)
+    ctx.verdict = stages.judge_int8(ctx, task)
+    if ctx.ptq_ref is not None:
+        ctx.comparison = {"ptq": ptq_summary(ctx.ptq_ref)}
+
+
+def run_job(
+    cfg: JobConfig,
+    sink: Sink = null_sink,
+    cancel: CancelToken | None = None,
+    resume: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    backend: BackendFactory | None = None,
+) -> JobResult:
+    """Run a job; returns its result, or raises the :class:`EngineError` that stopped it.
+
+    Either way the run folder is complete and says what happened. Errors raised here carry
+    ``run_dir`` when a folder was made. ``resume`` continues a QAT run in its own folder
+    from its last epoch checkpoint. ``cache_dir`` shares synthetic data, the exported model
+    and the FP32/FP16 stages with other runs using the same folder (``artq sweep``).
+    ``backend`` opens the model's framework (default: :func:`engine.backends.open_backend`).
+    """
+    cancel = cancel or CancelToken()
+    backend = backend or open_backend
+    mf = preflight(cfg)
+    ptq_ref: dict[str, Any] | None = None
+    if cfg.quantization.method == "qat":
+        # The comparison run comes first, as a run of its own, so each run's events stay its own.
+        ptq_ref = find_ptq_run(cfg)
+        if ptq_ref is None and cfg.quantization.qat.compare_ptq and resume is None:
+            ptq_cfg = replace(cfg, {"quantization.method": "ptq", "name": f"{cfg.name}-ptq"})
+            ptq_ref = run_job(ptq_cfg, sink, cancel, backend=backend).report
+    if resume is not None:
+        run = RunDir(Path(resume))
+    else:
+        run = RunDir.create(cfg.output.runs_dir, cfg.name)
+        run.write_text("config.toml", tomlkit.dumps(cfg.to_dict()))
+    log = EventLog(run.events_path)
+    emit: Sink = ThrottledSink(_tee(sink, log))
+    ctx = JobContext(cfg, run, mf, resume=resume is not None, ptq_ref=ptq_ref)
+    if cache_dir is not None:
+        from ..cache import StageCache, file_digest, key  # noqa: PLC0415
+
+        ctx.cache = StageCache(cache_dir)
+        ctx.model_key = key(file_digest(mf.path), cfg.model.input_shape)
+    emit(RunStarted(str(run.path), cfg.name, list(cfg.quantization.stages)))
+    try:
+        _pipeline(ctx, emit, cancel, backend)
+        report = _write_report(ctx, "ok")
+        emit(RunFinished(str(run.path), "ok", str(run.report_path), report.get("verdict") or {}))
+        return JobResult(run.path, report)
+    except BaseException as exc:
+        status = "cancelled" if isinstance(exc, CancelledError | KeyboardInterrupt) else "failed"
+        if isinstance(exc, KeyboardInterrupt):
+            exc = CancelledError()
+        err = exc if isinstance(exc, EngineError) else _internal(exc, run)
+        _write_report(ctx, status, err)
+        emit(RunFailed(str(run.path), status, type(err).__name__, err.message, err.hint))
+        err.run_dir = str(run.path)  # type: ignore[attr-defined]
+        raise err from None
+    finally:
+        shutil.rmtree(run.work, ignore_errors=True)
+        log.close()
+
+
+def _write_report(ctx: JobContext, status: str, err: EngineError | None = None) -> dict[str, Any]:
+    report = build_report(ctx, status, err)
+    ctx.run.write_text("report.md", render_markdown(report, ctx.npu_markdown))
+    ctx.run.write_json("report.json", report)
+    return report
+
+
+def _internal(exc: BaseException, run: RunDir) -> EngineError:
+    with open(run.log_path, "a", encoding="utf-8") as f:
+        traceback.print_exception(exc, file=f)
+    return EngineError(
+        f"internal error: {type(exc).__name__}: {exc}",
+        f"this is a bug in artq; the traceback is in {run.log_path}",
+    )
+
+
+def _tee(*sinks: Sink) -> Sink:
+    def tee(event: Any) -> None:
+        for s in sinks:
+            s(event)
+
+    return tee

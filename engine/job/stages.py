@@ -1,0 +1,253 @@
+"""The stage bodies: plain functions over the job context, in the order they run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends import Backend, LoadedModel
+from ..cancel import CancelToken
+from ..data import (
+    Dataset,
+    RawData,
+    check_class_labels,
+    check_same_classes,
+    prepare,
+    select_calibration,
+    unscaled_images,
+)
+from ..errors import CancelledError, DataError, EngineError
+from ..evaluate import run_model
+from ..events import Finding, Log, ModelInfo, Sink, StageMetrics
+from ..metrics import agreement
+from ..preprocess import PreprocessSpec
+from ..tasks import Task, get_task
+from ..verdict import Verdict, judge, primary_value
+from .context import JobContext, timed
+from .shared import load_model, load_split
+
+
+def load_data(ctx: JobContext, emit: Sink, cancel: CancelToken) -> tuple[RawData, RawData, Task]:
+    """Calibration and test data as read (stage ``data``), and the task that scores them."""
+    cfg = ctx.cfg
+    with timed(ctx, emit, "data"):
+        cal_raw = load_split(ctx, "calibration", emit, cancel)
+        test_raw = load_split(ctx, "test", emit, cancel)
+        if cfg.evaluation.max_samples and len(test_raw) > cfg.evaluation.max_samples:
+            test_raw = test_raw.subset(np.arange(cfg.evaluation.max_samples))
+    cancel.check()
+    task = get_task(cfg.evaluation.task)
+    if task.needs_labels and test_raw.labels is None:
+        raise DataError(
+            f"{test_raw.source}: the {task.name} task needs labels and the test data has none",
+            "give labels (npz y array, class sub-folders), or set evaluation.task = \"generic\"",
+        )
+    if task.name == "classification":
+        check_same_classes(cal_raw, "data.calibration", test_raw, "data.test")
+    return cal_raw, test_raw, task
+
+
+def export_model(ctx: JobContext, backend: Backend, emit: Sink) -> LoadedModel:
+    """Load the model and export it with batch 1 (stage ``load``)."""
+    mf = ctx.model_file
+    with timed(ctx, emit, "load") as t:
+        model = load_model(ctx, backend)
+        ctx.model = {"path": mf.path, "format": mf.format, **model.to_dict()}
+        emit(ModelInfo(model.inputs, model.outputs, model.params, mf.path))
+        t.summary = {"params": model.params}
+    return model
+
+
+def prepare_data(ctx: JobContext, cal_raw: RawData, test_raw: RawData, model: LoadedModel,
+                 task: Task, emit: Sink) -> tuple[Dataset, Dataset]:
+    """Preprocess both splits as the model wants them (stage ``preprocess``)."""
+    cfg = ctx.cfg
+    input_shape = tuple(model.inputs[0]["shape"][1:])
+    spec = None
+    if cal_raw.images is not None or test_raw.images is not None:
+        spec = PreprocessSpec.resolve(cfg.preprocessing, input_shape)
+        ctx.preprocessing = spec.to_dict()
+    with timed(ctx, emit, "preprocess"):
+        idx = select_calibration(len(cal_raw), cfg.calibration.samples, cfg.calibration.seed)
+        cal = prepare(cal_raw.subset(idx), spec, input_shape, "data.calibration")
+        test = prepare(test_raw, spec, input_shape, "data.test")
+    ctx.data = {
+        "calibration": {"source": cal_raw.source, "available": len(cal_raw), "used": len(cal),
+                        "seed": cfg.calibration.seed},
+        "test": {"source": test_raw.source, "items": len(test)},
+    }
+    if test_raw.class_names:
+        ctx.data["test"]["classes"] = list(test_raw.class_names)
+    for raw, key in ((cal_raw, "data.calibration"), (test_raw, "data.test")):
+        if msg := unscaled_images(raw, key):
+            # A model with its own Rescaling layer wants 0…255: a warning, not an error.
+            ctx.findings.append({"code": "unscaled_arrays", "severity": "warning",
+                                 "message": msg, "evidence": "", "fix": f"set {key}.raw = true"})
+            emit(Finding("unscaled_arrays", "warning", msg, "", f"set {key}.raw = true"))
+    out_shape = model.outputs[0]["shape"][1:]
+    if task.name == "classification" and all(isinstance(d, int) for d in out_shape):
+        check_class_labels(test, "data.test", int(np.prod(out_shape)))
+    return cal, test
+
+
+def diagnose(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink) -> Path:
+    """Calibration diagnostics on the data as the model will see it (numpy, no TF), then
+    the calibration array saved for the backend; returns its path."""
+    from ..diagnostics import diagnose as run_diagnostics  # noqa: PLC0415
+
+    with timed(ctx, emit, "diagnose") as t:
+        for d in run_diagnostics(cal.x, test.x, requested=ctx.cfg.calibration.samples):
+            ctx.findings.append(d.to_dict())
+            emit(Finding(d.code, d.severity, d.message, d.evidence, d.fix))
+        t.summary = {"findings": len(ctx.findings)}
+    calib_path = ctx.work / "calibration.npy"
+    np.save(calib_path, cal.x)
+    return calib_path
+
+
+def convert(ctx: JobContext, backend: Backend, stage: str, calib_path: Path, emit: Sink) -> None:
+    """One stage's .tflite (stage ``convert_<stage>``)."""
+    q = ctx.cfg.quantization
+    out = ctx.run.path / f"{stage}.tflite"
+    total = ctx.data["calibration"]["used"] if stage == "int8" else None
+    with timed(ctx, emit, f"convert_{stage}", f"Converting to {stage.upper()}", total) as t:
+        res = backend.convert(stage, str(out), str(calib_path) if stage == "int8" else None,
+                              q.granularity, q.io_type, q.allow_float, stage=f"convert_{stage}")
+        ctx.stages[stage] = {"path": out.name, "size_bytes": res.size_bytes}
+        if res.via is not None:
+            ctx.stages[stage]["via"] = res.via
+        t.summary = {"size_bytes": res.size_bytes}
+
+
+def layer_errors(ctx: JobContext, backend: Backend, calib_path: Path, emit: Sink) -> None:
+    """Per-layer error in both modes, and mixed models for the most suspect layers
+    (stage ``layers``)."""
+    a = ctx.cfg.analysis
+    if a.debug_samples == 0 or "int8" not in ctx.stages:
+        return
+    if ctx.cfg.quantization.method == "qat":
+        # QAT's ranges come from training, not from a calibration this analysis could redo.
+        emit(Log("per-layer error analysis covers PTQ models; skipped for QAT", "info"))
+        return
+    n = min(a.debug_samples, ctx.data["calibration"]["used"])
+    q = ctx.cfg.quantization
+    total = ctx.data["calibration"]["used"] + 2 * n  # one calibration pass, two modes
+    with timed(ctx, emit, "layers", f"Per-layer error, {n} items", total) as t:
+        try:
+            res = backend.analyze_layers(
+                str(calib_path), str(ctx.run.path / "int8.tflite"),
+                str(ctx.run.path / "sensitivity"), n, a.sensitivity_k, q.granularity,
+                q.io_type, q.allow_float, stage="layers")
+        except CancelledError:
+            raise
+        except EngineError as exc:
+            # The analysis explains a result; it must not cost the user the result itself.
+            emit(Log(f"per-layer error analysis failed: {exc}", "warning"))
+            ctx.layer_analysis = {"error": exc.to_dict()}
+            return
+        ctx.layer_errors = res
+        suspects = [name for name in res.ranking if res.errors[name]["suspect"]]
+        ctx.layer_analysis = {
+            "debug_samples": res.debug_samples,
+            "modes": {
+                "layer": "each quantized op fed the same quantized input as a float copy "
+                         "(TFLite QuantizationDebugger's NumericVerify): the error it adds",
+                "model": "int8.tflite end to end against the float model, tensors matched "
+                         "by name: the error accumulated up to each tensor",
+            },
+            "reproduced": res.reproduced,
+            "suspects": suspects,
+            "ranking": res.ranking,
+        }
+        t.summary = {"layers": len(res.errors), "suspects": len(suspects)}
+
+
+def evaluate(ctx: JobContext, stage: str, test: Dataset, task: Task,
+             reference: list[np.ndarray] | None, emit: Sink,
+             cancel: CancelToken) -> list[np.ndarray]:
+    """Run one stage's .tflite on the test set with LiteRT (stage ``evaluate_<stage>``)."""
+    path = ctx.run.path / f"{stage}.tflite"
+    with timed(ctx, emit, f"evaluate_{stage}", f"Evaluating {stage.upper()}", len(test)) as t:
+        res = run_model(str(path), test.x, workers=ctx.cfg.evaluation.workers,
+                        stage=f"evaluate_{stage}", sink=emit, cancel=cancel,
+                        log_path=str(ctx.run.log_path))
+        metrics: dict[str, Any] = {}
+        if task.score is not None:
+            metrics.update(task.score(res.outputs, test.y, ctx.cfg.evaluation))
+        ref = reference if reference is not None else res.outputs
+        per_output = [agreement(o, r) for o, r in zip(res.outputs, ref, strict=True)]
+        metrics["agreement"] = per_output[0]
+        if len(per_output) > 1:
+            metrics["agreement_outputs"] = per_output
+        ctx.stages[stage]["metrics"] = metrics
+        ctx.stages[stage]["items_per_s"] = round(res.items_per_s, 1)
+        emit(StageMetrics(stage, metrics, ctx.stages[stage]["size_bytes"]))
+        t.summary = {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
+    return res.outputs
+
+
+def analyze_npu(ctx: JobContext, emit: Sink) -> None:
+    """Placement, memory and time on the target for the INT8 stage (and FP32 for contrast)
+    (stage ``analyze``)."""
+    if "int8" not in ctx.stages:
+        return
+    from ..npu import analyze, headline, headline_markdown, stedgeai_commands  # noqa: PLC0415
+
+    with timed(ctx, emit, "analyze"):
+        int8 = ctx.run.path / "int8.tflite"
+        try:
+            a = analyze(str(int8), target=ctx.cfg.analysis.target)
+            ctx.npu = a.to_dict()
+            ctx.stedgeai = stedgeai_commands(str(int8))
+            md = ""
+            if "fp32" in ctx.stages:
+                ctx.headline = headline(
+                    str(ctx.run.path / "fp32.tflite"), str(int8), ctx.cfg.analysis.target
+                )
+                md = headline_markdown(ctx.headline) + "\n\n"
+            ctx.npu_markdown = md + a.to_markdown(commands=ctx.stedgeai)
+        except EngineError as exc:
+            emit(Log(f"NPU analysis failed: {exc}", "warning"))
+            ctx.npu = {"error": exc.to_dict()}
+
+
+def stage_drops(ctx: JobContext, task: Task) -> dict[str, float]:
+    """Each stage's drop against FP32 in points, so FP16's loss shows beside INT8's;
+    written into ``ctx.stages`` and returned."""
+    base = primary_value((ctx.stages.get("fp32") or {}).get("metrics") or {}, task.primary)
+    drops: dict[str, float] = {}
+    if base is None:
+        return drops
+    for name, stage in ctx.stages.items():
+        v = primary_value(stage.get("metrics") or {}, task.primary)
+        if v is not None:
+            stage["drop"] = drops[name] = round((base - v) * 100.0, 4)
+    return drops
+
+
+def layers_table(ctx: JobContext) -> None:
+    """report.json["layers"] and layers.csv: placement, error and sensitivity per layer."""
+    from ..layers import layers_csv, merge_layers  # noqa: PLC0415
+
+    npu = ctx.npu or {}
+    errors = ctx.layer_errors.errors if ctx.layer_errors else {}
+    if npu.get("layers"):
+        rows = merge_layers(npu["layers"], errors, ctx.sensitivity or ())
+    elif errors:
+        rows = merge_layers([{"name": k} for k in errors], errors, ctx.sensitivity or ())
+    else:
+        return
+    ctx.layers = rows
+    ctx.run.write_text("layers.csv", layers_csv(rows))
+
+
+def judge_int8(ctx: JobContext, task: Task) -> Verdict | None:
+    """The verdict on INT8's drop against FP32, when INT8 was evaluated."""
+    if "int8" not in ctx.stages or "metrics" not in ctx.stages["int8"]:
+        return None
+    fp32 = primary_value(ctx.stages["fp32"]["metrics"], task.primary)
+    int8 = primary_value(ctx.stages["int8"]["metrics"], task.primary)
+    return judge(task.primary, fp32 if fp32 is not None else 1.0, int8,
+                 ctx.cfg.evaluation.profile, ctx.cfg.quantization.method)

@@ -26,7 +26,7 @@ from engine.events import (
     StageStarted,
 )
 from engine.npu.rules import TABLE  # the placement reasons the engine writes
-from tui.runner import JobEvent, JobExited, SweepDone
+from tui.messages import JobEvent, JobExited, SweepDone
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "sample_configs" / "digits_ptq.toml"

@@ -18,9 +18,9 @@ from textual.widgets._footer import FooterKey
 from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
-from tui.checker import SubprocessChecker, ThreadChecker
+from tui.jobs import SubprocessChecker, ThreadChecker
 from tui.panes.layers import LayersPane
-from tui.runner import JobEvent
+from tui.messages import JobEvent
 from tui.screens import ErrorDialog, HelpScreen, OpenScreen, SaveScreen
 from tui.widgets import ImagePreview, StageRow, Toggle
 
@@ -28,15 +28,10 @@ FIXED_FINDINGS = [{"code": "calib-few-samples", "severity": "warning", "message"
                    "evidence": "guide: 100–500", "fix": "set calibration.samples = 200"}]
 
 
-REAL_DIAGNOSTICS = {"test_calibration_band_preview_stats_and_diagnostics"}
-
-
-@pytest.fixture(autouse=True)
-def fixed_diagnostics(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine's diagnostics load the test data (seconds): fixed findings, except in the
-    test that checks the real ones reach the screen."""
-    if request.node.name not in REAL_DIAGNOSTICS:
-        monkeypatch.setattr("tui.calibcheck.diagnostics", lambda cfg, shape=None: (FIXED_FINDINGS, ""))
+def fixed_diagnostics(cfg: Any, shape: Any = None) -> tuple[list[dict[str, str]], str]:
+    """The engine's diagnostics load the test data (seconds): the in-process checker of the
+    tests is given these fixed findings instead (the real ones: the calibration test)."""
+    return FIXED_FINDINGS, ""
 
 
 @pytest.fixture
@@ -61,7 +56,7 @@ def make_app(runs: Path, runner: FakeRunner | None = None, samples: list[Path] |
     small = small_digits(runs.parent)
     return ArtqApp(runner=runner or FakeRunner(runs), runs_dir=runs,
                    samples=samples if samples is not None else [small], clock=lambda: 0.0,
-                   checker=checker or ThreadChecker())
+                   checker=checker or ThreadChecker(fixed_diagnostics))
 
 
 async def settle(pilot, app: ArtqApp) -> None:  # noqa: ANN001
@@ -442,7 +437,7 @@ def test_settings_round_trip_exactly() -> None:
 async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:
     sweeper = FakeSweeper(runs)
     app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs, samples=[small_digits(runs.parent)],
-                  clock=lambda: 0.0, checker=ThreadChecker(), sweeper=sweeper)  # type: ignore[arg-type]
+                  clock=lambda: 0.0, checker=ThreadChecker(fixed_diagnostics), sweeper=sweeper)  # type: ignore[arg-type]
     async with app.run_test(size=(80, 24)) as pilot:
         await open_digits(pilot, app)
         await pilot.press("5", "0")  # a tuned setting holds for every variant...

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, OptionList, Static
 from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
-from tui.runner import WorkerRunner
+from tui.jobs import WorkerRunner
 from tui.widgets import StageRow
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ Streams versioned JSON-line events (:mod:`engine.events`, :mod:`engine.protocol`
 private channel: the pipe that was stdout. File descriptors 1 and 2 are pointed at the run's
 ``log.txt`` as soon as the run folder exists (at ``/dev/null`` before), so nothing TensorFlow
 or LiteRT prints can corrupt the protocol or a screen. SIGTERM cancels gracefully: the run
-(or every variant) is marked cancelled and keeps its log. Exit codes are the CLI's (0 done,
+(or every variant) is marked cancelled and keeps its log; a check just ends. Exit codes are the CLI's (0 done,
 1 a variant failed, 2 bad input, 3 cancelled).
 """
 
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         if args.command == "check":
+            # Nothing to save: SIGTERM ends a check at once (a newer one replaces it).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             return _check(args, out)
         if args.command == "sweep":
             return _sweep(args, out, cancel)

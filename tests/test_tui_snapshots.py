@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from fakes import DIGITS, ROOT, FakeRunner, seed_runs
+from fakes import DIGITS, ROOT, FakeRunner, layers_shown, seed_runs, until
 from textual.widgets import Input, OptionList
 from textual.worker import WorkerCancelled
 
@@ -105,7 +105,7 @@ def test_results(snap_compare, env: dict[str, Path], size: str) -> None:
     async def before(pilot) -> None:  # noqa: ANN001
         await settle(pilot)
         pilot.app.open_run(env["b"])  # the 50-sample try: FAIL, with a finding
-        await pilot.pause(0.2)
+        await until(pilot, lambda: layers_shown(pilot.app), "the layers table")
         await settle(pilot)
 
     assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)
@@ -116,7 +116,7 @@ def test_layers_by_time(snap_compare, env: dict[str, Path], size: str) -> None:
     async def before(pilot) -> None:  # noqa: ANN001
         await settle(pilot)
         pilot.app.open_run(env["a"])
-        await pilot.pause(0.2)  # the layers table follows the results by a turn
+        await until(pilot, lambda: layers_shown(pilot.app), "the layers table")
         await pilot.press("5", "t", "down")
         await settle(pilot)
 

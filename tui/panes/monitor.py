@@ -330,9 +330,8 @@ class JobMonitor(Vertical):
             row.advance(self._variant_stages[ev.index], row.total)
         elif isinstance(inner, RunFinished):
             row.label = base
+            # The row says done; the sweep's summary lines follow at its end.
             row.finish(max(self.app.clock() - row.t0, 0.0))  # type: ignore[attr-defined]
-            self.joblog.write(f"{base}: {inner.status.upper()}, drop "
-                           f"{fmt.num(inner.verdict.get('drop'), 3)} pts")
         elif isinstance(inner, RunFailed):
             row.fail(inner.status.upper())
             self.joblog.write(f"{base}: {inner.status.upper()}: {inner.message}")
@@ -349,7 +348,7 @@ class JobMonitor(Vertical):
             row.fail(status.upper())
         for v in data.get("variants") or []:
             self.joblog.write(f"{' '.join(f'{k}={x}' for k, x in (v.get('set') or {}).items())}: "
-                           f"{str(v.get('status', '')).upper()}, drop {fmt.num(v.get('drop'), 3)} pts")
+                              f"{str(v.get('status', '')).upper()}, drop {fmt.num(v.get('drop'), 3)} pts")
         if message.returncode not in (0, 3) and not data:
             last = (message.stderr.strip().splitlines() or ["(no message)"])[-1]
             app.show_error("The sweep failed", last, "Run the same artq sweep in a terminal to see more.")

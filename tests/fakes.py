@@ -222,7 +222,7 @@ def script(run_dir: Path, fail: bool = False, qat: bool = False) -> list[Event]:
 
 
 class FakeRunner:
-    """Implements tui.runner.Runner; records what it was asked to run."""
+    """Implements tui.jobs.Runner; records what it was asked to run."""
 
     def __init__(self, runs_dir: Path, fail: bool = False, hold: bool = False) -> None:
         self.runs_dir = runs_dir
@@ -268,8 +268,8 @@ class FakeRunner:
 
 class FakeSweeper:
     """Implements tui.jobs.SweepRunner's surface: each variant's events as the worker sends
-    them, then a sweep folder and SweepDone. ``hold``: stop with variant 0 converting and
-    variant 1 just started, until :meth:`finish`."""
+    them, then a sweep folder and SweepDone. ``hold``: stop with variant 0 half-way through
+    its INT8 conversion and variant 1 loading, until :meth:`finish`."""
 
     LABELS = ["samples=50", "samples=200"]
 
@@ -291,12 +291,14 @@ class FakeSweeper:
         self._folder.mkdir(parents=True, exist_ok=True)
         post(SweepProgress(SweepStarted(str(self._folder), self.LABELS,
                                         [{"calibration.samples": n} for n in (50, 200)])))
-        stages = ["load", "convert_int8", "evaluate_int8"]
         for i in range(2):
-            self._variant(i, RunStarted(str(self.runs_dir / f"20260103-00000{i}-v{i}"), "fake", stages))
+            self._variant(i, RunStarted(str(self.runs_dir / f"20260103-00000{i}-v{i}"), "fake",
+                                        ["fp32", "int8"]))
         self._variant(0, StageStarted("load", "Loading the model"))
         self._variant(0, StageFinished("load", 1.0))
-        self._variant(0, StageStarted("convert_int8", "Converting to INT8"))
+        self._variant(0, StageStarted("convert_int8", "Converting to INT8", total=50))
+        self._variant(0, Progress("calibrate", 25, 50))
+        self._variant(1, StageStarted("load", "Loading the model"))
         await asyncio.sleep(0)
         if not self.hold:
             await self.finish()

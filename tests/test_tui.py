@@ -467,15 +467,16 @@ async def test_a_sweep_shows_each_variant_as_it_runs(runs: Path) -> None:
         assert sweeper.running and app.query_one(TabbedContent).active == "quantize"
         first = app.query_one("#stage-variant-0", StageRow)
         second = app.query_one("#stage-variant-1", StageRow)
-        # Variant 0 is converting after its first of three stages; variant 1 has just begun.
+        # Variant 0 is half-way through calibrating its INT8 conversion; variant 1 is loading.
         assert first.name_text == "▶ samples=50: Converting to IN…"
-        assert first.bar_text.endswith(" 1/3") and second.bar_text.endswith(" 0/3")
-        assert second.name_text == "▶ samples=200"
+        assert first.bar_text.endswith(" 25/50") and first.state_text == "0.0 s, 0.0 s left"
+        assert second.name_text == "▶ samples=200: Loading the mod…"
+        assert not second.bar_text.endswith("/50")  # no count for a stage without a total
         assert str(app.query_one("#cancel-btn").disabled) == "False"
         await sweeper.finish()
         await settle(pilot, app)
-        assert first.name_text == "✓ samples=50" and first.bar_text.endswith(" 3/3")
-        assert second.word == "done"
+        assert first.name_text == "✓ samples=50" and first.state_text == "done 0.0 s"
+        assert second.name_text == "✓ samples=200" and second.word == "done"
         log = "\n".join(str(line.text) for line in app.query_one("#log").lines)
         assert log.endswith("calibration.samples=50: OK, drop 1.5 pts\n"
                             "calibration.samples=200: OK, drop 0.4 pts")

@@ -55,7 +55,7 @@ class JobMonitor(Vertical):
         self.qat_history: list[dict[str, Any]] = []
         self.failed_seen = False
         self.sweep_t0: float | None = None
-        self._variant_stages: dict[int, int] = {}
+        self._variant_labels: list[str] = []
 
     def set_state(self, text: str, running: bool) -> None:
         self.query_one("#job-state", Label).update(text)
@@ -195,7 +195,6 @@ class JobMonitor(Vertical):
 
     async def sweep(self, config: str, sets: list[str], runs_dir: str) -> None:
         self._reset("sweeping…")
-        self._variant_stages.clear()
         self.joblog.write("artq sweep " + Path(config).name + " " + " ".join(f"--set {s}" for s in sets))
         self.sweep_t0 = self.app.clock()  # type: ignore[attr-defined]
         try:
@@ -306,31 +305,38 @@ class JobMonitor(Vertical):
 
     @on(SweepProgress)
     def _sweep_progress(self, message: SweepProgress) -> None:
-        from engine.events import RunFailed, RunFinished, RunStarted, StageFinished, StageStarted  # noqa: PLC0415
+        from engine.events import (  # noqa: PLC0415
+            Progress,
+            RunFailed,
+            RunFinished,
+            RunStarted,
+            StageFinished,
+            StageStarted,
+        )
         from engine.protocol import SweepStarted, VariantEvent  # noqa: PLC0415
 
         ev = message.event
         if isinstance(ev, SweepStarted):
-            # One row per variant: its current stage, stages done of all, then its outcome.
+            # One row per variant: its current stage and that stage's progress, then its outcome.
+            self._variant_labels = list(ev.labels)
             for i, label in enumerate(ev.labels):
                 self._add_row(f"variant-{i}", label, None).word = "queued"
             self.joblog.write(f"sweep folder: {Path(ev.sweep_dir).name}, {len(ev.labels)} variant(s)")
             return
         if not isinstance(ev, VariantEvent) or f"variant-{ev.index}" not in self.rows:
             return
-        row, inner = self.rows[f"variant-{ev.index}"], ev.inner
-        base = row.label.split(": ", 1)[0]
+        row, inner, base = self.rows[f"variant-{ev.index}"], ev.inner, self._variant_labels[ev.index]
         if isinstance(inner, RunStarted):
-            row.word, row.t0, row.total = "running", self.app.clock(), len(inner.stages) or None  # type: ignore[attr-defined]
-            self._variant_stages[ev.index] = 0
+            row.word, row.t0 = "running", self.app.clock()  # type: ignore[attr-defined]
         elif isinstance(inner, StageStarted):
-            row.label = f"{base}: {inner.label}"
-        elif isinstance(inner, StageFinished):
-            self._variant_stages[ev.index] = self._variant_stages.get(ev.index, 0) + 1
-            row.advance(self._variant_stages[ev.index], row.total)
+            row.label, row.total, row.done_n = f"{base}: {inner.label}", inner.total, 0
+        elif isinstance(inner, Progress):
+            row.advance(inner.done, inner.total)
+        elif isinstance(inner, StageFinished) and row.total:
+            row.done_n = row.total
         elif isinstance(inner, RunFinished):
-            row.label = base
-            # The row says done; the sweep's summary lines follow at its end.
+            # The row says done (the sweep's summary lines follow at its end).
+            row.label, row.total = base, None
             row.finish(max(self.app.clock() - row.t0, 0.0))  # type: ignore[attr-defined]
         elif isinstance(inner, RunFailed):
             row.fail(inner.status.upper())

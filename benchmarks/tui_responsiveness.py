@@ -184,7 +184,7 @@ def child(config: str, runs_dir: str, out: str, idle_s: str = "0") -> None:
     from textual.app import ComposeResult  # noqa: F401 - the app module imports Textual anyway
 
     from tui.app import ArtqApp
-    from tui.runner import JobExited
+    from tui.messages import JobExited
 
     class Bench(ArtqApp):
         beats: list[float] = []
@@ -221,7 +221,7 @@ def child(config: str, runs_dir: str, out: str, idle_s: str = "0") -> None:
                 self.set_timer(0.2, self.try_launch)
                 return
             self.job_t0 = time.perf_counter()
-            await self._launch()
+            await self.pane("quantize").launch_tuned()
 
         def on_job_exited(self, message: JobExited) -> None:
             Path(out).write_text(json.dumps({**_gaps(self.job_beats), "returncode": message.returncode,

@@ -4,7 +4,7 @@
               [("calibration.samples", [25, 50, 100, 200, 400])])
 
 The cartesian product of the ``--set`` values is run as child processes
-(``python -m engine.worker CONFIG --set ... --cache DIR``), as many at once as there are
+(``python -m engine.worker run CONFIG --set ... --cache DIR``), as many at once as there are
 cores. Each variant is a normal run folder; what the variants share (synthetic data, the
 exported model, the FP32 and FP16 stages and their test outputs) is computed once, by the
 first variant to need it, in a cache folder inside the sweep folder
@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from .cancel import CancelToken
 from .config import JobConfig, load_config, parse_value
 from .errors import CancelledError, ConfigError
 from .events import Event, RunFailed, RunFinished, RunStarted, event_from_dict
+from .protocol import worker_command, worker_env
 from .rundir import RunDir, read_report
 
 SCHEMA = "artq.sweep/1"
@@ -199,13 +199,11 @@ def _run_variant(
     config: Path, v: Variant, extra: list[str], cache: Path, sink: VariantSink,
     cancel: CancelToken, procs: dict[int, subprocess.Popen[str]], lock: threading.Lock,
 ) -> VariantResult:
-    cmd = [sys.executable, "-m", "engine.worker", str(config)]
+    args = [str(config)]
     for o in [*extra, *v.overrides]:
-        cmd += ["--set", o]
-    cmd += ["--cache", str(cache)]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        args += ["--set", o]
+    cmd = worker_command("run", [*args, "--cache", str(cache)])
+    env = worker_env()
     t0 = time.perf_counter()
     run_dir, error = "", ""
     with lock:
@@ -243,8 +241,13 @@ def run_sweep(
     keep_cache: bool = False,
     sink: VariantSink = lambda i, ev: None,
     cancel: CancelToken | None = None,
+    on_start: Callable[[Path, list[dict[str, Any]]], None] | None = None,
 ) -> SweepResult:
-    """Run every variant (``jobs`` at once; 0: one per core) and write the sweep folder."""
+    """Run every variant (``jobs`` at once; 0: one per core) and write the sweep folder.
+
+    ``on_start(folder, values)`` is called once the sweep folder exists, with each
+    variant's swept values in order, before any variant runs (a UI lays out its rows).
+    """
     cancel = cancel or CancelToken()
     config = Path(config).resolve()
     base_over = [f"output.runs_dir={json.dumps(str(Path(runs_dir).resolve()))}"] if runs_dir else []
@@ -260,6 +263,8 @@ def run_sweep(
     jobs = jobs or os.cpu_count() or 1
     jobs = max(1, min(jobs, len(variants)))
     sweep = RunDir.create(base.output.runs_dir, f"sweep-{base.name}")
+    if on_start is not None:
+        on_start(sweep.path, [v.values for v in variants])
     cache = sweep.path / "cache"
     extra = list(base_over)
     # Cores are shared between the runs: give each run's evaluation its share.

@@ -1,23 +1,40 @@
-"""``python -m engine.worker CONFIG [--set KEY=VALUE]...``: a job for a UI, in a child process.
+"""``python -m engine.worker run|check|sweep ...``: the one child process a UI starts.
 
-Streams versioned JSON-line events (:mod:`engine.events`) on a private channel: the pipe
-that was stdout. File descriptors 1 and 2 are pointed at the run's ``log.txt`` as soon as
-the run folder exists (at ``/dev/null`` before), so nothing TensorFlow or LiteRT prints can
-corrupt the protocol or a screen. SIGTERM cancels gracefully: the run is marked cancelled
-and keeps its log. Exit codes are the CLI's (0 done, 2 bad input, 3 cancelled, 1 other).
+    run CONFIG [--set KEY=VALUE]... [--resume] [--cache DIR]   a job (the old form without
+                                                               ``run`` still works)
+    check CONFIG --model JSON [--set KEY=VALUE]...             the calibration data check
+    sweep CONFIG --set KEY=V1,V2... [--runs-dir DIR] [--jobs N] every variant, with each
+                                                               variant's events as they come
+
+Streams versioned JSON-line events (:mod:`engine.events`, :mod:`engine.protocol`) on a
+private channel: the pipe that was stdout. File descriptors 1 and 2 are pointed at the run's
+``log.txt`` as soon as the run folder exists (at ``/dev/null`` before), so nothing TensorFlow
+or LiteRT prints can corrupt the protocol or a screen. SIGTERM cancels gracefully: the run
+(or every variant) is marked cancelled and keeps its log; a check just ends. Exit codes are the CLI's (0 done,
+1 a variant failed, 2 bad input, 3 cancelled).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from .cancel import CancelToken
 from .errors import EngineError
 from .events import Event, RunFailed, RunStarted
-from .protocol import JsonLineWriter, open_private_channel
+from .protocol import (
+    JsonLineWriter,
+    SweepFinished,
+    SweepStarted,
+    VariantEvent,
+    open_private_channel,
+)
+
+SUBCOMMANDS = ("run", "check", "sweep")
 
 
 def _point_fds_at(path: str) -> None:
@@ -29,22 +46,56 @@ def _point_fds_at(path: str) -> None:
     os.close(fd)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine.worker")
-    parser.add_argument("config")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--resume", action="store_true",
-                        help="CONFIG is a QAT run folder to continue from its last checkpoint")
-    parser.add_argument("--cache", metavar="DIR", default=None,
-                        help="share data, the exported model and FP32/FP16 with other runs "
-                        "using DIR (artq sweep)")
-    args = parser.parse_args(argv)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a job")
+    run.add_argument("config")
+    run.add_argument("--set", dest="overrides", action="append", default=[])
+    run.add_argument("--resume", action="store_true",
+                     help="CONFIG is a QAT run folder to continue from its last checkpoint")
+    run.add_argument("--cache", metavar="DIR", default=None,
+                     help="share data, the exported model and FP32/FP16 with other runs "
+                     "using DIR (a sweep)")
+    check = sub.add_parser("check", help="preview, statistics and diagnostics of the data")
+    check.add_argument("config")
+    check.add_argument("--model", default="{}", help="the model summary as JSON "
+                       "(engine.inspect_model.model_summary)")
+    check.add_argument("--set", dest="overrides", action="append", default=[])
+    sweep = sub.add_parser("sweep", help="run every combination of the --set values")
+    sweep.add_argument("config")
+    sweep.add_argument("--set", dest="sets", action="append", default=[], required=True)
+    sweep.add_argument("--runs-dir", default=None)
+    sweep.add_argument("--jobs", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "run")  # the form before subcommands: ``engine.worker CONFIG ...``
+    args = _parser().parse_args(argv)
 
     out = JsonLineWriter(open_private_channel(None))
     cancel = CancelToken()
     signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if args.command == "check":
+            # Nothing to save: SIGTERM ends a check at once (a newer one replaces it).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            return _check(args, out)
+        if args.command == "sweep":
+            return _sweep(args, out, cancel)
+        return _run(args, out, cancel)
+    except EngineError as exc:
+        if not getattr(exc, "run_dir", None):
+            # Stopped before a run folder existed: say so on the channel.
+            out(RunFailed("", "failed", type(exc).__name__, exc.message, exc.hint))
+        return exc.exit_code
 
+
+def _run(args: argparse.Namespace, out: JsonLineWriter, cancel: CancelToken) -> int:
     def sink(ev: Event) -> None:
         if isinstance(ev, RunStarted):
             _point_fds_at(os.path.join(ev.run_dir, "log.txt"))
@@ -53,20 +104,55 @@ def main(argv: list[str] | None = None) -> int:
     from .config import load_config
     from .job import run_job
 
-    try:
-        if args.resume:
-            from .job import resume_config
+    if args.resume:
+        from .job import resume_config
 
-            cfg = resume_config(args.config, args.overrides)
-            run_job(cfg, sink, cancel, resume=args.config)
-        else:
-            run_job(load_config(args.config, args.overrides), sink, cancel, cache_dir=args.cache)
-    except EngineError as exc:
-        if not getattr(exc, "run_dir", None):
-            # Stopped before a run folder existed: say so on the channel.
-            out(RunFailed("", "failed", type(exc).__name__, exc.message, exc.hint))
-        return exc.exit_code
+        cfg = resume_config(args.config, args.overrides)
+        run_job(cfg, sink, cancel, resume=args.config)
+    else:
+        run_job(load_config(args.config, args.overrides), sink, cancel, cache_dir=args.cache)
     return 0
+
+
+def _check(args: argparse.Namespace, out: JsonLineWriter) -> int:
+    from .datacheck import check, diagnostics_event, preview_event
+
+    model = json.loads(args.model)
+    # Preview and statistics first; the diagnostics load the test data too and follow.
+    res = check(args.config, args.overrides, model, with_diagnostics=False)
+    out(preview_event(res))
+    if res.get("cfg") is not None:
+        out(diagnostics_event(res, model))
+    return 0
+
+
+def _sweep(args: argparse.Namespace, out: JsonLineWriter, cancel: CancelToken) -> int:
+    from .errors import CancelledError
+    from .sweep import parse_sets, run_sweep, variant_labels
+
+    sets = parse_sets(args.sets)
+    started: list[str] = []
+
+    def on_start(folder: Path, values: list[dict]) -> None:
+        started.append(str(folder))
+        out(SweepStarted(str(folder), variant_labels(values), values))
+
+    try:
+        res = run_sweep(args.config, sets, runs_dir=args.runs_dir, jobs=args.jobs,
+                        sink=lambda i, ev: out(VariantEvent(i, ev.to_dict())),
+                        cancel=cancel, on_start=on_start)
+    except CancelledError:
+        # The sweep folder holds the finished variants: hand its data over all the same.
+        data = {}
+        if started:
+            try:
+                data = json.loads((Path(started[0]) / "sweep.json").read_text())
+            except (OSError, ValueError):
+                data = {}
+        out(SweepFinished(started[0] if started else "", data))
+        return 3
+    out(SweepFinished(str(res.path), res.data))
+    return 0 if res.data.get("status") == "ok" else 1
 
 
 if __name__ == "__main__":

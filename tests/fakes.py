@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,24 @@ from engine.events import (
     StageStarted,
 )
 from engine.npu.rules import TABLE  # the placement reasons the engine writes
-from tui.runner import JobEvent, JobExited, SweepDone
+from engine.protocol import SweepStarted, VariantEvent
+from tui.messages import JobEvent, JobExited, SweepDone, SweepProgress
+
+
+async def until(pilot: Any, cond: Callable[[], object], what: str = "the condition",
+                tries: int = 500) -> None:
+    """Let the app run until ``cond()`` holds: a bounded wait on a condition, not a sleep."""
+    for _ in range(tries):
+        if cond():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def layers_shown(app: Any) -> bool:
+    """The layers table shows the report the results show (it follows them by a turn)."""
+    return app.report is not None and app.pane("layers").report is app.report
+
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "sample_configs" / "digits_ptq.toml"
@@ -204,7 +222,7 @@ def script(run_dir: Path, fail: bool = False, qat: bool = False) -> list[Event]:
 
 
 class FakeRunner:
-    """Implements tui.runner.Runner; records what it was asked to run."""
+    """Implements tui.jobs.Runner; records what it was asked to run."""
 
     def __init__(self, runs_dir: Path, fail: bool = False, hold: bool = False) -> None:
         self.runs_dir = runs_dir
@@ -249,25 +267,53 @@ class FakeRunner:
 
 
 class FakeSweeper:
-    """Implements tui.runner.SweepRunner's surface: writes a sweep folder, says it is done."""
+    """Implements tui.jobs.SweepRunner's surface: each variant's events as the worker sends
+    them, then a sweep folder and SweepDone. ``hold``: stop with variant 0 half-way through
+    its INT8 conversion and variant 1 loading, until :meth:`finish`."""
 
-    def __init__(self, runs_dir: Path) -> None:
+    LABELS = ["samples=50", "samples=200"]
+
+    def __init__(self, runs_dir: Path, hold: bool = False) -> None:
         self.runs_dir = runs_dir
+        self.hold = hold
         self.running = False
         self.started: list[tuple[str, list[str]]] = []
+        self._post: Any = None
+        self._folder = runs_dir
+
+    def _variant(self, i: int, ev: Event) -> None:
+        self._post(SweepProgress(VariantEvent(i, ev.to_dict())))
 
     async def start(self, config: str, sets: list[str], runs_dir: str, post: Any) -> None:
         self.started.append((config, list(sets)))
-        self.running = True
+        self.running, self._post = True, post
+        self._folder = Path(runs_dir) / "20260103-000000-sweep-fake"
+        self._folder.mkdir(parents=True, exist_ok=True)
+        post(SweepProgress(SweepStarted(str(self._folder), self.LABELS,
+                                        [{"calibration.samples": n} for n in (50, 200)])))
+        for i in range(2):
+            self._variant(i, RunStarted(str(self.runs_dir / f"20260103-00000{i}-v{i}"), "fake",
+                                        ["fp32", "int8"]))
+        self._variant(0, StageStarted("load", "Loading the model"))
+        self._variant(0, StageFinished("load", 1.0))
+        self._variant(0, StageStarted("convert_int8", "Converting to INT8", total=50))
+        self._variant(0, Progress("calibrate", 25, 50))
+        self._variant(1, StageStarted("load", "Loading the model"))
         await asyncio.sleep(0)
-        folder = Path(runs_dir) / "20260103-000000-sweep-fake"
-        folder.mkdir(parents=True, exist_ok=True)
+        if not self.hold:
+            await self.finish()
+
+    async def finish(self) -> None:
         data = {"status": "ok", "metric": "top1", "wall_s": 20.0, "variants": [
             {"set": {"calibration.samples": n}, "status": "ok", "metrics": {"top1": t},
              "drop": d, "total_s": 10.0} for n, t, d in ((50, 0.981, 1.5), (200, 0.992, 0.4))]}
-        (folder / "sweep.json").write_text(json.dumps(data))
+        for i, v in enumerate(data["variants"]):
+            run_dir = str(self.runs_dir / f"20260103-00000{i}-v{i}")
+            self._variant(i, RunFinished(run_dir, "ok", run_dir + "/report.json",
+                                         {"metric": "top1", "drop": v["drop"], "pass": True}))
+        (self._folder / "sweep.json").write_text(json.dumps(data))
         self.running = False
-        post(SweepDone(0, data))
+        self._post(SweepDone(0, data))
 
     async def cancel(self) -> None:
         self.running = False

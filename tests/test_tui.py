@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import DIGITS, FakeRunner, FakeSweeper, seed_runs, small_digits
+from fakes import DIGITS, FakeRunner, FakeSweeper, layers_shown, seed_runs, small_digits, until
 from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
 from textual.widgets._footer import FooterKey
 from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
-from tui.checker import SubprocessChecker, ThreadChecker
+from tui.jobs import SubprocessChecker, ThreadChecker
+from tui.messages import JobEvent
 from tui.panes.layers import LayersPane
-from tui.runner import JobEvent
 from tui.screens import ErrorDialog, HelpScreen, OpenScreen, SaveScreen
 from tui.widgets import ImagePreview, StageRow, Toggle
 
@@ -28,15 +28,10 @@ FIXED_FINDINGS = [{"code": "calib-few-samples", "severity": "warning", "message"
                    "evidence": "guide: 100–500", "fix": "set calibration.samples = 200"}]
 
 
-REAL_DIAGNOSTICS = {"test_calibration_band_preview_stats_and_diagnostics"}
-
-
-@pytest.fixture(autouse=True)
-def fixed_diagnostics(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine's diagnostics load the test data (seconds): fixed findings, except in the
-    test that checks the real ones reach the screen."""
-    if request.node.name not in REAL_DIAGNOSTICS:
-        monkeypatch.setattr("tui.calibcheck.diagnostics", lambda cfg, shape=None: (FIXED_FINDINGS, ""))
+def fixed_diagnostics(cfg: Any, shape: Any = None) -> tuple[list[dict[str, str]], str]:
+    """The engine's diagnostics load the test data (seconds): the in-process checker of the
+    tests is given these fixed findings instead (the real ones: the calibration test)."""
+    return FIXED_FINDINGS, ""
 
 
 @pytest.fixture
@@ -61,7 +56,7 @@ def make_app(runs: Path, runner: FakeRunner | None = None, samples: list[Path] |
     small = small_digits(runs.parent)
     return ArtqApp(runner=runner or FakeRunner(runs), runs_dir=runs,
                    samples=samples if samples is not None else [small], clock=lambda: 0.0,
-                   checker=checker or ThreadChecker())
+                   checker=checker or ThreadChecker(fixed_diagnostics))
 
 
 async def settle(pilot, app: ArtqApp) -> None:  # noqa: ANN001
@@ -136,17 +131,15 @@ async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> Non
         assert "BELOW the guide's 100–500" in str(app.query_one("#band").render())
         await pilot.press("enter")  # submit → the data is checked again with 50 samples
         await settle(pilot, app)
-        for _ in range(100):  # the diagnostics come second, from the child process
-            if "checking" not in text_of(app, "#diagnostics") and text_of(app, "#diagnostics") != "—":
-                break
-            await pilot.pause(0.1)
+        # The diagnostics come second, from the child process.
+        await until(pilot, lambda: "too_few_samples" in text_of(app, "#diagnostics"),
+                    "the diagnostics", tries=2000)
         stats = text_of(app, "#calib-stats")
         assert "120 items, 50 drawn" in stats and "range" in stats and "classes" in stats
         preview = app.query_one("#preview", ImagePreview)
         assert len(preview.images) == 4 and len(preview.images[0]) == 32 == len(preview.images[0][0])
         diag = text_of(app, "#diagnostics")
-        assert "[WARNING]" in diag or "[INFO]" in diag or "no calibration problem" in diag, diag
-        assert "fewer than" in diag or "50" in diag or "no calibration problem" in diag
+        assert diag.startswith("[WARNING] too_few_samples: only 50 calibration samples"), diag
 
 
 async def test_launch_sends_only_what_changed_and_shows_the_verdict(runs: Path) -> None:
@@ -230,7 +223,7 @@ async def test_layers_sort_filter_search_and_detail(runs: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
         app.open_run(seeded["a"])
-        await pilot.pause(0.2)  # the layers table follows the results by a turn
+        await until(pilot, lambda: layers_shown(app), "the layers table")
         assert "By time" not in footer_keys(app)
         await pilot.press("5")
         table = app.query_one("#layer-table", DataTable)
@@ -442,7 +435,7 @@ def test_settings_round_trip_exactly() -> None:
 async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:
     sweeper = FakeSweeper(runs)
     app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs, samples=[small_digits(runs.parent)],
-                  clock=lambda: 0.0, checker=ThreadChecker(), sweeper=sweeper)  # type: ignore[arg-type]
+                  clock=lambda: 0.0, checker=ThreadChecker(fixed_diagnostics), sweeper=sweeper)  # type: ignore[arg-type]
     async with app.run_test(size=(80, 24)) as pilot:
         await open_digits(pilot, app)
         await pilot.press("5", "0")  # a tuned setting holds for every variant...
@@ -458,6 +451,49 @@ async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:
         assert app.query_one("#sweep-table", DataTable).row_count == 2
         assert "calibration.samples=200" in text_of(app, "#sweep-chart")
         assert "sweep OK" in str(app.query_one("#job-state").render())
+
+
+async def test_a_sweep_shows_each_variant_as_it_runs(runs: Path) -> None:
+    sweeper = FakeSweeper(runs, hold=True)
+    app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs, samples=[small_digits(runs.parent)],
+                  clock=lambda: 0.0, checker=ThreadChecker(fixed_diagnostics), sweeper=sweeper)  # type: ignore[arg-type]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_digits(pilot, app)
+        await app.run_action("sweep")
+        await pilot.pause()
+        app.screen.query_one("#sweep-sets", Input).value = "calibration.samples=50,200"
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert sweeper.running and app.query_one(TabbedContent).active == "quantize"
+        first = app.query_one("#stage-variant-0", StageRow)
+        second = app.query_one("#stage-variant-1", StageRow)
+        # Variant 0 is half-way through calibrating its INT8 conversion; variant 1 is loading.
+        assert first.name_text == "▶ samples=50: Converting to IN…"
+        assert first.bar_text.endswith(" 25/50") and first.state_text == "0.0 s, 0.0 s left"
+        assert second.name_text == "▶ samples=200: Loading the mod…"
+        assert not second.bar_text.endswith("/50")  # no count for a stage without a total
+        assert str(app.query_one("#cancel-btn").disabled) == "False"
+        await sweeper.finish()
+        await settle(pilot, app)
+        assert first.name_text == "✓ samples=50" and first.state_text == "done 0.0 s"
+        assert second.name_text == "✓ samples=200" and second.word == "done"
+        log = "\n".join(str(line.text) for line in app.query_one("#log").lines)
+        assert log.endswith("calibration.samples=50: OK, drop 1.5 pts\n"
+                            "calibration.samples=200: OK, drop 0.4 pts")
+        assert "sweep OK" in str(app.query_one("#job-state").render())
+
+
+async def test_sweep_progress_messages_coalesce_per_variant_and_stage() -> None:
+    from engine.events import Progress
+    from engine.protocol import VariantEvent
+    from tui.messages import SweepProgress
+
+    def msg(i: int, stage: str, done: int) -> SweepProgress:
+        return SweepProgress(VariantEvent(i, Progress(stage, done, 100).to_dict()))
+
+    assert msg(0, "evaluate_int8", 11).can_replace(msg(0, "evaluate_int8", 10))
+    assert not msg(1, "evaluate_int8", 11).can_replace(msg(0, "evaluate_int8", 10))
+    assert not msg(0, "evaluate_fp32", 11).can_replace(msg(0, "evaluate_int8", 10))
 
 
 async def test_open_a_config_or_a_model_with_the_file_picker(runs: Path, tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from fakes import DIGITS, ROOT, FakeRunner, seed_runs
+from fakes import DIGITS, ROOT, FakeRunner, layers_shown, seed_runs, until
 from textual.widgets import Input, OptionList
 from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
-from tui.checker import ThreadChecker
+from tui.jobs import ThreadChecker
 
 SIZES = {"100x30": (100, 30), "80x24": (80, 24)}
 FINDINGS = [{"code": "calib-few-samples", "severity": "warning",
@@ -27,9 +27,12 @@ FINDINGS = [{"code": "calib-few-samples", "severity": "warning",
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.chdir(ROOT)  # paths on screen are relative to the checkout, wherever it is
     monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setattr("tui.calibcheck.diagnostics", lambda cfg, shape=None: (FINDINGS, ""))
     runs = tmp_path / "runs"
     return {"runs": runs, **seed_runs(runs)}
+
+
+def fixed_findings(cfg, shape=None) -> tuple[list[dict[str, str]], str]:  # noqa: ANN001
+    return FINDINGS, ""
 
 
 class NoChecker:
@@ -43,7 +46,7 @@ class NoChecker:
 def make(env: dict[str, Path], runner: FakeRunner | None = None, check: bool = False) -> ArtqApp:
     return ArtqApp(runner=runner or FakeRunner(env["runs"]), runs_dir=env["runs"],
                    samples=[DIGITS], clock=lambda: 0.0,
-                   checker=ThreadChecker() if check else NoChecker())  # type: ignore[arg-type]
+                   checker=ThreadChecker(fixed_findings) if check else NoChecker())  # type: ignore[arg-type]
 
 
 async def settle(pilot) -> None:  # noqa: ANN001
@@ -102,7 +105,7 @@ def test_results(snap_compare, env: dict[str, Path], size: str) -> None:
     async def before(pilot) -> None:  # noqa: ANN001
         await settle(pilot)
         pilot.app.open_run(env["b"])  # the 50-sample try: FAIL, with a finding
-        await pilot.pause(0.2)
+        await until(pilot, lambda: layers_shown(pilot.app), "the layers table")
         await settle(pilot)
 
     assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)
@@ -113,7 +116,7 @@ def test_layers_by_time(snap_compare, env: dict[str, Path], size: str) -> None:
     async def before(pilot) -> None:  # noqa: ANN001
         await settle(pilot)
         pilot.app.open_run(env["a"])
-        await pilot.pause(0.2)  # the layers table follows the results by a turn
+        await until(pilot, lambda: layers_shown(pilot.app), "the layers table")
         await pilot.press("5", "t", "down")
         await settle(pilot)
 

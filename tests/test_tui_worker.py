@@ -1,5 +1,6 @@
 """The TUI driving the real engine worker on a tiny model: a whole PTQ job, and a cancel
-that kills the child process and leaves the run marked cancelled."""
+that kills the child process and leaves the run marked cancelled, a sweep whose variants
+show their progress as they run."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from textual.widgets import DataTable, OptionList, Static
 from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
-from tui.runner import WorkerRunner
+from tui.jobs import SweepRunner, WorkerRunner
 from tui.widgets import StageRow
 
 pytestmark = pytest.mark.slow
@@ -111,3 +112,32 @@ async def test_cancel_kills_the_worker_and_marks_the_run(tiny_model: Path, tmp_p
         assert str(app.query_one("#job-state").render()) == "CANCELLED"
         report = json.loads((Path(app.run_dir) / "report.json").read_text())  # type: ignore[arg-type]
         assert report["status"] == "cancelled"
+
+
+async def test_real_sweep_shows_each_variant_live(tiny_model: Path, tmp_path: Path) -> None:
+    from textual.widgets import Input
+
+    cfg = tiny_job(tmp_path, tiny_model, test_count=40)
+    sweeper = SweepRunner()
+    app = ArtqApp(runs_dir=tmp_path / "runs", samples=[cfg], sweeper=sweeper)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_first(pilot, app)
+        await app.run_action("sweep")
+        await pilot.pause()
+        app.screen.query_one("#sweep-sets", Input).value = "calibration.samples=16,32"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sweeper.running, 30)
+        seen: set[str] = set()
+
+        def done() -> bool:
+            seen.update(r.name_text for r in app.query(StageRow) if r.word == "running")
+            return not sweeper.running and "sweep" in str(app.query_one("#job-state").render())
+
+        await wait_for(pilot, done)
+        # While the variants ran, their rows named the stage each was in.
+        assert any(t.startswith("▶ samples=16: ") for t in seen), seen
+        assert any(t.startswith("▶ samples=32: ") for t in seen), seen
+        assert str(app.query_one("#job-state").render()) == "sweep OK"
+        rows = {r.stage: (r.word, r.name_text) for r in app.query(StageRow)}
+        assert rows == {"variant-0": ("done", "✓ samples=16"), "variant-1": ("done", "✓ samples=32")}
+        await wait_for(pilot, lambda: app.query_one("#sweep-table", DataTable).row_count == 2, 30)

@@ -1,148 +1,16 @@
-"""Look at the calibration data before launching: a few preprocessed samples, statistics,
-and the engine's calibration diagnostics.
-
-``python -m tui.calibcheck CONFIG MODEL_JSON [--set KEY=VALUE]...`` prints two JSON lines:
-the preview and statistics first, then the diagnostics (slower: they load the test data
-too). The workbench runs it as a child process, like a job: generating and preprocessing
-data is Python-heavy, and in a thread it held the GIL long enough to stall the UI for
-hundreds of milliseconds (measured while a job ran). It loads the data with the engine's
-own loaders and the one :func:`engine.preprocess.preprocess`, so the preview is exactly what
-calibration will see. TensorFlow is never imported.
-"""
+"""A data-check finding in words (the check itself runs in ``engine.worker check``:
+:mod:`engine.datacheck`)."""
 
 from __future__ import annotations
 
-import importlib
-import json
-import sys
-from pathlib import Path
 from typing import Any
-
-PREVIEW = 4
-# Candidate names of the engine's config-level diagnostics (the function is being added).
-DIAG_FUNCS = ("diagnose_config", "diagnose_calibration", "diagnose", "calibration_diagnostics")
-
-
-def check(config: str, overrides: list[str], model: dict[str, Any],
-          with_diagnostics: bool = True) -> dict[str, Any]:
-    """{'images', 'captions', 'stats' (lines), 'diagnostics' (list of dicts), 'diag_note', 'error',
-    'cfg'}; the diagnostics (slower: they load the test data too) only ``with_diagnostics``."""
-    import numpy as np  # noqa: PLC0415 - heavy: only here, in a thread
-
-    from engine.config import load_config  # noqa: PLC0415
-    from engine.data import load_source, prepare, select_calibration  # noqa: PLC0415
-    from engine.errors import EngineError  # noqa: PLC0415
-    from engine.preprocess import PreprocessSpec  # noqa: PLC0415
-
-    out: dict[str, Any] = {"images": [], "captions": [], "stats": [], "diagnostics": [],
-                           "diag_note": "checking…", "error": None, "cfg": None}
-    try:
-        cfg = load_config(config, overrides)
-    except EngineError as exc:
-        out["error"] = (exc.message, exc.hint)
-        out["diag_note"] = "no diagnostics: the settings do not load"
-        return out
-    out["cfg"] = cfg
-    if with_diagnostics:
-        out["diagnostics"], out["diag_note"] = diagnostics(cfg, input_shape_of(model, cfg))
-    try:
-        raw = load_source(cfg.data.calibration, "data.calibration")
-        idx = select_calibration(len(raw), cfg.calibration.samples, cfg.calibration.seed)
-        shape = input_shape_of(model, cfg)
-        spec = None
-        if raw.images is not None:
-            if shape is None:
-                out["error"] = ("the model's input size is unknown, so images cannot be "
-                                "preprocessed for a preview", "set preprocessing.resize")
-                return out
-            spec = PreprocessSpec.resolve(cfg.preprocessing, shape)
-        data = prepare(raw.subset(idx), spec, shape or tuple(raw.arrays.shape[1:]),  # type: ignore[union-attr]
-                       "data.calibration")
-    except EngineError as exc:
-        out["error"] = (exc.message, exc.hint)
-        return out
-    x = data.x
-    n_avail, n = len(raw), len(x)
-    lines = [f"source     {raw.source}: {n_avail} items, {n} drawn (seed {cfg.calibration.seed})"]
-    if cfg.calibration.samples > n_avail:
-        lines.append(f"           only {n_avail} exist: all are used, not {cfg.calibration.samples}")
-    lines.append(f"tensor     {n}×{'×'.join(str(d) for d in x.shape[1:])} float32")
-    lines.append(f"range      {float(x.min()):.4g} … {float(x.max()):.4g}")
-    lines.append(f"mean / std {float(x.mean()):.4g} / {float(x.std()):.4g}")
-    if x.ndim == 4 and x.shape[-1] > 1:
-        per = ", ".join(f"{float(m):.3g}±{float(s):.3g}" for m, s in
-                        zip(x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2)), strict=False))
-        lines.append(f"channels   {per}")
-    lo, hi = float(x.min()), float(x.max())
-    if hi > lo:
-        at_edge = float(np.mean((x <= lo) | (x >= hi)))
-        lines.append(f"at min/max {100 * at_edge:.1f} % of values")
-    if hi > 2.0:
-        lines.append("NOTE       values above 2: is the scale (1/255) applied?")
-    labels = data.y
-    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
-        counts = np.bincount(labels)
-        present = int((counts > 0).sum())
-        lines.append(f"classes    {present} of {len(counts)} present; fewest {int(counts[counts > 0].min())},"
-                     f" most {int(counts.max())} samples")
-    out["stats"] = lines
-    for i in range(min(PREVIEW, n)):
-        img = x[i]
-        img2 = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else (
-            img.mean(axis=-1) if img.ndim == 3 else img)
-        if img2.ndim != 2:
-            break
-        a, b = float(img2.min()), float(img2.max())
-        out["images"].append((img2 - a) / (b - a) if b > a else np.zeros_like(img2))
-        cap = f"#{int(idx[i])}"
-        if isinstance(labels, list | np.ndarray) and len(labels) > i and np.ndim(labels[i]) == 0:
-            cap += f" {labels[i]}"
-        out["captions"].append(cap)
-    return out
-
-
-def input_shape_of(model: dict[str, Any], cfg: Any) -> tuple[int, ...] | None:
-    if cfg.model.input_shape:
-        return tuple(cfg.model.input_shape)
-    ins = model.get("inputs") or []
-    if ins and ins[0].get("shape") and all(d for d in ins[0]["shape"][1:]):
-        return tuple(int(d) for d in ins[0]["shape"][1:])
-    if cfg.preprocessing.resize:
-        h, w = cfg.preprocessing.resize
-        return (h, w, 1 if cfg.preprocessing.color == "gray" else 3)
-    return None
-
-
-def diagnostics(cfg: Any, input_shape: tuple[int, ...] | None = None) -> tuple[list[dict[str, Any]], str]:
-    """The engine's calibration diagnostics as dicts, or a note saying why there are none."""
-    try:
-        mod = importlib.import_module("engine.diagnostics")
-    except ImportError:
-        return [], ("calibration diagnostics are not in this engine yet "
-                    "(engine.diagnostics); a run's findings still show in 4 Results")
-    fn = next((getattr(mod, n) for n in DIAG_FUNCS if callable(getattr(mod, n, None))), None)
-    if fn is None:
-        return [], "engine.diagnostics has no config-level check this workbench knows"
-    try:
-        try:
-            found = fn(cfg, input_shape=input_shape)
-        except TypeError:  # an engine whose function takes the config alone
-            found = fn(cfg)
-    except Exception as exc:  # noqa: BLE001 - a diagnostic must never take the workbench down
-        msg = getattr(exc, "message", None) or str(exc)
-        return [], f"the diagnostics could not run: {msg}"
-    return [as_finding(f) for f in (found or [])], ""
 
 
 def as_finding(f: Any) -> dict[str, Any]:
     """A Finding event, a dataclass or a dict → {code, severity, message, evidence, fix}."""
-    if isinstance(f, dict):
-        d = f
-    elif hasattr(f, "to_dict"):
-        d = f.to_dict()
-    else:
-        d = dict(getattr(f, "__dict__", {}))
-    return {k: d.get(k, "") for k in ("code", "severity", "message", "evidence", "fix")}
+    from engine.datacheck import as_finding as _as_finding  # noqa: PLC0415 - after first paint
+
+    return _as_finding(f)
 
 
 def finding_text(f: dict[str, Any]) -> str:
@@ -153,47 +21,3 @@ def finding_text(f: dict[str, Any]) -> str:
     if f.get("fix"):
         lines.append(f"    fix: {f['fix']}")
     return "\n".join(lines)
-
-
-def downsample(img: Any, max_side: int = 64) -> list[list[float]]:
-    """A 2-D array in [0, 1] → nested lists no larger than the terminal can show."""
-    h, w = img.shape[:2]
-    step = max(1, -(-max(h, w) // max_side))
-    return [[round(float(v), 3) for v in row[::step]] for row in img[::step]]
-
-
-def to_json(res: dict[str, Any]) -> str:
-    out = {k: v for k, v in res.items() if k not in ("cfg", "images")}
-    out["images"] = [downsample(img) for img in res.get("images") or []]
-    out["loaded"] = res.get("cfg") is not None
-    return json.dumps(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse  # noqa: PLC0415 - the app imports this module for its helpers
-
-    ap = argparse.ArgumentParser(prog="python -m tui.calibcheck")
-    ap.add_argument("config")
-    ap.add_argument("model", help="the model summary as JSON (engine.inspect_model)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
-    args = ap.parse_args(argv)
-    model = json.loads(args.model)
-    res = check(args.config, args.overrides, model, with_diagnostics=False)
-    print(to_json(res), flush=True)
-    if res.get("cfg") is not None:
-        found, note = diagnostics(res["cfg"], input_shape_of(model, res["cfg"]))
-        print(json.dumps({"diagnostics": found, "diag_note": note}), flush=True)
-    return 0
-
-
-def sample_configs() -> list[Path]:
-    """Job configs in ./sample_configs (or the checkout's), sorted."""
-    root = Path(__file__).resolve().parents[1]
-    for d in (Path.cwd() / "sample_configs", root / "sample_configs"):
-        if d.is_dir():
-            return sorted(d.glob("*.toml"))
-    return []
-
-
-if __name__ == "__main__":
-    sys.exit(main())

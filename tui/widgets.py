@@ -22,8 +22,8 @@ Clock = Callable[[], float]
 
 class StageRow(Static):
     """One stage of the running job on one line: mark and name, bar and counts, elapsed and
-    time left. The mark is paired with words (✓ done, ▶ running, ✗ FAILED/CANCELLED), so
-    nothing depends on colour.
+    time left. The mark is paired with words (✓ done, ▶ running, · queued (a sweep's variant
+    not started yet), ✗ FAILED/CANCELLED), so nothing depends on colour.
 
     One widget, not a row of three: while a job runs every extra widget makes each screen
     layout slower, and the UI's budget is a few milliseconds per event (profiled).
@@ -62,13 +62,13 @@ class StageRow(Static):
         self.refresh_text()
 
     def fail(self, word: str) -> None:
-        if self.word == "running":
+        if self.word in ("running", "queued"):
             self.word = word
             self.refresh_text()
 
     @property
     def name_text(self) -> str:
-        mark = {"done": "✓", "running": "▶"}.get(self.word, "✗")
+        mark = {"done": "✓", "running": "▶", "queued": "·"}.get(self.word, "✗")
         room = self.NAME_W - 3
         label = self.label if len(self.label) <= room else self.label[: room - 1] + "…"
         return f"{mark} {label}"

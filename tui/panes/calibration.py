@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from ..calibcheck import finding_text
+from ..settings import SettingError, set_args
 from ..widgets import ImagePreview
 from .knobs import knob_label, knob_widget
 
@@ -108,3 +110,50 @@ class CalibrationPane(VerticalScroll):
             diag.update("\n".join(finding_text(f) for f in found))
         else:
             diag.update(note or "OK: the engine found no calibration problem.")
+
+    # --- the data check ----------------------------------------------------------------
+
+    def check(self) -> None:
+        """Check the data with the tuned settings (in ``engine.worker check``)."""
+        app: Any = self.app
+        if app.session is None:
+            return
+        try:
+            ov = app.overrides()
+        except SettingError as exc:
+            self.set_state(f"PROBLEM: {exc}")
+            return
+        self.set_state("checking…")
+        self._check(str(app.session.config_path), set_args(ov), app.session.model)
+
+    @work(exclusive=True, group="check")
+    async def _check(self, config: str, args: list[str], model: dict[str, Any]) -> None:
+        def diag(msg: dict[str, Any]) -> None:
+            self.show_diagnostics(msg.get("diagnostics") or [], msg.get("diag_note", ""))
+
+        try:
+            # Preview and statistics first; the engine's diagnostics (which load the test
+            # data too) follow when ready.
+            await self.app.checker.check(config, args, model, self.show_check, diag)  # type: ignore[attr-defined]
+        except (OSError, ValueError) as exc:
+            self.show_check({"error": [f"the data check failed: {exc}", ""], "diagnostics": [],
+                             "diag_note": "", "images": [], "captions": [], "stats": []})
+
+    @on(Button.Pressed, "#check-btn")
+    def _check_pressed(self) -> None:
+        self.check()
+
+    @on(Input.Changed, "#k-calibration--samples")
+    def _samples_changed(self, event: Input.Changed) -> None:
+        try:
+            n = int(event.value)
+        except ValueError:
+            n = None
+        self.set_band(n)
+        # The statistics and preview below are of the last check: say they are stale.
+        self.set_state("changed: Enter re-checks")
+
+    @on(Input.Submitted)
+    @on(Select.Changed)
+    def _edited(self) -> None:
+        self.check()

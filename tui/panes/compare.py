@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Label, Select, Static
@@ -204,6 +205,66 @@ class ComparePane(VerticalScroll):
             yield Select([], id="sweep-pick", compact=True, prompt="no sweep yet")
         yield DataTable(id="sweep-table", zebra_stripes=True, cursor_type="row")
         yield Static("", id="sweep-chart", markup=False)
+
+    # --- handlers (the rendering is below) ---------------------------------------------
+
+    def runs_loaded(self, runs: list[tuple[Path, dict[str, Any] | None]], sweeps: list[Path],
+                    pending: str | None, new_sweep: bool) -> bool:
+        """The runs were read again: fill the pickers and pick a pair and a sweep if none is
+        picked (``pending``: a run just done, shown as B; ``new_sweep``: show the newest
+        sweep). Returns whether this pane should be shown."""
+        from ..session import finished  # noqa: PLC0415
+
+        self.set_runs(runs, sweeps)
+        a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
+        done = finished(runs)
+        if a.is_blank() and b.is_blank():
+            pair = pick_pair(done)
+            if pair:
+                self.compare(*pair)
+            else:
+                self.show_pair(None, None)
+        if pending and pending in done:
+            pair = pick_pair(done, pending)
+            if pair:
+                self.compare(*pair)
+        sweep = self.query_one("#sweep-pick", Select)
+        if sweeps and (sweep.is_blank() or new_sweep):
+            sweep.value = str(sweeps[0])
+            return new_sweep
+        if not sweeps:
+            self.show_sweep(None)
+        return False
+
+    def compare(self, a: str, b: str) -> None:
+        """Show runs ``a`` and ``b`` (folders) side by side."""
+        from ..session import read_report  # noqa: PLC0415
+
+        sa, sb = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
+        with sa.prevent(Select.Changed), sb.prevent(Select.Changed):
+            sa.value, sb.value = a, b
+        self.show_pair(read_report(a), read_report(b))
+
+    def pick_sweep(self, folder: Path) -> None:
+        self.query_one("#sweep-pick", Select).value = str(folder)
+
+    def swap(self) -> None:
+        a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
+        if not a.is_blank() and not b.is_blank():
+            self.compare(str(b.value), str(a.value))
+
+    @on(Select.Changed, "#cmp-a, #cmp-b")
+    def _compare_changed(self) -> None:
+        from ..session import read_report  # noqa: PLC0415
+
+        a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
+        if not a.is_blank() and not b.is_blank():
+            self.show_pair(read_report(str(a.value)), read_report(str(b.value)))
+
+    @on(Select.Changed, "#sweep-pick")
+    def _sweep_changed(self, event: Select.Changed) -> None:
+        if not event.select.is_blank():
+            self.show_sweep(read_sweep(Path(str(event.value))))
 
 
     def set_runs(self, runs: list[tuple[Path, dict[str, Any] | None]], sweeps: list[Path]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select
 
-from ..settings import KNOB, Knob, parse, show
+from ..settings import KNOB, KNOBS, Knob, parse, show
 from ..widgets import Toggle
 
 
@@ -43,3 +43,17 @@ def write(widget: Widget, k: Knob, value: Any) -> None:
         widget.value = bool(value)
     elif isinstance(widget, Input):
         widget.value = show(k, value)
+
+
+def read_all(root: Widget) -> dict[str, Any]:
+    """Every knob under ``root`` by config key; raises SettingError naming one that does
+    not parse."""
+    return {k.key: read(root.query_one(f"#{k.wid}"), k) for k in KNOBS}
+
+
+def write_all(root: Widget, values: dict[str, Any]) -> None:
+    """Show ``values`` in every knob under ``root``, without a Changed message for each."""
+    for k in KNOBS:
+        widget = root.query_one(f"#{k.wid}")
+        with widget.prevent(Input.Changed, Select.Changed, Checkbox.Changed):
+            write(widget, k, values.get(k.key))

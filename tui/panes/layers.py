@@ -287,3 +287,15 @@ class LayersPane(Vertical):
 
     def action_search(self) -> None:
         self.query_one("#layer-search", Input).focus()
+
+    def palette(self, what: str) -> None:
+        """A palette entry: ``sort:KEY``, ``reverse``, ``cpu``, ``suspect`` or ``search``."""
+        verb, _, arg = what.partition(":")
+        if verb == "sort":
+            self.set_sort(arg, next(d for k, _, d in COLUMNS if k == arg))
+        elif verb == "reverse":
+            self.action_reverse()
+        elif verb in ("cpu", "suspect"):
+            self.action_toggle(verb)
+        elif verb == "search":
+            self.call_after_refresh(self.action_search)

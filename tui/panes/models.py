@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import OptionList, Static
@@ -79,6 +80,18 @@ def config_text(cfg: dict[str, Any], source: str) -> str:
 class ModelsPane(Horizontal):
     """Left: what can be opened. Right: what it is."""
 
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        #: The highlighted option's id: "cfg:PATH", "run:PATH" or "open".
+        self.picked = ""
+        self._previews: dict[str, str] = {}
+
+    @property
+    def picked_run(self) -> str | None:
+        """The highlighted run folder, if a run is highlighted."""
+        kind, _, path = self.picked.partition(":")
+        return path if kind == "run" else None
+
     def compose(self) -> ComposeResult:
         yield OptionList(id="picker")
         with VerticalScroll(id="summary-box"):
@@ -108,6 +121,111 @@ class ModelsPane(Horizontal):
 
     def show(self, text: str) -> None:
         self.query_one("#summary", Static).update(text)
+
+    def open_dialog(self, folder: Path) -> None:
+        """A file picker: a job config, a model or a run folder (Ctrl+O)."""
+        app: Any = self.app
+
+        def opened(path: Path | None) -> None:
+            if path is None:
+                return
+            if not path.exists():
+                app.show_error("Nothing to open", f"{path} does not exist.", "Check the path.")
+            elif path.suffix.lower() == ".toml":
+                app.open_config(path.resolve(), go=True)
+            elif path.suffix.lower() in (".keras", ".h5", ".hdf5") or (path / "saved_model.pb").is_file():
+                self.open_model(path.resolve())
+            elif (path / "report.json").is_file() or (path / "sweep.json").is_file():
+                app.open_run(path.resolve())
+            else:
+                app.show_error("Cannot open this", f"{path} is not a job config, a model or a run folder.",
+                               "Pick a .toml, .keras, .h5 or a SavedModel folder.")
+
+        from ..screens import OpenScreen  # noqa: PLC0415 - opened on demand
+
+        app.push_screen(OpenScreen(folder), opened)
+
+    def open_model(self, path: Path) -> None:
+        """A bare model: a new job on the current config (or the first sample) as template."""
+        app: Any = self.app
+        base = app.session.config_path if app.session else (app.samples[0] if app.samples else None)
+        if base is None:
+            app.show_error("No template config", "A model needs a job config for its data.",
+                           "Open a .toml job config instead.")
+            return
+        fixed = {"model.path": str(path), "name": path.stem}
+        app.notify(f"New job for {path.name} on {base.name}'s data and settings; set the data "
+                   "in 2 Calibration, then Ctrl+S to save it.", timeout=8)
+        app.open_config(base, go=False, fixed=fixed, template=True)
+        app.action_show_tab("models")
+
+    def tune_run(self) -> None:
+        """Use the highlighted run's config (as it ran) as the session."""
+        path = self.picked_run
+        if path is None or not (Path(path) / "config.toml").is_file():
+            self.app.notify("Highlight a run in 1 Models first.", severity="warning")
+            return
+        self.app.open_config(Path(path) / "config.toml", go=True)  # type: ignore[attr-defined]
+
+    @on(OptionList.OptionHighlighted, "#picker")
+    def _highlight(self, event: OptionList.OptionHighlighted) -> None:
+        key = event.option.id or ""
+        again = key == self.picked  # the list was refilled around the same item
+        self.picked = key
+        kind, _, path = key.partition(":")
+        if kind == "run":
+            self.show(self._run_preview(Path(path)))
+        elif kind == "cfg":
+            if again and path in self._previews:
+                return
+            self.show(self._previews.get(path, f"config   {path}\n\nreading…"))
+            if self.app.painted:  # type: ignore[attr-defined]
+                # Before the first screen is out, the app asks for it: reading a config
+                # imports pydantic and h5py, in a thread but holding the GIL long enough to
+                # delay the first screen by ~0.4 s (measured).
+                self.preview_config(path)
+        elif key == "open":
+            self.show("Enter (or Ctrl+O) opens a file picker for a job config or a model file.")
+
+    @on(OptionList.OptionSelected, "#picker")
+    def _select(self, event: OptionList.OptionSelected) -> None:
+        key = event.option.id or ""
+        kind, _, path = key.partition(":")
+        app: Any = self.app
+        if kind == "cfg":
+            app.open_config(Path(path), go=True)
+        elif kind == "run":
+            app.open_run(Path(path))
+        elif key == "open":
+            app.action_open()
+
+    def _run_preview(self, path: Path) -> str:
+        from .results import verdict_text  # noqa: PLC0415 - after the first paint
+
+        rep = next((r for p, r in self.app.runs if p == path), None)  # type: ignore[attr-defined]
+        if (path / "sweep.json").is_file():
+            return f"{path.name}\n\nA sweep: Enter shows it in 6 Compare."
+        if rep is None:
+            return f"{path.name}\n\nThis run never finished: it has no report.json (see its log.txt)."
+        return verdict_text(rep) + f"\n\nfolder: {path}\nEnter: results, layers and compare."
+
+    def preview_highlighted(self) -> None:
+        """The highlighted config's summary (the app calls it once the first screen is out)."""
+        kind, _, path = self.picked.partition(":")
+        if kind == "cfg":
+            self.preview_config(path)
+
+    @work(thread=True, exclusive=True, group="preview")
+    def preview_config(self, path: str) -> None:
+        from ..session import config_summary  # noqa: PLC0415
+
+        text = config_summary(Path(path))
+        self._previews[path] = text
+        self.app.call_from_thread(self._show_preview, path, text)
+
+    def _show_preview(self, path: str, text: str) -> None:
+        if self.picked == f"cfg:{path}":
+            self.show(text)
 
 
 def job_name(run: str | Path) -> str:

@@ -1,0 +1,75 @@
+"""What the workbench works on: the job config (a :class:`~tui.settings.Session`), the
+sample configs, and the runs' reports (read once per change of report.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .panes.models import config_text, model_text
+from .settings import Session, base_values
+
+_REPORTS: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+
+def read_report(run_dir: str | Path) -> dict[str, Any] | None:
+    """engine.rundir.read_report, remembered until report.json changes: the runs list is
+    read again after every job, and parsing thirty reports held the GIL for ~0.1 s."""
+    p = Path(run_dir) / "report.json"
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        return None
+    hit = _REPORTS.get(str(p))
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    # Not at start-up: the first screen needs no report.
+    from engine.rundir import read_report as _read_report  # noqa: PLC0415
+
+    rep = _read_report(run_dir)
+    _REPORTS[str(p)] = (mtime, rep)
+    return rep
+
+
+def finished(runs: list[tuple[Path, dict[str, Any] | None]]) -> list[str]:
+    """The folders of the runs that got as far as a stage, newest first."""
+    return [str(p) for p, r in runs if r is not None and r.get("stages")]
+
+
+def sample_configs() -> list[Path]:
+    """Job configs in ./sample_configs (or the checkout's), sorted."""
+    root = Path(__file__).resolve().parents[1]
+    for d in (Path.cwd() / "sample_configs", root / "sample_configs"):
+        if d.is_dir():
+            return sorted(d.glob("*.toml"))
+    return []
+
+
+def config_summary(path: Path, fixed: dict[str, Any] | None = None) -> str:
+    """The model and the config in words, or why the config cannot be used (a thread: it
+    imports pydantic and reads the model file)."""
+    from engine.config import load_config  # noqa: PLC0415
+    from engine.errors import EngineError  # noqa: PLC0415
+    from engine.inspect_model import model_summary  # noqa: PLC0415
+
+    try:
+        cfg = load_config(path, fixed or None)
+    except EngineError as exc:
+        return f"config       {path}\n\nCannot use this config:\n{exc}"
+    d = cfg.to_dict()
+    return model_text(model_summary(cfg.model.path)) + "\n\n" + config_text(d, str(path))
+
+
+def load_session(path: Path, fixed: dict[str, Any], template: bool) -> Session:
+    """The session for a config file; raises EngineError when it does not load."""
+    from engine.config import load_config  # noqa: PLC0415
+    from engine.inspect_model import model_summary  # noqa: PLC0415
+
+    cfg = load_config(path, fixed or None)
+    d = cfg.to_dict()
+    return Session(path, cfg.name, base_values(d), d, dict(fixed),
+                   model_summary(cfg.model.path), template)
+
+
+def session_text(session: Session) -> str:
+    return model_text(session.model) + "\n\n" + config_text(session.config, str(session.config_path))

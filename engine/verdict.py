@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +24,13 @@ class Verdict:
         d = asdict(self)
         d["pass"] = d.pop("passed")
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
+        """The verdict of a report.json (``to_dict``'s inverse); missing figures read None."""
+        return cls(profile=d.get("profile", ""), threshold=d.get("threshold", 0.0),
+                   metric=d.get("metric", ""), fp32=d.get("fp32", 0.0), int8=d.get("int8"),
+                   drop=d.get("drop"), passed=bool(d.get("pass")), advice=d.get("advice", ""))
 
 
 def primary_value(metrics: dict[str, Any], primary: str) -> float | None:

@@ -8,9 +8,10 @@ so they cannot disagree about a number or a sentence. No rich or textual here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .report import Finding, Report
+if TYPE_CHECKING:  # only types: tui.format imports the numbers below at start-up
+    from .report import Finding, Report
 
 #: One name per metric, short enough for a table head in 80 columns, used in sentences too.
 METRIC_NAMES = {

@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import PROFILE_THRESHOLDS
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -47,6 +45,8 @@ def primary_value(metrics: dict[str, Any], primary: str) -> float | None:
 
 def judge(metric: str, fp32: float, int8: float | None, profile: str, method: str = "ptq") -> Verdict:
     """Pass when the drop is within the profile's threshold (the guide's table, §6.2)."""
+    from .config import PROFILE_THRESHOLDS  # noqa: PLC0415 - readers of a report need no config
+
     threshold = PROFILE_THRESHOLDS[profile]
     if int8 is None:
         return Verdict(profile, threshold, metric, fp32, None, None, False,

@@ -48,6 +48,8 @@ from .widgets import KeysFooter, LateMount, StageRow
 if TYPE_CHECKING:
     from textual.widgets import RichLog
 
+    from engine.report import Report
+
 # Not imported here: engine.events (a dozen dataclasses, ~15 ms), engine.rundir and
 # RichLog (rich.pretty, ~15 ms). The first screen needs none of them; they are imported
 # where used, and the warm-up thread imports them after the first paint.
@@ -64,11 +66,11 @@ TAB_FOCUS = {
     "compare": "#cmp-table",
 }
 RECENT_RUNS = 30
-_REPORTS: dict[str, tuple[float, dict[str, Any] | None]] = {}
+_REPORTS: dict[str, tuple[float, Report | None]] = {}
 
 
-def read_report(run_dir: str | Path) -> dict[str, Any] | None:
-    """engine.rundir.read_report, remembered until report.json changes: the runs list is
+def read_report(run_dir: str | Path) -> Report | None:
+    """engine.report.read_report, remembered until report.json changes: the runs list is
     read again after every job, and parsing thirty reports held the GIL for ~0.1 s."""
     p = Path(run_dir) / "report.json"
     try:
@@ -78,7 +80,7 @@ def read_report(run_dir: str | Path) -> dict[str, Any] | None:
     hit = _REPORTS.get(str(p))
     if hit is not None and hit[0] == mtime:
         return hit[1]
-    from engine.rundir import read_report as _read_report  # noqa: PLC0415 - see above
+    from engine.report import read_report as _read_report  # noqa: PLC0415 - see above
 
     rep = _read_report(run_dir)
     _REPORTS[str(p)] = (mtime, rep)
@@ -154,9 +156,9 @@ class ArtqApp(App[int]):
         self.clock = clock
         self.open_dir = Path(open_dir) if open_dir else Path.cwd()
         self.session: Session | None = None
-        self.runs: list[tuple[Path, dict[str, Any] | None]] = []
+        self.runs: list[tuple[Path, Report | None]] = []
         self.sweeps: list[Path] = []
-        self.report: dict[str, Any] | None = None
+        self.report: Report | None = None
         self.run_dir: str | None = None
         self.qat_history: list[dict[str, Any]] = []
         self.failed_seen = False
@@ -250,7 +252,7 @@ class ArtqApp(App[int]):
             return False
         return all(w.is_mounted for w in self.query("Select, SelectOverlay, DataTable, Input"))
 
-    def _runs_loaded(self, runs: list[tuple[Path, dict[str, Any] | None]], sweeps: list[Path]) -> None:
+    def _runs_loaded(self, runs: list[tuple[Path, Report | None]], sweeps: list[Path]) -> None:
         if not self.panes_ready():
             self.set_timer(0.05, partial(self._runs_loaded, runs, sweeps))
             return
@@ -261,7 +263,7 @@ class ArtqApp(App[int]):
         a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
         from .panes.compare import pick_pair  # noqa: PLC0415 - the pane is there by now
 
-        finished = [str(p) for p, r in runs if r is not None and r.get("stages")]
+        finished = [str(p) for p, r in runs if r is not None and r.finished]
         if a.is_blank() and b.is_blank():
             pair = pick_pair(finished)
             if pair:
@@ -310,7 +312,7 @@ class ArtqApp(App[int]):
     def action_compare_latest(self) -> None:
         from .panes.compare import pick_pair  # noqa: PLC0415 - after the first paint
 
-        pair = pick_pair([str(p) for p, r in self.runs if r is not None and r.get("stages")])
+        pair = pick_pair([str(p) for p, r in self.runs if r is not None and r.finished])
         if not pair:
             self.notify("Compare needs two finished runs.", severity="warning")
             return
@@ -444,7 +446,7 @@ class ArtqApp(App[int]):
                         "Its log.txt says how far it got.")
             return
         self.show_report(rep)
-        others = [str(p) for p, r in self.runs if r is not None and r.get("stages") and p != path]
+        others = [str(p) for p, r in self.runs if r is not None and r.finished and p != path]
         if others:
             self.compare(others[0], str(path))
         self.action_show_tab("results")
@@ -957,15 +959,15 @@ class ArtqApp(App[int]):
 
     @on(JobExited)
     def _job_exited(self, message: JobExited) -> None:
-        if self.run_dir and (self.report or {}).get("run_dir") != self.run_dir:
+        if self.run_dir and (self.report.run_dir if self.report else None) != self.run_dir:
             rep = read_report(self.run_dir)
             if rep:
                 self.show_report(rep)
         words = {0: "done", 2: "FAILED: bad input", 3: "CANCELLED"}
         state = words.get(message.returncode, f"FAILED (exit {message.returncode})")
-        mine = (self.report or {}).get("run_dir") == self.run_dir
-        if message.returncode == 0 and mine and self.report and self.report.get("verdict"):
-            state = "done " + ("PASS" if self.report["verdict"].get("pass") else "FAIL")
+        mine = self.report is not None and self.report.run_dir == self.run_dir
+        if message.returncode == 0 and mine and self.report and self.report.verdict:
+            state = "done " + ("PASS" if self.report.verdict.passed else "FAIL")
         self._set_state(state, running=False)
         for row in self._rows.values():
             row.fail("CANCELLED" if message.returncode == 3 else "FAILED")
@@ -980,13 +982,13 @@ class ArtqApp(App[int]):
 
     # --- results ---------------------------------------------------------------------
 
-    def show_report(self, rep: dict[str, Any]) -> None:
+    def show_report(self, rep: Report) -> None:
         self.report = rep
         self.pane("results").show(rep)
         # The layers table in a later turn: two shorter pauses of the UI instead of one.
         self.set_timer(0.05, partial(self._show_layers, rep))
 
-    def _show_layers(self, rep: dict[str, Any]) -> None:
+    def _show_layers(self, rep: Report) -> None:
         if self.report is rep:
             self.pane("layers").show(rep)
 

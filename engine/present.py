@@ -50,6 +50,11 @@ def points(v: Any) -> str:
     return f"{v:+.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
 
 
+def drop_text(v: float | None) -> str:
+    """A drop in a sentence: '0.40 points' (the tables sign it: '+0.40')."""
+    return "— points" if v is None else f"{v:.2f} points"
+
+
 def size(n: Any) -> str:
     if n is None or n == "":
         return "—"
@@ -131,7 +136,7 @@ def verdict(rep: Report) -> tuple[str, str] | None:
     word = "PASS" if v.passed else "FAIL"
     if v.drop is None:
         return word, "no INT8 metric to judge"
-    return word, (f"INT8 drop {v.drop:.2f} points on {metric_name(v.metric)} "
+    return word, (f"INT8 drop {drop_text(v.drop)} on {metric_name(v.metric)} "
                   f"(profile {v.profile}: ≤ {v.threshold:g})")
 
 
@@ -259,10 +264,10 @@ def qat_lines(rep: Report) -> list[str]:
     lines = [qat_note(rep)] if rep.qat else []
     ptq = rep.comparison.ptq if rep.comparison else None
     if ptq is not None:
-        lines.append(f"PTQ baseline: INT8 drop {points(ptq.drop)} points, {size(ptq.size_bytes)} "
+        lines.append(f"PTQ baseline: INT8 drop {drop_text(ptq.drop)}, {size(ptq.size_bytes)} "
                      f"(run {ptq.run_dir or '?'})")
         drop = rep.verdict.drop if rep.verdict else None
         if ptq.drop is not None and drop is not None:
-            lines.append(f"QAT against PTQ: drop {drop:.2f} vs {ptq.drop:.2f} points, "
-                         f"{ptq.drop - drop:+.2f} points regained")
+            lines.append(f"QAT regained {ptq.drop - drop:+.2f} points over PTQ "
+                         f"(INT8 drop {drop_text(drop)} against {drop_text(ptq.drop)})")
     return lines

@@ -126,6 +126,8 @@ class Report(Record):
         st = self.stage(stage)
         if st.drop is not None:
             return st.drop
+        if stage == "int8" and self.verdict is not None and self.verdict.drop is not None:
+            return self.verdict.drop  # the verdict judges INT8's drop
         base, this = self.stage("fp32").metrics, st.metrics
         if self.primary is None or base is None or this is None:
             return None

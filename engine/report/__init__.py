@@ -30,11 +30,12 @@ from .parts import (
     Stage,
     StageMetrics,
 )
+from .record import Record
 
 __all__ = [
     "REPORT", "SCHEMA", "Agreement", "Comparison", "DataInfo", "DataSplit", "ErrorFigures",
     "ErrorInfo", "Finding", "Headline", "HeadlineSide", "LayerAnalysis", "LayerError",
     "LayerRow", "LayerSensitivity", "ModelInfo", "Npu", "NpuLayer", "NpuSummary", "Pool",
-    "Preprocessing", "PtqSummary", "Qat", "Report", "ReportError", "SensitivityEntry", "Stage",
+    "Preprocessing", "PtqSummary", "Qat", "Record", "Report", "ReportError", "SensitivityEntry", "Stage",
     "StageMetrics", "Verdict", "read_report", "render_markdown",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import present as say
 from .document import Report
 
 
@@ -71,8 +72,6 @@ def _layers_markdown(rep: Report, limit: int = 12) -> list[str]:
 
 def render_markdown(report: Report | Mapping[str, Any], npu_markdown: str = "") -> str:
     """report.md; ``npu_markdown``: the NPU section (engine.npu renders it from its Analysis)."""
-    from .. import present as say  # noqa: PLC0415 - present imports this package
-
     rep = report if isinstance(report, Report) else Report.from_dict(report)
     out: list[str] = [f"# artq run: {rep.name}", ""]
     out.append(f"- status: **{rep.status.upper()}**")

@@ -226,6 +226,7 @@ class ArtqApp(App[int]):
         import engine.config  # noqa: F401, PLC0415
         import engine.events  # noqa: F401, PLC0415
         import engine.npu.rules  # noqa: F401, PLC0415
+        import engine.report  # noqa: F401, PLC0415 - the typed report every pane reads
         import engine.rundir  # noqa: F401, PLC0415
         import tui.screens  # noqa: F401, PLC0415 - the dialogs, with Textual's file tree
 

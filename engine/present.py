@@ -161,7 +161,7 @@ def size_line(rep: Report) -> str | None:
 
 def precision_story(rep: Report) -> str | None:
     """Does the loss come from 16-bit or from 8-bit? One sentence from the stages' drops."""
-    d16, d8 = rep.stage("fp16").drop, rep.stage("int8").drop
+    d16, d8 = rep.drop("fp16"), rep.drop("int8")
     if d8 is None:
         return None
     if d16 is None:

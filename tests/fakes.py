@@ -102,9 +102,11 @@ LAYERS = [
 ]
 
 
-def _stage(size: int, top1: float, acc: float, cos: float, rmse: float) -> Stage:
-    return Stage(path=None, size_bytes=size, metrics=Metrics(
-        task={"top1": top1}, agreement=Agreement(acc=acc, cos=cos, rmse=rmse)))
+def _stage(name: str, size: int, top1: float, acc: float, cos: float, rmse: float) -> Stage:
+    # As the job writes it: items/s measured, the drop against FP32 (0.996) in points.
+    return Stage(path=f"{name}.tflite", size_bytes=size, metrics=Metrics(
+        task={"top1": top1}, agreement=Agreement(acc=acc, cos=cos, rmse=rmse)),
+        items_per_s=5000.0, drop=round((0.996 - top1) * 100, 4))
 
 
 def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 200,
@@ -121,9 +123,9 @@ def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 20
         "output": {"runs_dir": str(Path(run_dir).parent)},
     }
     stages = {
-        "fp32": replace(_stage(294_000, 0.996, 1.0, 1.0, 0.0), path="fp32.tflite"),
-        "fp16": replace(_stage(152_000, 0.996, 1.0, 1.0, 1e-6), path="fp16.tflite"),
-        "int8": replace(_stage(84_000, int8_top1, 0.995, 0.9999, 1e-3), path="int8.tflite"),
+        "fp32": _stage("fp32", 294_000, 0.996, 1.0, 1.0, 0.0),
+        "fp16": _stage("fp16", 152_000, 0.996, 1.0, 1.0, 1e-6),
+        "int8": _stage("int8", 84_000, int8_top1, 0.995, 0.9999, 1e-3),
     }
     rep = Report(
         status=status, name=name, run_dir=str(run_dir), config=cfg,

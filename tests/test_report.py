@@ -179,7 +179,7 @@ def _cli_text(rep: Report, capsys: pytest.CaptureFixture[str]) -> str:
     from engine.cli.console import Console
     from engine.cli.run import print_summary
 
-    print_summary(Console(width=100), rep)
+    print_summary(Console(width=200), rep)  # no wrapping: compare whole sentences
     return capsys.readouterr().out
 
 

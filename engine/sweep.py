@@ -34,7 +34,8 @@ from .config import JobConfig, load_config, parse_value
 from .errors import CancelledError, ConfigError
 from .events import Event, RunFailed, RunFinished, RunStarted, event_from_dict
 from .protocol import worker_command, worker_env
-from .rundir import RunDir, read_report
+from .report import read_report
+from .rundir import RunDir
 
 SCHEMA = "artq.sweep/1"
 
@@ -169,29 +170,24 @@ def _summarize(v: Variant, run_dir: str, process_s: float, error: str) -> Varian
     if rep is None:
         return VariantResult(v.values, "failed", run_dir, "", {}, None, None, process_s,
                              error=error or "the run left no report")
-    stages = rep.get("stages") or {}
-    int8 = stages.get("int8") or {}
-    m = int8.get("metrics") or {}
-    metrics = {k: val for k, val in m.items() if not isinstance(val, dict | list)}
-    agr = m.get("agreement") or {}
-    metrics.update({f"agreement_{k}": agr.get(k) for k in ("acc", "cos") if k in agr})
-    npu = ((rep.get("npu") or {}).get("summary") or {}).get("latency_ms")
-    t = rep.get("timings") or {}
-    err = rep.get("error") or {}
+    m = rep.stage("int8").metrics
+    metrics: dict[str, Any] = {k: m.task[k] for k in m.names()} if m else {}
+    if m and m.agreement is not None:
+        metrics.update(agreement_acc=m.agreement.acc, agreement_cos=m.agreement.cos)
     return VariantResult(
         values=v.values,
-        status=str(rep.get("status")),
+        status=rep.status,
         run_dir=run_dir,
         report=str(Path(run_dir) / "report.json"),
         metrics=metrics,
-        drop=(rep.get("verdict") or {}).get("drop"),
-        total_s=t.get("total_s"),
+        drop=rep.verdict.drop if rep.verdict else None,
+        total_s=rep.timing("total"),
         process_s=process_s,
-        sizes={k: s["size_bytes"] for k, s in stages.items() if s.get("size_bytes")},
-        npu_ms=npu,
-        convert_s=t.get("convert_int8_s"),
-        stage_drops={k: s["drop"] for k, s in stages.items() if s.get("drop") is not None},
-        error=err.get("message", "") if err else error,
+        sizes={k: s.size_bytes for k, s in rep.stages.items() if s.size_bytes},
+        npu_ms=rep.npu.summary.latency_ms if rep.npu and rep.npu.summary else None,
+        convert_s=rep.timing("convert_int8"),
+        stage_drops={k: s.drop for k, s in rep.stages.items() if s.drop is not None},
+        error=rep.error.message if rep.error else error,
     )
 
 
@@ -343,8 +339,8 @@ def _sweep_json(
 def _primary(results: list[VariantResult]) -> str | None:
     for r in results:
         rep = read_report(r.run_dir) if r.run_dir else None
-        if rep and rep.get("verdict"):
-            return rep["verdict"].get("metric")
+        if rep and rep.verdict:
+            return rep.verdict.metric
     return None
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-
-from .config import PROFILE_THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,13 @@ class Verdict:
         d["pass"] = d.pop("passed")
         return d
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
+        """The verdict of a report.json (``to_dict``'s inverse); missing figures read None."""
+        return cls(profile=d.get("profile", ""), threshold=d.get("threshold", 0.0),
+                   metric=d.get("metric", ""), fp32=d.get("fp32", 0.0), int8=d.get("int8"),
+                   drop=d.get("drop"), passed=bool(d.get("pass")), advice=d.get("advice", ""))
+
 
 def primary_value(metrics: dict[str, Any], primary: str) -> float | None:
     """The value a stage is judged on; for label-free tasks, agreement with FP32."""
@@ -39,6 +45,8 @@ def primary_value(metrics: dict[str, Any], primary: str) -> float | None:
 
 def judge(metric: str, fp32: float, int8: float | None, profile: str, method: str = "ptq") -> Verdict:
     """Pass when the drop is within the profile's threshold (the guide's table, §6.2)."""
+    from .config import PROFILE_THRESHOLDS  # noqa: PLC0415 - readers of a report need no config
+
     threshold = PROFILE_THRESHOLDS[profile]
     if int8 is None:
         return Verdict(profile, threshold, metric, fp32, None, None, False,

@@ -6,9 +6,9 @@ Every number here is fixed, so snapshots of the screens are the same on every ma
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,27 @@ from engine.events import (
 )
 from engine.npu.rules import TABLE  # the placement reasons the engine writes
 from engine.protocol import SweepStarted, VariantEvent
+from engine.report import (
+    Agreement,
+    Comparison,
+    ErrorFigures,
+    Headline,
+    LayerError,
+    LayerRow,
+    LayerSensitivity,
+    Npu,
+    NpuLayer,
+    NpuSummary,
+    Pool,
+    PtqSummary,
+    Qat,
+    Report,
+    Stage,
+    Verdict,
+)
+from engine.report import Finding as ReportFinding
+from engine.report import ModelInfo as ReportModel
+from engine.report import StageMetrics as Metrics
 from tui.messages import JobEvent, JobExited, SweepDone, SweepProgress
 
 
@@ -63,29 +84,34 @@ def small_digits(folder: Path, name: str = "digits_ptq.toml") -> Path:
 
 def _layer(i: int, op: str, shape: list[int], placement: str, macs: int, est_us: float,
            pct: float, sqnr: float | None, rmse_scale: float | None, suspect: bool = False,
-           sens: dict[str, Any] | None = None, reason: str = "") -> dict[str, Any]:
+           sens: LayerSensitivity | None = None, reason: str = "") -> tuple[NpuLayer, LayerRow]:
+    """One layer as the NPU analysis places it and as report.json's layers table has it."""
     error = None
     if sqnr is not None:
-        stats = {"sqnr_db": sqnr, "rmse_scale": rmse_scale, "cos": 0.9991, "max_abs": 0.05}
-        error = {"tensor": f"t{i}", "scale": 0.0123, "zero_point": -128, "range": [-1.5, 1.6],
-                 "layer": stats, "model": dict(stats, sqnr_db=sqnr - 3), "suspect": suspect,
-                 "why": "rmse/scale 0.91 is 3× the 0.289 of pure rounding: an outlier stretches the range"
-                 if suspect else ""}
-    return {
-        "index": i, "op": op, "name": f"model/{op.lower()}_{i}", "output_shape": [1, *shape],
-        "placement": placement, "tier": "HW" if placement == "NPU" else "SW_INT",
-        "reason": reason or ("runs on the NPU (the convolution accelerators)" if placement == "NPU"
-                             else f"{op} runs in software on the CPU"),
-        "rule": "table", "macs": macs, "est_us": est_us, "pct": pct, "epoch": i,
-        "bound": "compute", "error": error, "sensitivity": sens,
-    }
+        stats = ErrorFigures(sqnr_db=sqnr, rmse_scale=rmse_scale, cos=0.9991, max_abs=0.05)
+        error = LayerError(
+            tensor=f"t{i}", scale=0.0123, zero_point=-128, range=(-1.5, 1.6), layer=stats,
+            model=replace(stats, sqnr_db=sqnr - 3), suspect=suspect,
+            why="rmse/scale 0.91 is 3× the 0.289 of pure rounding: an outlier stretches the range"
+            if suspect else "")
+    reason = reason or ("runs on the NPU (the convolution accelerators)" if placement == "NPU"
+                        else f"{op} runs in software on the CPU")
+    npu = NpuLayer(index=i, op=op, name=f"model/{op.lower()}_{i}", output_shape=(1, *shape),
+                   placement=placement, tier="HW" if placement == "NPU" else "SW_INT",
+                   reason=reason, rule="table", macs=macs, est_us=est_us, pct=pct, epoch=i,
+                   bound="compute")
+    row = LayerRow(index=i, op=op, name=npu.name, output_shape=npu.output_shape,
+                   placement=placement, reason=reason, macs=macs, est_us=est_us, pct=pct,
+                   error=error, sensitivity=sens)
+    return npu, row
 
 
 LAYERS = [
     _layer(0, "CONV_2D", [32, 32, 16], "NPU", 147_456, 19.8, 4.4, 41.2, 0.30),
     _layer(1, "CONV_2D", [32, 32, 16], "NPU", 2_359_296, 70.0, 15.4, 22.5, 0.91, suspect=True,
-           sens={"metric": "top1", "regained_points": 0.35, "cost_ms": 0.07,
-                 "suggestion": "keep this layer in INT8: the 0.35 points are not worth 0.07 ms"}),
+           sens=LayerSensitivity(
+               metric="top1", regained_points=0.35, cost_ms=0.07,
+               suggestion="keep this layer in INT8: the 0.35 points are not worth 0.07 ms")),
     _layer(2, "MAX_POOL_2D", [16, 16, 16], "NPU", 16_384, 20.2, 4.4, 44.0, 0.29),
     _layer(3, "CONV_2D", [8, 8, 64], "NPU", 2_359_296, 109.3, 24.0, 38.7, 0.33),
     _layer(4, "MEAN", [64], "NPU", 4_096, 17.4, 3.8, 47.1, 0.28),
@@ -94,9 +120,16 @@ LAYERS = [
 ]
 
 
+def _stage(name: str, size: int, top1: float, acc: float, cos: float, rmse: float) -> Stage:
+    # As the job writes it: items/s measured, the drop against FP32 (0.996) in points.
+    return Stage(path=f"{name}.tflite", size_bytes=size, metrics=Metrics(
+        task={"top1": top1}, agreement=Agreement(acc=acc, cos=cos, rmse=rmse)),
+        items_per_s=5000.0, drop=round((0.996 - top1) * 100, 4))
+
+
 def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 200,
-                int8_top1: float = 0.992, status: str = "ok", method: str = "ptq") -> dict[str, Any]:
-    """A complete artq.report/1 with fixed numbers (and the per-layer schema being added)."""
+                int8_top1: float = 0.992, status: str = "ok", method: str = "ptq") -> Report:
+    """A complete artq.report/1 with fixed numbers, built from the engine's report types."""
     drop = round((0.996 - int8_top1) * 100, 4)
     cfg = {
         "model": {"path": str(ROOT / "engine/samples/weights/digits.keras")},
@@ -107,66 +140,57 @@ def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 20
         "evaluation": {"task": "classification", "profile": "high"},
         "output": {"runs_dir": str(Path(run_dir).parent)},
     }
-    rep: dict[str, Any] = {
-        "schema": "artq.report/1",
-        "status": status,
-        "name": name,
-        "run_dir": str(run_dir),
-        "config": cfg,
-        "model": {"inputs": [{"name": "input", "shape": [1, 32, 32, 1]}],
-                  "outputs": [{"name": "output_0", "shape": [1, 10]}], "params": 73114},
-        "stages": {
-            "fp32": {"path": "fp32.tflite", "size_bytes": 294_000,
-                     "metrics": {"top1": 0.996, "agreement": {"acc": 1.0, "cos": 1.0, "rmse": 0.0}}},
-            "fp16": {"path": "fp16.tflite", "size_bytes": 152_000,
-                     "metrics": {"top1": 0.996, "agreement": {"acc": 1.0, "cos": 1.0, "rmse": 1e-6}}},
-            "int8": {"path": "int8.tflite", "size_bytes": 84_000,
-                     "metrics": {"top1": int8_top1,
-                                 "agreement": {"acc": 0.995, "cos": 0.9999, "rmse": 1e-3}}},
-        },
-        "verdict": {"profile": "high", "threshold": 1.0, "metric": "top1", "fp32": 0.996,
-                    "int8": int8_top1, "drop": drop, "pass": drop <= 1.0,
-                    "advice": f"INT8 loses {drop:.2f} points, "
-                              + ("within the high bar (1)." if drop <= 1.0 else
-                                 "over the high bar (1): try more calibration samples or QAT.")},
-        "findings": [{"code": "calib-few-samples", "severity": "warning",
-                      "message": f"{samples} calibration samples", "evidence": "guide: 100–500",
-                      "fix": "set calibration.samples = 200"}] if samples < 100 else [],
-        "npu": {
-            "schema": "artq.npu/1", "target": "stm32n6570-dk",
-            "summary": {"ops_total": 7, "ops_npu": 6, "ops_cpu": 1, "epochs_hw": 6, "epochs_sw": 1,
-                        "weights_flash_bytes": 73_152, "activations_ram_bytes": 32_768,
-                        "external_ram_bytes": 0, "latency_ms": 0.4553, "inferences_per_s": 2196.3},
-            "pools": [
-                {"name": "npuRAM3", "internal": True, "size_bytes": 458_752, "used_bytes": 32_768},
-                {"name": "npuRAM4", "internal": True, "size_bytes": 458_752, "used_bytes": 0},
-                {"name": "cpuRAM2", "internal": True, "size_bytes": 1_048_576, "used_bytes": 0},
-                {"name": "hyperRAM", "internal": False, "size_bytes": 33_554_432, "used_bytes": 0},
-            ],
-            "layers": [{k: v for k, v in la.items() if k not in ("error", "sensitivity")}
-                       for la in LAYERS],
-            "advice": ["SOFTMAX runs on the CPU: 1.2 % of the time; apply it on the host"],
-        },
-        "headline": {"size_x_smaller": 3.5, "x_faster": 53.2, "ram_x_smaller": 4.0},
-        "layers": copy.deepcopy(LAYERS),
-        "timings": {"total_s": 13.8 if samples >= 200 else 11.2},
+    stages = {
+        "fp32": _stage("fp32", 294_000, 0.996, 1.0, 1.0, 0.0),
+        "fp16": _stage("fp16", 152_000, 0.996, 1.0, 1.0, 1e-6),
+        "int8": _stage("int8", 84_000, int8_top1, 0.995, 0.9999, 1e-3),
     }
+    rep = Report(
+        status=status, name=name, run_dir=str(run_dir), config=cfg,
+        model=ReportModel(inputs=({"name": "input", "shape": [1, 32, 32, 1]},),
+                        outputs=({"name": "output_0", "shape": [1, 10]},), params=73114),
+        stages=stages,
+        verdict=Verdict(profile="high", threshold=1.0, metric="top1", fp32=0.996,
+                        int8=int8_top1, drop=drop, passed=drop <= 1.0,
+                        advice=f"INT8 loses {drop:.2f} points, "
+                        + ("within the high bar (1)." if drop <= 1.0 else
+                           "over the high bar (1): try more calibration samples or QAT.")),
+        findings=(ReportFinding(code="calib-few-samples", severity="warning",
+                          message=f"{samples} calibration samples", evidence="guide: 100–500",
+                          fix="set calibration.samples = 200"),) if samples < 100 else (),
+        npu=Npu(
+            schema="artq.npu/1", target="stm32n6570-dk",
+            summary=NpuSummary(ops_total=7, ops_npu=6, ops_cpu=1, epochs_hw=6, epochs_sw=1,
+                               weights_flash_bytes=73_152, activations_ram_bytes=32_768,
+                               external_ram_bytes=0, latency_ms=0.4553, inferences_per_s=2196.3),
+            pools=(Pool(name="npuRAM3", internal=True, size_bytes=458_752, used_bytes=32_768),
+                   Pool(name="npuRAM4", internal=True, size_bytes=458_752, used_bytes=0),
+                   Pool(name="cpuRAM2", internal=True, size_bytes=1_048_576, used_bytes=0),
+                   Pool(name="hyperRAM", internal=False, size_bytes=33_554_432, used_bytes=0)),
+            layers=tuple(npu for npu, _ in LAYERS),
+            advice=("SOFTMAX runs on the CPU: 1.2 % of the time; apply it on the host",),
+        ),
+        headline=Headline(size_x_smaller=3.5, x_faster=53.2, ram_x_smaller=4.0),
+        layers=tuple(row for _, row in LAYERS),
+        timings={"total_s": 13.8 if samples >= 200 else 11.2},
+    )
     if method == "qat":
-        rep["qat"] = {"history": [{"epoch": 1, "loss": 0.31, "val_metric": 0.990},
-                                  {"epoch": 2, "loss": 0.22, "val_metric": 0.994}],
-                      "best_epoch": 2, "best_val": 0.994, "metric": "top1", "epochs_run": 2,
-                      "stopped_early": False}
-        rep["comparison"] = {"ptq": {"run_dir": "runs/x-ptq", "drop": 1.4, "size_bytes": 84_000}}
+        rep = replace(rep, qat=Qat(
+            history=({"epoch": 1, "loss": 0.31, "val_metric": 0.990},
+                     {"epoch": 2, "loss": 0.22, "val_metric": 0.994}),
+            best_epoch=2, best_val=0.994, metric="top1", epochs_run=2, stopped_early=False),
+            comparison=Comparison(ptq=PtqSummary(run_dir="runs/x-ptq", drop=1.4,
+                                                 size_bytes=84_000)))
     return rep
 
 
-def write_run(runs_dir: Path, folder: str, report: dict[str, Any] | None,
+def write_run(runs_dir: Path, folder: str, report: Report | None,
               config_text: str | None = None) -> Path:
     d = runs_dir / folder
     d.mkdir(parents=True, exist_ok=True)
     if report is not None:
-        report = dict(report, run_dir=str(d))
-        (d / "report.json").write_text(json.dumps(report), encoding="utf-8")
+        (d / "report.json").write_text(json.dumps(replace(report, run_dir=str(d)).to_dict()),
+                                       encoding="utf-8")
     (d / "config.toml").write_text(config_text or DIGITS.read_text(encoding="utf-8"), encoding="utf-8")
     return d
 
@@ -252,7 +276,7 @@ class FakeRunner:
                 # As the engine does: report.json exists before run_finished is sent.
                 report = make_report(run_dir, name="fake", samples=samples,
                                      method="qat" if qat else "ptq")
-                (run_dir / "report.json").write_text(json.dumps(report))
+                (run_dir / "report.json").write_text(json.dumps(report.to_dict()))
             post(JobEvent(ev))
             await asyncio.sleep(0)
         if self.hold:

@@ -11,6 +11,7 @@ from models import tiny_job
 
 from engine import load_config, run_job
 from engine.events import Progress, RunFinished, StageMetrics, StageStarted
+from engine.report import Report
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,7 @@ def test_report_follows_the_contract(tiny_run) -> None:
     result, _ = tiny_run
     rep = json.loads((result.run_dir / "report.json").read_text())
     assert rep["schema"] == "artq.report/1"
+    assert Report.from_dict(rep).to_dict() == rep  # the typed report is the contract
     assert rep["status"] == "ok"
     assert rep["config"]["calibration"]["samples"] == 32
     for stage in ("fp32", "fp16", "int8"):

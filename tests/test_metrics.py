@@ -83,14 +83,15 @@ def test_generic_task_is_judged_on_agreement() -> None:
     ],
 )
 def test_precision_story_names_where_the_loss_is(d16: float, d8: float, says: str) -> None:
-    from engine.report import precision_story
+    from engine.present import precision_story
+    from engine.report import Report, Stage
 
-    report = {"stages": {"fp16": {"drop": d16}, "int8": {"drop": d8}}}
+    report = Report(stages={"fp16": Stage(drop=d16), "int8": Stage(drop=d8)})
     assert (precision_story(report) or "").endswith(says)
 
 
 def test_size_change_says_larger_when_int8_grows() -> None:
-    from engine.report import size_change
+    from engine.present import size_change
 
     assert size_change(294_810, 84_480) == "71.3 % smaller than FP32"
     assert size_change(10_000, 11_190) == "11.9 % larger than FP32"
@@ -98,14 +99,17 @@ def test_size_change_says_larger_when_int8_grows() -> None:
 
 
 def test_qat_note_says_when_fine_tuning_kept_the_starting_point() -> None:
-    from engine.report import qat_note
+    from dataclasses import replace
 
-    rep = {"qat": {"epochs_run": 3, "metric": "top1", "best_val": 0.9912, "best_epoch": 2}}
+    from engine.present import qat_note
+    from engine.report import Qat, Report
+
+    rep = Report(qat=Qat(epochs_run=3, metric="top1", best_val=0.9912, best_epoch=2))
     assert qat_note(rep) == "QAT: 3 epochs, best validation top1 0.9912 at epoch 2"
-    rep["qat"].update(best_epoch=0, stopped_early=True)
+    rep = replace(rep, qat=replace(rep.qat, best_epoch=0, stopped_early=True))
     assert qat_note(rep).startswith("QAT: 3 epochs, best validation top1 0.9912 at epoch 0 (stopped early). "
                                     "No epoch beat the starting point")
-    assert qat_note({}) == ""
+    assert qat_note(Report()) == ""
 
 
 def test_qat_holds_out_a_random_tenth_not_the_last_class() -> None:

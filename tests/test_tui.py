@@ -275,9 +275,9 @@ async def test_compare_runs_and_sweep(runs: Path) -> None:
         rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)]
                 for i in range(table.row_count)}
         assert rows["set calibration.samples"][1:] == ["200", "50", "-150"]
-        assert rows["INT8 top1"][1:] == ["99.20 %", "98.10 %", "-1.10 pts"]
+        assert rows["INT8 top-1"][1:] == ["99.20 %", "98.10 %", "-1.10 pts"]
         assert rows["verdict (high)"][1:3] == ["PASS", "FAIL"]
-        assert rows["FP32 top1"][3] == "="
+        assert rows["FP32 top-1"][3] == "="
         await app.run_action("compare_swap")
         assert app.query_one("#cmp-a", Select).value == str(seeded["b"])
         sweep = app.query_one("#sweep-table", DataTable)
@@ -306,12 +306,22 @@ def test_compare_rows_keep_both_runs_in_view_and_name_each_bar() -> None:
     path = "/work/main/engine/samples/weights/crnn_conv.keras"
     assert len(clip(path)) == CELL and clip(path).endswith("crnn_conv.keras")
     assert clip(path).startswith("/work") and clip("short") == "short"
-    a = {"status": "ok", "verdict": {"profile": "production", "pass": True, "drop": 0.3}}
-    b = {"status": "ok", "verdict": {"profile": "high", "pass": False, "drop": 1.4}}
+    from dataclasses import replace
+
+    from engine.report import Report, Verdict
+
+    def run(profile: str, passed: bool, drop: float) -> Report:
+        return Report(verdict=Verdict(profile=profile, threshold=0.5, metric="top1", fp32=0.99,
+                                      int8=0.99 - drop / 100, drop=drop, passed=passed,
+                                      advice=""))
+
+    a, b = run("production", True, 0.3), run("high", False, 1.4)
     rows = {r[0]: r[1:] for r in compare_rows(a, b)}
     assert rows["verdict"] == ("PASS (production)", "FAIL (high)", "≠")
-    rows = {r[0]: r[1:] for r in compare_rows(a, {**b, "verdict": {**b["verdict"], "profile": "production"}})}
+    b = replace(b, verdict=replace(b.verdict, profile="production"))
+    rows = {r[0]: r[1:] for r in compare_rows(a, b)}
     assert rows["verdict (production)"][:2] == ("PASS", "FAIL")
+    assert rows["INT8 drop (points)"] == ("+0.30", "+1.40", "+1.10")
 
 
 def test_sweep_rows_leave_out_the_keys_every_variant_shares() -> None:
@@ -540,14 +550,17 @@ def test_run_labels_tell_apart_a_run_that_had_fewer_samples_than_asked(tmp_path:
     folder = tmp_path / "20261127-090630-ocr_crnn_conv"
     folder.mkdir()
 
+    from engine.report import Report
+
     def rep(used: int) -> dict:
-        return {"status": "ok", "verdict": {"pass": True},
+        return {"schema": "artq.report/1", "status": "ok", "verdict": {"pass": True},
                 "config": {"quantization": {"method": "ptq"}, "calibration": {"samples": 200}},
                 "data": {"calibration": {"used": used}}}
 
-    assert run_label(folder, rep(200)) == "09:06 ocr_crnn_conv PTQ n200 PASS"
-    assert run_label(folder, rep(100)) == "09:06 ocr_crnn_conv PTQ n200→100 PASS"
+    assert run_label(folder, Report.from_dict(rep(200))) == "09:06 ocr_crnn_conv PTQ n200 PASS"
+    assert run_label(folder, Report.from_dict(rep(100))) == "09:06 ocr_crnn_conv PTQ n200→100 PASS"
     # A run that did not finish says how it ended, never a verdict it did not reach.
     cancelled = {**rep(200), "status": "cancelled", "verdict": {}}
-    assert run_label(folder, cancelled) == "09:06 ocr_crnn_conv PTQ n200 CANCELLED"
-    assert run_label(folder, {**rep(200), "status": "failed"}) == "09:06 ocr_crnn_conv PTQ n200 FAILED"
+    assert run_label(folder, Report.from_dict(cancelled)) == "09:06 ocr_crnn_conv PTQ n200 CANCELLED"
+    failed = Report.from_dict({**rep(200), "status": "failed"})
+    assert run_label(folder, failed) == "09:06 ocr_crnn_conv PTQ n200 FAILED"

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -35,6 +35,9 @@ from .panes.models import ModelsPane
 from .session import finished, read_report, sample_configs, session_text
 from .settings import Session, SettingError, changes, default_save_path, toml_value
 from .widgets import KeysFooter, LateMount
+
+if TYPE_CHECKING:
+    from engine.report import Report
 
 # Not imported here: engine.events (a dozen dataclasses, ~15 ms), engine.rundir and
 # RichLog (rich.pretty, ~15 ms). The first screen needs none of them; they are imported
@@ -88,8 +91,8 @@ class ArtqApp(App[int]):
         self.clock = clock
         self.open_dir = Path(open_dir) if open_dir else Path.cwd()
         self.session: Session | None = None
-        self.runs: list[tuple[Path, dict[str, Any] | None]] = []
-        self.report: dict[str, Any] | None = None
+        self.runs: list[tuple[Path, Report | None]] = []
+        self.report: Report | None = None
         #: The folder of the job launched last (set by the job monitor).
         self.run_dir: str | None = None
         self.painted = False
@@ -149,6 +152,7 @@ class ArtqApp(App[int]):
         import engine.events  # noqa: F401, PLC0415
         import engine.npu.rules  # noqa: F401, PLC0415
         import engine.protocol  # noqa: F401, PLC0415
+        import engine.report  # noqa: F401, PLC0415 - the typed report every pane reads
         import engine.rundir  # noqa: F401, PLC0415
         import tui.screens  # noqa: F401, PLC0415 - the dialogs, with Textual's file tree
 
@@ -181,7 +185,7 @@ class ArtqApp(App[int]):
         sweeps = [p for p, _ in runs if (p / "sweep.json").is_file()]
         self.call_from_thread(self._runs_loaded, runs, sweeps, pending, new_sweep)
 
-    def _runs_loaded(self, runs: list[tuple[Path, dict[str, Any] | None]], sweeps: list[Path],
+    def _runs_loaded(self, runs: list[tuple[Path, Report | None]], sweeps: list[Path],
                      pending: str | None, new_sweep: bool) -> None:
         if not self.panes_ready():
             self.set_timer(0.05, partial(self._runs_loaded, runs, sweeps, pending, new_sweep))
@@ -207,14 +211,14 @@ class ArtqApp(App[int]):
         self.pane("compare").compare(*pair)
         self.action_show_tab("compare")
 
-    def show_report(self, rep: dict[str, Any]) -> None:
+    def show_report(self, rep: Report) -> None:
         """A run's report in 4 Results, then 5 Layers."""
         self.report = rep
         self.pane("results").show(rep)
         # The layers table in a later turn: two shorter pauses of the UI instead of one.
         self.set_timer(0.05, partial(self._show_layers, rep))
 
-    def _show_layers(self, rep: dict[str, Any]) -> None:
+    def _show_layers(self, rep: Report) -> None:
         if self.report is rep:
             self.pane("layers").show(rep)
 

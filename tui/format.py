@@ -9,23 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+# Numbers as every face writes them (the CLI and report.md too).
+from engine.present import fixed, pct, points, size  # noqa: F401
+
 BLOCKS = " ▏▎▍▌▋▊▉█"
-
-
-def pct(v: Any, digits: int = 2) -> str:
-    """0.996 → '99.60 %'; None → '—'."""
-    return "—" if v is None else f"{100 * float(v):.{digits}f} %"
-
-
-def size(n: Any) -> str:
-    if n is None or n == "":
-        return "—"
-    n = float(n)
-    if n < 1024:
-        return f"{n:.0f} B"
-    if n < 1 << 20:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / (1 << 20):.2f} MiB"
 
 
 def count(n: Any, sig: int = 0) -> str:
@@ -37,15 +24,6 @@ def count(n: Any, sig: int = 0) -> str:
         if abs(n) >= div:
             return f"{n / div:.{sig}g}{unit}" if sig else f"{n / div:.2f} {unit}"
     return f"{n:.0f}"
-
-
-def fixed(v: Any, digits: int) -> str:
-    return "—" if v is None else f"{float(v):.{digits}f}"
-
-
-def points(v: Any) -> str:
-    """A drop in percentage points, signed, always 2 decimals: "0" beside "-0.1" misleads."""
-    return f"{v:+.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
 
 
 def num(v: Any, digits: int = 3) -> str:

@@ -4,16 +4,19 @@ sample configs, and the runs' reports (read once per change of report.json)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .panes.models import config_text, model_text
 from .settings import Session, base_values
 
-_REPORTS: dict[str, tuple[float, dict[str, Any] | None]] = {}
+if TYPE_CHECKING:
+    from engine.report import Report
+
+_REPORTS: dict[str, tuple[float, Report | None]] = {}
 
 
-def read_report(run_dir: str | Path) -> dict[str, Any] | None:
-    """engine.rundir.read_report, remembered until report.json changes: the runs list is
+def read_report(run_dir: str | Path) -> Report | None:
+    """engine.report.read_report, remembered until report.json changes: the runs list is
     read again after every job, and parsing thirty reports held the GIL for ~0.1 s."""
     p = Path(run_dir) / "report.json"
     try:
@@ -24,16 +27,16 @@ def read_report(run_dir: str | Path) -> dict[str, Any] | None:
     if hit is not None and hit[0] == mtime:
         return hit[1]
     # Not at start-up: the first screen needs no report.
-    from engine.rundir import read_report as _read_report  # noqa: PLC0415
+    from engine.report import read_report as _read_report  # noqa: PLC0415
 
     rep = _read_report(run_dir)
     _REPORTS[str(p)] = (mtime, rep)
     return rep
 
 
-def finished(runs: list[tuple[Path, dict[str, Any] | None]]) -> list[str]:
+def finished(runs: list[tuple[Path, Report | None]]) -> list[str]:
     """The folders of the runs that got as far as a stage, newest first."""
-    return [str(p) for p, r in runs if r is not None and r.get("stages")]
+    return [str(p) for p, r in runs if r is not None and r.finished]
 
 
 def sample_configs() -> list[Path]:

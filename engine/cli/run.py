@@ -27,6 +27,7 @@ from ..cancel import CancelToken
 from ..errors import EngineError, VerdictFailed
 from ..events import STAGE_LABELS, Event, Log, StageFinished, StageStarted
 from ..events import Progress as ProgressEvent
+from ..report import Report
 from .console import Console
 
 HELP = "run a quantization job (PTQ or QAT) from a TOML config"
@@ -116,112 +117,54 @@ class RichSink:
             self.console.print(f"[yellow]{ev.level}:[/] {escape(ev.message)}")
 
 
-#: Short column heads so a table of every task metric fits 80 columns.
-SHORT = {
-    "top1": "top-1",
-    "sequence_accuracy": "seq acc",
-    "char_accuracy": "char acc",
-    "box_f1": "box F1",
-    "box_precision": "box P",
-    "box_recall": "box R",
-    "pixel_f1": "pix F1",
-}
+def summary_table(rep: Report) -> Table:
+    from .. import present as say
 
-
-def summary_table(report: dict[str, Any]) -> Table:
-    from ..report import task_metric_names
-
-    names = task_metric_names(report)
-    stages = report.get("stages") or {}
-    show_acc = any(((st.get("metrics") or {}).get("agreement") or {}).get("acc") is not None
-                   for st in stages.values())
-    t = Table(title=f"{report.get('name', '')}: {report.get('status', '').upper()} "
-                    "(metrics in %, drop in points)", title_justify="left")
-    t.add_column("stage")
-    t.add_column("KiB", justify="right")
-    for n in names:
-        t.add_column(SHORT.get(n, n), justify="right")
-    t.add_column("drop", justify="right")
-    if show_acc:
-        t.add_column("agree", justify="right")
-    t.add_column("cos", justify="right")
-    primary = (report.get("verdict") or {}).get("metric")
-    base = ((stages.get("fp32") or {}).get("metrics") or {}).get(primary)
-    for name, st in stages.items():
-        m = st.get("metrics") or {}
-        agr = m.get("agreement") or {}
-        size = st.get("size_bytes")
-        drop = ""
-        if st.get("drop") is not None:
-            drop = f"{st['drop']:+.2f}"
-        elif base is not None and m.get(primary) is not None:
-            drop = f"{(base - m[primary]) * 100:+.2f}"
-        row = [
-            name.upper(),
-            f"{size / 1024:.1f}" if size else "—",
-            *[f"{100 * m[n]:.2f}" if m.get(n) is not None else "—" for n in names],
-            drop,
-        ]
-        if show_acc:
-            row.append(f"{100 * agr['acc']:.2f}" if agr.get("acc") is not None else "—")
-        row.append(f"{agr['cos']:.4f}" if agr.get("cos") is not None else "—")
+    table = say.stage_table(rep, rmse=False)  # 80 columns: rmse is in report.md
+    t = Table(title=say.title(rep), title_justify="left", caption=table.note,
+              caption_justify="left")
+    for i, head in enumerate(table.heads):
+        t.add_column(head, justify="left" if i == 0 else "right")
+    for row in table.rows:
         t.add_row(*row)
     return t
 
 
-def print_summary(console: Console, report: dict[str, Any]) -> None:
-    from ..report import precision_story, qat_note, size_change
+def print_summary(console: Console, rep: Report) -> None:
+    """The run in engine.present's words, styled for a terminal."""
+    from .. import present as say
 
-    console.print(summary_table(report))
-    stages = report.get("stages") or {}
-    fp32 = (stages.get("fp32") or {}).get("size_bytes")
-    int8 = (stages.get("int8") or {}).get("size_bytes")
-    if fp32 and int8:
-        console.print(f"INT8 is {size_change(fp32, int8)}.")
-    story = precision_story(report)
-    if story:
-        console.print(story, highlight=False)
-    for f in report.get("findings") or []:
-        word = {"error": "[bold red]DATA ERROR[/]", "warning": "[yellow]DATA WARNING[/]"}.get(
-            f.get("severity", ""), "data note")
-        console.print(f"{word}: {escape(f.get('message', ''))}", highlight=False)
-    from ..layers import short_name
+    def say_plain(line: str | None) -> None:
+        if line:
+            console.print(escape(line), highlight=False)
 
-    order = (report.get("layer_analysis") or {}).get("ranking") or []
-    suspects = [r for r in report.get("layers") or [] if (r.get("error") or {}).get("suspect")]
-    suspects.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
-    if suspects:
-        console.print(f"Suspect layers, worst first ({len(suspects)}; all layers in report.md "
-                      "and layers.csv):")
-        for r in suspects[:5]:
-            console.print(f"  #{r['index']} {r['op']} {escape(short_name(r['name']))}: "
-                          f"{escape(r['error']['why'])}", highlight=False)
-    tried = [s for s in report.get("sensitivity") or [] if s.get("regained_points") is not None]
-    for s in tried[:3]:
-        console.print(f"  → {escape(s.get('suggestion', ''))}", highlight=False)
-    if report.get("sensitivity") and not tried:
-        first = report["sensitivity"][0]
-        console.print(f"  → {escape(first.get('suggestion', ''))}", highlight=False)
-    npu = (report.get("npu") or {}).get("summary")
-    if npu:
-        console.print(
-            f"N6 estimate: {npu.get('ops_npu', '?')}/{npu.get('ops_total', '?')} ops on the NPU, "
-            f"{npu.get('epochs_hw', '?')} HW / {npu.get('epochs_sw', '?')} SW epochs, "
-            f"{npu.get('latency_ms', 0):.2f} ms"
-        )
-    if qat_note(report):
-        console.print(qat_note(report), highlight=False)
-    ptq = (report.get("comparison") or {}).get("ptq")
-    v = report.get("verdict")
-    if ptq and v and v.get("drop") is not None and ptq.get("drop") is not None:
-        console.print(f"QAT against PTQ: drop {v['drop']:.2f} vs {ptq['drop']:.2f} points "
-                      f"(PTQ run {ptq.get('run_dir')})", highlight=False)
-    if v and v.get("drop") is not None:
-        word = "[bold green]PASS[/]" if v["pass"] else "[bold red]FAIL[/]"
-        console.print(f"Verdict: {word} — INT8 drop {v['drop']:.2f} points on {v['metric']} "
-                      f"(profile {v['profile']}: ≤ {v['threshold']:g})")
-        console.print(f"Advice: {v['advice']}")
-    console.print(f"Run folder: {report.get('run_dir')}")
+    console.print(summary_table(rep))
+    say_plain(say.size_line(rep))
+    say_plain(say.precision_story(rep))
+    for f in rep.findings:
+        first, *rest = say.finding_lines(f)
+        style = {"error": "bold red", "warning": "yellow"}.get(f.severity, "")
+        word, _, text = first.partition(": ")
+        console.print(f"[{style}]{word}[/]: {escape(text)}" if style else escape(first),
+                      highlight=False)
+        for line in rest:
+            say_plain(f"  {line}")
+    suspects = say.suspect_lines(rep)
+    say_plain(suspects[0] if suspects else None)
+    for line in suspects[1:]:
+        say_plain(f"  {line}")
+    for line in say.sensitivity_advice(rep):
+        say_plain(f"  → {line}")
+    say_plain(say.headline(rep))
+    for line in say.npu_lines(rep):
+        say_plain(line)
+    for line in say.qat_lines(rep):
+        say_plain(line)
+    if v := say.verdict(rep):
+        style = "bold green" if v[0] == "PASS" else "bold red"
+        console.print(f"Verdict: [{style}]{v[0]}[/] — {escape(v[1])}", highlight=False)
+        say_plain(f"Advice: {say.advice(rep)}")
+    say_plain(f"Run folder: {rep.run_dir}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -290,14 +233,14 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         err_console.print("[yellow]cancelled[/]")
         return 3
-    report = result.report
     if args.json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        print_summary(out_console, report)
-    v = report.get("verdict") or {}
-    if args.strict and v and not v.get("pass"):
+        sys.stdout.write(json.dumps(result.report, indent=2) + "\n")
+    rep = Report.from_dict(result.report)
+    if not args.json:
+        print_summary(out_console, rep)
+    v = rep.verdict
+    if args.strict and v is not None and not v.passed:
         err_console.print(f"[bold red]verdict failed[/] ({VerdictFailed.__name__}): "
-                          f"drop {v.get('drop')} > {v.get('threshold')}")
+                          f"drop {v.drop} > {v.threshold}")
         return VerdictFailed.exit_code
     return 0

@@ -17,6 +17,7 @@ from rich.table import Table
 from ..cancel import CancelToken
 from ..errors import EngineError
 from ..events import Event, RunFailed, RunFinished, StageStarted
+from ..verdict import Verdict
 from .console import Console
 
 HELP = "run variants of a config (e.g. calibration sample counts) and compare them"
@@ -91,7 +92,7 @@ class _Display:
             if isinstance(ev, StageStarted):
                 self.progress.update(tid, description=f"{self.labels[i]}: {ev.label}")
             elif isinstance(ev, RunFinished):
-                drop = (ev.verdict or {}).get("drop")
+                drop = Verdict.from_dict(ev.verdict or {}).drop
                 text = f"done, drop {drop:.2f} pts" if drop is not None else "done"
                 self.progress.update(tid, description=f"{self.labels[i]}: {text}", total=1,
                                      completed=1)

@@ -12,8 +12,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Label, Select, Static
 
+from engine import present as say
+from engine.report import Agreement, NpuSummary, Report, StageMetrics
+
 from .. import format as fmt
-from .results import task_metric_names
 
 # Config keys that differ between any two runs and say nothing about the try.
 _NOISE = {"output.runs_dir", "name"}
@@ -35,54 +37,51 @@ def _delta(a: Any, b: Any, scale: float = 1.0, unit: str = "", digits: int = 2) 
     return f"{d:+.{digits}f}{unit}"
 
 
-def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def compare_rows(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
     """(what, A, B, B − A) for everything two reports have: settings, metrics, sizes, N6."""
     rows: list[tuple[str, str, str, str]] = []
-    ca, cb = fmt.flatten(a.get("config") or {}), fmt.flatten(b.get("config") or {})
+    ca, cb = fmt.flatten(dict(a.config)), fmt.flatten(dict(b.config))
     for key in sorted(set(ca) | set(cb)):
         if key in _NOISE or ca.get(key) == cb.get(key):
             continue
         rows.append((f"set {key}", fmt.num(ca.get(key)), fmt.num(cb.get(key)),
                      _delta(ca.get(key), cb.get(key), digits=4)))
-    ua = ((a.get("data") or {}).get("calibration") or {}).get("used")
-    ub = ((b.get("data") or {}).get("calibration") or {}).get("used")
+    ua = a.data.calibration.used if a.data.calibration else None
+    ub = b.data.calibration.used if b.data.calibration else None
     if ua is not None or ub is not None:
         # What calibration really used: samples > the items available means all of them.
         rows.append(("calibration samples used", fmt.num(ua), fmt.num(ub), _delta(ua, ub)))
-    rows.append(("status", str(a.get("status", "?")).upper(), str(b.get("status", "?")).upper(), ""))
-    va, vb = a.get("verdict") or {}, b.get("verdict") or {}
-
-    def word(v: dict[str, Any]) -> str:
-        return "—" if v.get("pass") is None else ("PASS" if v["pass"] else "FAIL")
-
-    pa, pb = va.get("profile"), vb.get("profile")
+    rows.append(("status", a.status.upper(), b.status.upper(), ""))
+    va, vb = say.verdict(a), say.verdict(b)
+    wa, wb = va[0] if va else "—", vb[0] if vb else "—"
+    pa = a.verdict.profile if a.verdict else None
+    pb = b.verdict.profile if b.verdict else None
     if pa == pb:
-        rows.append((f"verdict ({pa or '?'})", word(va), word(vb), ""))
+        rows.append((f"verdict ({pa or '?'})", wa, wb, ""))
     else:  # each judged by its own bar: say which
-        rows.append(("verdict", f"{word(va)} ({pa or '?'})", f"{word(vb)} ({pb or '?'})", "≠"))
-    rows.append(("INT8 drop (points)", fmt.points(va.get("drop")), fmt.points(vb.get("drop")),
-                 _delta(va.get("drop"), vb.get("drop"))))
-    sa, sb = a.get("stages") or {}, b.get("stages") or {}
-    names = task_metric_names(a) + [n for n in task_metric_names(b) if n not in task_metric_names(a)]
+        rows.append(("verdict", f"{wa} ({pa or '?'})", f"{wb} ({pb or '?'})", "≠"))
+    da, db = a.drop("int8"), b.drop("int8")
+    rows.append(("INT8 drop (points)", say.points(da), say.points(db), _delta(da, db)))
+    names = a.metric_names() + [n for n in b.metric_names() if n not in a.metric_names()]
     for stage in ("fp32", "fp16", "int8"):
-        ma = ((sa.get(stage) or {}).get("metrics")) or {}
-        mb = ((sb.get(stage) or {}).get("metrics")) or {}
-        if not ma and not mb:
+        sa, sb = a.stage(stage), b.stage(stage)
+        ma, mb = sa.metrics or StageMetrics(), sb.metrics or StageMetrics()
+        if sa.metrics is None and sb.metrics is None:
             continue
         for n in names:
-            rows.append((f"{stage.upper()} {n}", fmt.pct(ma.get(n)), fmt.pct(mb.get(n)),
-                         _delta(ma.get(n), mb.get(n), 100, " pts")))
-        ga, gb = ma.get("agreement") or {}, mb.get("agreement") or {}
+            x, y = ma.task.get(n), mb.task.get(n)
+            rows.append((f"{stage.upper()} {say.metric_name(n)}", say.pct(x), say.pct(y),
+                         _delta(x, y, 100, " pts")))
+        ga, gb = ma.agreement or Agreement(), mb.agreement or Agreement()
         if stage != "fp32":
-            rows.append((f"{stage.upper()} agreement", fmt.pct(ga.get("acc")), fmt.pct(gb.get("acc")),
-                         _delta(ga.get("acc"), gb.get("acc"), 100, " pts")))
-            rows.append((f"{stage.upper()} cos", fmt.fixed(ga.get("cos"), 5), fmt.fixed(gb.get("cos"), 5),
-                         _delta(ga.get("cos"), gb.get("cos"), digits=5)))
-        za, zb = (sa.get(stage) or {}).get("size_bytes"), (sb.get(stage) or {}).get("size_bytes")
-        rows.append((f"{stage.upper()} size", fmt.size(za), fmt.size(zb),
-                     _delta(za, zb, 1 / 1024, " KiB", 1)))
-    na = ((a.get("npu") or {}).get("summary")) or {}
-    nb = ((b.get("npu") or {}).get("summary")) or {}
+            rows.append((f"{stage.upper()} agree", say.pct(ga.acc), say.pct(gb.acc),
+                         _delta(ga.acc, gb.acc, 100, " pts")))
+            rows.append((f"{stage.upper()} cos", say.fixed(ga.cos, 5), say.fixed(gb.cos, 5),
+                         _delta(ga.cos, gb.cos, digits=5)))
+        rows.append((f"{stage.upper()} size", say.size(sa.size_bytes), say.size(sb.size_bytes),
+                     _delta(sa.size_bytes, sb.size_bytes, 1 / 1024, " KiB", 1)))
+    na = (a.npu.summary if a.npu else None) or NpuSummary()
+    nb = (b.npu.summary if b.npu else None) or NpuSummary()
     for key, label, scale, unit, digits in (
         ("latency_ms", "N6 latency (ms)", 1, " ms", 3),
         ("ops_npu", "ops on the NPU", 1, "", 0),
@@ -92,11 +91,12 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, s
         ("activations_ram_bytes", "activation RAM", 1 / 1024, " KiB", 1),
         ("external_ram_bytes", "external RAM", 1 / 1024, " KiB", 1),
     ):
-        if key not in na and key not in nb:
+        x, y = getattr(na, key), getattr(nb, key)
+        if x is None and y is None:
             continue
-        show = fmt.size if key.endswith("bytes") else (lambda v: fmt.num(v, 3))
-        rows.append((label, show(na.get(key)), show(nb.get(key)), _delta(na.get(key), nb.get(key), scale, unit, digits)))
-    ta, tb = (a.get("timings") or {}).get("total_s"), (b.get("timings") or {}).get("total_s")
+        show = say.size if key.endswith("bytes") else (lambda v: fmt.num(v, 3))
+        rows.append((label, show(x), show(y), _delta(x, y, scale, unit, digits)))
+    ta, tb = a.timing("total"), b.timing("total")
     rows.append(("run time", fmt.seconds(ta), fmt.seconds(tb), _delta(ta, tb, 1, " s", 1)))
     return rows
 
@@ -267,7 +267,7 @@ class ComparePane(VerticalScroll):
             self.show_sweep(read_sweep(Path(str(event.value))))
 
 
-    def set_runs(self, runs: list[tuple[Path, dict[str, Any] | None]], sweeps: list[Path]) -> None:
+    def set_runs(self, runs: list[tuple[Path, Report | None]], sweeps: list[Path]) -> None:
         from .models import run_label  # noqa: PLC0415
 
         opts = [(run_label(p, r), str(p)) for p, r in runs if r is not None]
@@ -285,7 +285,7 @@ class ComparePane(VerticalScroll):
             if keep in [str(p) for p in sweeps]:
                 sp.value = keep
 
-    def show_pair(self, a: dict[str, Any] | None, b: dict[str, Any] | None) -> None:
+    def show_pair(self, a: Report | None, b: Report | None) -> None:
         table = self.query_one("#cmp-table", DataTable)
         if not a or not b:
             _fill(table, ("what", "A", "B", "B − A"),

@@ -11,6 +11,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Input, Label, Select, Static
 
+from engine.report import (
+    ErrorFigures,
+    LayerError,
+    LayerRow,
+    LayerSensitivity,
+    NpuLayer,
+    Report,
+)
+
 from .. import format as fmt
 from ..widgets import Toggle
 
@@ -31,33 +40,35 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 HEADERS = {k: h for k, h, _ in COLUMNS}
 
 
-def layer_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per layer: report["layers"] (with error and sensitivity) when the run
-    has it, else the NPU analysis' layers (placement and cost only)."""
-    src = rep.get("layers") or ((rep.get("npu") or {}).get("layers")) or []
+def layer_rows(rep: Report) -> list[dict[str, Any]]:
+    """One flat row per layer: report.layers (with error and sensitivity) beside the NPU's
+    view of the same layer (tier, rule, epoch, bound), else the NPU's layers alone."""
+    src: tuple[LayerRow | NpuLayer, ...] = rep.layers or (rep.npu.layers if rep.npu else None) or ()
     rows = []
     for layer in src:
-        err = layer.get("error") or {}
-        el = err.get("layer") or {}
-        sens = layer.get("sensitivity") or None
-        suspect = bool(err.get("suspect"))
+        npu = rep.npu_layer(layer.index) if isinstance(layer, LayerRow) else layer
+        err = layer.error if isinstance(layer, LayerRow) else None
+        sens = layer.sensitivity if isinstance(layer, LayerRow) else None
+        el = err.layer if err else None
+        suspect = bool(err and err.suspect)
+        shape = layer.output_shape or ()
         rows.append({
-            "index": layer.get("index", len(rows)),
-            "op": layer.get("op", "?"),
-            "name": layer.get("name", ""),
+            "index": layer.index if layer.index is not None else len(rows),
+            "op": layer.op or "?",
+            "name": layer.name or "",
             # Without the batch of 1: the table is narrow at 80 columns.
-            "shape": fmt.shape((layer.get("output_shape") or [])[1:] or layer.get("output_shape")),
-            "placement": layer.get("placement", "?"),
-            "reason": layer.get("reason", ""),
-            "rule": layer.get("rule", ""),
-            "tier": layer.get("tier", ""),
-            "epoch": layer.get("epoch"),
-            "bound": layer.get("bound", ""),
-            "macs": layer.get("macs"),
-            "est_us": layer.get("est_us"),
-            "pct": layer.get("pct"),
-            "sqnr": el.get("sqnr_db"),
-            "rmse_scale": el.get("rmse_scale"),
+            "shape": fmt.shape(shape[1:] or shape),
+            "placement": layer.placement or "?",
+            "reason": layer.reason or "",
+            "rule": (npu.rule if npu else None) or "",
+            "tier": (npu.tier if npu else None) or "",
+            "epoch": npu.epoch if npu else None,
+            "bound": (npu.bound if npu else None) or "",
+            "macs": layer.macs,
+            "est_us": layer.est_us,
+            "pct": layer.pct,
+            "sqnr": el.sqnr_db if el else None,
+            "rmse_scale": el.rmse_scale if el else None,
             "suspect": suspect,
             "flag": ("SUSPECT" if suspect else "") + (" SENS" if sens else ""),
             "error": err,
@@ -89,49 +100,49 @@ def select_rows(rows: list[dict[str, Any]], sort: str, desc: bool, cpu_only: boo
     return present + missing  # rows without the value always last
 
 
-def detail_text(row: dict[str, Any], rep: dict[str, Any]) -> str:
+def detail_text(row: dict[str, Any], rep: Report) -> str:
     from engine.inspect_model import rule_text  # noqa: PLC0415 - loads the rule table lazily
 
     lines = [f"#{row['index']} {row['op']}  {row['shape']}  {row['name']}"]
     where = f"{row['placement']}"
-    if row.get("tier"):
+    if row["tier"]:
         where += f" ({row['tier']}{'' if row.get('epoch') is None else ', epoch ' + str(row['epoch'])})"
     lines.append(f"placement  {where}: {row['reason']}")
-    rule = rule_text(row["op"], row.get("rule") or "")
-    if row.get("reason"):
+    rule = rule_text(row["op"], row["rule"])
+    if row["reason"]:
         rule = rule.replace(row["reason"], "").strip()  # said on the line above already
     if rule:
-        lines.append(f"rule       {row.get('rule') or 'table'}: {rule}")
+        lines.append(f"rule       {row['rule'] or 'table'}: {rule}")
     lines.append(f"cost       {fmt.count(row['macs'])} MACs, {fmt.num(row['est_us'], 3)} µs "
                  f"({fmt.num(row['pct'], 3)} % of the time)"
                  f"{', ' + row['bound'] + '-bound' if row.get('bound') else ''}")
-    err = row.get("error") or {}
-    if err:
-        el, em = err.get("layer") or {}, err.get("model") or {}
-        lines.append(f"error      layer: SQNR {fmt.num(el.get('sqnr_db'), 3)} dB, rmse/scale "
-                     f"{fmt.num(el.get('rmse_scale'), 3)}, cos {fmt.num(el.get('cos'), 5)}, "
-                     f"max |err| {fmt.num(el.get('max_abs'), 3)}")
-        if em:
-            lines.append(f"           in the model: SQNR {fmt.num(em.get('sqnr_db'), 3)} dB, "
-                         f"rmse/scale {fmt.num(em.get('rmse_scale'), 3)}, cos {fmt.num(em.get('cos'), 5)}")
-        rng = err.get("range")
-        lines.append(f"tensor     {err.get('tensor', '')}  scale {fmt.num(err.get('scale'), 4)}  "
-                     f"zero point {err.get('zero_point', '—')}"
+    err: LayerError | None = row["error"]
+    if err is not None:
+        el, em = err.layer or ErrorFigures(), err.model
+        lines.append(f"error      layer: SQNR {fmt.num(el.sqnr_db, 3)} dB, rmse/scale "
+                     f"{fmt.num(el.rmse_scale, 3)}, cos {fmt.num(el.cos, 5)}, "
+                     f"max |err| {fmt.num(el.max_abs, 3)}")
+        if em is not None:
+            lines.append(f"           in the model: SQNR {fmt.num(em.sqnr_db, 3)} dB, "
+                         f"rmse/scale {fmt.num(em.rmse_scale, 3)}, cos {fmt.num(em.cos, 5)}")
+        rng = list(err.range) if err.range else None
+        lines.append(f"tensor     {err.tensor or ''}  scale {fmt.num(err.scale, 4)}  "
+                     f"zero point {'—' if err.zero_point is None else err.zero_point}"
                      f"{'  range ' + str(rng) if rng else ''}")
-        if err.get("suspect"):
-            lines.append(f"SUSPECT    {err.get('why') or 'rmse/scale well above the 0.289 of rounding'}")
+        if err.suspect:
+            lines.append(f"SUSPECT    {err.why or 'rmse/scale well above the 0.289 of rounding'}")
         else:
             lines.append("quant      OK (rmse/scale near the 0.289 of pure rounding is healthy)")
     else:
         lines.append("error      not measured in this run (analysis.debug_samples = 0, or an older run)")
-    sens = row.get("sensitivity")
-    if sens:
-        lines.append(f"sensitivity kept in float: regains {fmt.num(sens.get('regained_points'), 3)} "
-                     f"points of {sens.get('metric', '')}, costs {fmt.num(sens.get('cost_ms'), 3)} ms")
-        if sens.get("suggestion"):
-            lines.append(f"advice     {sens['suggestion']}")
+    sens: LayerSensitivity | None = row["sensitivity"]
+    if sens is not None:
+        lines.append(f"sensitivity kept in float: regains {fmt.num(sens.regained_points, 3)} "
+                     f"points of {sens.metric or ''}, costs {fmt.num(sens.cost_ms, 3)} ms")
+        if sens.suggestion:
+            lines.append(f"advice     {sens.suggestion}")
     op = row["op"]
-    for a in (rep.get("npu") or {}).get("advice") or []:
+    for a in (rep.npu.advice if rep.npu else None) or ():
         if op in a:
             lines.append(f"advice     {a}")
     return "\n".join(lines)
@@ -152,7 +163,7 @@ class LayersPane(Vertical):
         super().__init__(id=id)
         self.rows: list[dict[str, Any]] = []
         self.shown: list[dict[str, Any]] = []
-        self.report: dict[str, Any] = {}
+        self.report: Report | None = None
         self.sort_key = "index"
         self.desc = False
 
@@ -179,7 +190,7 @@ class LayersPane(Vertical):
             for key, header, _ in COLUMNS:
                 table.add_column(header, key=key)
 
-    def show(self, rep: dict[str, Any]) -> None:
+    def show(self, rep: Report) -> None:
         self.report = rep
         self.rows = layer_rows(rep)
         self.refill()
@@ -215,7 +226,8 @@ class LayersPane(Vertical):
             "x suspects, / search")
         if not self.rows:
             self.query_one("#layer-detail", Static).update(
-                "This run has no per-layer data (the NPU analysis did not run)." if self.report
+                "This run has no per-layer data (the NPU analysis did not run)."
+                if self.report is not None
                 else "Open a run to see its layers.")
             return
         row = 0
@@ -231,8 +243,9 @@ class LayersPane(Vertical):
             self.query_one("#layer-detail", Static).update("No layer matches the filters.")
 
     def _detail(self, row: int) -> None:
-        if 0 <= row < len(self.shown):
-            self.query_one("#layer-detail", Static).update(detail_text(self.shown[row], self.report))
+        if 0 <= row < len(self.shown) and self.report is not None:
+            self.query_one("#layer-detail", Static).update(
+                detail_text(self.shown[row], self.report))
 
     @on(DataTable.RowHighlighted, "#layer-table")
     def _highlight(self, event: DataTable.RowHighlighted) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,7 +11,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine import present as say
+
 from .. import format as fmt
+
+if TYPE_CHECKING:
+    from engine.report import Report
 
 
 def rel(path: Any) -> str:
@@ -234,7 +239,7 @@ def job_name(run: str | Path) -> str:
     return parts[2] if len(parts) == 3 else Path(run).name
 
 
-def run_label(path: Path, rep: dict[str, Any] | None) -> str:
+def run_label(path: Path, rep: Report | None) -> str:
     """'05:10 digits_ptq PTQ n200 PASS' from a run folder name 20261127-051023-digits_ptq."""
     parts = path.name.split("-", 2)
     when = f"{parts[1][:2]}:{parts[1][2:4]}" if len(parts) == 3 and len(parts[1]) >= 4 else ""
@@ -243,18 +248,13 @@ def run_label(path: Path, rep: dict[str, Any] | None) -> str:
         return f"{when} {name}  SWEEP"
     if rep is None:
         return f"{when} {name}  UNFINISHED"
-    v = rep.get("verdict") or {}
     # A finished run shows its verdict; any other status (FAILED, CANCELLED) shows itself.
     # One word keeps the label inside the 80-column picker.
-    status = str(rep.get("status", "?"))
-    if status == "ok" and v.get("pass") is not None:
-        word = "PASS" if v["pass"] else "FAIL"
-    else:
-        word = status.upper()
-    cfg = rep.get("config") or {}
-    method = str((cfg.get("quantization") or {}).get("method", "")).upper()
-    n = (cfg.get("calibration") or {}).get("samples")
-    used = ((rep.get("data") or {}).get("calibration") or {}).get("used")
+    v = say.verdict(rep)
+    word = v[0] if rep.status == "ok" and v else rep.status.upper()
+    method = rep.method.upper()
+    n = rep.setting("calibration.samples")
+    used = rep.data.calibration.used if rep.data.calibration else None
     # "n200→100": asked for 200, only 100 existed — two such runs must not look alike.
     count = f"n{n}→{used}" if used is not None and used != n else f"n{n}"
     return f"{when} {name} {method} {count} {word}"

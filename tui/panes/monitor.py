@@ -285,12 +285,12 @@ class JobMonitor(Vertical):
     @on(JobExited)
     def _job_exited(self, message: JobExited) -> None:
         app: Any = self.app
-        if app.run_dir and (app.report or {}).get("run_dir") != app.run_dir:
+        if app.run_dir and (app.report.run_dir if app.report else None) != app.run_dir:
             self._show(app.run_dir)
         state = EXIT_WORDS.get(message.returncode, f"FAILED (exit {message.returncode})")
-        mine = (app.report or {}).get("run_dir") == app.run_dir
-        if message.returncode == 0 and mine and app.report and app.report.get("verdict"):
-            state = "done " + ("PASS" if app.report["verdict"].get("pass") else "FAIL")
+        mine = app.report is not None and app.report.run_dir == app.run_dir
+        if message.returncode == 0 and mine and app.report.verdict:
+            state = "done " + ("PASS" if app.report.verdict.passed else "FAIL")
         self.set_state(state, running=False)
         for row in self.rows.values():
             row.fail("CANCELLED" if message.returncode == 3 else "FAILED")

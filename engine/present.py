@@ -1,0 +1,273 @@
+"""A report in words: the one wording the CLI, report.md and the TUI all use.
+
+Every function takes a typed :class:`~engine.report.Report` and returns plain strings or
+rows of strings; the faces only style them (rich colours, markdown bold, Textual widgets),
+so they cannot disagree about a number or a sentence. No rich or textual here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only types: tui.format imports the numbers below at start-up
+    from .report import Finding, Report
+
+#: One name per metric, short enough for a table head in 80 columns, used in sentences too.
+METRIC_NAMES = {
+    "top1": "top-1",
+    "sequence_accuracy": "seq acc",
+    "char_accuracy": "char acc",
+    "box_f1": "box F1",
+    "box_precision": "box P",
+    "box_recall": "box R",
+    "pixel_f1": "pix F1",
+    "agreement": "agreement",
+}
+
+#: What the stage table's columns without a unit mean (under the table in every face).
+COLUMN_NOTES = {
+    "drop": "drop: points lost against FP32 (negative: scored higher)",
+    "agree": "agree: items whose top class matches FP32's",
+    "cos": "cos: cosine of the outputs against FP32's",
+}
+
+
+def metric_name(name: str | None) -> str:
+    return METRIC_NAMES.get(name or "", name or "?")
+
+
+# ------------------------------------------------------------------ numbers
+
+
+def pct(v: Any, digits: int = 2) -> str:
+    """A fraction as a percentage: 0.996 → '99.60 %'; None → '—'."""
+    return "—" if v is None else f"{100 * float(v):.{digits}f} %"
+
+
+def points(v: Any) -> str:
+    """A drop in percentage points, signed, always 2 decimals: "0" beside "-0.1" misleads."""
+    return f"{v:+.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
+
+
+def drop_text(v: float | None) -> str:
+    """A drop in a sentence: '0.40 points' (the tables sign it: '+0.40')."""
+    return "— points" if v is None else f"{v:.2f} points"
+
+
+def size(n: Any) -> str:
+    if n is None or n == "":
+        return "—"
+    n = float(n)
+    if n < 1024:
+        return f"{n:.0f} B"
+    if n < 1 << 20:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1 << 20):.2f} MiB"
+
+
+def fixed(v: Any, digits: int) -> str:
+    return "—" if v is None else f"{float(v):.{digits}f}"
+
+
+def size_change(fp32: int, int8: int) -> str:
+    """'71.3 % smaller than FP32', or larger: a model with little to quantize can grow."""
+    change = 100 * (1 - int8 / fp32)
+    if round(change, 1) == 0:
+        return "the same size as FP32"
+    return f"{abs(change):.1f} % {'smaller' if change > 0 else 'larger'} than FP32"
+
+
+# ------------------------------------------------------------------ the stage table
+
+
+@dataclass(frozen=True)
+class StageTable:
+    heads: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    @property
+    def note(self) -> str:
+        """What the columns without a unit mean, for under the table."""
+        return "; ".join(COLUMN_NOTES[h] for h in self.heads if h in COLUMN_NOTES)
+
+
+def stage_table(rep: Report, *, rmse: bool = True) -> StageTable:
+    """One row per stage: size, task metrics, drop, agreement. ``rmse=False`` leaves that
+    column out where 80 columns are tight (the CLI); every other cell is the same."""
+    names = rep.metric_names()
+    show_acc = any(st.metrics and st.metrics.agreement and st.metrics.agreement.acc is not None
+                   for st in rep.stages.values())
+    heads = ["stage", "size", *(metric_name(n) for n in names), "drop"]
+    heads += ["agree"] if show_acc else []
+    heads += ["cos"] + (["rmse"] if rmse else [])
+    rows = []
+    for name, st in rep.stages.items():
+        m = st.metrics
+        agr = m.agreement if m else None
+        row = [name.upper(), size(st.size_bytes)]
+        row += [pct(m.task.get(n)) if m else "—" for n in names]
+        row.append(points(rep.drop(name)))
+        if show_acc:
+            row.append(pct(agr.acc if agr else None))
+        row.append(fixed(agr.cos if agr else None, 5))
+        if rmse:
+            row.append("—" if agr is None or agr.rmse is None else f"{agr.rmse:.4g}")
+        rows.append(tuple(row))
+    return StageTable(tuple(heads), tuple(rows))
+
+
+# ------------------------------------------------------------------ sentences
+
+
+def title(rep: Report) -> str:
+    """'digits_ptq: OK — PTQ, 200 calibration samples'."""
+    samples = rep.setting("calibration.samples", "?")
+    method = rep.method.upper()
+    tail = f" — {method}, {samples} calibration samples" if method else ""
+    return f"{rep.name}: {rep.status.upper()}{tail}"
+
+
+def verdict(rep: Report) -> tuple[str, str] | None:
+    """('PASS', 'INT8 drop 0.40 points on top-1 (profile high: ≤ 1)'); None without one."""
+    v = rep.verdict
+    if v is None:
+        return None
+    word = "PASS" if v.passed else "FAIL"
+    if v.drop is None:
+        return word, "no INT8 metric to judge"
+    return word, (f"INT8 drop {drop_text(v.drop)} on {metric_name(v.metric)} "
+                  f"(profile {v.profile}: ≤ {v.threshold:g})")
+
+
+def advice(rep: Report) -> str:
+    return rep.verdict.advice if rep.verdict else ""
+
+
+def error_lines(rep: Report) -> list[str]:
+    if rep.error is None:
+        return []
+    lines = [f"Error: {rep.error.message}"]
+    return lines + ([f"What to do: {rep.error.hint}"] if rep.error.hint else [])
+
+
+def size_line(rep: Report) -> str | None:
+    """'INT8 is 71.3 % smaller than FP32 (287.9 KiB → 82.5 KiB).'"""
+    fp32, int8 = rep.stage("fp32").size_bytes, rep.stage("int8").size_bytes
+    if not fp32 or not int8:
+        return None
+    return f"INT8 is {size_change(fp32, int8)} ({size(fp32)} → {size(int8)})."
+
+
+def precision_story(rep: Report) -> str | None:
+    """Does the loss come from 16-bit or from 8-bit? One sentence from the stages' drops."""
+    d16, d8 = rep.drop("fp16"), rep.drop("int8")
+    if d8 is None:
+        return None
+    if d16 is None:
+        return f"INT8 loses {d8:.2f} points against FP32."
+    if d8 <= 0 and d16 <= 0:
+        return f"Neither FP16 ({d16:+.2f}) nor INT8 ({d8:+.2f}) loses anything against FP32."
+    if d8 <= 0:
+        # Not "the loss comes from 16-bit": INT8, the model that ships, lost nothing.
+        return f"INT8 loses nothing against FP32 ({d8:+.2f} points; FP16 {d16:+.2f})."
+    where = "8-bit quantization" if d8 - d16 >= d16 else "16-bit already"
+    return (f"FP16 loses {d16:.2f} points, INT8 {d8:.2f}: the loss comes from {where}"
+            + (" (FP16 keeps FP32's accuracy)." if abs(d16) < 0.05 else "."))
+
+
+def headline(rep: Report) -> str | None:
+    """'INT8 vs FP32 on the N6: 3.49× smaller, 53.22× faster, 4.0× less activation RAM'."""
+    h = rep.headline
+    if h is None or not h.x_faster:
+        return None
+    return (f"INT8 vs FP32 on the N6: {h.size_x_smaller}× smaller, {h.x_faster}× faster, "
+            f"{h.ram_x_smaller}× less activation RAM")
+
+
+def npu_lines(rep: Report) -> list[str]:
+    """The N6 estimate: latency, placement, memory (empty without an analysis)."""
+    npu = rep.npu
+    if npu is None:
+        return []
+    if npu.error is not None:
+        return [f"N6 estimate failed: {npu.error.message}"]
+    s = npu.summary
+    if s is None:
+        return []
+    per_s = "—" if s.inferences_per_s is None else f"{s.inferences_per_s:.0f}"
+    ms = "—" if s.latency_ms is None else f"{s.latency_ms:.3f}"
+    return [
+        f"Estimated N6 latency: {ms} ms per inference ({per_s}/s) on {npu.target or '?'}",
+        f"Placement: {_n(s.ops_npu)} of {_n(s.ops_total)} ops on the NPU, {_n(s.ops_cpu)} on "
+        f"the CPU; epochs {_n(s.epochs_hw)} HW / {_n(s.epochs_sw)} SW",
+        f"Memory: weights in flash {size(s.weights_flash_bytes)}, activations "
+        f"{size(s.activations_ram_bytes)} internal RAM, {size(s.external_ram_bytes)} external RAM",
+    ]
+
+
+def _n(v: Any) -> str:
+    return "?" if v is None else str(v)
+
+
+def finding_lines(f: Finding) -> list[str]:
+    """['WARNING: message', 'evidence: …', 'fix: …']: the faces indent the details."""
+    lines = [f"{(f.severity or 'info').upper()}: {f.message}"]
+    if f.evidence:
+        lines.append(f"evidence: {f.evidence}")
+    if f.fix:
+        lines.append(f"fix: {f.fix}")
+    return lines
+
+
+def suspect_lines(rep: Report, limit: int = 5) -> list[str]:
+    """The suspect layers, worst first, under a line that says where the rest are."""
+    from .layers import short_name  # noqa: PLC0415 - numpy; only when there are suspects
+
+    rows = rep.suspects()
+    if not rows:
+        return []
+    head = f"Suspect layers, worst first ({len(rows)}; all layers in report.md and layers.csv):"
+    return [head, *(f"#{r.index} {r.op} {short_name(r.name)}: {r.error.why if r.error else ''}"
+                    for r in rows[:limit])]
+
+
+def sensitivity_advice(rep: Report, limit: int = 3) -> list[str]:
+    """What keeping suspects in float would buy: the best tried ones, else the first note."""
+    entries = rep.sensitivity or ()
+    tried = [e for e in entries if e.tried]
+    return [e.suggestion for e in (tried[:limit] if tried else entries[:1])]
+
+
+def qat_note(rep: Report) -> str:
+    """What QAT's fine-tuning did, in one line; says so when it kept the starting point."""
+    qat = rep.qat
+    if qat is None:
+        return ""
+    best = qat.best_val
+    line = (f"QAT: {_q(qat.epochs_run)} epochs, best validation {qat.metric or ''} "
+            f"{f'{best:.4f}' if isinstance(best, int | float) else '—'} at epoch "
+            f"{_q(qat.best_epoch)}{' (stopped early)' if qat.stopped_early else ''}")
+    if qat.best_epoch == 0:
+        line += (". No epoch beat the starting point on the validation data, so the INT8 model "
+                 "has PTQ's ranges and the float weights (epoch 0): try another learning rate, "
+                 "more epochs or more varied validation data")
+    return line
+
+
+def _q(v: Any) -> str:
+    return "?" if v is None else str(v)
+
+
+def qat_lines(rep: Report) -> list[str]:
+    """QAT's note, then its PTQ baseline and what QAT regained over it."""
+    lines = [qat_note(rep)] if rep.qat else []
+    ptq = rep.comparison.ptq if rep.comparison else None
+    if ptq is not None:
+        lines.append(f"PTQ baseline: INT8 drop {drop_text(ptq.drop)}, {size(ptq.size_bytes)} "
+                     f"(run {ptq.run_dir or '?'})")
+        drop = rep.verdict.drop if rep.verdict else None
+        if ptq.drop is not None and drop is not None:
+            lines.append(f"QAT regained {ptq.drop - drop:+.2f} points over PTQ "
+                         f"(INT8 drop {drop_text(drop)} against {drop_text(ptq.drop)})")
+    return lines

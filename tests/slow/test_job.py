@@ -12,8 +12,6 @@ from models import tiny_job
 from engine import load_config, run_job
 from engine.events import Progress, RunFinished, StageMetrics, StageStarted
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):

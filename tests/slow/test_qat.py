@@ -17,8 +17,6 @@ from models import tiny_job
 from engine import load_config, run_job
 from engine.errors import ModelError
 
-pytestmark = pytest.mark.slow
-
 QAT = """
 [data.train]
 kind = "synthetic"

@@ -4,83 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from commands import DIGITS, artq, job_file, no_complete_run, one_line
 from conftest import ROOT, unreadable_files
-
-DIGITS = ROOT / "engine" / "samples" / "weights" / "digits.keras"
-
-JOB = """
-[model]
-path = "{model}"
-[data.calibration]
-kind = "{cal_kind}"
-path = "{cal}"
-[data.test]
-kind = "synthetic"
-generator = "digits"
-split = "test"
-count = 10
-[calibration]
-samples = {samples}
-[output]
-runs_dir = "{runs}"
-"""
-
-
-def artq(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
-    )
-
-
-def _job(tmp: Path, model: Path = DIGITS, cal: Path | None = None, cal_kind: str = "images",
-         samples: int = 10, extra: str = "") -> Path:
-    if cal is None:
-        cal = tmp / "cal"
-        cal.mkdir(exist_ok=True)
-        for i in range(3):
-            cv2.imwrite(str(cal / f"{i}.png"), np.full((32, 32), 40 * i, np.uint8))
-    p = tmp / "job.toml"
-    p.write_text(JOB.format(model=model, cal=cal, cal_kind=cal_kind, samples=samples,
-                            runs=tmp / "runs") + extra)
-    return p
-
-
-def _no_complete_run(tmp: Path) -> None:
-    runs = tmp / "runs"
-    for run in runs.iterdir() if runs.is_dir() else []:
-        report = run / "report.json"
-        assert report.is_file(), f"{run} has no report.json"
-        assert json.loads(report.read_text())["status"] == "failed"
-
-
-def _one_line(err: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, lines
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def _error_line(err: str) -> str:
-    """The one error line of a run that failed after some stages ("done …" lines) finished."""
-    assert "Traceback" not in err
-    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1, err
-    return errors[0]
 
 
 def test_missing_model(tmp_path: Path) -> None:
-    r = artq("run", str(_job(tmp_path, model=tmp_path / "nope.keras")))
+    r = artq("run", str(job_file(tmp_path, model=tmp_path / "nope.keras")))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert str(tmp_path / "nope.keras") in line and "model not found" in line
     assert not (tmp_path / "runs").exists()
 
@@ -88,79 +23,79 @@ def test_missing_model(tmp_path: Path) -> None:
 def test_text_file_named_keras(tmp_path: Path) -> None:
     fake = tmp_path / "model.keras"
     fake.write_text("this is not a model\n")
-    r = artq("run", str(_job(tmp_path, model=fake)))
+    r = artq("run", str(job_file(tmp_path, model=fake)))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert str(fake) in line and "not a Keras 3 model" in line
     assert not (tmp_path / "runs").exists()
 
 
 def test_unreadable_config_and_model_are_one_line(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+    job = job_file(tmp_path)
     for path, why in unreadable_files(tmp_path, "job.toml", job.read_bytes()):
         r = artq("run", str(path))
         assert r.returncode == 2
-        assert f"{path}: cannot read ({why})" in _one_line(r.stderr)
+        assert f"{path}: cannot read ({why})" in one_line(r.stderr)
     for path, why in unreadable_files(tmp_path / "m", "model.keras", DIGITS.read_bytes()):
-        r = artq("run", str(_job(tmp_path, model=path)))
+        r = artq("run", str(job_file(tmp_path, model=path)))
         assert r.returncode == 2
-        assert f"{path}: cannot read ({why})" in _one_line(r.stderr)
+        assert f"{path}: cannot read ({why})" in one_line(r.stderr)
         assert not (tmp_path / "runs").exists()
     fifo = tmp_path / "fifo.keras"
     os.mkfifo(fifo)
-    r = artq("run", str(_job(tmp_path, model=fifo)))  # would block reading a FIFO
+    r = artq("run", str(job_file(tmp_path, model=fifo)))  # would block reading a FIFO
     assert r.returncode == 2
-    assert f"{fifo}: is not a regular file" in _one_line(r.stderr)
+    assert f"{fifo}: is not a regular file" in one_line(r.stderr)
 
 
 def test_folder_with_one_corrupt_image(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+    job = job_file(tmp_path)
     bad = tmp_path / "cal" / "9.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0garbage")
     r = artq("run", str(job))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert str(bad) in line and "cannot be decoded" in line
-    _no_complete_run(tmp_path)
+    no_complete_run(tmp_path)
 
 
 def test_empty_calibration_folder(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = artq("run", str(_job(tmp_path, cal=empty)))
+    r = artq("run", str(job_file(tmp_path, cal=empty)))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert str(empty) in line and "holds no images" in line
-    _no_complete_run(tmp_path)
+    no_complete_run(tmp_path)
 
 
 def test_unknown_key(tmp_path: Path) -> None:
-    job = _job(tmp_path, extra="\n[quantization]\ngranularty = 'per_tensor'\n")
+    job = job_file(tmp_path, extra="\n[quantization]\ngranularty = 'per_tensor'\n")
     r = artq("run", str(job))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert str(job) in line and "quantization.granularty: unknown key" in line
     assert "did you mean 'granularity'" in line
     assert not (tmp_path / "runs").exists()
 
 
 def test_negative_samples(tmp_path: Path) -> None:
-    job = _job(tmp_path, samples=-3)
+    job = job_file(tmp_path, samples=-3)
     r = artq("run", str(job))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert "calibration.samples" in line and "-3" in line
     assert not (tmp_path / "runs").exists()
 
 
 def test_bad_set_override(tmp_path: Path) -> None:
-    r = artq("run", str(_job(tmp_path)), "--set", "calibration.samples=0")
+    r = artq("run", str(job_file(tmp_path)), "--set", "calibration.samples=0")
     assert r.returncode == 2
-    assert "calibration.samples" in _one_line(r.stderr)
+    assert "calibration.samples" in one_line(r.stderr)
 
 
 def test_runs_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+    job = job_file(tmp_path)
     afile = tmp_path / "afile"
     afile.write_text("x\n")
     for cmd, named in (
@@ -174,7 +109,7 @@ def test_runs_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     ):
         r = artq(*cmd)
         assert r.returncode == 2, (cmd, r.stderr)
-        line = _one_line(r.stderr)
+        line = one_line(r.stderr)
         assert named in line and "--runs-dir" in line, line
     assert afile.read_text() == "x\n"
 
@@ -202,9 +137,9 @@ def _unwritable_dir(tmp: Path) -> Path:
 
 def test_unwritable_runs_dir_is_one_line(tmp_path: Path) -> None:
     ro = _unwritable_dir(tmp_path)
-    r = artq("run", str(_job(tmp_path)), "--runs-dir", str(ro))
+    r = artq("run", str(job_file(tmp_path)), "--runs-dir", str(ro))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert f"{ro}: cannot create a run folder here" in line and "--runs-dir" in line
 
 
@@ -215,14 +150,14 @@ def test_samples_train_checks_out_before_training(tmp_path: Path) -> None:
                        (afile / "sub", f"{afile / 'sub'}: lies under {afile}, a file")):
         r = artq("samples", "train", "digits", "--epochs", "1", "--out", str(out))
         assert r.returncode == 2, r.stderr
-        line = _one_line(r.stderr)
+        line = one_line(r.stderr)
         assert named in line and "--out" in line and "training" not in r.stdout
     # Where the weights would go is a folder: refused too, before any training.
     from engine.samples import SAMPLES  # noqa: PLC0415
 
     (tmp_path / "w" / SAMPLES["digits"].weights).mkdir(parents=True)
     r = artq("samples", "train", "digits", "--out", str(tmp_path / "w"))
-    assert r.returncode == 2 and "is a folder, so the weights cannot be saved" in _one_line(r.stderr)
+    assert r.returncode == 2 and "is a folder, so the weights cannot be saved" in one_line(r.stderr)
     # A missing folder is made before training (checked without training: that takes minutes).
     from engine.samples.train import _check_out_dir  # noqa: PLC0415
 
@@ -231,11 +166,11 @@ def test_samples_train_checks_out_before_training(tmp_path: Path) -> None:
     assert new.is_dir() and not any(new.iterdir())
     ro = _unwritable_dir(tmp_path)
     r = artq("samples", "train", "digits", "--out", str(ro))
-    assert r.returncode == 2 and f"{ro}: cannot write here" in _one_line(r.stderr)
+    assert r.returncode == 2 and f"{ro}: cannot write here" in one_line(r.stderr)
 
 
 def test_bad_analysis_target_fails_before_any_work(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+    job = job_file(tmp_path)
     inf = tmp_path / "inf.toml"
     inf.write_text((ROOT / "engine" / "targets" / "stm32n6570-dk.toml").read_text()
                    .replace("size_kib = 448", "size_kib = 1e400", 1))
@@ -247,7 +182,7 @@ def test_bad_analysis_target_fails_before_any_work(tmp_path: Path) -> None:
         # cwd: a --set path is relative to where it is typed.
         r = artq("run", str(job), "--set", f"analysis.target={json.dumps(target)}", cwd=tmp_path)
         assert r.returncode == 2, r.stderr
-        line = _one_line(r.stderr)
+        line = one_line(r.stderr)
         assert f"{job}: analysis.target: {says}" in line, line
         assert not (tmp_path / "runs").exists()  # no run folder: nothing was done
 
@@ -263,104 +198,26 @@ def test_help_explains_every_option() -> None:
         assert opt in r.stdout
 
 
-@pytest.mark.slow
-def test_json_prints_the_report_only_and_strict_sets_code_4(tmp_path: Path) -> None:
-    cal = tmp_path / "cal"
-    cal.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        cv2.imwrite(str(cal / f"{i}.png"), rng.integers(0, 255, (32, 32), dtype=np.uint8))
-    job = _job(tmp_path, cal=cal, extra="\n[evaluation]\nprofile = 'production'\n")
-    r = artq("run", str(job), "--json", "--set", "quantization.stages=['fp32','int8']")
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout)  # stdout is exactly one JSON document
-    assert rep["status"] == "ok" and set(rep["stages"]) == {"fp32", "int8"}
-    # Calibrated on noise: INT8 should drop far more than the 0.5-point production bar.
-    if not rep["verdict"]["pass"]:
-        r2 = artq("run", str(job), "--strict", "--set", "quantization.stages=['fp32','int8']")
-        assert r2.returncode == 4
-
-
-def _image_classes(root: Path, classes: list[str], per_class: int = 2) -> Path:
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            cv2.imwrite(str(root / c / f"{i}.png"), np.full((32, 32), 30 * i, np.uint8))
-    return root
-
-
-def test_test_folder_missing_a_class_would_shift_labels(tmp_path: Path) -> None:
-    # Labels are indices into sorted folder names: without "1", "2" would read as class 1.
-    cal = _image_classes(tmp_path / "cal", ["0", "1", "2"])
-    test = _image_classes(tmp_path / "test", ["0", "2"])
-    extra = f'\n[data.test]\nkind = "images"\npath = "{test}"\n'
-    job = _job(tmp_path, cal=cal)
-    job.write_text(job.read_text().replace(
-        '[data.test]\nkind = "synthetic"\ngenerator = "digits"\nsplit = "test"\ncount = 10\n', "") + extra)
-    r = artq("run", str(job))
-    assert r.returncode == 2
-    line = _error_line(r.stderr)
-    assert "data.calibration" in line and str(test) in line and "only in data.calibration: 1" in line
-    _no_complete_run(tmp_path)
-    # One folder per model class, an empty one included, is what the 10-class model needs.
-    (test / "1").mkdir()
-    r = artq("run", str(job))
-    assert r.returncode == 2
-    line = _error_line(r.stderr)
-    assert f"data.test ({test}): 3 class folders (0, 1, 2) but the model has 10 classes" in line
-
-
-def test_input_shape_that_contradicts_the_model(tmp_path: Path) -> None:
-    r = artq("run", str(_job(tmp_path)), "--set", "model.input_shape=[16,16,1]")
-    assert r.returncode == 2
-    line = _error_line(r.stderr)
-    assert str(DIGITS) in line and "model.input_shape = [16, 16, 1] does not fit" in line
-    assert "(None, 32, 32, 1)" in line
-    _no_complete_run(tmp_path)
-
-
 def test_qat_training_data_is_checked_before_the_ptq_baseline_runs(tmp_path: Path) -> None:
     missing = tmp_path / "train.npz"
     extra = (f'\n[data.train]\nkind = "npz"\npath = "{missing}"\n'
              '[quantization]\nmethod = "qat"\n')
-    r = artq("run", str(_job(tmp_path, extra=extra)))
+    r = artq("run", str(job_file(tmp_path, extra=extra)))
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = one_line(r.stderr)
     assert str(missing) in line and "data.train.path" in line
     assert not (tmp_path / "runs").exists()  # no PTQ baseline run either
     extra = '\n[data.train]\nkind = "synthetic"\ngenerator = "digitz"\ncount = 5\n[quantization]\nmethod = "qat"\n'
-    r = artq("run", str(_job(tmp_path, extra=extra)))
-    assert r.returncode == 2 and "data.train.generator: unknown generator 'digitz'" in _one_line(r.stderr)
+    r = artq("run", str(job_file(tmp_path, extra=extra)))
+    assert r.returncode == 2 and "data.train.generator: unknown generator 'digitz'" in one_line(r.stderr)
     assert not (tmp_path / "runs").exists()
 
 
 def test_strict_without_an_int8_stage_is_refused(tmp_path: Path) -> None:
-    r = artq("run", str(_job(tmp_path)), "--strict", "--set", 'quantization.stages=["fp32"]')
+    r = artq("run", str(job_file(tmp_path)), "--strict", "--set", 'quantization.stages=["fp32"]')
     assert r.returncode == 2
-    assert "--strict needs the int8 stage" in _one_line(r.stderr)
+    assert "--strict needs the int8 stage" in one_line(r.stderr)
     assert not (tmp_path / "runs").exists()
-
-
-def test_sigterm_cancels_a_run_and_marks_its_folder(tmp_path: Path) -> None:
-    import signal
-    import time
-
-    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(_job(tmp_path))],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    events: list[Path] = []
-    while time.monotonic() < deadline and p.poll() is None:
-        events = list((tmp_path / "runs").glob("*/events.jsonl"))
-        if events and '"load"' in events[0].read_text():
-            break  # exporting the model: mid-job
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 3, err
-    assert "Traceback" not in err and "run folder marked cancelled" in err
-    report = json.loads((events[0].parent / "report.json").read_text())
-    assert report["status"] == "cancelled"
 
 
 def test_a_model_with_the_other_formats_suffix_is_told_to_rename(tmp_path: Path) -> None:
@@ -383,19 +240,19 @@ def test_a_model_with_the_other_formats_suffix_is_told_to_rename(tmp_path: Path)
 
 
 def test_resume_with_a_config_too_is_refused_not_half_ignored(tmp_path: Path) -> None:
-    r = artq("run", str(_job(tmp_path)), "--resume", str(tmp_path / "runs" / "x"))
+    r = artq("run", str(job_file(tmp_path)), "--resume", str(tmp_path / "runs" / "x"))
     assert r.returncode == 2
-    assert "give a job config or --resume RUN, not both" in _one_line(r.stderr)
+    assert "give a job config or --resume RUN, not both" in one_line(r.stderr)
 
 
 def test_data_mistakes_found_before_a_run_folder_is_made(tmp_path: Path) -> None:
     npz = tmp_path / "cal.npz"
     np.savez(npz, images=np.zeros((4, 32, 32, 1), np.float32))
-    r = artq("run", str(_job(tmp_path, cal=npz, cal_kind="npz")))
+    r = artq("run", str(job_file(tmp_path, cal=npz, cal_kind="npz")))
     assert r.returncode == 2
-    assert "data.calibration.x: array 'x' is not in cal.npz (it holds: images)" in _one_line(r.stderr)
-    r = artq("run", str(_job(tmp_path, cal=tmp_path, cal_kind="npz")))
-    assert r.returncode == 2 and "is a folder, not an .npz file" in _one_line(r.stderr)
-    r = artq("run", str(_job(tmp_path, cal=npz, cal_kind="images")))
-    assert r.returncode == 2 and 'is a file, but kind = "images" reads a folder' in _one_line(r.stderr)
+    assert "data.calibration.x: array 'x' is not in cal.npz (it holds: images)" in one_line(r.stderr)
+    r = artq("run", str(job_file(tmp_path, cal=tmp_path, cal_kind="npz")))
+    assert r.returncode == 2 and "is a folder, not an .npz file" in one_line(r.stderr)
+    r = artq("run", str(job_file(tmp_path, cal=npz, cal_kind="images")))
+    assert r.returncode == 2 and 'is a file, but kind = "images" reads a folder' in one_line(r.stderr)
     assert not (tmp_path / "runs").exists()

@@ -1,21 +1,17 @@
-"""Per-layer error, sensitivity and staged precision.
+"""Per-layer error, sensitivity and staged precision: the statistics on known numbers.
 
-Fast tests check the statistics on known numbers. Slow tests use real TensorFlow: the
-layer mode agrees with TFLite's own QuantizationDebugger on a tiny model, and a planted
-activation outlier is ranked first and fixed by keeping it in float, in a real job.
+With real TensorFlow (the QuantizationDebugger check, a planted outlier in a real job):
+tests/slow/test_layer_error_tf.py.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-from models import skew_activations, tiny_job
 
 from engine.layers import (
     HEALTHY_RMSE_SCALE,
@@ -133,138 +129,3 @@ def test_names_table_and_csv() -> None:
     assert [r["name"] for r in table] == ["t0", "t1"]
     assert table[0]["layer_sqnr_db"] == "30.0" and table[0]["model_rmse_scale"] == "0.35"
     assert table[0]["regained_points"] == "0.5" and table[1]["layer_sqnr_db"] == ""
-
-
-# ------------------------------------------------------------------ real TensorFlow
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from engine import convert
-    from engine.config import PreprocessConfig
-    from engine.preprocess import PreprocessSpec, preprocess
-    from engine.samples import generate
-
-    tmp = tmp_path_factory.mktemp("layer_error")
-    spec = PreprocessSpec.resolve(PreprocessConfig(), (32, 32, 1))
-    np.save(tmp / "cal.npy", preprocess(generate("digits", "calibration", 32, 0).images, spec))
-    convert.load_and_export(str(tiny_model), "keras", None, str(tmp / "sm"))
-    convert.convert(str(tmp / "sm"), "int8", str(tmp / "int8.tflite"),
-                    calibration=str(tmp / "cal.npy"))
-    return {"dir": tmp, "saved_model": tmp / "sm", "cal": tmp / "cal.npy",
-            "int8": tmp / "int8.tflite"}
-
-
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
-def test_layer_mode_agrees_with_tflite_quantization_debugger(exported) -> None:
-    import tensorflow as tf
-
-    from engine.layer_error import analyze_layers
-
-    n = 16
-    res = analyze_layers(
-        state={"saved_model": str(exported["saved_model"])}, emit=lambda e: None,
-        calibration=str(exported["cal"]), int8_path=str(exported["int8"]),
-        out_dir=str(exported["dir"] / "sens"), debug_samples=n, sensitivity_k=0,
-    )
-    assert res["reproduced"]  # one calibration gives int8.tflite's ranges again
-    cal = np.load(exported["cal"])
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(exported["saved_model"]))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([cal[i : i + 1]] for i in range(len(cal)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=conv, debug_dataset=lambda: ([cal[i : i + 1]] for i in range(n)))
-    debugger.run()
-    dump = io.StringIO()
-    debugger.layer_statistics_dump(dump)
-    dump.seek(0)
-    theirs = list(csv.DictReader(dump))
-    assert len(theirs) == len(res["errors"]) == 8  # every quantized op of the tiny CNN
-    for row in theirs:
-        mine = res["errors"][row["tensor_name"]]
-        raw = res["raw"][row["tensor_name"]]["layer"]
-        assert mine["scale"] == pytest.approx(float(row["scale"]), rel=1e-6)
-        assert mine["zero_point"] == int(row["zero_point"])
-        mse = float(row["mean_squared_error"])
-        if mse > 1e-12:  # pass-through ops (pools) are exact in both
-            assert raw["mse"] == pytest.approx(mse, rel=1e-4), row["tensor_name"]
-            assert raw["mean_error"] == pytest.approx(float(row["mean_error"]), rel=1e-3, abs=1e-9)
-            ours = mine["layer"]["rmse_scale"]
-            assert ours == pytest.approx(math.sqrt(mse) / float(row["scale"]), rel=1e-3)
-        else:
-            assert mine["layer"]["rmse_scale"] < 1e-3
-        # Both modes are there for every layer; a healthy model has no suspect.
-        assert set(mine["model"]) == {"sqnr_db", "rmse_scale", "cos", "max_abs"}
-        assert not mine["suspect"]
-    convs = [e for e in res["errors"].values() if "conv2d" in e["tensor"]
-             and "Relu" in e["tensor"]]
-    assert len(convs) == 3
-    for e in convs:  # healthy 8-bit layers: 30–50 dB, rounding-level rmse/scale
-        assert 30.0 < e["layer"]["sqnr_db"] < 55.0
-        assert 0.1 < e["layer"]["rmse_scale"] < 0.5
-        # error accumulates: end to end is never better than the layer's own
-        assert e["model"]["sqnr_db"] <= e["layer"]["sqnr_db"] + 0.5
-
-
-@pytest.fixture(scope="module")
-def outlier_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    from engine import load_config
-    from engine.job import run_job
-
-    tmp = tmp_path_factory.mktemp("outlier")
-    model = skew_activations(tiny_model, tmp / "skewed.keras", factor=100.0)
-    extra = "\n".join(["[analysis]", "debug_samples = 32", "sensitivity_k = 2"])
-    cfg_path = tiny_job(tmp, model, test_count=300)
-    cfg_path.write_text(cfg_path.read_text().replace(
-        "[analysis]\ndebug_samples = 0\nsensitivity_k = 0", extra))
-    events: list = []
-    result = run_job(load_config(cfg_path), events.append)
-    return result, events
-
-
-@pytest.mark.slow
-def test_planted_outlier_is_ranked_first_and_float_recovers_it(outlier_run) -> None:
-    result, events = outlier_run
-    rep = result.report
-    drop = rep["verdict"]["drop"]
-    assert drop > 3.0  # the outlier costs real accuracy (measured: 9 points)
-    planted = next(r for r in rep["layers"] if "conv2d_1_2/Relu" in r["name"])
-    assert rep["layer_analysis"]["suspects"][0] == planted["name"]
-    err = planted["error"]
-    assert err["suspect"] and "alone spans the range" in err["why"]
-    assert err["range"][1] > 100.0  # the skewed channel stretched it ~100×
-    best = rep["sensitivity"][0]
-    assert best["tensor"] == planted["name"]
-    assert best["regained_points"] >= 0.7 * drop  # keeping it in float recovers most
-    assert best["cost_ms"] > 0  # and costs CPU time on the N6
-    assert planted["sensitivity"]["suggestion"].startswith("keep `conv2d_1_2`")
-    assert (result.run_dir / best["path"]).is_file()
-    # Every layer row carries placement; every quantized one both error modes.
-    assert len(rep["layers"]) == len(rep["npu"]["layers"])
-    for r in rep["layers"]:
-        assert r["placement"] in ("NPU", "CPU")
-        if r["error"] is not None:
-            for mode in ("layer", "model"):
-                assert set(r["error"][mode]) == {"sqnr_db", "rmse_scale", "cos", "max_abs"}
-    rows = list(csv.DictReader((result.run_dir / "layers.csv").open()))
-    assert len(rows) == len(rep["layers"])
-    md = (result.run_dir / "report.md").read_text()
-    assert "Per-layer quantization error" in md and best["suggestion"] in md
-
-
-@pytest.mark.slow
-def test_stage_drops_and_findings_reach_the_report(outlier_run) -> None:
-    from engine.events import Finding
-
-    result, events = outlier_run
-    rep = json.loads((result.run_dir / "report.json").read_text())
-    st = rep["stages"]
-    assert st["fp32"]["drop"] == 0.0
-    assert abs(st["fp16"]["drop"]) < 1.0  # 16 bits keep FP32's accuracy here
-    assert st["int8"]["drop"] == pytest.approx(rep["verdict"]["drop"], abs=1e-6)
-    assert "the loss comes from 8-bit quantization" in (result.run_dir / "report.md").read_text()
-    # 32 calibration samples is below the guide's 100: a finding, as event and in the report.
-    assert [f["code"] for f in rep["findings"]] == ["too_few_samples"]
-    assert any(isinstance(e, Finding) and e.code == "too_few_samples" for e in events)

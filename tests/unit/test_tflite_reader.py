@@ -7,7 +7,7 @@ import random
 import struct
 
 import pytest
-from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, ints
+from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, ints, reference_model
 
 from engine.errors import TFLiteReadError
 from engine.tflite import read_model, read_model_bytes
@@ -65,9 +65,7 @@ def test_pool_and_reducer_options() -> None:
 
 
 def test_reference_model_reads(request: pytest.FixtureRequest) -> None:
-    path = REFERENCE_DIR / "yamnet_256_64x96_tl_int8.tflite"
-    if not path.is_file():
-        pytest.skip("shared/reference_models not present")
+    path = reference_model("yamnet_256_64x96_tl_int8.tflite")
     m = read_model(path)
     assert [op.opcode for op in m.main.operators][:3] == [
         "TRANSPOSE",

@@ -225,7 +225,9 @@ _LSTM_CHILD = textwrap.dedent(
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.path.insert(0, {repo!r})
     import numpy as np, tensorflow as tf, keras
-    from tests.test_ocr_models import int8_convert, tflite_ops, word_batch
+    import tests.slow.test_ocr_models as t
+    t.tf, t.keras = tf, keras  # set by a pytest fixture in the parent; none runs here
+    from tests.slow.test_ocr_models import int8_convert, tflite_ops, word_batch
     from engine.samples import crnn
     x, _ = word_batch(4)
     model = crnn.build_model("lstm", width=2)

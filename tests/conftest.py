@@ -1,19 +1,146 @@
-"""Shared fixtures. TensorFlow is imported only by tests that need it."""
+"""Shared fixtures, and the folders that say what a test may cost.
+
+tests/unit (no TensorFlow, no subprocess) · tests/tui (Textual pilot and snapshots) ·
+tests/contract (real processes, no TensorFlow in this process) · tests/slow (real TensorFlow).
+The folder sets the marker, so ``-m "not slow"`` cannot miss a test that is slow by where it
+lives, and a unit test that loads TensorFlow or starts a process fails. One conftest only:
+pytest imports every folder-less conftest.py as ``conftest``, so a second one would shadow
+the ``from conftest import ROOT`` the tests use.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
+import platform
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+try:  # pytest's own -m parser; private, so a pytest without it just collects every folder
+    from _pytest.mark.expression import Expression
+except ImportError:  # pragma: no cover
+    Expression = None  # type: ignore[assignment,misc]
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+# ROOT for the engine and tui packages; TESTS for the helpers (models, fakes, npu_models)
+# that test modules in every folder import.
+for _p in (TESTS, ROOT):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+# Folder → marker, in the order the tests run: cheap first, so a full run reports a broken
+# unit test in seconds, and TensorFlow is not yet loaded when the no-TensorFlow checks run.
+FOLDERS = ("unit", "tui", "contract", "slow")
+FRAMEWORKS = ("tensorflow", "tf_keras", "tensorflow_model_optimization")
 SAMPLE_CONFIGS = ROOT / "sample_configs"
+
+
+def _folder(path: Path) -> str | None:
+    try:
+        rel = path.resolve().relative_to(TESTS)
+    except ValueError:
+        return None
+    return rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] in FOLDERS else None
+
+
+def _can_match(markexpr: str, marker: str) -> bool:
+    """Whether ``-m markexpr`` can select a test in the folder of ``marker``: one that
+    carries that marker, no other folder's, and any other markers."""
+    if Expression is None:
+        return True
+    expr = Expression.compile(markexpr)
+    names = {marker}
+    while True:  # try every truth assignment over the names the expression asks about
+        asked: set[str] = set()
+        others = sorted(names - set(FOLDERS))
+        for values in itertools.product((False, True), repeat=len(others)):
+            on = {marker, *(n for n, v in zip(others, values, strict=True) if v)}
+            if expr.evaluate(_Recorder(on, asked)):
+                return True
+        if asked <= names:
+            return False
+        names |= asked
+
+
+class _Recorder:
+    """A marker matcher that says which names are on and notes every name asked."""
+
+    def __init__(self, on: set[str], asked: set[str]) -> None:
+        self.on, self.asked = on, asked
+
+    def __call__(self, name: str, /, **_: object) -> bool:
+        self.asked.add(name)
+        return name in self.on
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Skip importing a folder no test of which ``-m`` can select: ``-m "not slow"`` then
+    never imports the slow modules, nor the TensorFlow some of them load at import."""
+    if collection_path.parent == TESTS and collection_path.name in FOLDERS:
+        markexpr = config.option.markexpr
+        if markexpr and not _can_match(markexpr, collection_path.name):
+            return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = _folder(item.path)
+        if folder is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live in tests/{{{','.join(FOLDERS)}}}/ by what they cost")
+        wrong = {m.name for m in item.iter_markers() if m.name in FOLDERS} - {folder}
+        if wrong:
+            raise pytest.UsageError(f"{item.nodeid}: marked {', '.join(sorted(wrong))} but lives "
+                                    f"in tests/{folder}/; move the test instead")
+        item.add_marker(folder)
+    items.sort(key=lambda item: FOLDERS.index(_folder(item.path) or "slow"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A framework loaded while collecting would hide every later test's import of it."""
+    loaded = [m for m in FRAMEWORKS if sys.modules.get(m) is not None]
+    if loaded and any(_folder(item.path) != "slow" for item in session.items):
+        raise pytest.UsageError(f"{', '.join(loaded)} was imported while collecting the tests; "
+                                f"import it inside the tests/slow/ tests that use it")
+
+
+# The platform module runs `uname -p` the first time it is asked (h5py asks on import) and
+# caches the answer: ask here, before the unit tests' no-process guard is up.
+platform.processor()
+
+
+def _no_process(*_: object, **__: object) -> None:
+    raise AssertionError("a unit test starts no process: move it to tests/contract/ "
+                         "(or tests/slow/ when the process runs TensorFlow)")
+
+
+@pytest.fixture(autouse=True)
+def _cost_of_the_folder(request: pytest.FixtureRequest,
+                        monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Unit tests start no process; no test outside tests/slow loads a framework here."""
+    folder = _folder(request.node.path)
+    if folder == "slow":
+        yield
+        return
+    if folder == "unit":
+        for owner, name in ((subprocess, "Popen"), (asyncio, "create_subprocess_exec"),
+                            (asyncio, "create_subprocess_shell"), (os, "fork"),
+                            (os, "system"), (os, "posix_spawn"), (os, "posix_spawnp")):
+            monkeypatch.setattr(owner, name, _no_process)
+    before = {m for m in FRAMEWORKS if sys.modules.get(m) is not None}
+    yield
+    # None is an import a test blocked (tests/unit/test_orchestrator.py), not a loaded module.
+    loaded = sorted(m for m in FRAMEWORKS if sys.modules.get(m) is not None and m not in before)
+    assert not loaded, (f"{', '.join(loaded)} loaded by a test in tests/{folder}/: "
+                        f"move it to tests/slow/")
 
 
 @pytest.fixture

@@ -19,11 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import flatbuffers
+import pytest
 from ai_edge_litert import schema_py_generated as fb
 
 REFERENCE_DIR = Path(os.environ.get("ARTQ_REFERENCE_MODELS", "/work/shared/reference_models"))
 if not REFERENCE_DIR.is_dir():
     REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference_models"
+
+
+def reference_model(name: str = "figures.csv") -> Path:
+    """A file of the ST reference models. Without them the calling test (or, called at import,
+    the module) is skipped with the reason; under CI (CI set, as CI runners set it) it fails:
+    CI has ../shared, so a missing file there means the tests silently stopped checking."""
+    path = REFERENCE_DIR / name
+    if not path.is_file():
+        why = (f"{path} not found: the ST reference models live in ../shared/reference_models "
+               f"(or $ARTQ_REFERENCE_MODELS)")
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI has them, so these tests must run there", pytrace=False)
+        pytest.skip(why, allow_module_level=True)
+    return path
 
 # --------------------------------------------------------------------------- crafting
 

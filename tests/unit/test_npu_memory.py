@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, edited_target, ints
+from npu_models import Op, T, conv_model, craft, edited_target, ints, reference_model
 
 from engine.errors import TargetError
 from engine.npu import analyze, analyze_model, load_target
@@ -309,8 +309,6 @@ def test_software_float_pool_feeding_a_multiply() -> None:
     ],
 )
 def test_reference_peaks_hand_worked(name: str, kib: float) -> None:
-    path = REFERENCE_DIR / name
-    if not path.is_file():
-        pytest.skip("shared/reference_models not present")
+    path = reference_model(name)
     a = analyze(path)
     assert a.activations_ram_bytes / 1024 == pytest.approx(kib, abs=0.1)

@@ -16,18 +16,27 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
 
 from engine.preprocess import PreprocessSpec, preprocess  # noqa: E402
 from engine.samples import crnn, east  # noqa: E402
 from engine.samples.synth_text import make_scenes, make_words  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+tf: Any = None
+keras: Any = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _frameworks() -> None:
+    """TensorFlow loads when these tests run, not while pytest collects every folder."""
+    global tf, keras  # noqa: PLW0603 - the helpers below read them
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+
+REPO = Path(__file__).resolve().parents[2]
 WORDS = PreprocessSpec(32, 128, "gray", 1 / 255, (0.0,), (1.0,))
 SCENES = PreprocessSpec(240, 320, "rgb", 1 / 255, (0.0,), (1.0,))
 # Ops the Neural-ART NPU runs (docs: shared/design/neural-art.md §4) that these models use.
@@ -92,7 +101,6 @@ def ctc_mean(y, logits):  # noqa: ANN001, ANN201
     return tf.reduce_mean(crnn.ctc_loss(y, logits))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["conv", "lstm"])
 def test_crnn_builds_and_trains_one_step(variant: str) -> None:
     model = crnn.build_model(variant, width=2)
@@ -105,7 +113,6 @@ def test_crnn_builds_and_trains_one_step(variant: str) -> None:
     assert after < before
 
 
-@pytest.mark.slow
 def test_models_build_with_tf_keras_and_ctc_loss_compiles() -> None:
     tf_keras = pytest.importorskip("tf_keras")
     x, y = word_batch(4)
@@ -122,7 +129,6 @@ def test_models_build_with_tf_keras_and_ctc_loss_compiles() -> None:
     assert np.isfinite(m.train_on_batch(x, y))
 
 
-@pytest.mark.slow
 def test_east_builds_and_trains_one_step() -> None:
     model = east.build_model(width=2)
     assert model.input_shape == (None, 240, 320, 3)
@@ -193,7 +199,6 @@ def test_east_default_width_is_weight_heavy() -> None:
     assert plain / channels > 400, (plain, channels)
 
 
-@pytest.mark.slow
 def test_crnn_conv_converts_to_full_int8_on_npu_ops() -> None:
     model = crnn.build_model("conv", width=2)
     x, _ = word_batch(8)
@@ -202,7 +207,6 @@ def test_crnn_conv_converts_to_full_int8_on_npu_ops() -> None:
     assert "SOFTMAX" not in ops
 
 
-@pytest.mark.slow
 def test_east_converts_to_full_int8_on_npu_ops() -> None:
     model = east.build_model(width=2)
     x = preprocess(make_scenes("calibration", 4, 0).images, SCENES)
@@ -221,7 +225,9 @@ _LSTM_CHILD = textwrap.dedent(
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.path.insert(0, {repo!r})
     import numpy as np, tensorflow as tf, keras
-    from tests.test_ocr_models import int8_convert, tflite_ops, word_batch
+    import tests.slow.test_ocr_models as t
+    t.tf, t.keras = tf, keras  # set by a pytest fixture in the parent; none runs here
+    from tests.slow.test_ocr_models import int8_convert, tflite_ops, word_batch
     from engine.samples import crnn
     x, _ = word_batch(4)
     model = crnn.build_model("lstm", width=2)
@@ -234,7 +240,6 @@ _LSTM_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_crnn_lstm_int8_outcome_in_child_process() -> None:
     """Documented outcome (TF 2.21, Keras 3): a plain LSTM crashes the full-INT8 converter
     (SIGSEGV); the same weights with ``unroll=True`` convert to full INT8, the LSTM becoming

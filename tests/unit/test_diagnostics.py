@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
-from test_import_hygiene import modules_after
 
 from engine.config import PreprocessConfig, load_config
 from engine.diagnostics import diagnose, diagnose_config, model_input_shape
@@ -121,9 +120,3 @@ def test_diagnose_config_loads_data_like_the_job(tmp_path: Path) -> None:
     found = diagnose_config(load_config(job))
     assert [f["code"] for f in found] == ["too_few_samples"]
     assert set(found[0]) == {"code", "severity", "message", "evidence", "fix"}
-
-
-def test_analysis_modules_stay_free_of_tensorflow() -> None:
-    top = {m.split(".")[0] for m in modules_after(
-        "import engine.diagnostics, engine.layers, engine.sweep, engine.cache")}
-    assert not top & {"tensorflow", "keras", "textual", "rich"}

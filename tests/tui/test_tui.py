@@ -1,6 +1,6 @@
 """The TUI with an injected fake worker: every screen driven by keys, as a person would.
 
-Real engine work is in tests/test_tui_worker.py; snapshots in tests/test_tui_snapshots.py.
+Real engine work is in tests/slow/test_tui_worker.py; snapshots in tests/tui/test_tui_snapshots.py.
 """
 
 from __future__ import annotations

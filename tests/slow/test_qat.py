@@ -10,14 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import ROOT
 from models import tiny_job
 
 from engine import load_config, run_job
 from engine.errors import ModelError
-
-pytestmark = pytest.mark.slow
 
 QAT = """
 [data.train]
@@ -164,11 +161,3 @@ def test_qat_recovers_at_least_half_of_what_ptq_loses(tiny_model: Path, tmp_path
     recovered = (ptq_drop - qat_drop) / ptq_drop
     print(f"skewed model: PTQ drop {ptq_drop:.2f}, QAT drop {qat_drop:.2f}, recovered {recovered:.0%}")
     assert recovered >= 0.5, (ptq_drop, qat_drop)
-
-
-def test_resume_refuses_a_finished_or_ptq_run(tmp_path: Path) -> None:
-    from engine.errors import ConfigError
-    from engine.job import resume_config
-
-    with pytest.raises(ConfigError, match="not a run folder"):
-        resume_config(tmp_path)

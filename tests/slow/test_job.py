@@ -13,8 +13,6 @@ from engine import load_config, run_job
 from engine.events import Progress, RunFinished, StageMetrics, StageStarted
 from engine.report import Report
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
@@ -103,31 +101,3 @@ def test_io_type_and_per_tensor(tiny_model: Path, tmp_path: Path, io_type: str, 
         if np.dtype(d["dtype"]).name == "int8" and len(d["shape"]) == 4:
             assert len(d["quantization_parameters"]["scales"]) <= 1
     assert result.report["stages"]["int8"]["metrics"]["agreement"]["acc"] > 0.8
-
-
-def test_preflight_checks_the_target(tmp_path: Path) -> None:
-    """A bundled name or a target file passes; a typo stops the job before any work."""
-    from conftest import ROOT  # noqa: PLC0415
-
-    from engine.errors import TargetError  # noqa: PLC0415
-    from engine.job import preflight  # noqa: PLC0415
-
-    job = tmp_path / "job.toml"
-    job.write_text(f"""
-[model]
-path = "{ROOT / 'engine' / 'samples' / 'weights' / 'digits.keras'}"
-[data.calibration]
-kind = "synthetic"
-generator = "digits"
-count = 4
-[data.test]
-kind = "synthetic"
-generator = "digits"
-split = "test"
-count = 4
-""")
-    bundled = ROOT / "engine" / "targets" / "stm32n6570-dk.toml"
-    for target in ("stm32n6570-dk", str(bundled)):
-        assert preflight(load_config(job, {"analysis.target": target})).format == "keras"
-    with pytest.raises(TargetError, match=r"job\.toml: analysis\.target: unknown target 'n6'"):
-        preflight(load_config(job, {"analysis.target": "n6"}))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
-from engine.evaluate import TensorIO, dequantize, quantize, run_model
+from engine.evaluate import TensorIO, dequantize, quantize
 
 
 def guide_quantize(img: np.ndarray, scale: float, zero_point: int, dtype: type) -> np.ndarray:
@@ -48,18 +45,3 @@ def test_dequantize_inverts_on_grid_points() -> None:
     q = np.array([-128, 3, 127], np.int8)
     np.testing.assert_allclose(dequantize(q, t), [-13.1, 0.0, 12.4], rtol=1e-6)
     np.testing.assert_array_equal(quantize(dequantize(q, t), t), q)
-
-
-@pytest.mark.slow
-def test_parallel_equals_sequential(tiny_model: Path, tmp_path: Path) -> None:
-    from models import tiny_job
-
-    from engine import load_config, run_job
-
-    result = run_job(load_config(tiny_job(tmp_path, tiny_model, test_count=20),
-                                 ["quantization.stages=['fp32','int8']"]))
-    x = np.random.default_rng(0).random((37, 32, 32, 1), dtype=np.float32)
-    one = run_model(str(result.run_dir / "int8.tflite"), x, workers=1)
-    two = run_model(str(result.run_dir / "int8.tflite"), x, workers=2)
-    assert two.workers == 2
-    np.testing.assert_array_equal(one.outputs[0], two.outputs[0])

@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from engine import load_config, run_job
-
-pytestmark = pytest.mark.slow
 
 JOB = """
 name = "lstm"

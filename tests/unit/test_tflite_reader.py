@@ -7,7 +7,7 @@ import random
 import struct
 
 import pytest
-from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, ints, tf_model
+from npu_models import REFERENCE_DIR, Op, T, conv_model, craft, ints, reference_model
 
 from engine.errors import TFLiteReadError
 from engine.tflite import read_model, read_model_bytes
@@ -65,9 +65,7 @@ def test_pool_and_reducer_options() -> None:
 
 
 def test_reference_model_reads(request: pytest.FixtureRequest) -> None:
-    path = REFERENCE_DIR / "yamnet_256_64x96_tl_int8.tflite"
-    if not path.is_file():
-        pytest.skip("shared/reference_models not present")
+    path = reference_model("yamnet_256_64x96_tl_int8.tflite")
     m = read_model(path)
     assert [op.opcode for op in m.main.operators][:3] == [
         "TRANSPOSE",
@@ -79,21 +77,6 @@ def test_reference_model_reads(request: pytest.FixtureRequest) -> None:
     assert m.inputs[0].shape_signature == (-1, 64, 96, 1)
     assert m.outputs[0].dtype == "float32"
     assert m.constant_bytes == 139200
-
-
-@pytest.mark.slow
-def test_tf_int8_model_per_channel(tmp_path_factory: pytest.TempPathFactory) -> None:
-    m = read_model(tf_model("conv_int8", tmp_path_factory))
-    ops = [op.opcode for op in m.main.operators]
-    assert ops[:2] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
-    dw = m.main.operators[1]
-    assert dw.options["depth_multiplier"] == 1 and dw.options["stride_h"] == 2
-    w = m.main.tensors[dw.inputs[1]]
-    q = w.quantization
-    assert q is not None and q.per_channel and q.quantized_dimension == 3
-    assert len(q.scales) == 8 and all(s > 0 for s in q.scales)
-    x = m.inputs[0]
-    assert x.dtype == "int8" and x.quantization is not None and not x.quantization.per_channel
 
 
 # ----------------------------------------------------------------------------- bad files

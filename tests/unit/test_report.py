@@ -4,7 +4,6 @@ one wording of a report in the CLI, report.md and the TUI."""
 from __future__ import annotations
 
 import copy
-import glob
 import json
 from dataclasses import fields, replace
 from pathlib import Path
@@ -25,9 +24,8 @@ from engine.report import (
     render_markdown,
 )
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 DIGITS = HERE / "data" / "digits_report.json"  # written by the engine: artq run digits_ptq
-BASELINES = sorted(glob.glob("/work/baseline_runs/*/report.json"))
 
 
 def load(path: Path | str) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def unmodelled(obj: Any, where: str = "report") -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("path", [DIGITS, *BASELINES], ids=lambda p: Path(p).parent.name)
+@pytest.mark.parametrize("path", [DIGITS], ids=lambda p: Path(p).parent.name)
 def test_real_reports_round_trip_exactly_and_are_fully_typed(path: Path) -> None:
     d = load(path)
     rep = Report.from_dict(d)

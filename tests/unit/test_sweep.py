@@ -1,15 +1,13 @@
-"""`artq sweep`: planning variants, the shared cache, and a real two-variant sweep."""
+"""`artq sweep`: planning variants and the shared cache (a real sweep: tests/slow/test_sweep_tf.py)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from models import tiny_job
-from test_cli import artq
+from commands import artq
 
 from engine.cache import StageCache, finish
 from engine.errors import ConfigError
@@ -75,36 +73,6 @@ def test_cache_entry_is_built_once_by_racing_processes(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*tmp*"))  # no scratch folder left
 
 
-@pytest.mark.slow
-def test_sweep_runs_variants_in_parallel_and_shares_fp32(tiny_model: Path, tmp_path: Path) -> None:
-    cfg = tiny_job(tmp_path, tiny_model, test_count=100)
-    p = artq("sweep", str(cfg), "--set", "calibration.samples=16,32", "--json",
-             "--runs-dir", str(tmp_path / "out"))
-    assert p.returncode == 0, p.stderr[-2000:]
-    data = json.loads(p.stdout)  # stdout is the sweep's JSON and nothing else
-    assert data["schema"] == "artq.sweep/1" and data["status"] == "ok"
-    assert data["wall_s"] > 0 and data["jobs"] == 2
-    assert [v["set"] for v in data["variants"]] == [{"calibration.samples": 16},
-                                                    {"calibration.samples": 32}]
-    shared = 0
-    for v in data["variants"]:
-        rep = json.loads(Path(v["report"]).read_text())
-        assert Path(v["run_dir"]).parent == tmp_path / "out"
-        assert rep["config"]["calibration"]["samples"] == v["set"]["calibration.samples"]
-        assert v["drop"] == rep["verdict"]["drop"]
-        assert v["metrics"]["top1"] == rep["stages"]["int8"]["metrics"]["top1"]
-        assert v["total_s"] == rep["timings"]["total_s"]
-        shared += bool(rep["stages"]["fp32"].get("shared"))
-        # The shared FP32 model is the one this config makes: same bytes in every run.
-        assert (Path(v["run_dir"]) / "fp32.tflite").stat().st_size == rep["stages"]["fp32"]["size_bytes"]
-    assert shared == 1  # one variant converted FP32, the other reused it
-    sweep_dir = next((tmp_path / "out").glob("*-sweep-tiny"))
-    assert json.loads((sweep_dir / "sweep.json").read_text())["variants"] == data["variants"]
-    assert not (sweep_dir / "cache").exists()  # removed unless --keep-cache
-    # Both variants overlapped: the wall time is below the sum of the runs.
-    assert data["wall_s"] < data["sum_s"]
-
-
 def test_the_terminal_table_fits_80_columns_without_cutting_a_figure() -> None:
     from rich.console import Console
 
@@ -143,9 +111,9 @@ def test_jobs_option_refuses_a_negative_count() -> None:
 
 
 def test_a_variant_that_would_fail_preflight_stops_the_sweep_before_it_starts(tmp_path: Path) -> None:
-    from test_cli import DIGITS, _job
+    from commands import DIGITS, job_file
 
-    job = _job(tmp_path, model=DIGITS)
+    job = job_file(tmp_path, model=DIGITS)
     p = artq("sweep", str(job), "--set", "analysis.target=stm32n6570-dk,stm32n6570dk",
              "--runs-dir", str(tmp_path / "out"))
     assert p.returncode == 2, p.stderr

@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from models import tiny_job
 from textual.widgets import DataTable, OptionList, Static
 from textual.worker import WorkerCancelled
@@ -18,8 +17,6 @@ from textual.worker import WorkerCancelled
 from tui.app import ArtqApp
 from tui.jobs import SweepRunner, WorkerRunner
 from tui.widgets import StageRow
-
-pytestmark = pytest.mark.slow
 
 
 async def wait_for(pilot, cond, timeout: float = 180.0) -> None:  # noqa: ANN001

@@ -1,0 +1,29 @@
+"""`artq run` on input that only a real TensorFlow export can judge: the report on stdout,
+--strict's exit code, and mistakes found once the model is loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from commands import artq_process as artq
+from commands import job_file
+
+
+def test_json_prints_the_report_only_and_strict_sets_code_4(tmp_path: Path) -> None:
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(cal / f"{i}.png"), rng.integers(0, 255, (32, 32), dtype=np.uint8))
+    job = job_file(tmp_path, cal=cal, extra="\n[evaluation]\nprofile = 'production'\n")
+    r = artq("run", str(job), "--json", "--set", "quantization.stages=['fp32','int8']")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)  # stdout is exactly one JSON document
+    assert rep["status"] == "ok" and set(rep["stages"]) == {"fp32", "int8"}
+    # Calibrated on noise: INT8 should drop far more than the 0.5-point production bar.
+    if not rep["verdict"]["pass"]:
+        r2 = artq("run", str(job), "--strict", "--set", "quantization.stages=['fp32','int8']")
+        assert r2.returncode == 4

@@ -41,6 +41,8 @@ _OPTIONS = {
     "SOFTMAX": "SoftmaxOptions",
     "RESHAPE": "ReshapeOptions",
     "CONCATENATION": "ConcatenationOptions",
+    "WHILE": "WhileOptions",
+    "IF": "IfOptions",
 }
 
 
@@ -67,6 +69,17 @@ class Op:
     custom: str | None = None
 
 
+@dataclass
+class Graph:
+    """A subgraph besides the main one (a WHILE's cond or body, an IF's branch)."""
+
+    tensors: Sequence[T]
+    ops: Sequence[Op]
+    inputs: Sequence[int]
+    outputs: Sequence[int]
+    name: str = ""
+
+
 def const(name: str, shape: Sequence[int], dtype: str = "int8", value: int = 1, **kw: Any) -> T:
     """A constant tensor filled with ``value``."""
     n = 1
@@ -89,13 +102,37 @@ def craft(
     outputs: Sequence[int],
     *,
     description: str = "crafted by tests/npu_models.py",
+    subgraphs: Sequence[Graph] = (),
 ) -> bytes:
-    """Pack tensors and operators into a TFLite flatbuffer."""
+    """Pack tensors and operators into a TFLite flatbuffer; ``subgraphs`` follow the main
+    one (indices 1, 2, ...), for control-flow operators to run."""
     m = fb.ModelT()
     m.version = 3
     m.description = description.encode()
     m.buffers = [fb.BufferT()]
+    m.operatorCodes = []
+    codes: dict[tuple[str, str | None], int] = {}
+    m.subgraphs = [
+        _subgraph(m, codes, g.tensors, g.ops, g.inputs, g.outputs, g.name)
+        for g in (Graph(tensors, ops, inputs, outputs), *subgraphs)
+    ]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _subgraph(
+    m: Any,
+    codes: dict[tuple[str, str | None], int],
+    tensors: Sequence[T],
+    ops: Sequence[Op],
+    inputs: Sequence[int],
+    outputs: Sequence[int],
+    name: str,
+) -> Any:
+    """One subgraph of ``m``; buffers and operator codes are added to the model's lists."""
     sg = fb.SubGraphT()
+    sg.name = name.encode() if name else None
     sg.tensors = []
     for t in tensors:
         tt = fb.TensorT()
@@ -117,8 +154,6 @@ def craft(
             q.quantizedDimension = t.qdim
             tt.quantization = q
         sg.tensors.append(tt)
-    codes: dict[tuple[str, str | None], int] = {}
-    m.operatorCodes = []
     sg.operators = []
     for op in ops:
         key = (op.opcode, op.custom)
@@ -146,10 +181,7 @@ def craft(
         sg.operators.append(o)
     sg.inputs = list(inputs)
     sg.outputs = list(outputs)
-    m.subgraphs = [sg]
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
+    return sg
 
 
 def write(tmp: Path, name: str, data: bytes) -> Path:

@@ -184,6 +184,33 @@ def _subgraph(
     return sg
 
 
+def loop_model(cond: int = 1, body: int = 2, body_calls: int | None = None) -> bytes:
+    """WHILE over (counter, x) with a LESS cond (subgraph 1) and a body (subgraph 2) that
+    passes its variables through, or runs a WHILE of its own on subgraph ``body_calls``."""
+    i, x = T("i", (), "int32", scales=None), T("x", (1, 4))
+    inner = (
+        [Op("WHILE", [0, 1], [0, 1], {"condSubgraphIndex": 1, "bodySubgraphIndex": body_calls})]
+        if body_calls is not None
+        else []
+    )
+    return craft(
+        [i, x, T("i_out", (), "int32", scales=None), T("x_out", (1, 4))],
+        [Op("WHILE", [0, 1], [2, 3], {"condSubgraphIndex": cond, "bodySubgraphIndex": body})],
+        [0, 1],
+        [2, 3],
+        subgraphs=[
+            Graph(
+                [i, x, const("n", (), "int32", value=5, scales=None), T("go", (), "bool")],
+                [Op("LESS", [0, 2], [3])],
+                [0, 1],
+                [3],
+                "cond",
+            ),
+            Graph([i, x], inner, [0, 1], [0, 1], "body"),
+        ],
+    )
+
+
 def write(tmp: Path, name: str, data: bytes) -> Path:
     p = tmp / f"{name}.tflite"
     p.write_bytes(data)

@@ -17,7 +17,17 @@ from pathlib import Path
 import flatbuffers
 import pytest
 from ai_edge_litert import schema_py_generated as fb
-from npu_models import REFERENCE_DIR, Graph, Op, T, const, conv_model, craft, single_op, write
+from npu_models import (
+    REFERENCE_DIR,
+    Op,
+    T,
+    const,
+    conv_model,
+    craft,
+    loop_model,
+    single_op,
+    write,
+)
 
 from engine.cli import main
 from engine.errors import EngineError, TFLiteReadError
@@ -101,7 +111,11 @@ def test_operator_without_input_fails_inspect_in_one_line(
     ("op", "edit", "match"),
     [
         (0, lambda o: setattr(o, "outputs", []), r"operator 0 \(CONV_2D\) has no output"),
-        (0, lambda o: setattr(o, "inputs", [0]), r"CONV_2D\) has 1 input; CONV_2D needs at least 2"),
+        (
+            0,
+            lambda o: setattr(o, "inputs", [0]),
+            r"CONV_2D\) has 1 input; CONV_2D needs at least 2",
+        ),
         (0, lambda o: setattr(o, "inputs", [0, -1, 2]), r"input 1 is empty \(-1\)"),
         (2, lambda o: setattr(o, "inputs", [4]), r"MEAN\) has 1 input; MEAN needs at least 2"),
         (4, lambda o: setattr(o, "outputs", [-1]), r"output 0 is empty"),
@@ -138,41 +152,17 @@ def test_tensor_too_large_to_count_is_rejected() -> None:
     _rejects(_repack(_classifier(), edit), r"tensor 3 has shape .* 64-bit size")
 
 
-def _loop(cond: int = 1, body: int = 2, body_calls: int | None = None) -> bytes:
-    """WHILE over (counter, x) with a LESS cond; the body may hold a WHILE of its own."""
-    i, x = T("i", (), "int32", scales=None), T("x", (1, 4))
-    inner = (
-        [Op("WHILE", [0, 1], [0, 1], {"condSubgraphIndex": 1, "bodySubgraphIndex": body_calls})]
-        if body_calls is not None
-        else []
-    )
-    return craft(
-        [i, x, T("i_out", (), "int32", scales=None), T("x_out", (1, 4))],
-        [Op("WHILE", [0, 1], [2, 3], {"condSubgraphIndex": cond, "bodySubgraphIndex": body})],
-        [0, 1],
-        [2, 3],
-        subgraphs=[
-            Graph(
-                [i, x, const("n", (), "int32", value=5, scales=None), T("go", (), "bool")],
-                [Op("LESS", [0, 2], [3])],
-                [0, 1],
-                [3],
-                "cond",
-            ),
-            Graph([i, x], inner, [0, 1], [0, 1], "body"),
-        ],
-    )
-
-
 def test_control_flow_reference_out_of_range_is_rejected() -> None:
-    _rejects(_loop(body=5), r"operator 0 \(WHILE\) runs subgraph 5 as its body, but the file has 3")
+    _rejects(
+        loop_model(body=5), r"operator 0 \(WHILE\) runs subgraph 5 as its body, but the file has 3"
+    )
 
 
 @pytest.mark.parametrize(("body_calls", "match"), [(2, "its own subgraph 2"), (0, "leads back")])
 def test_subgraphs_running_themselves_are_rejected(body_calls: int, match: str) -> None:
     """A body that runs itself, or the main graph, would send the loop-cost walk round for
     ever."""
-    _rejects(_loop(body_calls=body_calls), match)
+    _rejects(loop_model(body_calls=body_calls), match)
 
 
 def test_operand_of_higher_rank_than_output_is_no_broadcast() -> None:
@@ -246,7 +236,11 @@ def _sources(scale: int) -> list[tuple[str, bytes, int]]:
     """(name, bytes, mutants to make): crafted models always, the reference models when
     present; the 240-operator EfficientNet takes ten times longer to inspect than the
     others, so it gets fewer mutants."""
-    crafted = [("classifier", _classifier()), ("loop", _loop()), ("conv", conv_model(stride=2))]
+    crafted = [
+        ("classifier", _classifier()),
+        ("loop", loop_model()),
+        ("conv", conv_model(stride=2)),
+    ]
     files = sorted(REFERENCE_DIR.glob("*.tflite")) if REFERENCE_DIR.is_dir() else []
     return [(n, data, 40 * scale) for n, data in crafted] + [
         (p.stem, p.read_bytes(), (8 if "efficientnet" in p.name else 20) * scale) for p in files

@@ -27,15 +27,17 @@ on the CPU and says why.
 
 EPILOG = """\
 output:
-  summary      operators on NPU/CPU, epochs HW/SW, weights in flash, activations per pool,
-               estimated ms and inferences/s, where the time goes
+  summary      operators on NPU/CPU, precision, epochs HW/SW, weights in flash, activations
+               per pool, estimated ms and inferences/s, where the time goes; a warning first
+               when shapes are dynamic; the other subgraphs (WHILE cond/body, IF branches)
   layers       #, operator, name, output shape, NPU/CPU, reason, MACs, est. µs, % of total
   advice       what runs on the CPU and what to change
 
 --json prints the versioned contract (schema "artq.npu/1"): summary.{ops_total, ops_npu,
 ops_cpu, epochs_hw, epochs_sw, weights_flash_bytes, activations_ram_bytes,
-external_ram_bytes, latency_ms} and layers[] with {index, op, name, output_shape,
-placement, reason, macs, est_us}.
+external_ram_bytes, latency_ms, precision} and layers[] with {index, op, name,
+output_shape, placement, reason, macs, est_us}; a file with more than one subgraph adds
+subgraphs[] with {index, name, ops, called_by, signature}.
 
 targets: a bundled name (stm32n6570-dk) or the path to a target .toml; copy
 engine/targets/stm32n6570-dk.toml to ask what-if questions (bigger pools, faster flash).

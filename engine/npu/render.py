@@ -78,7 +78,8 @@ def _subgraph_line(s: SubgraphReport) -> str:
     else:
         role = f"graph of signature '{s.signature}'" if s.signature else "not run by the main graph"
         fate = "not analysed"
-    return f"Subgraph {s.index}{name}: {role}, {len(s.ops)} ops ({ops}); {fate}"
+    n = f"{len(s.ops)} op" + ("" if len(s.ops) == 1 else "s")
+    return f"Subgraph {s.index}{name}: {role}, {n} ({ops}); {fate}"
 
 
 def summary_lines(a: Analysis) -> list[str]:

@@ -219,6 +219,7 @@ def _parse(path: str, buf: bytes, where: _Where) -> Model:
 
     budget = _Budget(size)
     m = _fb.Model.GetRootAs(buf, 0)
+    where.at("the model table", m)
 
     # Buffers: sizes only (DataLength reads the length word, not the data).
     buffer_spans: list[tuple[int, int]] = []
@@ -398,11 +399,14 @@ def read_model_bytes(buf: bytes, path: str = "<bytes>") -> Model:
     except Exception:  # noqa: BLE001 - any slip in a corrupt file is the file's fault
         # The runtime's own words (struct's "unpack_from requires a buffer of ...") say
         # nothing to a user; where the parse was does.
-        raise TFLiteReadError(
-            path,
-            f"truncated or corrupt at byte {where.pos} ({where.what}): an offset there points "
-            f"outside the {len(data)}-byte file",
-        ) from None
+        size = len(data)
+        problem = (
+            f": {where.what} is at byte {where.pos}, past the end of the {size}-byte file"
+            if where.pos >= size
+            else f" at byte {where.pos} ({where.what}): an offset there points outside the "
+            f"{size}-byte file"
+        )
+        raise TFLiteReadError(path, f"truncated or corrupt{problem}") from None
 
 
 def read_model(path: str | os.PathLike[str]) -> Model:

@@ -400,13 +400,13 @@ def read_model_bytes(buf: bytes, path: str = "<bytes>") -> Model:
         # The runtime's own words (struct's "unpack_from requires a buffer of ...") say
         # nothing to a user; where the parse was does.
         size = len(data)
-        problem = (
+        detail = (
             f": {where.what} is at byte {where.pos}, past the end of the {size}-byte file"
             if where.pos >= size
             else f" at byte {where.pos} ({where.what}): an offset there points outside the "
             f"{size}-byte file"
         )
-        raise TFLiteReadError(path, f"truncated or corrupt{problem}") from None
+        raise TFLiteReadError(path, f"truncated or corrupt{detail}") from None
 
 
 def read_model(path: str | os.PathLike[str]) -> Model:

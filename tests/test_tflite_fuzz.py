@@ -19,6 +19,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as fb
 from npu_models import (
     REFERENCE_DIR,
+    Graph,
     Op,
     T,
     const,
@@ -298,3 +299,49 @@ def test_many_more_mutants_never_crash_the_analysis() -> None:
                 continue
             json.dumps(a.to_dict())
             a.summary_lines()
+
+
+def _nested_loops(depth: int, width: int, trips: int) -> bytes:
+    """A WHILE whose body runs ``width`` WHILEs of the next body, ``depth`` bodies deep (all
+    sharing one cond of ``trips`` steps); the innermost body is one ADD of 4 elements."""
+    i, x = T("i", (), "int32", scales=None), T("x", (1, 4))
+    cond = Graph(
+        [i, x, const("n", (), "int32", value=trips, scales=None), T("go", (), "bool")],
+        [Op("LESS", [0, 2], [3])],
+        [0, 1],
+        [3],
+        "cond",
+    )
+    bodies = [
+        Graph(
+            [i, x],
+            [Op("WHILE", [0, 1], [0, 1], {"condSubgraphIndex": 1, "bodySubgraphIndex": k + 1})]
+            * width
+            if k < depth + 1
+            else [Op("ADD", [1, 1], [1])],
+            [0, 1],
+            [0, 1],
+            f"body{k}",
+        )
+        for k in range(2, depth + 2)
+    ]
+    main_graph = [i, x, T("i_out", (), "int32", scales=None), T("x_out", (1, 4))]
+    loop = Op("WHILE", [0, 1], [2, 3], {"condSubgraphIndex": 1, "bodySubgraphIndex": 2})
+    return craft(main_graph, [loop], [0, 1], [2, 3], subgraphs=[cond, *bodies])
+
+
+def test_nested_loop_macs_count_each_body_once() -> None:
+    """Two loops per body, three bodies, 10 trips: 10 × (2 × 10 × (2 × 10 × 4))."""
+    (layer,) = analyze(read_model_bytes(_nested_loops(3, 2, 10))).layers
+    assert layer.op == "WHILE" and layer.macs == 10 * (2 * 10 * (2 * 10 * 4))
+
+
+def test_loops_nested_past_the_stack_are_counted_and_capped() -> None:
+    """1500 nested loops of a million trips: deeper than Python's stack, and more MACs than
+    a float holds. The count is capped, the estimate finite."""
+    from engine.npu.cost import MAX_MACS
+
+    a = analyze(read_model_bytes(_nested_loops(1500, 1, 1_000_000)))
+    (layer,) = a.layers
+    assert layer.macs == MAX_MACS and 0 < layer.est_us < float("inf")
+    assert len(a.subgraphs) == 1501

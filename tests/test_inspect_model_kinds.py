@@ -146,6 +146,17 @@ def test_dynamic_shape_is_warned_in_the_summary(
     )
 
 
+def test_names_in_summary_lines_are_not_console_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The warning quotes the tensor's name; "[/x]" in it is text, not a closing tag."""
+    tensors = [T("in[/x]", (1, 1, 4), sig=(1, -1, 4)), T("out", (1, 1, 4), sig=(1, -1, 4))]
+    data = craft(tensors, [Op("RELU", [0], [1])], [0], [1])
+    d, text = _inspect(tmp_path, capsys, "markup", data)
+    assert "dynamic shape: input 'in[/x]' is [1, -1, 4] (and 1 more tensors)" in text
+    assert d["warnings"][0].startswith("dynamic shape: input 'in[/x]'")
+
+
 def test_unknown_batch_alone_is_no_dynamic_shape() -> None:
     a = analyze(read_model_bytes(conv_model(sig=(-1, 8, 8, 4))))
     assert a.dynamic == () and not any("dynamic" in w for w in a.warnings)

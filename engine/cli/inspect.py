@@ -177,8 +177,9 @@ def _print_human(a: Any) -> None:
 
     con = Console(soft_wrap=False, highlight=False)
     con.print(Text(f"{a.model_path} on {a.target}", style="bold"))
+    # Text, not markup: lines carry tensor and subgraph names, and "[/x]" in one is no tag.
     for line in a.summary_lines():
-        con.print(f"  {line}")
+        con.print(Text(f"  {line}", style="yellow" if line.startswith("Warning:") else ""))
 
     # Laid out by hand like the layer table (rich's Table costs import and render time).
     pools = Text()
@@ -200,7 +201,7 @@ def _print_human(a: Any) -> None:
     if a.advice or a.warnings:
         con.print(Text("Advice", style="bold"))
         for line in a.advice:
-            con.print(f"  - {line}")
+            con.print(Text(f"  - {line}"))
         for line in a.warnings:
             con.print(Text(f"  ! {line}", style="yellow"))
 

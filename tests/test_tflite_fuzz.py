@@ -283,9 +283,11 @@ def test_mutants_read_or_fail_in_one_line(
 
 
 @pytest.mark.slow
-def test_many_more_mutants_never_crash_the_analysis() -> None:
-    """Ten times the mutants on another seed, through the reader and the analysis in
-    process (the CLI's own start-up would dominate)."""
+def test_many_more_mutants_never_crash_the_analysis(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ten times the mutants on another seed, through the reader, the analysis and every
+    rendering in process (the CLI's own start-up would dominate)."""
+    from engine.cli.inspect import _print_human
+
     rng = random.Random(14)
     for name, good, mutants in _sources(10):
         spans = read_model_bytes(good).buffer_spans
@@ -298,7 +300,9 @@ def test_many_more_mutants_never_crash_the_analysis() -> None:
                 assert "\n" not in text and not any(w in text for w in RAW), (name, k, text)
                 continue
             json.dumps(a.to_dict())
-            a.summary_lines()
+            a.to_markdown()
+            _print_human(a)
+            capsys.readouterr()
 
 
 def _nested_loops(depth: int, width: int, trips: int) -> bytes:

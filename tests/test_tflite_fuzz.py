@@ -349,3 +349,21 @@ def test_loops_nested_past_the_stack_are_counted_and_capped() -> None:
     (layer,) = a.layers
     assert layer.macs == MAX_MACS and 0 < layer.est_us < float("inf")
     assert len(a.subgraphs) == 1501
+
+
+def test_operators_of_their_own_arity_analyse_without_inputs_or_outputs() -> None:
+    """A custom operator, or a builtin newer than the schema, may take no tensors: the
+    reader keeps it and the analysis places it on the CPU."""
+    tensors = [T("x", (1, 4)), T("y", (1, 4))]
+    data = craft(tensors, [Op("RELU", [0], [1]), Op("CUSTOM", [], [], custom="Flush")], [0], [1])
+
+    def newer(m) -> None:  # noqa: ANN001
+        m.operatorCodes[0].builtinCode = 250  # RELU's code becomes one the schema lacks
+        m.operatorCodes[0].deprecatedBuiltinCode = 127
+        m.subgraphs[0].operators[0].inputs = []
+
+    a = analyze(read_model_bytes(_repack(data, newer)))
+    assert [(x.op, x.placement) for x in a.layers] == [
+        ("UNKNOWN_250", "CPU"),
+        ("CUSTOM:Flush", "CPU"),
+    ]

@@ -43,14 +43,15 @@ REQUIRED_INPUTS: dict[str, int] = {
     "STRIDED_SLICE": 4,
 }
 
-#: Builtins that may take no input: they make a resource, run an init subgraph, or loop
-#: over no variables. CUSTOM operators define their own arity.
-NO_INPUTS_OK = frozenset({"CUSTOM", "VAR_HANDLE", "HASHTABLE", "CALL_ONCE", "WHILE"})
+#: Operators whose arity is their own: custom ones, delegated partitions, calls. Builtins
+#: newer than the schema (read as UNKNOWN_<code>) are treated alike.
+_OWN_ARITY = frozenset({"CUSTOM", "DELEGATE", "CALL", "STABLEHLO_CUSTOM_CALL"})
+#: Builtins that may take no input: they make a resource or a sequence, run an init
+#: subgraph, or loop over no variables.
+NO_INPUTS_OK = _OWN_ARITY | {"VAR_HANDLE", "HASHTABLE", "CALL_ONCE", "WHILE", "STABLEHLO_IOTA"}
 #: Builtins that may have no output: they write a variable or a table, or run a subgraph
 #: for its effects.
-NO_OUTPUTS_OK = frozenset(
-    {"CUSTOM", "ASSIGN_VARIABLE", "HASHTABLE_IMPORT", "CALL_ONCE", "WHILE", "IF"}
-)
+NO_OUTPUTS_OK = _OWN_ARITY | {"ASSIGN_VARIABLE", "HASHTABLE_IMPORT", "CALL_ONCE", "WHILE", "IF"}
 
 
 def _name(sg: Subgraph, op: Operator) -> str:
@@ -63,6 +64,13 @@ def _plural(n: int, word: str) -> str:
 
 
 def _operator_problem(sg: Subgraph, op: Operator) -> str | None:
+    # An empty (-1) output is refused whatever the operator: the analysis sizes and places
+    # every output, and no converter writes one.
+    for pos, ref in enumerate(op.outputs):
+        if ref < 0:
+            return f"{_name(sg, op)} output {pos} is empty (-1): every output must be a tensor"
+    if op.opcode.startswith("UNKNOWN_"):
+        return None  # a builtin newer than the schema: its arity is not known here
     need = REQUIRED_INPUTS.get(op.opcode, 0 if op.opcode in NO_INPUTS_OK else 1)
     if len(op.inputs) < need:
         have = f"has {_plural(len(op.inputs), 'input')}" if op.inputs else "has no input"
@@ -72,9 +80,6 @@ def _operator_problem(sg: Subgraph, op: Operator) -> str | None:
             return f"{_name(sg, op)} input {pos} is empty (-1); {op.opcode} needs it"
     if not op.outputs and op.opcode not in NO_OUTPUTS_OK:
         return f"{_name(sg, op)} has no output"
-    for pos, ref in enumerate(op.outputs):
-        if ref < 0:
-            return f"{_name(sg, op)} output {pos} is empty (-1): every output must be a tensor"
     return None
 
 

@@ -4,7 +4,8 @@ NPU analysis that could crash it.
 The fuzz test mutates the reference models (and crafted ones, so it runs without them)
 with seeded bit flips, truncations and spliced offsets, and runs each mutant through the
 reader and the whole ``artq inspect --json`` path: it works or fails with an EngineError
-in one line, never a traceback. The other tests pin each check the fuzzer once needed.
+in one line, never a traceback. The other tests pin each structural check of the reader
+and each crash the fuzzer found (a scalar-output broadcast, loops nested past the stack).
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ _OPTIONS = {
     "SOFTMAX": "SoftmaxOptions",
     "RESHAPE": "ReshapeOptions",
     "CONCATENATION": "ConcatenationOptions",
+    "WHILE": "WhileOptions",
+    "IF": "IfOptions",
 }
 
 
@@ -82,6 +84,17 @@ class Op:
     custom: str | None = None
 
 
+@dataclass
+class Graph:
+    """A subgraph besides the main one (a WHILE's cond or body, an IF's branch)."""
+
+    tensors: Sequence[T]
+    ops: Sequence[Op]
+    inputs: Sequence[int]
+    outputs: Sequence[int]
+    name: str = ""
+
+
 def const(name: str, shape: Sequence[int], dtype: str = "int8", value: int = 1, **kw: Any) -> T:
     """A constant tensor filled with ``value``."""
     n = 1
@@ -104,13 +117,37 @@ def craft(
     outputs: Sequence[int],
     *,
     description: str = "crafted by tests/npu_models.py",
+    subgraphs: Sequence[Graph] = (),
 ) -> bytes:
-    """Pack tensors and operators into a TFLite flatbuffer."""
+    """Pack tensors and operators into a TFLite flatbuffer; ``subgraphs`` follow the main
+    one (indices 1, 2, ...), for control-flow operators to run."""
     m = fb.ModelT()
     m.version = 3
     m.description = description.encode()
     m.buffers = [fb.BufferT()]
+    m.operatorCodes = []
+    codes: dict[tuple[str, str | None], int] = {}
+    m.subgraphs = [
+        _subgraph(m, codes, g.tensors, g.ops, g.inputs, g.outputs, g.name)
+        for g in (Graph(tensors, ops, inputs, outputs), *subgraphs)
+    ]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _subgraph(
+    m: Any,
+    codes: dict[tuple[str, str | None], int],
+    tensors: Sequence[T],
+    ops: Sequence[Op],
+    inputs: Sequence[int],
+    outputs: Sequence[int],
+    name: str,
+) -> Any:
+    """One subgraph of ``m``; buffers and operator codes are added to the model's lists."""
     sg = fb.SubGraphT()
+    sg.name = name.encode() if name else None
     sg.tensors = []
     for t in tensors:
         tt = fb.TensorT()
@@ -132,8 +169,6 @@ def craft(
             q.quantizedDimension = t.qdim
             tt.quantization = q
         sg.tensors.append(tt)
-    codes: dict[tuple[str, str | None], int] = {}
-    m.operatorCodes = []
     sg.operators = []
     for op in ops:
         key = (op.opcode, op.custom)
@@ -161,10 +196,34 @@ def craft(
         sg.operators.append(o)
     sg.inputs = list(inputs)
     sg.outputs = list(outputs)
-    m.subgraphs = [sg]
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
+    return sg
+
+
+def loop_model(cond: int = 1, body: int = 2, body_calls: int | None = None) -> bytes:
+    """WHILE over (counter, x) with a LESS cond (subgraph 1) and a body (subgraph 2) that
+    passes its variables through, or runs a WHILE of its own on subgraph ``body_calls``."""
+    i, x = T("i", (), "int32", scales=None), T("x", (1, 4))
+    inner = (
+        [Op("WHILE", [0, 1], [0, 1], {"condSubgraphIndex": 1, "bodySubgraphIndex": body_calls})]
+        if body_calls is not None
+        else []
+    )
+    return craft(
+        [i, x, T("i_out", (), "int32", scales=None), T("x_out", (1, 4))],
+        [Op("WHILE", [0, 1], [2, 3], {"condSubgraphIndex": cond, "bodySubgraphIndex": body})],
+        [0, 1],
+        [2, 3],
+        subgraphs=[
+            Graph(
+                [i, x, const("n", (), "int32", value=5, scales=None), T("go", (), "bool")],
+                [Op("LESS", [0, 2], [3])],
+                [0, 1],
+                [3],
+                "cond",
+            ),
+            Graph([i, x], inner, [0, 1], [0, 1], "body"),
+        ],
+    )
 
 
 def write(tmp: Path, name: str, data: bytes) -> Path:

@@ -27,15 +27,17 @@ on the CPU and says why.
 
 EPILOG = """\
 output:
-  summary      operators on NPU/CPU, epochs HW/SW, weights in flash, activations per pool,
-               estimated ms and inferences/s, where the time goes
+  summary      operators on NPU/CPU, precision, epochs HW/SW, weights in flash, activations
+               per pool, estimated ms and inferences/s, where the time goes; a warning first
+               when shapes are dynamic; the other subgraphs (WHILE cond/body, IF branches)
   layers       #, operator, name, output shape, NPU/CPU, reason, MACs, est. µs, % of total
   advice       what runs on the CPU and what to change
 
 --json prints the versioned contract (schema "artq.npu/1"): summary.{ops_total, ops_npu,
 ops_cpu, epochs_hw, epochs_sw, weights_flash_bytes, activations_ram_bytes,
-external_ram_bytes, latency_ms} and layers[] with {index, op, name, output_shape,
-placement, reason, macs, est_us}.
+external_ram_bytes, latency_ms, precision} and layers[] with {index, op, name,
+output_shape, placement, reason, macs, est_us}; a file with more than one subgraph adds
+subgraphs[] with {index, name, ops, called_by, signature}.
 
 targets: a bundled name (stm32n6570-dk) or the path to a target .toml; copy
 engine/targets/stm32n6570-dk.toml to ask what-if questions (bigger pools, faster flash).
@@ -175,8 +177,9 @@ def _print_human(a: Any) -> None:
 
     con = Console(soft_wrap=False, highlight=False)
     con.print(Text(f"{a.model_path} on {a.target}", style="bold"))
+    # Text, not markup: lines carry tensor and subgraph names, and "[/x]" in one is no tag.
     for line in a.summary_lines():
-        con.print(f"  {line}")
+        con.print(Text(f"  {line}", style="yellow" if line.startswith("Warning:") else ""))
 
     # Laid out by hand like the layer table (rich's Table costs import and render time).
     pools = Text()
@@ -198,7 +201,7 @@ def _print_human(a: Any) -> None:
     if a.advice or a.warnings:
         con.print(Text("Advice", style="bold"))
         for line in a.advice:
-            con.print(f"  - {line}")
+            con.print(Text(f"  - {line}"))
         for line in a.warnings:
             con.print(Text(f"  ! {line}", style="yellow"))
 

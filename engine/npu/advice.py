@@ -4,7 +4,7 @@ warnings from graph patterns that have failed on real boards."""
 from __future__ import annotations
 
 from .placement import PlacedLayers
-from .render import KIB
+from .render import KIB, dynamic_note
 from .result import Analysis, LayerResult
 from .rules import VIEW_OPS
 
@@ -17,7 +17,7 @@ def advise(a: Analysis, notes: tuple[str, ...] = ()) -> tuple[list[str], list[st
     ``notes`` are graph-level warnings the analysis found (stride-2 depthwise, ...).
     """
     advice: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = [note] if (note := dynamic_note(a)) else []
     total = a.latency_us or 1.0
     n = len(a.layers)
     last_npu = max((i for i, x in enumerate(a.layers) if x.placement == "NPU"), default=-1)
@@ -32,6 +32,11 @@ def advise(a: Analysis, notes: tuple[str, ...] = ()) -> tuple[list[str], list[st
         advice.append(
             "hybrid (dynamic-range) layers keep float activations and run on the CPU; quantize "
             "with a representative dataset to full INT8"
+        )
+    elif a.precision == "int16":
+        advice.append(
+            "int16 activations (16x8 quantization) are not shown to run on the NPU, so its "
+            "layers are placed on the CPU; quantize with int8 activations to use the NPU"
         )
 
     by_op: dict[str, list[LayerResult]] = {}

@@ -91,33 +91,30 @@ def macs(v: OpView) -> int:
     return n_out
 
 
-def _loop_macs(v: OpView) -> int:
-    """MACs of a WHILE: its body's MACs times the trip count.
+#: The largest MAC count an estimate carries. Nested loops multiply trip counts; a file that
+#: nests many must not overflow the float arithmetic of the timing.
+MAX_MACS = 2**63 - 1
+#: The most iterations a loop is counted for.
+MAX_TRIPS = 1_000_000
 
-    The trip count is the largest positive int32 scalar constant of the condition
-    subgraph, else the leading dimension of a 3-D loop input (a time-major sequence
-    [T, batch, features], as TFLite converts an unfused RNN), else 1.
-    """
+
+def _loop_macs(v: OpView) -> int:
+    """MACs of a WHILE: its body's MACs times the trip count (see :func:`_trips`)."""
     m = v.model
-    if m is None:
+    if m is None or not loop_body(v):
         return n_elems_out(v)
-    body = loop_body(v)
-    if not body:
-        return n_elems_out(v)
-    body_sg = m.subgraphs[v.options.get("body_subgraph_index", 0)]
-    per_step = 0
-    for op in body:
-        view = OpView(
-            op,
-            tuple(body_sg.tensors[i] if i >= 0 else None for i in op.inputs),
-            tuple(body_sg.tensors[i] for i in op.outputs),
-            frozenset(t.index for t in body_sg.tensors if t.is_constant),
-            m,
-        )
-        per_step += macs(view)
+    body = v.options["body_subgraph_index"]
+    return min(_step_macs(m, body)[body] * _trips(v), MAX_MACS)
+
+
+def _trips(v: OpView) -> int:
+    """A WHILE's trip count: the largest positive int32 scalar constant of the condition
+    subgraph, else the leading dimension of a 3-D loop input (a time-major sequence
+    [T, batch, features], as TFLite converts an unfused RNN), else 1."""
+    m = v.model
     trips = 0
     cond = v.options.get("cond_subgraph_index", -1)
-    if 0 <= cond < len(m.subgraphs):
+    if m is not None and 0 <= cond < len(m.subgraphs):
         for t in m.subgraphs[cond].tensors:
             if t.is_constant and t.dtype == "int32" and t.num_elements == 1:
                 vals = OpView(v.op, (), (), frozenset(), m).values(t) or (0,)
@@ -126,7 +123,50 @@ def _loop_macs(v: OpView) -> int:
         trips = max(
             (t.shape[0] for t in v.inputs if t is not None and len(t.shape) == 3), default=1
         )
-    return per_step * min(trips, 1_000_000)
+    return min(trips, MAX_TRIPS)
+
+
+def _step_macs(m: Model, root: int) -> dict[int, int]:
+    """MACs of one run of subgraph ``root`` and of each loop body it runs, bodies first.
+
+    Without recursion: the reader has checked that no subgraph runs itself, but loops can
+    nest deeper than Python's stack, and a body that several loops run is counted once.
+    """
+    order: list[int] = []  # depth-first post-order: every body before the graphs running it
+    seen: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        idx, finished = stack.pop()
+        if finished:
+            order.append(idx)
+            continue
+        if idx in seen:
+            continue
+        seen.add(idx)
+        stack.append((idx, True))
+        for op in m.subgraphs[idx].operators:
+            body = op.options.get("body_subgraph_index", -1) if op.opcode == "WHILE" else -1
+            if 0 <= body < len(m.subgraphs) and body not in seen:
+                stack.append((body, False))
+    steps: dict[int, int] = {}
+    for idx in order:
+        sg = m.subgraphs[idx]
+        constants = frozenset(t.index for t in sg.tensors if t.is_constant)
+        total = 0
+        for op in sg.operators:
+            view = OpView(
+                op,
+                tuple(sg.tensors[i] if i >= 0 else None for i in op.inputs),
+                tuple(sg.tensors[i] for i in op.outputs),
+                constants,
+                m,
+            )
+            if op.opcode == "WHILE" and loop_body(view):
+                total += steps[op.options["body_subgraph_index"]] * _trips(view)
+            else:
+                total += macs(view)
+        steps[idx] = min(total, MAX_MACS)
+    return steps
 
 
 def n_elems_out(v: OpView) -> int:

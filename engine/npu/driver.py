@@ -5,7 +5,8 @@
 fold.py folds what is constant once shapes are static; placement.py places each remaining
 operator with the rule table (rules.py); activations.py plans activation buffers into the
 target's pools (memory.py allocates); cost.py times each layer; epochs.py groups layers as
-ST's reports count epochs and finds float islands; advice.py says what to change.
+ST's reports count epochs and finds float islands; advice.py says what to change. graphs.py
+names what the main graph's analysis does not cover (other subgraphs, dynamic shapes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .advice import advise, graph_notes
 from .cost import LayerCost, cost_layers
 from .epochs import float_islands, group_epochs
 from .fold import fold
+from .graphs import dynamic_tensors, other_subgraphs
 from .placement import PlacedLayers, place_layers, precision
 from .result import Analysis, FoldedOp, LayerResult, PoolReport
 from .targets import DEFAULT_TARGET, Target, load_target
@@ -70,6 +72,8 @@ def analyze_model(model: Model, target: Target) -> Analysis:
         external_ram_bytes=memory.plan.external_bytes,
         peak_live_bytes=memory.plan.peak_live,
         flash_read_mb_s=target.flash.read_mb_s,
+        subgraphs=other_subgraphs(model),
+        dynamic=dynamic_tensors(model),
     )
     advice, warnings = advise(analysis, graph_notes(placed))
     return replace(analysis, advice=tuple(advice), warnings=tuple(warnings))

@@ -36,7 +36,8 @@ def place_layers(model: Model, folding: Folding) -> PlacedLayers:
 
 
 def precision(placed: PlacedLayers) -> str:
-    """int8, float32, mixed (INT8 with float layers between conversions) or hybrid."""
+    """int8, int16 (int16 activations: 16x8 quantization), float32, mixed (integer with
+    float layers between conversions) or hybrid."""
     if any(p.rule == "no_hybrid" for p in placed.placements):
         return "hybrid"
     views = placed.views
@@ -50,7 +51,12 @@ def precision(placed: PlacedLayers) -> str:
     ]
     if float_layers and not has_int:
         return "float32"
-    return "mixed" if float_layers else "int8"
+    if float_layers:
+        return "mixed"
+    # 16x8 quantization makes (nearly) every layer's output int16; an int8 model may still
+    # hold a few int16 tensors (an LSTM's cell state), which do not make it int16.
+    outs = [t.dtype for v in views if v.opcode not in ("QUANTIZE", "DEQUANTIZE") for t in v.outputs]
+    return "int16" if outs.count("int16") > outs.count("int8") + outs.count("uint8") else "int8"
 
 
 def float_copies(v: OpView) -> tuple[Tensor, ...]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # result.py imports this module to render itself
-    from .result import Analysis
+    from .result import Analysis, SubgraphReport
 
 KIB = 1024
 
@@ -36,15 +36,64 @@ def _md(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_PRECISION = {
+    "int8": "INT8 activations and weights",
+    "int16": "INT16 activations with INT8 weights (16x8 quantization)",
+    "float32": "float (no quantized layers)",
+    "mixed": "integer, with layers left in float",
+    "hybrid": "hybrid: INT8 weights with float activations (dynamic-range quantization)",
+}
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def dynamic_note(a: Analysis) -> str:
+    """The dynamic-shape warning in one sentence, or "" for a model with static shapes."""
+    if not a.dynamic:
+        return ""
+    first = a.dynamic[0]
+    what = "input" if first.is_input else "tensor"
+    more = f" (and {len(a.dynamic) - 1} more tensors)" if len(a.dynamic) > 1 else ""
+    return (
+        f"dynamic shape: {what} '{first.name}' is {_dims(first.signature)}{more}; the file "
+        f"stores {_dims(first.shape)}, so memory and time are estimated for that size, not "
+        "yours: convert with a fixed input shape for real figures"
+    )
+
+
+def _subgraph_line(s: SubgraphReport) -> str:
+    counts: dict[str, int] = {}
+    for op in s.ops:
+        counts[op] = counts.get(op, 0) + 1
+    ops = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in counts.items()) or "no operators"
+    name = f" '{s.name}'" if s.name else ""
+    if s.called_by:
+        c = s.called_by[0]
+        where = f"subgraph {c.subgraph} op {c.operator}" if c.subgraph else f"layer {c.operator}"
+        role = f"{c.role} of {c.op} ({where})"
+        role += f" and {len(s.called_by) - 1} more" if len(s.called_by) > 1 else ""
+        fate = "runs on the CPU with it"
+    else:
+        role = f"graph of signature '{s.signature}'" if s.signature else "not run by the main graph"
+        fate = "not analysed"
+    n = f"{len(s.ops)} op" + ("" if len(s.ops) == 1 else "s")
+    return f"Subgraph {s.index}{name}: {role}, {n} ({ops}); {fate}"
+
+
 def summary_lines(a: Analysis) -> list[str]:
     """The summary as short lines of text (shared by markdown and the CLI)."""
     total = len(a.layers) or 1
     split = a.time_split()
     lat = a.latency_us or 1.0
-    lines = [
+    note = dynamic_note(a)
+    lines = [f"Warning: {note}"] if note else []
+    lines += [
         f"Operators: {len(a.layers)} — NPU {a.ops_npu} ({100 * a.ops_npu / total:.0f} %), "
         f"CPU {a.ops_cpu} ({100 * a.ops_cpu / total:.0f} %)"
         + (f"; folded {len(a.folded)} shape ops at compile time" if a.folded else ""),
+        f"Precision: {_PRECISION.get(a.precision, a.precision)}",
         f"Epochs: {len(a.epochs)} — {a.epochs_hw} HW, {a.epochs_sw} SW",
         f"Weights in flash: {a.weights_flash_bytes / KIB:.1f} KiB "
         f"({a.weights_raw_bytes / KIB:.1f} KiB raw constants)",
@@ -58,6 +107,7 @@ def summary_lines(a: Analysis) -> list[str]:
         "Where the time goes: "
         + ", ".join(f"{_SPLIT_NAMES[k]} {100 * v / lat:.0f} %" for k, v in split.items() if v > 0),
     ]
+    lines += [_subgraph_line(s) for s in a.subgraphs]
     return lines
 
 

@@ -109,11 +109,60 @@ class PoolReport:
 
 
 @dataclass(frozen=True)
+class SubgraphCall:
+    """An operator that runs a subgraph: a WHILE its cond and body, an IF its branches."""
+
+    subgraph: int
+    operator: int
+    op: str
+    #: What the subgraph is to the operator: "cond", "body", "then", "else", "init", ...
+    role: str
+
+
+@dataclass(frozen=True)
+class SubgraphReport:
+    """A subgraph besides the main one. The analysis places the main graph's operators; a
+    control-flow operator's subgraphs run on the CPU with it, and other signatures' graphs
+    are not analysed."""
+
+    index: int
+    name: str
+    ops: tuple[str, ...]
+    called_by: tuple[SubgraphCall, ...]
+    #: Key of the signature whose graph it is, else "".
+    signature: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "ops": list(self.ops),
+            "called_by": [
+                {"subgraph": c.subgraph, "operator": c.operator, "op": c.op, "role": c.role}
+                for c in self.called_by
+            ],
+            "signature": self.signature,
+        }
+
+
+@dataclass(frozen=True)
+class DynamicTensor:
+    """A tensor with an unknown dimension (-1 in its shape signature) besides the batch."""
+
+    name: str
+    signature: tuple[int, ...]
+    #: The shape the file stores, which the estimates use: 1 for each unknown dimension.
+    shape: tuple[int, ...]
+    is_input: bool
+
+
+@dataclass(frozen=True)
 class Analysis:
     model_path: str
     target: str
     model_bytes: int
-    #: "int8", "float32", "mixed" (INT8 with float islands) or "hybrid".
+    #: "int8", "int16" (16x8: int16 activations, int8 weights), "float32", "mixed" (integer
+    #: with float islands) or "hybrid".
     precision: str
     layers: tuple[LayerResult, ...]
     folded: tuple[FoldedOp, ...]
@@ -128,6 +177,10 @@ class Analysis:
     flash_read_mb_s: float
     advice: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Subgraphs besides the main one (control-flow bodies and branches, other signatures).
+    subgraphs: tuple[SubgraphReport, ...] = ()
+    #: Main-graph tensors whose shape is not known before run time.
+    dynamic: tuple[DynamicTensor, ...] = ()
     schema: str = field(default=SCHEMA)
 
     # --------------------------------------------------------------- derived figures
@@ -222,8 +275,9 @@ class Analysis:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The versioned JSON contract (``schema: artq.npu/1``)."""
-        return {
+        """The versioned JSON contract (``schema: artq.npu/1``). ``subgraphs`` is there only
+        for a file with more than one subgraph."""
+        out: dict[str, Any] = {
             "schema": self.schema,
             "model": self.model_path,
             "model_bytes": self.model_bytes,
@@ -258,6 +312,9 @@ class Analysis:
             "advice": list(self.advice),
             "warnings": list(self.warnings),
         }
+        if self.subgraphs:
+            out["subgraphs"] = [s.to_dict() for s in self.subgraphs]
+        return out
 
     def summary_lines(self) -> list[str]:
         """The summary as short lines of text (shared by markdown and the CLI)."""

@@ -332,6 +332,8 @@ def _broadcast_kind(small: tuple[int, ...], out: tuple[int, ...]) -> str | None:
         return "none"
     if all(d == 1 for d in s):
         return "scalar"
+    if len(s) != len(out) or not out:
+        return None  # an operand of higher rank than the output is no broadcast
     if len(out) != 4:
         # Lower ranks: only full-size or scalar operands are known to map.
         return "channel" if all(d == 1 for d in s[:-1]) and s[-1] == out[-1] else None

@@ -115,6 +115,25 @@ class Operator:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     intermediates: tuple[int, ...] = ()
 
+    @property
+    def subgraph_calls(self) -> tuple[tuple[str, int], ...]:
+        """The subgraphs this operator runs, as (role, subgraph index): a WHILE's
+        ``("cond", 1), ("body", 2)``, an IF's ``then`` and ``else``, a CALL_ONCE's ``init``.
+
+        Read from every option named ``*_subgraph_index`` (or ``*_subgraph_indices``), so
+        the StableHLO ops that call subgraphs are covered too.
+        """
+        calls: list[tuple[str, int]] = []
+        for key, value in self.options.items():
+            if key.endswith("_subgraph_index") and isinstance(value, int):
+                calls.append((key.removesuffix("_subgraph_index"), value))
+            elif key.endswith("_subgraph_indices") and isinstance(value, tuple):
+                role = key.removesuffix("_subgraph_indices")
+                calls.extend((f"{role} {j}", int(v)) for j, v in enumerate(value))
+            elif key == "subgraph" and self.opcode == "CALL" and isinstance(value, int):
+                calls.append(("call", value))
+        return tuple(calls)
+
 
 @dataclass(frozen=True)
 class Subgraph:

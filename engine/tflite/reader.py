@@ -6,9 +6,13 @@ object API: the object API copies every constant buffer into Python lists, which
 seconds on a megabyte model, while the accessors read buffer *sizes* without touching data.
 
 A file that is too short, lacks the ``TFL3`` identifier, points outside itself or fails
-anywhere in the parse raises :class:`~engine.errors.TFLiteReadError`. Numeric vectors are
-decoded in one bounds-checked call, and every table count is checked against the file
-size before it is looped over, so a corrupt length cannot make us spin.
+anywhere in the parse raises :class:`~engine.errors.TFLiteReadError`, whose one line names
+the table being read and its byte offset, never the flatbuffers runtime's own words.
+Numeric vectors are decoded in one bounds-checked call, and every table count is checked
+against the file size before it is looped over, so a corrupt length cannot make us spin.
+Every index the file holds (opcode, tensor, buffer, subgraph) is checked before it is
+followed, and validate.py checks the structure the analysis relies on (operator arity,
+control-flow calls, signatures), so a model that reads is one the analysis can walk.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ai_edge_litert import schema_py_generated as _fb
 
 from ..errors import TFLiteReadError
 from .model import Model, Operator, Quantization, SignatureDef, Subgraph, Tensor
+from .validate import problem
 
 # The model types are re-exported: callers that read a file get its types from one place.
 __all__ = [
@@ -66,6 +71,18 @@ class _Corrupt(Exception):
     """Raised inside the parse; turned into TFLiteReadError with the path."""
 
 
+class _Where:
+    """The table the parse is reading, to say where a corrupt file went wrong."""
+
+    def __init__(self) -> None:
+        self.what = "the model table"
+        self.pos = 0
+
+    def at(self, what: str, obj: Any) -> None:
+        self.what = what
+        self.pos = int(obj._tab.Pos) if obj is not None else self.pos
+
+
 class _Budget:
     """Caps the number of tables visited, so a forged vector length cannot spin the parse.
 
@@ -86,6 +103,9 @@ class _Budget:
         return n
 
 
+#: The largest tensor, bytes, that a 64-bit size can count.
+_MAX_BYTES = 2**63 - 1
+
 # vtable slots of the numeric vectors read in bulk, as in schema_py_generated (each
 # generated ``XxxAsNumpy`` accessor reads ``self._tab.Offset(slot)``); a test checks them
 # against those accessors.
@@ -104,8 +124,7 @@ def _vec(obj: Any, slot: int, code: str) -> tuple[Any, ...] | None:
     """A numeric vector field decoded in one call (None when the field is absent).
 
     The flatbuffers table API locates the vector; ``struct`` decodes its little-endian
-    elements at once, as the runtime's own scalar getters do one at a time. A length that
-    runs past the buffer raises struct.error, which the parse reports as corruption.
+    elements at once, as the runtime's own scalar getters do one at a time.
     """
     tab = obj._tab
     o = tab.Offset(slot)
@@ -114,7 +133,13 @@ def _vec(obj: Any, slot: int, code: str) -> tuple[Any, ...] | None:
     n = tab.VectorLen(o)
     if n == 0:
         return ()
-    return struct.unpack_from(f"<{n}{code}", tab.Bytes, tab.Vector(o))
+    start, size = tab.Vector(o), len(tab.Bytes)
+    if start + n * struct.calcsize(code) > size:
+        raise _Corrupt(
+            f"truncated or corrupt at byte {start}: a vector of {n} values there runs past "
+            f"the end of the {size}-byte file"
+        )
+    return struct.unpack_from(f"<{n}{code}", tab.Bytes, start)
 
 
 def _ints(obj: Any, slot: int) -> tuple[int, ...]:
@@ -180,7 +205,7 @@ def _quantization(q: Any) -> Quantization | None:
     return Quantization(scales, zps, int(q.QuantizedDimension()))
 
 
-def _parse(path: str, buf: bytes) -> Model:
+def _parse(path: str, buf: bytes, where: _Where) -> Model:
     size = len(buf)
     if size < 8:
         raise _Corrupt(f"file is {size} bytes, too short to be a TFLite model")
@@ -194,12 +219,15 @@ def _parse(path: str, buf: bytes) -> Model:
 
     budget = _Budget(size)
     m = _fb.Model.GetRootAs(buf, 0)
+    where.at("the model table", m)
 
     # Buffers: sizes only (DataLength reads the length word, not the data).
     buffer_spans: list[tuple[int, int]] = []
     n_buf = budget.count(m.BuffersLength(), "buffer")
     for i in range(n_buf):
+        where.what = f"buffer {i}"
         b = m.Buffers(i)
+        where.at(f"buffer {i}", b)
         if b is None:
             buffer_spans.append((0, 0))
             continue
@@ -224,7 +252,9 @@ def _parse(path: str, buf: bytes) -> Model:
 
     opcodes: list[tuple[str, str | None, int]] = []
     for i in range(budget.count(m.OperatorCodesLength(), "operator code")):
+        where.what = f"operator code {i}"
         oc = m.OperatorCodes(i)
+        where.at(f"operator code {i}", oc)
         # Codes < 127 live in the deprecated int8 field in older files; take the larger.
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         name = BUILTIN_NAMES.get(code, f"UNKNOWN_{code}")
@@ -236,15 +266,24 @@ def _parse(path: str, buf: bytes) -> Model:
     if n_sg == 0:
         raise _Corrupt("the model has no subgraph")
     for si in range(n_sg):
+        where.what = f"subgraph {si}"
         sg = m.Subgraphs(si)
+        where.at(f"subgraph {si}", sg)
         tensors: list[Tensor] = []
         for ti in range(budget.count(sg.TensorsLength(), "tensor")):
+            where.what = f"subgraph {si}, tensor {ti}"
             t = sg.Tensors(ti)
+            where.at(f"subgraph {si}, tensor {ti}", t)
             shape = _ints(t, SLOT_TENSOR_SHAPE)
             sig = _vec(t, SLOT_TENSOR_SHAPE_SIGNATURE, "i")
             dtype = _TYPE_NAMES.get(int(t.Type()), f"type{t.Type()}")
             bi = int(t.Buffer())
-            const_bytes = buffer_spans[bi][1] if 0 < bi < len(buffer_spans) else 0
+            if bi >= n_buf:
+                raise _Corrupt(
+                    f"subgraph {si}, tensor {ti} uses buffer {bi}, but the file has "
+                    f"{n_buf} buffers"
+                )
+            const_bytes = buffer_spans[bi][1] if bi > 0 else 0
             external = int(t.ExternalBuffer()) if hasattr(t, "ExternalBuffer") else 0
             is_const = const_bytes > 0 or external != 0
             tensor = Tensor(
@@ -259,6 +298,12 @@ def _parse(path: str, buf: bytes) -> Model:
                 const_bytes=const_bytes,
                 is_variable=bool(t.IsVariable()),
             )
+            if tensor.nbytes > _MAX_BYTES:
+                # TFLite counts bytes in a size_t and refuses a shape that overflows it.
+                raise _Corrupt(
+                    f"subgraph {si}, tensor {ti} has shape {list(shape)}: more bytes than a "
+                    "64-bit size can count"
+                )
             if external and not const_bytes:
                 # Data in a separate file: size it from the shape.
                 tensor = replace(tensor, const_bytes=tensor.nbytes)
@@ -266,22 +311,27 @@ def _parse(path: str, buf: bytes) -> Model:
         n_t = len(tensors)
         operators: list[Operator] = []
         for oi in range(budget.count(sg.OperatorsLength(), "operator")):
+            where.what = f"subgraph {si}, operator {oi}"
             op = sg.Operators(oi)
+            where.at(f"subgraph {si}, operator {oi}", op)
             idx = int(op.OpcodeIndex())
+            at = f"subgraph {si}, operator {oi}" if si else f"operator {oi}"
             if not 0 <= idx < len(opcodes):
-                raise _Corrupt(f"operator {oi} uses opcode {idx}, beyond the {len(opcodes)} codes")
+                raise _Corrupt(f"{at} uses opcode {idx}, beyond the {len(opcodes)} codes")
             name, custom, version = opcodes[idx]
             ins = _ints(op, SLOT_OPERATOR_INPUTS)
             outs = _ints(op, SLOT_OPERATOR_OUTPUTS)
-            for ref in ins + outs:
+            inter = _ints(op, SLOT_OPERATOR_INTERMEDIATES)
+            for ref in ins + outs + inter:
                 if ref >= n_t or ref < -1:
-                    raise _Corrupt(f"operator {oi} ({name}) refers to tensor {ref}, beyond {n_t}")
+                    raise _Corrupt(
+                        f"{at} ({name}) refers to tensor {ref}, but the subgraph has {n_t} tensors"
+                    )
             opts = _options(_OPTION_NAMES, int(op.BuiltinOptionsType()), op.BuiltinOptions())
             if hasattr(op, "BuiltinOptions2Type") and op.BuiltinOptions2Type():
                 opts.update(
                     _options(_OPTION2_NAMES, int(op.BuiltinOptions2Type()), op.BuiltinOptions2())
                 )
-            inter = _ints(op, SLOT_OPERATOR_INTERMEDIATES)
             operators.append(
                 Operator(
                     index=oi,
@@ -305,7 +355,9 @@ def _parse(path: str, buf: bytes) -> Model:
 
     signatures: list[SignatureDef] = []
     for i in range(budget.count(m.SignatureDefsLength(), "signature")):
+        where.what = f"signature {i}"
         s = m.SignatureDefs(i)
+        where.at(f"signature {i}", s)
         sins = tuple(
             (_text(s.Inputs(j).Name()), int(s.Inputs(j).TensorIndex()))
             for j in range(budget.count(s.InputsLength(), "signature input"))
@@ -318,7 +370,7 @@ def _parse(path: str, buf: bytes) -> Model:
             SignatureDef(_text(s.SignatureKey()), int(s.SubgraphIndex()), sins, souts)
         )
 
-    return Model(
+    model = Model(
         path=path,
         version=int(m.Version()),
         description=_text(m.Description()),
@@ -328,20 +380,33 @@ def _parse(path: str, buf: bytes) -> Model:
         buffer_spans=tuple(buffer_spans),
         _data=buf,
     )
+    found = problem(model)
+    if found:
+        raise _Corrupt(found)
+    return model
 
 
 def read_model_bytes(buf: bytes, path: str = "<bytes>") -> Model:
     """Parse a TFLite flatbuffer held in memory. ``path`` names it in errors."""
+    where = _Where()
+    data = bytes(buf)
     try:
-        return _parse(path, bytes(buf))
+        return _parse(path, data, where)
     except TFLiteReadError:
         raise
     except _Corrupt as exc:
         raise TFLiteReadError(path, str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - any slip in a corrupt file is the file's fault
-        raise TFLiteReadError(
-            path, f"corrupt or truncated TFLite flatbuffer ({type(exc).__name__}: {exc})"
-        ) from None
+    except Exception:  # noqa: BLE001 - any slip in a corrupt file is the file's fault
+        # The runtime's own words (struct's "unpack_from requires a buffer of ...") say
+        # nothing to a user; where the parse was does.
+        size = len(data)
+        detail = (
+            f": {where.what} is at byte {where.pos}, past the end of the {size}-byte file"
+            if where.pos >= size
+            else f" at byte {where.pos} ({where.what}): an offset there points outside the "
+            f"{size}-byte file"
+        )
+        raise TFLiteReadError(path, f"truncated or corrupt{detail}") from None
 
 
 def read_model(path: str | os.PathLike[str]) -> Model:

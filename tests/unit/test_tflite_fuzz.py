@@ -283,29 +283,6 @@ def test_mutants_read_or_fail_in_one_line(
     assert counts["inspected"] > 20 and counts["rejected"] > 20, counts
 
 
-@pytest.mark.slow
-def test_many_more_mutants_never_crash_the_analysis(capsys: pytest.CaptureFixture[str]) -> None:
-    """Ten times the mutants on another seed, through the reader, the analysis and every
-    rendering in process (the CLI's own start-up would dominate)."""
-    from engine.cli.inspect import _print_human
-
-    rng = random.Random(14)
-    for name, good, mutants in _sources(10):
-        spans = read_model_bytes(good).buffer_spans
-        for k in range(mutants):
-            data = _mutant(good, spans, rng)
-            try:
-                a = analyze(read_model_bytes(data, f"{name}_{k}.tflite"))
-            except EngineError as exc:
-                text = str(exc)
-                assert "\n" not in text and not any(w in text for w in RAW), (name, k, text)
-                continue
-            json.dumps(a.to_dict())
-            a.to_markdown()
-            _print_human(a)
-            capsys.readouterr()
-
-
 def _nested_loops(depth: int, width: int, trips: int) -> bytes:
     """A WHILE whose body runs ``width`` WHILEs of the next body, ``depth`` bodies deep (all
     sharing one cond of ``trips`` steps); the innermost body is one ADD of 4 elements."""

@@ -6,7 +6,7 @@ process that converts models (:mod:`engine.backends.tf.process`).
     from engine import load_config, run_job
     cfg = load_config("sample_configs/digits_ptq.toml", {"calibration.samples": 50})
     result = run_job(cfg, sink=print)
-    print(result.report["verdict"])
+    print(result.report.verdict)
 """
 
 from __future__ import annotations

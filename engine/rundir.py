@@ -135,17 +135,6 @@ class EventLog:
             self._f.close()
 
 
-def read_report(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's report as a dict, or None when the run never finished (or the file is
-    damaged). Readers use the typed :func:`engine.report.read_report`; this stays only for
-    engine.job's QAT baseline lookup until it reads the typed report too."""
-    p = Path(run_dir) / REPORT
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def list_runs(runs_dir: str | Path) -> list[Path]:
     """Run folders, newest first."""
     root = Path(runs_dir)

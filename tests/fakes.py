@@ -224,7 +224,7 @@ def script(run_dir: Path, fail: bool = False, qat: bool = False) -> list[Event]:
                   73114, "digits.keras"),
         StageFinished("load", 1.5),
         StageStarted("convert_int8", "Converting to INT8", 50),
-        Progress("calibrate", 25, 50),
+        Progress("convert_int8", 25, 50),
     ]
     if fail:
         return [*evs, RunFailed(str(run_dir), "failed", "ConversionError", "converter crashed",
@@ -235,7 +235,7 @@ def script(run_dir: Path, fail: bool = False, qat: bool = False) -> list[Event]:
                 EpochEnd(3, 3, 0.18, 0.993, "top1", 1e-5, 0.0)]
     return [
         *evs,
-        Progress("calibrate", 50, 50),
+        Progress("convert_int8", 50, 50),
         StageFinished("convert_int8", 2.0),
         StageMetrics("int8", {"top1": 0.992, "agreement": {"acc": 0.995}}, 84_000),
         Finding("calib-range", "info", "activation ranges look healthy", "max/p99.9 = 1.2", ""),
@@ -321,7 +321,7 @@ class FakeSweeper:
         self._variant(0, StageStarted("load", "Loading the model"))
         self._variant(0, StageFinished("load", 1.0))
         self._variant(0, StageStarted("convert_int8", "Converting to INT8", total=50))
-        self._variant(0, Progress("calibrate", 25, 50))
+        self._variant(0, Progress("convert_int8", 25, 50))
         self._variant(1, StageStarted("load", "Loading the model"))
         await asyncio.sleep(0)
         if not self.hold:

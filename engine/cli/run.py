@@ -234,8 +234,8 @@ def run(args: argparse.Namespace) -> int:
         err_console.print("[yellow]cancelled[/]")
         return 3
     if args.json:
-        sys.stdout.write(json.dumps(result.report, indent=2) + "\n")
-    rep = Report.from_dict(result.report)
+        sys.stdout.write(json.dumps(result.report.to_dict(), indent=2) + "\n")
+    rep = result.report
     if not args.json:
         print_summary(out_console, rep)
     v = rep.verdict

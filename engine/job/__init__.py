@@ -23,31 +23,27 @@ from ..cancel import CancelToken
 from ..config import JobConfig, replace
 from ..errors import CancelledError, EngineError
 from ..events import RunFailed, RunFinished, RunStarted, Sink, ThrottledSink, null_sink
-from ..report import render_markdown
+from ..report import Report, render_markdown
 from ..rundir import EventLog, RunDir
 from . import stages
 from .context import REPORT_SCHEMA, JobContext, build_report
-from .preflight import preflight
-from .qat import find_ptq_run, ptq_summary, qat_stage, resume_config
+from .preflight import checked, preflight
+from .qat import find_ptq_run, qat_stage, resume_config
 from .sensitivity import SENSITIVITY_MAX_ITEMS, sensitivity
 from .shared import shared_convert, shared_evaluation
 
 __all__ = ["REPORT_SCHEMA", "SENSITIVITY_MAX_ITEMS", "JobResult", "find_ptq_run", "preflight",
-           "ptq_summary", "resume_config", "run_job"]
+           "resume_config", "run_job"]
 
 
 @dataclass
 class JobResult:
     run_dir: Path
-    report: dict[str, Any]
+    report: Report
 
     @property
     def status(self) -> str:
-        return str(self.report.get("status"))
-
-    @property
-    def verdict(self) -> dict[str, Any]:
-        return self.report.get("verdict") or {}
+        return self.report.status
 
 
 def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: BackendFactory) -> None:
@@ -91,7 +87,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     stages.layers_table(ctx)
     ctx.verdict = stages.judge_int8(ctx, task)
     if ctx.ptq_ref is not None:
-        ctx.comparison = {"ptq": ptq_summary(ctx.ptq_ref)}
+        ctx.comparison = {"ptq": ctx.ptq_ref.ptq_summary().to_dict()}
 
 
 def run_job(
@@ -112,8 +108,8 @@ def run_job(
     """
     cancel = cancel or CancelToken()
     backend = backend or open_backend
-    mf = preflight(cfg)
-    ptq_ref: dict[str, Any] | None = None
+    mf, target = checked(cfg)
+    ptq_ref: Report | None = None
     if cfg.quantization.method == "qat":
         # The comparison run comes first, as a run of its own, so each run's events stay its own.
         ptq_ref = find_ptq_run(cfg)
@@ -127,7 +123,7 @@ def run_job(
         run.write_text("config.toml", tomlkit.dumps(cfg.to_dict()))
     log = EventLog(run.events_path)
     emit: Sink = ThrottledSink(_tee(sink, log))
-    ctx = JobContext(cfg, run, mf, resume=resume is not None, ptq_ref=ptq_ref)
+    ctx = JobContext(cfg, run, mf, target, resume=resume is not None, ptq_ref=ptq_ref)
     if cache_dir is not None:
         from ..cache import StageCache, file_digest, key  # noqa: PLC0415
 
@@ -137,7 +133,8 @@ def run_job(
     try:
         _pipeline(ctx, emit, cancel, backend)
         report = _write_report(ctx, "ok")
-        emit(RunFinished(str(run.path), "ok", str(run.report_path), report.get("verdict") or {}))
+        verdict = report.verdict.to_dict() if report.verdict else {}
+        emit(RunFinished(str(run.path), "ok", str(run.report_path), verdict))
         return JobResult(run.path, report)
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, CancelledError | KeyboardInterrupt) else "failed"
@@ -153,10 +150,11 @@ def run_job(
         log.close()
 
 
-def _write_report(ctx: JobContext, status: str, err: EngineError | None = None) -> dict[str, Any]:
-    report = build_report(ctx, status, err)
+def _write_report(ctx: JobContext, status: str, err: EngineError | None = None) -> Report:
+    # Through the types, so what is written is what every reader reads back.
+    report = Report.from_dict(build_report(ctx, status, err))
     ctx.run.write_text("report.md", render_markdown(report, ctx.npu_markdown))
-    ctx.run.write_json("report.json", report)
+    ctx.run.write_json("report.json", report.to_dict())
     return report
 
 

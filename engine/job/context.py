@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..cache import StageCache
     from ..config import JobConfig
     from ..errors import EngineError
+    from ..npu.targets import Target
+    from ..report import Report
 
 REPORT_SCHEMA = "artq.report/1"
 
@@ -34,12 +36,14 @@ class JobContext:
     cfg: JobConfig
     run: RunDir
     model_file: ModelFile
+    #: analysis.target, loaded once by preflight for every NPU analysis of the job.
+    target: Target
     resume: bool = False
     #: Results shared with other runs of a sweep (see engine.cache); None outside sweeps.
     cache: StageCache | None = None
     model_key: str = ""
     #: The PTQ run a QAT run compares itself with (its report).
-    ptq_ref: dict[str, Any] | None = None
+    ptq_ref: Report | None = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,9 +25,18 @@ from ..data import (
 from ..errors import DataError, ModelError, TargetError
 from ..modelfile import ModelFile, inspect_model_file, static_input_shape
 
+if TYPE_CHECKING:
+    from ..npu.targets import Target
+
 
 def preflight(cfg: JobConfig) -> ModelFile:
     """Check the model file, the data sources and the target before any work is done."""
+    return checked(cfg)[0]
+
+
+def checked(cfg: JobConfig) -> tuple[ModelFile, Target]:
+    """:func:`preflight`, keeping what it read for the job: the model file's metadata and the
+    loaded target (loaded once per job: the NPU analyses reuse it)."""
     mf = inspect_model_file(cfg.model.path)
     # QAT's data too: its PTQ baseline runs first, and would run for nothing.
     splits = ("calibration", "test", "train", "validation") if cfg.quantization.method == "qat" else (
@@ -42,8 +52,7 @@ def preflight(cfg: JobConfig) -> ModelFile:
         else:
             check_source(src, f"data.{split}")
     _check_metadata(cfg, mf, splits)
-    _check_target(cfg)
-    return mf
+    return mf, _check_target(cfg)
 
 
 def _check_metadata(cfg: JobConfig, mf: ModelFile, splits: tuple[str, ...]) -> None:
@@ -124,13 +133,13 @@ def _folder_classes(src: DataSource) -> RawData | None:
     return RawData(str(root), class_names=tuple(subdirs) if labelled else ())
 
 
-def _check_target(cfg: JobConfig) -> None:
+def _check_target(cfg: JobConfig) -> Target:
     """Load ``analysis.target`` now: a typo found only at the NPU stage left a run "ok"
     with its NPU results silently missing (the error buried in report.json)."""
     from ..npu.targets import load_target  # noqa: PLC0415
 
     try:
-        load_target(cfg.analysis.target)
+        return load_target(cfg.analysis.target)
     except TargetError as exc:
         where = f"{cfg.source}: " if cfg.source else ""
         raise TargetError(f"{where}analysis.target: {exc.message}", exc.hint) from None

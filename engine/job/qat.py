@@ -17,6 +17,7 @@ from ..data import load_source, prepare
 from ..errors import ConfigError
 from ..events import Sink
 from ..preprocess import PreprocessSpec
+from ..report import Report
 from .context import JobContext, timed
 
 
@@ -78,7 +79,7 @@ def _same_job(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> JobConfig:
     """The config of a QAT run to resume, checked: it must have an epoch checkpoint."""
     from ..config import load_config  # noqa: PLC0415
-    from ..rundir import read_report  # noqa: PLC0415
+    from ..report import read_report  # noqa: PLC0415
 
     run = Path(run_dir)
     if not (run / "config.toml").is_file():
@@ -89,7 +90,7 @@ def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Jo
         raise ConfigError("only QAT runs can be resumed; this one is PTQ",
                           "run the config again instead", file=str(run))
     rep = read_report(run)
-    if rep and rep.get("status") == "ok":
+    if rep and rep.status == "ok":
         raise ConfigError("finished already (status ok); there is nothing to resume",
                           file=str(run))
     if not (run / "checkpoints" / "state.json").is_file():
@@ -98,17 +99,18 @@ def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Jo
     return cfg
 
 
-def find_ptq_run(cfg: JobConfig) -> dict[str, Any] | None:
+def find_ptq_run(cfg: JobConfig) -> Report | None:
     """The newest finished PTQ run of the same model, data and calibration, if any."""
-    from ..rundir import list_runs, read_report  # noqa: PLC0415
+    from ..report import read_report  # noqa: PLC0415
+    from ..rundir import list_runs  # noqa: PLC0415
 
     want = cfg.to_dict()
     want_data = {k: v for k, v in want["data"].items() if k in ("calibration", "test")}
     for run in list_runs(cfg.output.runs_dir):
         rep = read_report(run)
-        if not rep or rep.get("status") != "ok":
+        if not rep or rep.status != "ok":
             continue
-        have = rep.get("config") or {}
+        have = dict(rep.config or {})
         if (have.get("quantization") or {}).get("method") != "ptq":
             continue
         have_data = {k: v for k, v in (have.get("data") or {}).items()
@@ -116,16 +118,3 @@ def find_ptq_run(cfg: JobConfig) -> dict[str, Any] | None:
         if have_data == want_data and _same_job({**have, "data": None}, {**want, "data": None}):
             return rep
     return None
-
-
-def ptq_summary(rep: dict[str, Any]) -> dict[str, Any]:
-    """What a QAT report keeps of its PTQ baseline (report.json ``comparison.ptq``)."""
-    int8 = (rep.get("stages") or {}).get("int8") or {}
-    npu = (rep.get("npu") or {}).get("summary") or {}
-    return {
-        "run_dir": rep.get("run_dir"),
-        "drop": (rep.get("verdict") or {}).get("drop"),
-        "metrics": int8.get("metrics"),
-        "size_bytes": int8.get("size_bytes"),
-        "latency_ms": npu.get("latency_ms"),
-    }

@@ -115,7 +115,7 @@ def _mixed_cost(ctx: JobContext, path: str, base_ms: float | None, emit: Sink) -
     from ..npu import analyze  # noqa: PLC0415
 
     try:
-        mixed_ms = analyze(path, target=ctx.cfg.analysis.target).latency_ms
+        mixed_ms = analyze(path, ctx.target).latency_ms
     except EngineError as exc:
         emit(Log(f"NPU analysis of the mixed model failed: {exc}", "warning"))
         return None

@@ -198,14 +198,12 @@ def analyze_npu(ctx: JobContext, emit: Sink) -> None:
     with timed(ctx, emit, "analyze"):
         int8 = ctx.run.path / "int8.tflite"
         try:
-            a = analyze(str(int8), target=ctx.cfg.analysis.target)
+            a = analyze(int8, ctx.target)  # the INT8 model parsed once, for all that follows
             ctx.npu = a.to_dict()
             ctx.stedgeai = stedgeai_commands(str(int8))
             md = ""
             if "fp32" in ctx.stages:
-                ctx.headline = headline(
-                    str(ctx.run.path / "fp32.tflite"), str(int8), ctx.cfg.analysis.target
-                )
+                ctx.headline = headline(ctx.run.path / "fp32.tflite", a, ctx.target)
                 md = headline_markdown(ctx.headline) + "\n\n"
             ctx.npu_markdown = md + a.to_markdown(commands=ctx.stedgeai)
         except EngineError as exc:

@@ -151,7 +151,7 @@ class Preprocessing(Record):
 class Qat(Record):
     """What QAT's fine-tuning did (engine.qat.qat_train's result, less the size)."""
 
-    history: tuple[Mapping[str, Any], ...] = item((), seq=True)
+    history: tuple[Mapping[str, Any], ...] | None = item(None, seq=True)
     best_epoch: int | None = item()
     best_val: float | None = item()
     metric: str | None = item()

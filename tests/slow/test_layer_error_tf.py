@@ -103,7 +103,7 @@ def outlier_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_planted_outlier_is_ranked_first_and_float_recovers_it(outlier_run) -> None:
     result, events = outlier_run
-    rep = result.report
+    rep = result.report.to_dict()
     drop = rep["verdict"]["drop"]
     assert drop > 3.0  # the outlier costs real accuracy (measured: 9 points)
     planted = next(r for r in rep["layers"] if "conv2d_1_2/Relu" in r["name"])

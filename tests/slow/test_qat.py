@@ -93,7 +93,7 @@ m = keras.Model(inp, keras.layers.Conv2D(2, 1)(x))
 
 def test_one_epoch_does_not_collapse_and_is_compared_with_ptq(tiny_model: Path, tmp_path: Path) -> None:
     result = run_job(load_config(qat_job(tmp_path, tiny_model, epochs=1, compare="true")))
-    rep = result.report
+    rep = result.report.to_dict()
     fp32 = rep["stages"]["fp32"]["metrics"]["top1"]
     int8 = rep["stages"]["int8"]["metrics"]["top1"]
     assert fp32 > 0.5
@@ -114,7 +114,7 @@ def test_one_epoch_does_not_collapse_and_is_compared_with_ptq(tiny_model: Path, 
 def test_cancel_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_model: Path, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    straight = run_job(load_config(qat_job(tmp_path / "a", tiny_model, epochs=3, train=1600))).report
+    straight = run_job(load_config(qat_job(tmp_path / "a", tiny_model, epochs=3, train=1600))).report.to_dict()
 
     job = qat_job(tmp_path / "b", tiny_model, epochs=3, train=1600)
     p = subprocess.Popen([sys.executable, "-m", "engine.worker", str(job)], stdout=subprocess.PIPE,
@@ -151,10 +151,10 @@ def test_cancel_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_model: P
 def test_qat_recovers_at_least_half_of_what_ptq_loses(tiny_model: Path, tmp_path: Path) -> None:
     from models import skew_activations
 
-    skewed = skew_activations(tiny_model, tmp_path / "skewed.keras", factor=60.0)
+    skewed = skew_activations(tiny_model, tmp_path / "skewed.keras", factor=150.0)
     job = qat_job(tmp_path, skewed, epochs=6, train=2000, compare="true")
     rep = run_job(load_config(job, ["calibration.samples=100", "quantization.qat.learning_rate=1e-4",
-                                    "data.test.count=500"])).report
+                                    "data.test.count=500"])).report.to_dict()
     ptq_drop = rep["comparison"]["ptq"]["drop"]
     qat_drop = rep["verdict"]["drop"]
     assert ptq_drop > 2.0, ptq_drop  # the skewed range really hurts PTQ

@@ -47,7 +47,7 @@ def test_bidirectional_lstm_reaches_full_int8_with_its_lstm_on_the_cpu(tmp_path:
                               runs=tmp_path / "runs"))
 
     result = run_job(load_config(cfg))
-    rep = result.report
+    rep = result.report.to_dict()
     assert rep["status"] == "ok"
     assert rep["stages"]["int8"]["via"] == "tf-keras rebuild"
     # Random weights, random inputs: still clearly the same function after INT8.

@@ -132,7 +132,7 @@ def test_full_run_events_in_stage_order_and_report(job) -> None:
     assert be.calls == ["load", "convert_fp32", "convert_fp16", "convert_int8", "layers"]
     assert be.closed
 
-    rep = result.report
+    rep = result.report.to_dict()
     on_disk = json.loads((result.run_dir / "report.json").read_text())
     assert on_disk["status"] == rep["status"] == "ok"
     assert set(rep) == {"schema", "artq_version", "status", "name", "run_dir", "created",
@@ -164,8 +164,8 @@ def test_qat_run_stage_order(job) -> None:
     factory = FakeFactory()
     events, result = _run(job(qat=True), factory)
     assert [e.stage for e in events if isinstance(e, StageStarted)] == QAT_STAGES
-    assert result.report["qat"] == {"epochs_run": 1, "best_epoch": 1}
-    assert "layer_analysis" not in result.report  # the per-layer analysis covers PTQ only
+    assert result.report.to_dict()["qat"] == {"epochs_run": 1, "best_epoch": 1}
+    assert "layer_analysis" not in result.report.to_dict()  # the per-layer analysis covers PTQ only
     assert factory.opened[0].options.legacy_keras
 
 
@@ -224,8 +224,8 @@ def test_backend_error_fails_the_run_with_its_message(job, stage: str) -> None:
 def test_layer_analysis_failure_keeps_the_result(job) -> None:
     events, result = _run(job(), FakeFactory(fail_in="layers"))
     assert result.status == "ok"
-    assert result.report["layer_analysis"]["error"]["message"] == "fake failure in layers"
-    assert "sensitivity" not in result.report and result.report["verdict"] is not None
+    assert result.report.to_dict()["layer_analysis"]["error"]["message"] == "fake failure in layers"
+    assert "sensitivity" not in result.report.to_dict() and result.report.to_dict()["verdict"] is not None
 
 
 @pytest.mark.parametrize(("stage", "qat"), STAGE_CASES)

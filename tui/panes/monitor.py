@@ -23,9 +23,6 @@ from ..widgets import StageRow
 if TYPE_CHECKING:
     from textual.widgets import RichLog
 
-# "calibrate" progress is counted on the INT8 conversion's row (the representative dataset
-# is read during the conversion).
-_ROW_OF = {"calibrate": "convert_int8"}
 EXIT_WORDS = {0: "done", 2: "FAILED: bad input", 3: "CANCELLED"}
 
 
@@ -235,7 +232,7 @@ class JobMonitor(Vertical):
             self._add_row(ev.stage, ev.label, ev.total)
             log.write(f"{ev.label}…")
         elif isinstance(ev, Progress):
-            row = self.rows.get(_ROW_OF.get(ev.stage, ev.stage))
+            row = self.rows.get(ev.stage)  # ids from engine.events.STAGES, as the engine sends them
             if row is not None:
                 row.advance(ev.done, ev.total)
         elif isinstance(ev, StageFinished):

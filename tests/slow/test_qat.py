@@ -151,7 +151,7 @@ def test_cancel_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_model: P
 def test_qat_recovers_at_least_half_of_what_ptq_loses(tiny_model: Path, tmp_path: Path) -> None:
     from models import skew_activations
 
-    skewed = skew_activations(tiny_model, tmp_path / "skewed.keras", factor=150.0)
+    skewed = skew_activations(tiny_model, tmp_path / "skewed.keras", factor=90.0)
     job = qat_job(tmp_path, skewed, epochs=6, train=2000, compare="true")
     rep = run_job(load_config(job, ["calibration.samples=100", "quantization.qat.learning_rate=1e-4",
                                     "data.test.count=500"])).report.to_dict()

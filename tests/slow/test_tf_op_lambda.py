@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import pytest
 from conftest import ROOT
 from models import tiny_job
 
 from engine import load_config, run_job
+from engine.errors import ModelError
 
 # Built with tf-keras (TF_USE_LEGACY_KERAS=1): TensorFlow functions called on its Keras
 # tensors become TFOpLambda layers, as in ST's model zoo .h5 files. Trained a few seconds on
@@ -64,3 +67,24 @@ def test_a_tf_op_lambda_model_converts_and_evaluates_end_to_end(tmp_path: Path) 
     assert fp32 > 0.5
     assert int8["top1"] >= fp32 - 0.1 and int8["agreement"]["acc"] > 0.8, (fp32, int8)
     assert (result.run_dir / rep["stages"]["int8"]["path"]).is_file()
+
+
+def test_an_unregistered_custom_layer_is_named_not_kerass_raw_text(tmp_path: Path) -> None:
+    from engine.backends.tf.convert import _load_keras
+
+    layers = [
+        {"class_name": "InputLayer", "name": "in", "inbound_nodes": [],
+         "config": {"name": "in", "batch_input_shape": [None, 8], "dtype": "float32"}},
+        {"class_name": "FancyNorm", "name": "fancy", "inbound_nodes": [[["in", 0, 0, {}]]],
+         "config": {"name": "fancy"}},
+    ]
+    path = tmp_path / "custom.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps({"class_name": "Functional", "config": {
+            "name": "m", "layers": layers, "input_layers": [["in", 0, 0]],
+            "output_layers": [["fancy", 0, 0]]}})
+    with pytest.raises(ModelError) as err:
+        _load_keras(str(path), "h5")
+    text = str(err.value)
+    assert "custom layer class 'FancyNorm'" in text and "SavedModel" in text
+    assert "custom_object_scope" not in text and "\n" not in text

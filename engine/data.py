@@ -290,7 +290,7 @@ def check_class_labels(data: Dataset, key: str, n_classes: int) -> None:
     where = f"{key} ({data.source})"
     if data.class_names and len(data.class_names) != n_classes:
         raise DataError(
-            f"{where}: {len(data.class_names)} class folders ({', '.join(data.class_names[:6])}"
+            f"{where}: {len(data.class_names)} class folder{'' if len(data.class_names) == 1 else 's'} ({', '.join(data.class_names[:6])}"
             f"{', …' if len(data.class_names) > 6 else ''}) but the model has {n_classes} classes; "
             "labels are indices into the sorted folder names",
             f"give {key} one folder per model class, in the model's class order (empty is fine)",

@@ -7,13 +7,17 @@ Catches the mistakes users make — a missing path, a text file named ``.keras``
 ``.h5`` holding a Lambda layer — with one clear line, and refuses code-carrying layers:
 ``tf_keras.models.load_model(..., safe_mode=True)`` still runs a Lambda layer's code from a
 legacy ``.h5`` (measured), so artq reads the file's model config first and stops there.
+``TFOpLambda`` layers (tf-keras's record of ``tf.reshape(x, ...)`` on a Keras tensor) carry
+no code, only a TensorFlow API name, so they load — unless the name reaches outside the tensor.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +27,15 @@ from .errors import InputFileError, ModelError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Layers that carry Python code (or bytecode) inside the model file.
-UNSAFE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+UNSAFE_LAYERS = {"Lambda"}
+# tf-keras layers that name a public TensorFlow function (config "function"); only tf-keras
+# knows them, so a model holding one is loaded with tf-keras.
+TF_OP_LAYERS = {"TFOpLambda", "SlicingOpLambda"}
+# TensorFlow API names a TFOpLambda may not call: they run Python, touch files or the process.
+_UNSAFE_TF_PARTS = {"io", "gfile", "summary", "saved_model", "debugging", "sysconfig",
+                    "autograph", "data", "train", "config", "distribute", "lookup", "tpu"}
+_UNSAFE_TF_NAMES = {"py_func", "py_function", "numpy_function", "print", "Print",
+                    "load_library", "load_op_library", "write_file", "read_file", "eager_py_func"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,11 @@ class ModelFile:
     #: Each output's shape when the config states it (see :func:`model_summary`).
     output_shapes: tuple[tuple[int | None, ...] | None, ...] | None = None
 
+    @property
+    def needs_tf_keras(self) -> bool:
+        """The model holds tf-keras-only layers (TFOpLambda), which Keras 3 cannot load."""
+        return self.format == "h5" and any(c in TF_OP_LAYERS for c in self.layer_classes)
+
 
 def _io_shapes(cfg: Any) -> tuple[Any, Any]:
     out: dict[str, Any] = {"inputs": [], "outputs": []}
@@ -48,14 +65,14 @@ def _io_shapes(cfg: Any) -> tuple[Any, Any]:
     return inputs, outs
 
 
-def _walk_layers(cfg: Any) -> list[tuple[str, str]]:
-    """(class_name, name) of every layer in a Keras model config, nested models included."""
-    found: list[tuple[str, str]] = []
+def _walk_layers(cfg: Any) -> list[tuple[str, str, Any]]:
+    """(class_name, name, config) of every layer in a Keras model config, nested models included."""
+    found: list[tuple[str, str, Any]] = []
     if isinstance(cfg, dict):
         cls = cfg.get("class_name")
         inner = cfg.get("config")
         if isinstance(cls, str) and isinstance(inner, dict) and "name" in inner:
-            found.append((cls, str(inner.get("name"))))
+            found.append((cls, str(inner.get("name")), inner))
         for v in cfg.values():
             found.extend(_walk_layers(v))
     elif isinstance(cfg, list):
@@ -64,14 +81,37 @@ def _walk_layers(cfg: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _refuse_unsafe(path: Path, layers: list[tuple[str, str]]) -> None:
-    for cls, name in layers:
+def _refuse_unsafe(path: Path, layers: list[tuple[str, str, Any]]) -> None:
+    for cls, name, inner in layers:
         if cls in UNSAFE_LAYERS:
             raise ModelError(
                 f"{path}: layer {name!r} is a {cls} layer, which runs Python code stored in the "
                 "model file; artq does not load it",
                 "replace the Lambda with a built-in or registered custom layer and save the model again",
             )
+        if cls in TF_OP_LAYERS:
+            fn = inner.get("function")
+            parts = fn.split(".") if isinstance(fn, str) and fn else ["(none)"]
+            if set(parts) & (_UNSAFE_TF_PARTS | _UNSAFE_TF_NAMES):
+                raise ModelError(
+                    f"{path}: layer {name!r} is a {cls} layer calling tf.{'.'.join(parts)}, which "
+                    "reaches outside the tensor (files, Python or the process); artq does not load it",
+                    "replace that call with tensor operations and save the model again",
+                )
+
+
+def unknown_layer_error(path: str, text: str) -> ModelError | None:
+    """Keras's "unknown layer" failure as one line naming the class, or None for other errors."""
+    m = re.search(r"Unknown layer: '?([\w.>]+)'?|Could not locate class '([\w.>]+)'", text)
+    if m is None:
+        return None
+    cls = m.group(1) or m.group(2)
+    return ModelError(
+        f"{path}: the model uses the custom layer class {cls!r}, which is not registered with "
+        "Keras, so it cannot be rebuilt from the file",
+        f"rebuild the model from built-in Keras layers, or, where {cls!r} is defined, export "
+        "it as a SavedModel folder (model.export('dir')) and set model.path to that folder",
+    )
 
 
 def inspect_model_file(path: str | Path) -> ModelFile:
@@ -108,21 +148,18 @@ def inspect_model_file(path: str | Path) -> ModelFile:
             raise InputFileError(str(p), "is a legacy Keras HDF5 model named .keras",
                                  "rename it to .h5 so it is read as one")
         if not zipfile.is_zipfile(p):
+            if head[:4] == b"PK\x03\x04":  # a zip's start without its end: cut off
+                raise InputFileError(str(p), "is truncated: the zip archive is cut off before its end",
+                                     "copy or download the model again, or save it again")
             raise InputFileError(
                 str(p),
                 "is not a Keras 3 model (a .keras file is a zip archive; this one is not)",
                 "save the model with model.save('model.keras'), or check the path",
             )
-        try:
-            with zipfile.ZipFile(p) as z:
-                cfg = json.loads(z.read("config.json"))
-        except (KeyError, json.JSONDecodeError, zipfile.BadZipFile):
-            raise InputFileError(
-                str(p), "is a zip archive but holds no Keras config.json", "save it again with Keras"
-            ) from None
+        cfg = _keras_config(p)
         layers = _walk_layers(cfg)
         _refuse_unsafe(p, layers)
-        return ModelFile(str(p), "keras", tuple(c for c, _ in layers), *_io_shapes(cfg))
+        return ModelFile(str(p), "keras", tuple(c for c, _, _ in layers), *_io_shapes(cfg))
     if suffix in (".h5", ".hdf5"):
         if head[:4] == b"PK\x03\x04":
             raise InputFileError(str(p), "is a zip archive, as a Keras 3 model is, named .h5",
@@ -136,22 +173,52 @@ def inspect_model_file(path: str | Path) -> ModelFile:
         try:
             with h5py.File(p, "r") as f:
                 raw = f.attrs.get("model_config")
+                # save_weights' layouts: Keras 2 (layer_names) and Keras 3 (layers, vars).
+                weights_layout = "layer_names" in f.attrs or any(
+                    k in f for k in ("model_weights", "layers", "vars", "_layer_checkpoint_dependencies"))
         except OSError as exc:
             raise InputFileError(str(p), f"cannot be read as HDF5 ({exc})") from None
         if raw is None:
+            if not weights_layout:
+                raise InputFileError(
+                    str(p), "is an HDF5 file but not a Keras model (no model_config, no Keras weights)",
+                    "set model.path to a model saved by Keras (model.save('model.h5'))",
+                )
             raise InputFileError(
                 str(p),
                 "holds weights only (no model_config), so there is no architecture to convert",
                 "save the whole model (model.save), not save_weights",
             )
-        cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        try:
+            cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InputFileError(str(p), "has a model_config that is cut off or not valid JSON",
+                                 "save the model again with Keras") from None
         layers = _walk_layers(cfg)
         _refuse_unsafe(p, layers)
-        return ModelFile(str(p), "h5", tuple(c for c, _ in layers), *_io_shapes(cfg))
+        return ModelFile(str(p), "h5", tuple(c for c, _, _ in layers), *_io_shapes(cfg))
     hint = "give a Keras 3 .keras file, a legacy .h5 file or a SavedModel folder"
     if suffix == ".tflite":
         hint = "artq quantizes from the float model; for an existing .tflite use `artq inspect`"
     raise InputFileError(str(p), f"unsupported model format {suffix or '(no suffix)'}", hint)
+
+
+def _keras_config(p: Path) -> Any:
+    """The parsed config.json of a .keras archive, with a line that says what is wrong."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            data = z.read("config.json")
+    except KeyError:
+        raise InputFileError(str(p), "is a zip archive but holds no Keras config.json",
+                             "save it again with Keras") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error):
+        raise InputFileError(str(p), "is damaged: its config.json cannot be unpacked (truncated or corrupt)",
+                             "copy or download the model again, or save it again") from None
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputFileError(str(p), "has a config.json that is cut off or not valid JSON",
+                             "save the model again with Keras") from None
 
 
 # ------------------------------------------------------------------ metadata

@@ -245,7 +245,7 @@ def qat_note(rep: Report) -> str:
     if qat is None:
         return ""
     best = qat.best_val
-    line = (f"QAT: {_q(qat.epochs_run)} epochs, best validation {qat.metric or ''} "
+    line = (f"QAT: {_q(qat.epochs_run)} epoch{'' if qat.epochs_run == 1 else 's'}, best validation {qat.metric or ''} "
             f"{f'{best:.4f}' if isinstance(best, int | float) else '—'} at epoch "
             f"{_q(qat.best_epoch)}{' (stopped early)' if qat.stopped_early else ''}")
     if qat.best_epoch == 0:

@@ -209,7 +209,7 @@ def train(
     epochs = epochs or EPOCHS[variant]
     steps = TRAIN_ITEMS_PER_EPOCH // BATCH
     model = build_model(variant)
-    log(f"{sample}: {model.count_params():,} parameters; {epochs} epochs × {steps * BATCH} items")
+    log(f"{sample}: {model.count_params():,} parameters; {epochs} epoch{'' if epochs == 1 else 's'} × {steps * BATCH} items")
 
     # The test items of the sample config: what artq run will score the model on.
     test = make_words("test", TEST_ITEMS, cfg.data.test.seed)

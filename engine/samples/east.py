@@ -280,7 +280,7 @@ def train(
     model = build_model()
     trained = build_model(input_shape=(*CROP, 3)) if CROP else model
     what = f"{CROP[0]}×{CROP[1]} crops" if CROP else "scenes"
-    log(f"east: {model.count_params():,} parameters; {epochs} epochs × {steps * BATCH} {what}")
+    log(f"east: {model.count_params():,} parameters; {epochs} epoch{'' if epochs == 1 else 's'} × {steps * BATCH} {what}")
 
     # The test items of the sample config: what artq run will score the model on.
     test = make_scenes("test", TEST_ITEMS, cfg.data.test.seed)

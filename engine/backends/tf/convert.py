@@ -18,32 +18,45 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ...errors import ConversionError, ModelError  # noqa: E402
-from ...modelfile import static_input_shape  # noqa: E402
+from ...modelfile import inspect_model_file, static_input_shape, unknown_layer_error  # noqa: E402
 
 
 def _load_keras(path: str, fmt: str) -> Any:
     import keras  # noqa: PLC0415
 
+    if fmt == "h5" and inspect_model_file(path).needs_tf_keras:
+        # TFOpLambda layers exist only in tf-keras; the file was checked (no Lambda, no
+        # TensorFlow call outside the tensor) before we got here.
+        return _load_tf_keras(path, None)
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as k3_error:  # noqa: BLE001 - Keras raises many types here
+        unknown = unknown_layer_error(path, str(k3_error))
         if fmt != "h5":
-            raise ModelError(
+            raise unknown or ModelError(
                 f"{path}: Keras could not load the model: {_first_line(k3_error)}",
                 "check that it was saved by Keras 3 with model.save('model.keras')",
             ) from None
         # Some Keras 2 .h5 files only load in tf-keras. The file was checked for Lambda
         # layers before we got here, so loading it runs no code from the file.
-        try:
-            import tf_keras  # noqa: PLC0415
+        return _load_tf_keras(path, k3_error)
 
-            return tf_keras.models.load_model(path, compile=False, safe_mode=True)
-        except Exception as k2_error:  # noqa: BLE001
-            raise ModelError(
-                f"{path}: neither Keras 3 nor tf-keras could load the model: "
-                f"{_first_line(k3_error)} / {_first_line(k2_error)}",
-                "save it again as .keras with Keras 3, or as a SavedModel folder",
-            ) from None
+
+def _load_tf_keras(path: str, k3_error: BaseException | None) -> Any:
+    try:
+        import tf_keras  # noqa: PLC0415
+
+        return tf_keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as k2_error:  # noqa: BLE001
+        unknown = unknown_layer_error(path, str(k2_error))
+        if unknown is not None:
+            raise unknown from None
+        first = f"{_first_line(k3_error)} / " if k3_error is not None else ""
+        raise ModelError(
+            f"{path}: {'neither Keras 3 nor ' if k3_error is not None else ''}tf-keras could "
+            f"{'' if k3_error is not None else 'not '}load the model: {first}{_first_line(k2_error)}",
+            "save it again as .keras with Keras 3, or as a SavedModel folder",
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -317,7 +317,8 @@ def qat_train(
                 f.unlink(missing_ok=True)
         if patience and st["bad_epochs"] >= patience:
             stopped_early = True
-            emit(Log(f"early stop after epoch {epoch + 1}: no better {metric_name} for {patience} epochs"))
+            emit(Log(f"early stop after epoch {epoch + 1}: no better {metric_name} for "
+                     f"{patience} epoch{'' if patience == 1 else 's'}"))
             break
     emit(StageFinished(train_stage, round(time.perf_counter() - t_start, 2),
                        {"best_epoch": st["best_epoch"], "best_val": st["best"]}))

@@ -43,8 +43,10 @@ def primary_value(metrics: dict[str, Any], primary: str) -> float | None:
     return float(v) if v is not None else None
 
 
-def judge(metric: str, fp32: float, int8: float | None, profile: str, method: str = "ptq") -> Verdict:
-    """Pass when the drop is within the profile's threshold (the guide's table, §6.2)."""
+def judge(metric: str, fp32: float, int8: float | None, profile: str, method: str = "ptq",
+          cpu_ops: int | None = None) -> Verdict:
+    """Pass when the drop is within the profile's threshold (the guide's table, §6.2).
+    ``cpu_ops``: how many INT8 ops the NPU analysis left on the CPU (None: not analysed)."""
     from .config import PROFILE_THRESHOLDS  # noqa: PLC0415 - readers of a report need no config
 
     threshold = PROFILE_THRESHOLDS[profile]
@@ -54,20 +56,26 @@ def judge(metric: str, fp32: float, int8: float | None, profile: str, method: st
     drop = round((fp32 - int8) * 100.0, 4)
     passed = drop <= threshold
     return Verdict(profile, threshold, metric, fp32, int8, drop, passed,
-                   advise(drop, threshold, profile, method))
+                   advise(drop, threshold, profile, method, cpu_ops))
 
 
-def advise(drop: float, threshold: float, profile: str, method: str) -> str:
+def advise(drop: float, threshold: float, profile: str, method: str,
+           cpu_ops: int | None = None) -> str:
     """The guide's recommended next step, in words."""
     if drop <= threshold:
         if drop <= 0:
             unit = "point" if threshold == 1 else "points"
             return (f"INT8 matches FP32 on this test set; it meets the {profile} bar "
                     f"(at most {threshold:g} {unit} of drop).")
-        return (
-            f"INT8 loses {drop:.2f} points, within the {profile} bar ({threshold:g}). "
-            "Check which layers fall back to the CPU before flashing."
-        )
+        # Pointing at CPU fallbacks only where there are some (or none were looked for).
+        if cpu_ops == 0:
+            then = "Every op runs on the NPU."
+        elif cpu_ops:
+            then = (f"{cpu_ops} op{'s' if cpu_ops != 1 else ''} fall{'s' if cpu_ops == 1 else ''} "
+                    "back to the CPU: see the placement before flashing.")
+        else:
+            then = "Check which layers fall back to the CPU before flashing."
+        return f"INT8 loses {drop:.2f} points, within the {profile} bar ({threshold:g}). {then}"
     if drop > 5.0:
         return (
             f"INT8 loses {drop:.2f} points, far over the {profile} bar ({threshold:g}). A drop this "

@@ -247,5 +247,6 @@ def judge_int8(ctx: JobContext, task: Task) -> Verdict | None:
         return None
     fp32 = primary_value(ctx.stages["fp32"]["metrics"], task.primary)
     int8 = primary_value(ctx.stages["int8"]["metrics"], task.primary)
+    cpu_ops = ((ctx.npu or {}).get("summary") or {}).get("ops_cpu")
     return judge(task.primary, fp32 if fp32 is not None else 1.0, int8,
-                 ctx.cfg.evaluation.profile, ctx.cfg.quantization.method)
+                 ctx.cfg.evaluation.profile, ctx.cfg.quantization.method, cpu_ops)

@@ -126,3 +126,14 @@ def test_qat_holds_out_a_random_tenth_not_the_last_class() -> None:
     words = [f"w{i}" for i in range(300)]
     _, w_tr, _, w_va = hold_out(x, words)
     assert w_va == [f"w{int(v)}" for v in x_va.ravel()] and len(w_tr) == 270
+
+
+def test_passing_advice_points_at_cpu_fallbacks_only_where_there_are_some() -> None:
+    # 12 of 12 ops on the NPU used to be told to "check which layers fall back to the CPU".
+    assert judge("top1", 0.972, 0.968, "general", cpu_ops=0).advice.endswith(
+        "Every op runs on the NPU.")
+    assert judge("top1", 0.972, 0.968, "general", cpu_ops=1).advice.endswith(
+        "1 op falls back to the CPU: see the placement before flashing.")
+    assert "4 ops fall back to the CPU" in judge("top1", 0.972, 0.968, "general", cpu_ops=4).advice
+    assert judge("top1", 0.972, 0.968, "general").advice.endswith(
+        "Check which layers fall back to the CPU before flashing.")  # not analysed

@@ -176,12 +176,19 @@ def precision_story(rep: Report) -> str | None:
             + (" (FP16 keeps FP32's accuracy)." if abs(d16) < 0.05 else "."))
 
 
+def speed(x_faster: float, digits: int = 2) -> str:
+    """'53.22× faster', or '1.52× slower' when INT8 takes longer (never '0.66× faster')."""
+    if x_faster >= 1:
+        return f"{x_faster:.{digits}f}× faster"
+    return f"{1 / x_faster:.{digits}f}× slower"
+
+
 def headline(rep: Report) -> str | None:
     """'INT8 vs FP32 on the N6: 3.49× smaller, 53.22× faster, 4.0× less activation RAM'."""
     h = rep.headline
     if h is None or not h.x_faster:
         return None
-    return (f"INT8 vs FP32 on the N6: {h.size_x_smaller}× smaller, {h.x_faster}× faster, "
+    return (f"INT8 vs FP32 on the N6: {h.size_x_smaller}× smaller, {speed(h.x_faster)}, "
             f"{h.ram_x_smaller}× less activation RAM")
 
 

@@ -62,6 +62,8 @@ def headline(
 
 def headline_markdown(h: dict[str, Any]) -> str:
     """The guide's FP32-against-INT8 table from :func:`engine.npu.headline`'s dict."""
+    from ..present import speed  # noqa: PLC0415 - one wording with the CLI and the TUI
+
     fp, q = h["fp32"], h["int8"]
     return "\n".join(
         [
@@ -70,7 +72,7 @@ def headline_markdown(h: dict[str, Any]) -> str:
             f"| model size | {fp['size_bytes'] / KIB:,.1f} KiB | {q['size_bytes'] / KIB:,.1f} KiB | "
             f"{h['size_pct_smaller']:.0f} % smaller (×{h['size_x_smaller']:.2f}) |",
             f"| estimated time | {fp['est_ms']:.2f} ms (Cortex-M55, float) | {q['est_ms']:.2f} ms "
-            f"(as placed) | ×{h['x_faster']:.1f} faster |",
+            f"(as placed) | {speed(h['x_faster'], 1)} |",
             f"| activation RAM | {fp['activation_ram_bytes'] / KIB:,.1f} KiB | "
             f"{q['activation_ram_bytes'] / KIB:,.1f} KiB | {h['ram_pct_smaller']:.0f} % smaller |",
         ]

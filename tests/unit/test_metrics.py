@@ -137,3 +137,16 @@ def test_passing_advice_points_at_cpu_fallbacks_only_where_there_are_some() -> N
     assert "4 ops fall back to the CPU" in judge("top1", 0.972, 0.968, "general", cpu_ops=4).advice
     assert judge("top1", 0.972, 0.968, "general").advice.endswith(
         "Check which layers fall back to the CPU before flashing.")  # not analysed
+
+
+def test_a_slower_int8_reads_slower_not_a_fraction_faster() -> None:
+    from engine.npu.headline import headline_markdown
+    from engine.present import speed
+
+    assert speed(53.2249) == "53.22× faster"
+    assert speed(0.66) == "1.52× slower"  # was "×0.66 faster"
+    h = {"target": "n6", "size_pct_smaller": 70.0, "size_x_smaller": 3.3, "x_faster": 0.5,
+         "ram_pct_smaller": 10.0,
+         "fp32": {"size_bytes": 4096, "est_ms": 1.0, "activation_ram_bytes": 2048},
+         "int8": {"size_bytes": 1024, "est_ms": 2.0, "activation_ram_bytes": 1024}}
+    assert "| 2.0× slower |" in headline_markdown(h)

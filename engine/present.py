@@ -178,9 +178,8 @@ def precision_story(rep: Report) -> str | None:
 
 def speed(x_faster: float, digits: int = 2) -> str:
     """'53.22× faster', or '1.52× slower' when INT8 takes longer (never '0.66× faster')."""
-    if x_faster >= 1:
-        return f"{x_faster:.{digits}f}× faster"
-    return f"{1 / x_faster:.{digits}f}× slower"
+    x, word = (x_faster, "faster") if x_faster >= 1 else (1 / x_faster, "slower")
+    return f"{x:.{digits}f}".rstrip("0").rstrip(".") + f"× {word}"
 
 
 def headline(rep: Report) -> str | None:

@@ -149,4 +149,4 @@ def test_a_slower_int8_reads_slower_not_a_fraction_faster() -> None:
          "ram_pct_smaller": 10.0,
          "fp32": {"size_bytes": 4096, "est_ms": 1.0, "activation_ram_bytes": 2048},
          "int8": {"size_bytes": 1024, "est_ms": 2.0, "activation_ram_bytes": 1024}}
-    assert "| 2.0× slower |" in headline_markdown(h)
+    assert "| 2× slower |" in headline_markdown(h)

@@ -102,7 +102,7 @@ def test_float_conv_costs_more_on_the_cpu_than_int8_on_the_npu(tmp_path: Path) -
     assert h["size_x_smaller"] == pytest.approx(fp.stat().st_size / q.stat().st_size, abs=0.01)
     assert 0 < h["size_pct_smaller"] < 100
     table = headline_markdown(h)
-    assert "| estimated time |" in table and f"{h['x_faster']:.1f}× faster" in table
+    assert "| estimated time |" in table and f"{h['x_faster']:.1f}".rstrip("0").rstrip(".") + "× faster" in table
     assert "75 % smaller" in table  # activation RAM: float32 is 4× int8
 
 

@@ -106,6 +106,23 @@ class _Display:
                                        f"{escape(ev.message)}", highlight=False)
 
 
+def print_table(console: Console, table: Table) -> None:
+    """The table on a terminal as it fits; into a pipe or a file as wide as its columns need
+    (rich would squeeze it to 80 columns there and cut the figures: '9…')."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    from rich.measure import Measurement  # noqa: PLC0415
+
+    need = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = console.width
+    console.width = max(width, need)  # print(width=) is capped at the console's own width
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def summary_table(data: dict[str, Any]) -> Table:
     """One row per variant, 80 columns wide: units in the title, not in every cell; a
     variant that did not finish shows its status where its metric would be."""
@@ -179,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        out.print(summary_table(data))
+        print_table(out, summary_table(data))
         out.print("INT8 drop per variant (points):")
         for line in drop_chart(data):
             out.print("  " + escape(line), highlight=False)

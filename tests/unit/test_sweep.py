@@ -128,3 +128,25 @@ def test_labels_name_only_the_keys_that_change() -> None:
     labels = variant_labels([v.values for v in plan(sets)])
     assert labels == ["samples=50", "samples=100"]  # seed=3 is the same in both
     assert variant_labels([{"calibration.samples": 50}]) == ["samples=50"]  # one variant: all
+
+
+def test_the_table_keeps_its_columns_when_stdout_is_not_a_terminal() -> None:
+    import io
+
+    from engine.cli.console import Console
+    from engine.cli.sweep import print_table, summary_table
+
+    variants = [
+        {"set": {"calibration.samples": n, "quantization.granularity": g}, "status": "ok",
+         "drop": 0.25, "metrics": {"top1": 0.9712, "agreement_acc": 0.998},
+         "stage_drops": {"fp16": 0.0}, "sizes": {"int8": 84_480}, "npu_ms": 0.455,
+         "convert_s": 1.1, "total_s": 10.7}
+        for n in (10, 500) for g in ("per-channel", "per-tensor")
+    ]
+    data = {"name": "digits", "status": "ok", "metric": "top1", "variants": variants}
+    piped = io.StringIO()  # not a terminal: rich would squeeze the table into 80 columns
+    print_table(Console(file=piped, width=80), summary_table(data))
+    text = piped.getvalue()
+    assert "…" not in text
+    assert "samples=500 granularity=per-tensor 97.12 +0.25 +0.00 99.80 82.5 0.455 1.1 10.7" in " ".join(
+        text.split())

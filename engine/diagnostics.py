@@ -147,6 +147,18 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def image_shaped(shape: tuple[int | None, ...]) -> bool:
+    """A batch of items shaped H×W×C with 1, 3 or 4 channels reads as pictures; anything else
+    (sensor windows, spectrogram stacks of other depths, vectors) gets words about levels and
+    ranges, not light."""
+    return (len(shape) == 4 and shape[-1] in (1, 3, 4)
+            and all(isinstance(d, int) and d >= 8 for d in shape[1:3]))
+
+
+def looks_like_images(x: np.ndarray) -> bool:
+    return image_shaped(x.shape)
+
+
 def diagnose(
     calibration: np.ndarray,
     test: np.ndarray | None = None,
@@ -164,6 +176,7 @@ def diagnose(
                            fix="point data.calibration at real images")]
     cal = _summarize(calibration)
     tst = _summarize(test) if test is not None and len(test) else None
+    images = looks_like_images(calibration)
 
     # 1. Random noise instead of images (the guide's "bad example").
     if cal.correlation is not None and cal.correlation < NOISE_CORRELATION and (
@@ -231,14 +244,18 @@ def diagnose(
             lo_m, hi_m = float(cal.img_mean.min()), float(cal.img_mean.max())
             outside = float(np.mean((tst.img_mean < lo_m) | (tst.img_mean > hi_m)))
             cover = (f"; {100 * outside:.0f} % of test images are brighter or darker than "
-                     "every calibration image")
+                     "every calibration image" if images else
+                     f"; {100 * outside:.0f} % of test items have a mean level outside every "
+                     "calibration item's")
         asked = f" (calibration.samples = {requested})" if requested and requested != n else ""
         out.append(Diagnostic(
             "too_few_samples", "warning",
             f"only {n} calibration samples{asked}: too few to see the inputs' variety",
             f"the guide recommends 100–500 varied samples{cover}",
-            "give 100–500 real samples covering the brightness, contrast and content of "
-            "the test data (data.calibration.count and calibration.samples)",
+            ("give 100–500 real samples covering the brightness, contrast and content of "
+             "the test data" if images else
+             "give 100–500 real samples covering the range and variety of the test data")
+            + " (data.calibration.count and calibration.samples)",
         ))
     elif requested and requested > n:
         # Not an error: the run calibrates on what exists. But a what-if at 200 samples that

@@ -44,9 +44,11 @@ def primary_value(metrics: dict[str, Any], primary: str) -> float | None:
 
 
 def judge(metric: str, fp32: float, int8: float | None, profile: str, method: str = "ptq",
-          cpu_ops: int | None = None) -> Verdict:
+          cpu_ops: int | None = None, *, granularity: str = "per-channel",
+          images: bool = True) -> Verdict:
     """Pass when the drop is within the profile's threshold (the guide's table, §6.2).
-    ``cpu_ops``: how many INT8 ops the NPU analysis left on the CPU (None: not analysed)."""
+    ``cpu_ops``: how many INT8 ops the NPU analysis left on the CPU (None: not analysed);
+    ``granularity`` and ``images`` fit the advice to the run."""
     from .config import PROFILE_THRESHOLDS  # noqa: PLC0415 - readers of a report need no config
 
     threshold = PROFILE_THRESHOLDS[profile]
@@ -56,11 +58,13 @@ def judge(metric: str, fp32: float, int8: float | None, profile: str, method: st
     drop = round((fp32 - int8) * 100.0, 4)
     passed = drop <= threshold
     return Verdict(profile, threshold, metric, fp32, int8, drop, passed,
-                   advise(drop, threshold, profile, method, cpu_ops))
+                   advise(drop, threshold, profile, method, cpu_ops, granularity=granularity,
+                          images=images))
 
 
 def advise(drop: float, threshold: float, profile: str, method: str,
-           cpu_ops: int | None = None) -> str:
+           cpu_ops: int | None = None, *, granularity: str = "per-channel",
+           images: bool = True) -> str:
     """The guide's recommended next step, in words."""
     if drop <= threshold:
         if drop <= 0:
@@ -76,12 +80,21 @@ def advise(drop: float, threshold: float, profile: str, method: str,
         else:
             then = "Check which layers fall back to the CPU before flashing."
         return f"INT8 loses {drop:.2f} points, within the {profile} bar ({threshold:g}). {then}"
+    if granularity == "per-tensor" and method == "ptq":
+        # One scale for a whole weight tensor is the usual cause; the cheapest fix comes first.
+        return (
+            f"INT8 loses {drop:.2f} points, over the {profile} bar ({threshold:g}), with one "
+            "weight scale per tensor. Try per-channel weights first (quantization.granularity "
+            "= \"per-channel\": what the N6 takes); then more calibration data, then QAT."
+        )
     if drop > 5.0:
         return (
             f"INT8 loses {drop:.2f} points, far over the {profile} bar ({threshold:g}). A drop this "
             "large usually means the calibration data does not match the test data: check that "
-            "calibration uses the same preprocessing as training (range, mean/std, colour order) "
-            "and real images, not random data."
+            + ("calibration uses the same preprocessing as training (range, mean/std, colour "
+               "order) and real images, not random data." if images else
+               "calibration uses the same scaling as training (range, mean/std) and real "
+               "recordings, not random data.")
         )
     if profile in ("high", "production") and method == "ptq":
         return (
@@ -91,7 +104,8 @@ def advise(drop: float, threshold: float, profile: str, method: str,
         )
     return (
         f"INT8 loses {drop:.2f} points, over the {profile} bar ({threshold:g}). Use more and more "
-        "diverse calibration data (the guide recommends 100–500 samples covering brightness, "
-        "contrast and size), keep per-channel weights, and look at the per-layer error to find "
+        "diverse calibration data (the guide recommends 100–500 samples covering "
+        + ("brightness, contrast and size" if images else "the range and variety of the inputs")
+        + "), keep per-channel weights, and look at the per-layer error to find "
         "the layer that loses it; if that is not enough, use QAT."
     )

@@ -247,6 +247,10 @@ def judge_int8(ctx: JobContext, task: Task) -> Verdict | None:
         return None
     fp32 = primary_value(ctx.stages["fp32"]["metrics"], task.primary)
     int8 = primary_value(ctx.stages["int8"]["metrics"], task.primary)
+    from ..diagnostics import image_shaped  # noqa: PLC0415
+
     cpu_ops = ((ctx.npu or {}).get("summary") or {}).get("ops_cpu")
+    shape = tuple(ctx.model["inputs"][0]["shape"]) if ctx.model.get("inputs") else ()
     return judge(task.primary, fp32 if fp32 is not None else 1.0, int8,
-                 ctx.cfg.evaluation.profile, ctx.cfg.quantization.method, cpu_ops)
+                 ctx.cfg.evaluation.profile, ctx.cfg.quantization.method, cpu_ops,
+                 granularity=ctx.cfg.quantization.granularity, images=image_shaped(shape))

@@ -120,3 +120,23 @@ def test_diagnose_config_loads_data_like_the_job(tmp_path: Path) -> None:
     found = diagnose_config(load_config(job))
     assert [f["code"] for f in found] == ["too_few_samples"]
     assert set(found[0]) == {"code", "severity", "message", "evidence", "fix"}
+
+
+def test_few_samples_of_sensor_data_are_told_in_data_words_not_light() -> None:
+    # 8×8×2 sensor frames: "brighter or darker" and "brightness, contrast" mean nothing there.
+    rng = np.random.default_rng(3)
+    level = rng.normal(0, 1, (420, 1, 1, 1)).astype(np.float32)
+    frames = (level + 0.3 * rng.normal(0, 1, (420, 8, 8, 2))).astype(np.float32)
+    (few,) = [f for f in diagnose(frames[:20], frames[20:], requested=20)
+              if f.code == "too_few_samples"]
+    text = f"{few.evidence} {few.fix}"
+    assert "brighter" not in text and "brightness" not in text and "image" not in text
+    assert "of test items have a mean level outside every calibration item's" in few.evidence
+    assert "covering the range and variety of the test data" in few.fix
+
+
+def test_few_samples_of_images_still_speak_of_brightness(digits) -> None:
+    cal, test = digits
+    (few,) = [f for f in diagnose(cal[:20], test, requested=20) if f.code == "too_few_samples"]
+    assert "brighter or darker than every calibration image" in few.evidence
+    assert "brightness, contrast and content" in few.fix

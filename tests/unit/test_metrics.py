@@ -150,3 +150,17 @@ def test_a_slower_int8_reads_slower_not_a_fraction_faster() -> None:
          "fp32": {"size_bytes": 4096, "est_ms": 1.0, "activation_ram_bytes": 2048},
          "int8": {"size_bytes": 1024, "est_ms": 2.0, "activation_ram_bytes": 1024}}
     assert "| 2× slower |" in headline_markdown(h)
+
+
+def test_a_failing_per_tensor_run_is_told_to_try_per_channel_first() -> None:
+    advice = judge("top1", 0.97, 0.94, "general", granularity="per-tensor").advice
+    assert "Try per-channel weights first" in advice and 'granularity = "per-channel"' in advice
+    assert "per-channel" not in judge("top1", 0.97, 0.94, "general").advice.split("keep")[0]
+
+
+def test_advice_on_sensor_data_speaks_of_ranges_not_light() -> None:
+    far = judge("top1", 0.97, 0.80, "prototype", images=False).advice
+    assert "colour" not in far and "images" not in far and "recordings" in far
+    more = judge("top1", 0.97, 0.94, "general", images=False).advice
+    assert "brightness" not in more and "the range and variety of the inputs" in more
+    assert "brightness, contrast and size" in judge("top1", 0.97, 0.94, "general").advice

@@ -17,7 +17,7 @@ import numpy as np
 from .cancel import CancelToken
 from .config import DataSource
 from .errors import ConfigError, DataError, InputFileError
-from .events import Progress, Sink, null_sink
+from .events import Log, Progress, Sink, null_sink
 from .preprocess import PreprocessSpec, preprocess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -109,6 +109,21 @@ def _walk_files(root: Path) -> list[Path]:
     return [Path(d) / n for d, _, names in os.walk(root, onerror=fail) for n in names]
 
 
+#: What copying a folder between systems leaves beside the images: macOS's AppleDouble
+#: ``._name`` twins and ``.DS_Store``, Windows' ``Thumbs.db``/``desktop.ini``, zip's __MACOSX.
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
+
+
+def is_junk(name: str) -> bool:
+    """A hidden or system file or folder, never data (``._a.png`` is not an image)."""
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
+
+
+def class_folders(root: Path) -> list[str]:
+    """The class sub-folders of an image folder, sorted (hidden and system folders left out)."""
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not is_junk(d.name))
+
+
 def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) -> RawData:
     """Images from a folder; sub-folder names are the class labels (sorted)."""
     if not root.is_dir():
@@ -117,8 +132,15 @@ def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) ->
             "image folder not found" if not root.exists() else "is not a folder",
             f"set {key}.path to a folder of .png/.jpg/.bmp images",
         )
+    every = _walk_files(root)
+    junk = [p for p in every if any(is_junk(part) for part in p.relative_to(root).parts)]
+    if junk:
+        sink(Log(f"{key}: skipped {len(junk)} hidden or system file{'s' if len(junk) != 1 else ''}"
+                 f" in {root} (such as {junk[0].name}): not images", "warning"))
+    skip = set(junk)
     files = sorted(
-        (p for p in _walk_files(root) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+        (p for p in every
+         if p not in skip and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
         key=lambda p: [_natural_key(q) for q in p.relative_to(root).parts],
     )
     if not files:
@@ -129,7 +151,7 @@ def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) ->
         )
     # Every class folder counts, even an empty one (as Keras' image_dataset_from_directory):
     # labels are indices into the sorted names, so a split missing a class would shift them.
-    subdirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    subdirs = class_folders(root)
     labelled = bool(subdirs) and all(p.parent != root for p in files)
     images: list[np.ndarray] = []
     labels: list[int] = []

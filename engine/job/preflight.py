@@ -21,6 +21,8 @@ from ..data import (
     check_class_labels,
     check_same_classes,
     check_source,
+    class_folders,
+    is_junk,
 )
 from ..errors import DataError, ModelError, TargetError
 from ..modelfile import ModelFile, inspect_model_file, static_input_shape
@@ -127,8 +129,9 @@ def _folder_classes(src: DataSource) -> RawData | None:
     if src.kind != "images" or not Path(src.path).is_dir():
         return None
     root = Path(src.path)
-    subdirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    loose = any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir())
+    subdirs = class_folders(root)
+    loose = any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_junk(p.name)
+                for p in root.iterdir())
     labelled = bool(subdirs) and not loose
     return RawData(str(root), class_names=tuple(subdirs) if labelled else ())
 

@@ -213,3 +213,21 @@ def test_uint8_model_ready_arrays_are_flagged_as_unscaled_images(tmp_path: Path)
     assert unscaled_images(raw.subset(np.arange(2)), "data.test") == msg  # a drawn subset too
     np.savez(p, x=np.full((3, 4, 4, 1), 0.5, np.float32), y=np.arange(3))  # already scaled
     assert unscaled_images(load_source(DataSource(kind="npz", path=str(p)), "data.test"), "data.test") == ""
+
+
+def test_hidden_and_system_files_are_skipped_and_counted_not_fatal(tmp_path: Path) -> None:
+    from engine.events import Log
+
+    root = tmp_path / "imgs"
+    _image_tree(root)
+    (root / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # not an image
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "dog" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (root / "__MACOSX" / "cat").mkdir(parents=True)  # a zip's twin tree: not a class
+    (root / "__MACOSX" / "cat" / "._1.png").write_bytes(b"\x00\x05\x16\x07")
+    events: list = []
+    raw = load_source(DataSource(kind="images", path=str(root)), "data.calibration", events.append)
+    assert len(raw) == 6 and raw.class_names == ("cat", "dog")
+    assert sorted(raw.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    (log,) = [e for e in events if isinstance(e, Log)]
+    assert log.level == "warning" and "skipped 4 hidden or system files" in log.message

@@ -224,6 +224,11 @@ def load_npz(path: Path, src: DataSource, key: str) -> RawData:
         raise DataError(f"{path}: array {src.y!r} is a single number, not one label per item",
                         f"check {key}.y")
     if y is not None and len(y) != len(x):
+        if len(y) == 1:
+            # Not "1 labels for 32 inputs": one item without its batch axis reads as 32 rows.
+            raise DataError(
+                f"{path}: 1 label for an array {src.x!r} of shape {x.shape}: the items' batch "
+                "axis looks missing", f"save one item as {src.x}=x[None] (a first axis of 1)")
         raise DataError(f"{path}: {len(y)} labels for {len(x)} inputs", f"check {key}.y")
     if src.raw:
         return RawData(str(path), images=list(x), labels=y)

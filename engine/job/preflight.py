@@ -74,8 +74,16 @@ def _check_metadata(cfg: JobConfig, mf: ModelFile, splits: tuple[str, ...]) -> N
         src = getattr(cfg.data, split)
         shape = _npz_items_shape(src.path, src.x) if src is not None and src.kind == "npz" \
             and not src.raw else None
+        key = f"data.{split}"
+        if shape is not None and tuple(shape) == tuple(input_shape):
+            # One item saved without its batch axis reads as 32 "items" of the wrong shape.
+            raise DataError(
+                f"{Path(src.path)}: array {src.x!r} has the model input's own shape {shape}: "
+                "its batch axis is missing",
+                f"save the items stacked on a first axis, e.g. numpy.savez(..., {src.x}=x[None]) "
+                f"for one item (shape (1, {', '.join(map(str, shape))}))",
+            )
         if shape is not None and shape[1:] != input_shape:
-            key = f"data.{split}"
             raise DataError(
                 f"{Path(src.path)}: items have shape {shape[1:]} but the model input is {input_shape}",
                 f"give {key} arrays shaped like the model input, or set raw = true to preprocess images",

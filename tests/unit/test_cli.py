@@ -297,3 +297,14 @@ def test_input_shape_that_contradicts_the_model(tmp_path: Path) -> None:
     assert str(DIGITS) in line and "model.input_shape = [16, 16, 1] does not fit" in line
     assert "(None, 32, 32, 1)" in line
     assert not (tmp_path / "runs").exists()  # found in preflight, from the model's config
+
+
+def test_an_array_without_its_batch_axis_is_told_so(tmp_path: Path) -> None:
+    one = tmp_path / "one.npz"
+    np.savez(one, x=np.zeros((32, 32, 1), np.float32))  # one digit, saved without x[None]
+    r = artq("run", str(job_file(tmp_path, cal=one, cal_kind="npz")))
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert str(one) in line and "has the model input's own shape (32, 32, 1)" in line
+    assert "batch axis is missing" in line
+    assert not (tmp_path / "runs").exists()  # preflight: the .npz header, nothing loaded

@@ -231,3 +231,13 @@ def test_hidden_and_system_files_are_skipped_and_counted_not_fatal(tmp_path: Pat
     assert sorted(raw.labels.tolist()) == [0, 0, 0, 1, 1, 1]
     (log,) = [e for e in events if isinstance(e, Log)]
     assert log.level == "warning" and "skipped 4 hidden or system files" in log.message
+
+
+def test_one_label_for_an_unbatched_item_names_the_missing_axis(tmp_path: Path) -> None:
+    p = tmp_path / "one.npz"
+    np.savez(p, x=np.zeros((8, 8, 2), np.float32), y=np.array([3]))
+    with pytest.raises(DataError) as info:
+        load_source(DataSource(kind="npz", path=str(p), y="y"), "data.test")
+    msg = str(info.value)
+    assert "1 label for an array 'x' of shape (8, 8, 2)" in msg and "batch axis" in msg
+    assert "1 labels" not in msg

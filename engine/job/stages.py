@@ -9,6 +9,7 @@ import numpy as np
 
 from ..backends import Backend, LoadedModel
 from ..cancel import CancelToken
+from ..config import JobConfig, PreprocessConfig
 from ..data import (
     Dataset,
     RawData,
@@ -69,6 +70,15 @@ def prepare_data(ctx: JobContext, cal_raw: RawData, test_raw: RawData, model: Lo
     if cal_raw.images is not None or test_raw.images is not None:
         spec = PreprocessSpec.resolve(cfg.preprocessing, input_shape)
         ctx.preprocessing = spec.to_dict()
+    elif given := _preprocessing_given(cfg):
+        # Model-ready arrays go to the model as they are: say so, rather than ignore silently.
+        msg = (f"preprocessing.{', preprocessing.'.join(given)} set, but the calibration and "
+               "test data are model-ready arrays: the [preprocessing] values are not applied")
+        fix = ("remove them, or set data.calibration.raw = true and data.test.raw = true to "
+               "have artq preprocess the arrays as images")
+        ctx.findings.append({"code": "preprocessing_ignored", "severity": "warning",
+                             "message": msg, "evidence": "", "fix": fix})
+        emit(Finding("preprocessing_ignored", "warning", msg, "", fix))
     with timed(ctx, emit, "preprocess"):
         idx = select_calibration(len(cal_raw), cfg.calibration.samples, cfg.calibration.seed)
         cal = prepare(cal_raw.subset(idx), spec, input_shape, "data.calibration")
@@ -90,6 +100,14 @@ def prepare_data(ctx: JobContext, cal_raw: RawData, test_raw: RawData, model: Lo
     if task.name == "classification" and all(isinstance(d, int) for d in out_shape):
         check_class_labels(test, "data.test", int(np.prod(out_shape)))
     return cal, test
+
+
+def _preprocessing_given(cfg: JobConfig) -> list[str]:
+    """The [preprocessing] keys whose values differ from the defaults."""
+    from dataclasses import fields  # noqa: PLC0415
+
+    return [f.name for f in fields(PreprocessConfig)
+            if getattr(cfg.preprocessing, f.name) != getattr(PreprocessConfig(), f.name)]
 
 
 def diagnose(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink) -> Path:

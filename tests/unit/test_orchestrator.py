@@ -278,3 +278,16 @@ def test_labels_beyond_the_model_classes_fail_in_preflight(job, tmp_path: Path) 
             f"data.test ({data}): labels run 0..380 but the model has 256 classes")):
         _run(cfg, FakeFactory())
     assert not (tmp_path / "runs").exists()
+
+
+def test_preprocessing_for_model_ready_arrays_is_a_warning_not_silence(job) -> None:
+    events, result = _run(job(overrides=["preprocessing.scale=0.5",
+                                         "preprocessing.mean=[0.1]"]), FakeFactory())
+    (found,) = [f for f in result.report.findings if f.code == "preprocessing_ignored"]
+    assert found.severity == "warning"
+    assert "preprocessing.scale, preprocessing.mean set" in found.message
+    assert "raw = true" in found.fix
+    assert any(getattr(e, "code", None) == "preprocessing_ignored" for e in events)
+    # The defaults say nothing.
+    _, plain = _run(job(), FakeFactory())
+    assert not [f for f in plain.report.findings if f.code == "preprocessing_ignored"]

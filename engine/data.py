@@ -85,10 +85,14 @@ def _read_image(path: Path) -> np.ndarray:
         raise InputFileError(
             str(path), "cannot be decoded as an image", "replace or remove the file, then run again"
         )
+    if img.dtype == np.uint16:
+        # 16-bit PNG/TIFF: the same 0…255 scale as 8-bit images (÷257 maps 65535 to 255), kept
+        # in float so the extra bits reach preprocessing instead of being rounded away.
+        return img.astype(np.float32) / np.float32(257.0)
     if img.dtype != np.uint8:
         raise InputFileError(
             str(path),
-            f"is a {img.dtype} image; artq reads 8-bit images",
+            f"is a {img.dtype} image; artq reads 8- and 16-bit images",
             "convert it to 8-bit PNG or JPEG",
         )
     return img
@@ -293,6 +297,18 @@ def unscaled_images(raw: RawData, key: str) -> str:
     return (f"{key} ({raw.source}): {raw.stored_dtype} arrays with values up to {hi:g} go to the "
             "model as they are (raw = false), without preprocessing.scale; if the model expects "
             "scaled input, set raw = true so they are preprocessed like images")
+
+
+def grey_images(raw: RawData, key: str, channels: int) -> str:
+    """A warning when grey images feed a colour model (each grey value is copied to R, G and
+    B: a model trained on colour then sees no colour and may score at chance), else ""."""
+    if raw.images is None or channels != 3 or not raw.images:
+        return ""
+    grey = sum(1 for im in raw.images if im.ndim == 2 or (im.ndim == 3 and im.shape[2] == 1))
+    if not grey:
+        return ""
+    return (f"{key} ({raw.source}): {grey} of {len(raw.images)} images are greyscale but the "
+            "model takes 3 colour channels; each grey value is copied to all three")
 
 
 def check_same_classes(a: RawData, key_a: str, b: RawData, key_b: str) -> None:

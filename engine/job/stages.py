@@ -15,6 +15,7 @@ from ..data import (
     RawData,
     check_class_labels,
     check_same_classes,
+    grey_images,
     prepare,
     select_calibration,
     unscaled_images,
@@ -91,6 +92,12 @@ def prepare_data(ctx: JobContext, cal_raw: RawData, test_raw: RawData, model: Lo
     if test_raw.class_names:
         ctx.data["test"]["classes"] = list(test_raw.class_names)
     for raw, key in ((cal_raw, "data.calibration"), (test_raw, "data.test")):
+        if spec is not None and (msg := grey_images(raw, key, spec.channels)):
+            fix = (f"give {key} the colour images the model was trained on, or a model "
+                   "trained on grey input")
+            ctx.findings.append({"code": "grey_images_for_colour_model", "severity": "warning",
+                                 "message": msg, "evidence": "", "fix": fix})
+            emit(Finding("grey_images_for_colour_model", "warning", msg, "", fix))
         if msg := unscaled_images(raw, key):
             # A model with its own Rescaling layer wants 0…255: a warning, not an error.
             ctx.findings.append({"code": "unscaled_arrays", "severity": "warning",

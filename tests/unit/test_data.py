@@ -241,3 +241,29 @@ def test_one_label_for_an_unbatched_item_names_the_missing_axis(tmp_path: Path) 
     msg = str(info.value)
     assert "1 label for an array 'x' of shape (8, 8, 2)" in msg and "batch axis" in msg
     assert "1 labels" not in msg
+
+
+def test_16_bit_pngs_read_on_the_8_bit_scale(tmp_path: Path) -> None:
+    from engine.config import PreprocessConfig
+    from engine.preprocess import PreprocessSpec, preprocess
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    ramp = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
+    cv2.imwrite(str(root / "deep.png"), ramp)  # 16-bit grey PNG
+    cv2.imwrite(str(root / "flat.png"), (ramp // 257).astype(np.uint8))
+    raw = load_source(DataSource(kind="images", path=str(root)), "data.calibration")
+    spec = PreprocessSpec.resolve(PreprocessConfig(), (8, 8, 1))
+    deep, flat = preprocess(raw.images, spec)
+    assert float(deep.max()) == pytest.approx(1.0) and float(deep.min()) == 0.0
+    assert np.abs(deep - flat).max() <= 1 / 255  # the same scale, up to 8-bit rounding
+
+
+def test_grey_images_for_a_colour_model_are_counted() -> None:
+    from engine.data import RawData, grey_images
+
+    raw = RawData("imgs", images=[np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.uint8),
+                                  np.zeros((8, 8, 1), np.uint8)])
+    msg = grey_images(raw, "data.test", channels=3)
+    assert "data.test (imgs): 2 of 3 images are greyscale" in msg and "copied to all three" in msg
+    assert grey_images(raw, "data.test", channels=1) == ""

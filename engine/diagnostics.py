@@ -43,6 +43,10 @@ _MAX_VALUES = 2_000_000
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
+#: Values farther than this many 0.1–99.9 % spans beyond that range count as extreme.
+OUTLIER_SPANS = 10.0
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     code: str
@@ -70,6 +74,8 @@ class _Summary:
     img_std: np.ndarray
     correlation: float | None  # neighbouring-pixel correlation (images only)
     flatness: float  # histogram entropy / max entropy: 1.0 is a flat histogram
+    far: int = 0  # sampled values far outside the 0.1–99.9 % quantiles (see OUTLIER_SPANS)
+    n_values: int = 0
 
     @property
     def span(self) -> float:
@@ -85,12 +91,16 @@ def _pick(n: int, k: int) -> np.ndarray:
 
 def _summarize(x: np.ndarray) -> _Summary:
     x = np.asarray(x)
-    items = x[_pick(len(x), _MAX_ITEMS)].astype(np.float32, copy=False)
+    # float64: model-ready data can hold values near float32's limit, whose squares and
+    # differences would overflow (a raw numpy RuntimeWarning on the user's terminal).
+    items = x[_pick(len(x), _MAX_ITEMS)].astype(np.float64, copy=False)
     flat = items.reshape(len(items), -1)
     values = flat.ravel()
     if values.size > _MAX_VALUES:
         values = values[_pick(values.size, _MAX_VALUES)]
     lo, hi = (float(v) for v in np.quantile(values, [0.001, 0.999]))
+    reach = OUTLIER_SPANS * max(hi - lo, 1e-12)
+    far = int(np.count_nonzero((values < lo - reach) | (values > hi + reach)))
     hist, _ = np.histogram(values, bins=64, range=(float(values.min()), float(values.max()) or 1.0))
     p = hist[hist > 0] / hist.sum()
     flatness = float(-(p * np.log(p)).sum() / np.log(64)) if p.size > 1 else 0.0
@@ -99,6 +109,7 @@ def _summarize(x: np.ndarray) -> _Summary:
         mean=float(values.mean()), std=float(values.std()),
         img_mean=flat.mean(axis=1), img_std=flat.std(axis=1),
         correlation=_neighbour_correlation(items), flatness=flatness,
+        far=far, n_values=int(values.size),
     )
 
 
@@ -236,7 +247,19 @@ def diagnose(
                 "calibrate on data from the test set's distribution",
             ))
 
-    # 3. How many samples.
+    # 3. Extreme values: min/max calibration stretches the INT8 range over them.
+    for s, name in ((cal, "calibration"), (tst, "test")):
+        if s is not None and s.far:
+            out.append(Diagnostic(
+                "extreme_values", "warning",
+                f"{s.far} of {s.n_values:,} sampled {name} values lie far outside the rest",
+                f"values span [{_fmt(s.vmin)}, {_fmt(s.vmax)}] while 99.8 % lie in "
+                f"[{_fmt(s.lo)}, {_fmt(s.hi)}]",
+                "look for sentinel values (such as -9999 for missing), corrupt items or mixed "
+                "units; min/max calibration spreads INT8's 256 steps over these outliers",
+            ))
+
+    # 4. How many samples.
     n = cal.n
     if n < MIN_SAMPLES:
         cover = ""

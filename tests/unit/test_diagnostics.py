@@ -140,3 +140,20 @@ def test_few_samples_of_images_still_speak_of_brightness(digits) -> None:
     (few,) = [f for f in diagnose(cal[:20], test, requested=20) if f.code == "too_few_samples"]
     assert "brighter or darker than every calibration image" in few.evidence
     assert "brightness, contrast and content" in few.fix
+
+
+def test_extreme_values_are_counted_and_no_numpy_warning_escapes() -> None:
+    import warnings
+
+    rng = np.random.default_rng(0)
+    cal = rng.normal(0, 1, (100, 8, 8, 2)).astype(np.float32)
+    test = rng.normal(0, 1, (200, 8, 8, 2)).astype(np.float32)
+    cal[3, 0, 0, 0], cal[7, 1, 1, 1] = 3e38, -2e38  # near float32's limit: squares overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning (overflow) would fail the test
+        found = diagnose(cal, test, requested=100)
+    (far,) = [f for f in found if f.code == "extreme_values"]
+    assert far.message == "2 of 12,800 sampled calibration values lie far outside the rest"
+    assert "values span [-2e+38, 3e+38] while 99.8 % lie in [-3." in far.evidence
+    assert "min/max calibration" in far.fix
+    assert "extreme_values" not in codes(diagnose(test[:100], test[100:], requested=100))

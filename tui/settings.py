@@ -136,6 +136,12 @@ def changes(base: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
             out.pop(key, None)
     if kind == "synthetic" and base.get("data.calibration.path"):
         out["data.calibration.path"] = ""  # the config's file: a synthetic source refuses one
+    for key, value in out.items():
+        # A cleared field: there is no TOML for "nothing", and the run needs a value.
+        if value is None:
+            had = base.get(key)
+            raise SettingError(key, "is empty: type a value" + (
+                f" (the config has {show(KNOB[key], had)})" if had not in (None, "") else ""))
     stage_keys = [k for k in KNOBS if k.kind == "stage"]
     if any(current.get(k.key) != base.get(k.key) for k in stage_keys if k.key in current):
         out["quantization.stages"] = ["fp32"] + [

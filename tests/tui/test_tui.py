@@ -564,3 +564,23 @@ def test_run_labels_tell_apart_a_run_that_had_fewer_samples_than_asked(tmp_path:
     assert run_label(folder, Report.from_dict(cancelled)) == "09:06 ocr_crnn_conv PTQ n200 CANCELLED"
     failed = Report.from_dict({**rep(200), "status": "failed"})
     assert run_label(folder, failed) == "09:06 ocr_crnn_conv PTQ n200 FAILED"
+
+
+async def test_a_cleared_samples_field_and_enter_is_said_not_a_crash(runs: Path) -> None:
+    # Clearing the field then Enter ended the app with a TOML traceback (and exit status 0).
+    from textual.widgets import Label
+
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_digits(pilot, app)
+        field = app.query_one("#k-calibration--samples", Input)
+        field.value = ""
+        field.focus()
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.is_running
+        state = str(app.query_one("#check-state", Label).render())
+        assert state == "PROBLEM: calibration.samples: is empty: type a value (the config has 200)"
+        await pilot.press("ctrl+r")  # launching says the same in a dialog
+        await settle(pilot, app)
+        assert isinstance(app.screen, ErrorDialog) and app.is_running

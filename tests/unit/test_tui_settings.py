@@ -1,0 +1,30 @@
+"""The TUI's settings turned into overrides: a cleared field is a message naming it, never a
+value the TOML writer cannot take (that ended the app with a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.settings import SettingError, changes, set_args
+
+
+def test_a_cleared_samples_field_is_named_not_a_crash() -> None:
+    base = {"calibration.samples": 200, "data.calibration.kind": "synthetic"}
+    with pytest.raises(SettingError) as info:
+        changes(base, {**base, "calibration.samples": None})
+    assert str(info.value) == "calibration.samples: is empty: type a value (the config has 200)"
+
+
+def test_npz_chosen_with_an_empty_path_is_named() -> None:
+    base = {"data.calibration.kind": "synthetic", "data.calibration.path": ""}
+    with pytest.raises(SettingError) as info:
+        changes(base, {"data.calibration.kind": "npz", "data.calibration.path": None})
+    assert info.value.key == "data.calibration.path" and "is empty" in str(info.value)
+
+
+def test_unchanged_and_unused_empty_fields_give_plain_overrides() -> None:
+    base = {"calibration.samples": 200, "data.calibration.kind": "synthetic",
+            "data.calibration.path": None}
+    ov = changes(base, {**base, "calibration.samples": 50})
+    assert ov == {"calibration.samples": 50}
+    assert set_args(ov) == ["calibration.samples=50"]

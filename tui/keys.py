@@ -89,6 +89,9 @@ HELP_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
                        ("Check data", "preview, statistics and diagnostics (automatic on open)")]),
     ("3 Quantize", [("Method", "PTQ or QAT; QAT uses epochs and learning rate"),
                     ("", "stages show elapsed and time left; QAT charts loss and metric")]),
+    ("4 Results", [("↑ ↓  PgUp PgDn", "scroll the run's verdict, stage table (FP32/FP16/INT8 "
+                                       "metrics, size, drop), N6 estimate, findings and advice"),
+                   ("1 Models  Enter", "show another past run here")]),
     ("5 Layers", [("s / t", "sort by the next column / by estimated time"),
                   ("r", "reverse the sort"), ("u", "CPU layers only"),
                   ("x", "suspect layers only"), ("/", "search op, name or reason"),

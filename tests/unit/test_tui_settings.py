@@ -28,3 +28,11 @@ def test_unchanged_and_unused_empty_fields_give_plain_overrides() -> None:
     ov = changes(base, {**base, "calibration.samples": 50})
     assert ov == {"calibration.samples": 50}
     assert set_args(ov) == ["calibration.samples=50"]
+
+
+def test_help_has_a_section_for_every_tab() -> None:
+    from tui.keys import HELP_SECTIONS, TAB_TITLES
+
+    titles = [t for t, _ in HELP_SECTIONS]
+    for i, tab in enumerate(TAB_TITLES):
+        assert f"{i + 1} {tab}" in titles, tab  # Results had none

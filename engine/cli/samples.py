@@ -53,7 +53,7 @@ def _list() -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..samples.train import train_sample  # noqa: PLC0415 - imports TensorFlow
+    from ..backends.tf.samples.train import train_sample  # noqa: PLC0415 - imports TensorFlow
 
     train_sample(args.name, out_dir=args.out, seed=args.seed, epochs=args.epochs, log=print)
     return 0

@@ -8,7 +8,7 @@ from (0, 0) towards (cos θ, sin θ)). Distances are scaled so that distances an
 one INT8 output tensor without the angle losing its resolution.
 
 Pixel (i, j) of an output map stands for the input point ((j + ½)·STRIDE, (i + ½)·STRIDE).
-The same code rasterises training targets (engine.samples.east) and the score maps that
+The same code rasterises training targets (engine.backends.tf.samples.east) and the score maps that
 ``pixel_f1`` compares with, so training and evaluation agree on what a text pixel is.
 NumPy and OpenCV only: the evaluator runs without TensorFlow.
 """
@@ -234,7 +234,7 @@ def _split_outputs(outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarra
         raise DataError(
             "the east task needs two outputs of the same size: a score map (N, h, w, 1) and a "
             f"geometry map (N, h, w, 5); the model gives {shapes}",
-            "use an EAST-style detector (engine/samples/east.py) or another task",
+            "use an EAST-style detector (engine/backends/tf/samples/east.py) or another task",
         )
     return score[0][..., 0], geo[0]
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from engine.backends.tf.samples import crnn, east  # noqa: E402
 from engine.preprocess import PreprocessSpec, preprocess  # noqa: E402
-from engine.samples import crnn, east  # noqa: E402
 from engine.samples.synth_text import make_scenes, make_words  # noqa: E402
 
 tf: Any = None
@@ -228,7 +228,7 @@ _LSTM_CHILD = textwrap.dedent(
     import tests.slow.test_ocr_models as t
     t.tf, t.keras = tf, keras  # set by a pytest fixture in the parent; none runs here
     from tests.slow.test_ocr_models import int8_convert, tflite_ops, word_batch
-    from engine.samples import crnn
+    from engine.backends.tf.samples import crnn
     x, _ = word_batch(4)
     model = crnn.build_model("lstm", width=2)
     unrolled = crnn.with_unrolled_lstm(model)

@@ -159,7 +159,7 @@ def test_samples_train_checks_out_before_training(tmp_path: Path) -> None:
     r = artq("samples", "train", "digits", "--out", str(tmp_path / "w"))
     assert r.returncode == 2 and "is a folder, so the weights cannot be saved" in one_line(r.stderr)
     # A missing folder is made before training (checked without training: that takes minutes).
-    from engine.samples.train import _check_out_dir  # noqa: PLC0415
+    from engine.backends.tf.samples.train import _check_out_dir  # noqa: PLC0415
 
     new = tmp_path / "new" / "weights"
     _check_out_dir(new, new / "digits.keras")

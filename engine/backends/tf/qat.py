@@ -72,7 +72,7 @@ def _targets_and_losses(
         ce = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not _is_softmax_output(float_model))
         return [np.asarray(labels, np.int64)], [ce]
     if task == "ctc":
-        from ...samples.crnn import ctc_loss, encode_labels  # noqa: PLC0415
+        from .samples.crnn import ctc_loss, encode_labels  # noqa: PLC0415
 
         charset = evaluation.get("ctc", {}).get("charset")
         max_len = max((len(s) for s in labels), default=1) or 1
@@ -80,7 +80,7 @@ def _targets_and_losses(
             lambda y, p: tf.reduce_mean(ctc_loss(y, p))
         ]
     if task == "east":
-        from ...samples.east import geometry_loss, score_loss, targets  # noqa: PLC0415
+        from .samples.east import geometry_loss, score_loss, targets  # noqa: PLC0415
 
         score, geo = targets(list(labels))
         chans = [int(o.shape[-1]) for o in float_model.outputs]

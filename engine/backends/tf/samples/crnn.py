@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .synth_text import WORD_CHARSET, WORD_LENGTHS, WORD_SHAPE, make_words
+from ....samples.synth_text import WORD_CHARSET, WORD_LENGTHS, WORD_SHAPE, make_words
 
 INPUT_SHAPE = (*WORD_SHAPE, 1)
 NUM_CLASSES = len(WORD_CHARSET) + 1
@@ -80,7 +80,7 @@ def build_model(
     ``width`` is the first layer's filters; the rest scale with it (tests use tiny widths).
     """
     if variant not in VARIANTS:
-        from ..errors import ConfigError
+        from ....errors import ConfigError
 
         raise ConfigError(f"unknown CRNN variant {variant!r}", "use 'conv' or 'lstm'")
     if k is None:
@@ -168,7 +168,7 @@ def ctc_loss(y_true: Any, y_pred: Any) -> Any:
 
 def _batches(spec: Any, seed: int, batch: int, start: int = 0) -> Iterator[tuple[Any, Any]]:
     """Endless (images, labels) batches of fresh train items, through the one preprocess."""
-    from ..preprocess import preprocess  # noqa: PLC0415
+    from ....preprocess import preprocess  # noqa: PLC0415
 
     i = start
     while True:
@@ -191,14 +191,14 @@ def train(
     sample: str = "crnn_conv",
 ) -> dict[str, Any]:
     """Train ``sample`` (crnn_conv or crnn_lstm), save it to ``out_path``, score the test split."""
-    from ..preprocess import preprocess  # noqa: PLC0415
-    from ..tasks.ctc import greedy_decode, text_metrics  # noqa: PLC0415
+    from ....preprocess import preprocess  # noqa: PLC0415
+    from ....tasks.ctc import greedy_decode, text_metrics  # noqa: PLC0415
     from .train import fit, sample_config  # noqa: PLC0415
 
     variant = SAMPLE_VARIANTS[sample]
     cfg, spec = sample_config(sample, INPUT_SHAPE)
     if cfg.evaluation.ctc.charset != WORD_CHARSET:
-        from ..errors import ConfigError  # noqa: PLC0415
+        from ....errors import ConfigError  # noqa: PLC0415
 
         raise ConfigError(
             "evaluation.ctc.charset differs from the charset the CRNN is trained on",

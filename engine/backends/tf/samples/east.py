@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks.east import GEO_SCALE, STRIDE, rasterize
-from .synth_text import SCENE_SHAPE, make_scenes
+from ....samples.synth_text import SCENE_SHAPE, make_scenes
+from ....tasks.east import GEO_SCALE, STRIDE, rasterize
 
 INPUT_SHAPE = (*SCENE_SHAPE, 3)
 OUTPUT_SHAPE = (SCENE_SHAPE[0] // STRIDE, SCENE_SHAPE[1] // STRIDE)
@@ -232,7 +232,7 @@ def crop_offsets(
 def _batches(spec: Any, seed: int, batch: int, start: int = 0) -> Iterator[tuple[Any, Any]]:
     """Endless batches of fresh train scenes (or crops of them, see ``CROP``), through the
     one preprocess function."""
-    from ..preprocess import preprocess  # noqa: PLC0415
+    from ....preprocess import preprocess  # noqa: PLC0415
 
     per = CROPS_PER_SCENE if CROP else 1
     scenes = batch // per
@@ -270,8 +270,8 @@ def train(
     out_path: Path, seed: int, epochs: int | None, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Train the detector on fresh synthetic scenes, save it, score the test split."""
-    from ..preprocess import preprocess  # noqa: PLC0415
-    from ..tasks.east import score_maps  # noqa: PLC0415
+    from ....preprocess import preprocess  # noqa: PLC0415
+    from ....tasks.east import score_maps  # noqa: PLC0415
     from .train import fit, sample_config  # noqa: PLC0415
 
     cfg, spec = sample_config("east", INPUT_SHAPE)

@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import JobConfig, load_config
-from ..errors import ConfigError, InputFileError
-from ..preprocess import PreprocessSpec
-from . import SAMPLES, WEIGHTS_DIR
+from ....config import JobConfig, load_config
+from ....errors import ConfigError, InputFileError
+from ....preprocess import PreprocessSpec
+from ....samples import SAMPLES, WEIGHTS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 CONFIG_DIR = REPO_ROOT / "sample_configs"
 NOTES = WEIGHTS_DIR / "NOTES.md"
 

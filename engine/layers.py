@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .layer_names import model_layer_names, short_name
+
 #: rms error of uniform rounding, in quantization steps: 1/√12.
 HEALTHY_RMSE_SCALE = 1.0 / math.sqrt(12.0)
 #: TFLite's debugger guide: rmse/scale well above 0.289 means more than rounding is lost.
@@ -326,23 +328,6 @@ def float_unit(
     return unit
 
 
-def short_name(tensor: str) -> str:
-    """The Keras layer behind a TFLite tensor name, for people.
-
-    ``functional_1/conv2d_1_2/Relu;functional_1/conv2d_1_2/BiasAdd;…`` → ``conv2d_1_2``:
-    the converter names an op's output after the fused TF ops, whose first path is
-    ``<model>/<layer>/<op>``.
-    """
-    first = tensor.split(";", 1)[0]
-    parts = [p for p in first.split("/") if p]
-    if len(parts) >= 3:
-        # <model>/<layer>/<op scopes…>: a layer's own ops nest (bn/moments/mean).
-        return parts[1]
-    if len(parts) == 2:
-        return parts[0] if parts[1][:1].isupper() else parts[1]
-    return first
-
-
 # ------------------------------------------------------------------- the per-layer table
 
 
@@ -350,12 +335,17 @@ def merge_layers(
     npu_layers: Sequence[dict[str, Any]],
     errors: dict[str, dict[str, Any]],
     sensitivity: Sequence[dict[str, Any]] = (),
+    names: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """``report.json["layers"]``: NPU placement beside error and sensitivity, per layer.
 
     Rows follow the INT8 model's layers (folded shape arithmetic excluded, as in the NPU
-    table); ``errors`` is keyed by output-tensor name.
+    table); ``errors`` is keyed by output-tensor name. ``layer`` is the op's unique name for
+    people (``names``, else :func:`engine.layer_names.model_layer_names`), the one the
+    sensitivity entries use.
     """
+    if names is None:
+        names = model_layer_names(npu_layers, errors)
     by_layer = {s["tensor"]: s for s in sensitivity if s.get("tensor")}
     rows = []
     for layer in npu_layers:
@@ -367,6 +357,7 @@ def merge_layers(
                 "index": layer.get("index"),
                 "op": layer.get("op"),
                 "name": name,
+                "layer": names.get(name) or short_name(name, layer.get("op")),
                 "output_shape": list(layer.get("output_shape") or []),
                 "placement": layer.get("placement"),
                 "reason": layer.get("reason", ""),
@@ -386,7 +377,7 @@ def merge_layers(
 
 
 CSV_FIELDS = (
-    "index", "op", "name", "placement", "est_us", "macs", "scale", "zero_point", "range_min",
+    "index", "op", "name", "layer", "placement", "est_us", "macs", "scale", "zero_point", "range_min",
     "range_max", "layer_sqnr_db", "layer_rmse_scale", "layer_cos", "layer_max_abs",
     "model_sqnr_db", "model_rmse_scale", "model_cos", "model_max_abs", "suspect", "why",
     "regained_points", "cost_ms", "suggestion",
@@ -401,8 +392,8 @@ def layers_csv(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         err = r.get("error") or {}
         sens = r.get("sensitivity") or {}
-        flat: dict[str, Any] = {k: r.get(k) for k in ("index", "op", "name", "placement",
-                                                       "est_us", "macs")}
+        flat: dict[str, Any] = {k: r.get(k) for k in ("index", "op", "name", "layer",
+                                                       "placement", "est_us", "macs")}
         if err:
             flat.update(scale=err.get("scale"), zero_point=err.get("zero_point"),
                         range_min=(err.get("range") or [None, None])[0],

@@ -228,13 +228,13 @@ def finding_lines(f: Finding) -> list[str]:
 
 def suspect_lines(rep: Report, limit: int = 5) -> list[str]:
     """The suspect layers, worst first, under a line that says where the rest are."""
-    from .layers import short_name  # noqa: PLC0415 - numpy; only when there are suspects
+    from .layer_names import short_name  # noqa: PLC0415
 
     rows = rep.suspects()
     if not rows:
         return []
     head = f"Suspect layers, worst first ({len(rows)}; all layers in report.md and layers.csv):"
-    return [head, *(f"#{r.index} {r.op} {short_name(r.name)}: {r.error.why if r.error else ''}"
+    return [head, *(f"#{r.index} {r.op} {r.layer or short_name(r.name, r.op)}: {r.error.why if r.error else ''}"
                     for r in rows[:limit])]
 
 

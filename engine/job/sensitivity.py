@@ -32,8 +32,10 @@ def sensitivity(
     res = ctx.layer_errors
     if not res or not res.candidates or "int8" not in outputs or "fp32" not in outputs:
         return
-    from ..layers import short_name  # noqa: PLC0415
+    from ..layer_names import model_layer_names, short_name  # noqa: PLC0415
 
+    # Named after each op's own output tensor, unique in the model, as in the Layers table.
+    names = model_layer_names((ctx.npu or {}).get("layers") or (), res.errors, res.candidates)
     n = min(len(test), SENSITIVITY_MAX_ITEMS)
     idx = np.arange(n)
     y = None if test.y is None else (
@@ -66,10 +68,11 @@ def sensitivity(
         for c in res.candidates:
             cancel.check()
             group = c.get("group")
-            layer = (f"all {len(group)} suspect layers" if group else short_name(c["tensor"]))
+            layer = (f"all {len(group)} suspect layers" if group
+                     else names.get(c["tensor"]) or short_name(c["tensor"], c.get("op")))
             entry: dict[str, Any] = {
                 "tensor": c["tensor"], "layer": layer, "op": c.get("op"), "kind": c["kind"],
-                "float_ops": [short_name(o) for o in c["float_ops"]], "metric": task.primary,
+                "float_ops": [names.get(o) or short_name(o) for o in c["float_ops"]], "metric": task.primary,
                 "items": n,
             }
             if group:

@@ -252,14 +252,18 @@ def stage_drops(ctx: JobContext, task: Task) -> dict[str, float]:
 
 def layers_table(ctx: JobContext) -> None:
     """report.json["layers"] and layers.csv: placement, error and sensitivity per layer."""
+    from ..layer_names import model_layer_names  # noqa: PLC0415
     from ..layers import layers_csv, merge_layers  # noqa: PLC0415
 
     npu = ctx.npu or {}
     errors = ctx.layer_errors.errors if ctx.layer_errors else {}
+    # The names the sensitivity entries got (same inputs), so one op reads alike everywhere.
+    names = model_layer_names(npu.get("layers") or (), errors,
+                              ctx.layer_errors.candidates if ctx.layer_errors else ())
     if npu.get("layers"):
-        rows = merge_layers(npu["layers"], errors, ctx.sensitivity or ())
+        rows = merge_layers(npu["layers"], errors, ctx.sensitivity or (), names)
     elif errors:
-        rows = merge_layers([{"name": k} for k in errors], errors, ctx.sensitivity or ())
+        rows = merge_layers([{"name": k} for k in errors], errors, ctx.sensitivity or (), names)
     else:
         return
     ctx.layers = rows

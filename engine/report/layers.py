@@ -52,6 +52,8 @@ class LayerRow(Record):
     index: int | None = item()
     op: str | None = item()
     name: str = item("")
+    #: The op's unique name for people (engine.layer_names), as its sensitivity entry says.
+    layer: str | None = item()
     output_shape: tuple[int | None, ...] | None = item(seq=True)
     placement: str | None = item()
     reason: str | None = item()

@@ -37,13 +37,15 @@ def _layers_markdown(rep: Report, limit: int = 12) -> list[str]:
         return (not r.suspect, lay.sqnr_db if lay and lay.sqnr_db is not None else 1e9)
 
     shown = sorted(rows, key=worst)[: max(limit, len(suspects))]
-    out.append("| # | op | tensor | on | layer SQNR dB | layer rmse/scale | model SQNR dB | "
+    out.append("| # | op | layer | on | layer SQNR dB | layer rmse/scale | model SQNR dB | "
                "model rmse/scale | suspect |")
     out.append("|---:|---|---|---|---:|---:|---:|---:|---|")
     for r in sorted(shown, key=lambda r: r.index or 0):
         e = r.error
         lay, mod = e.layer, e.model
-        name = r.name if len(r.name) <= 40 else r.name[:39] + "…"
+        # The op's unique name (as sensitivity says it); the tensor when the run has none.
+        name = r.layer or r.name
+        name = name if len(name) <= 40 else name[:39] + "…"
         out.append(
             f"| {_num(r.index, '')} | {r.op or ''} | {name} | {r.placement or '—'} | "
             f"{_num(lay and lay.sqnr_db, '.1f')} | {_num(lay and lay.rmse_scale, '.3f')} | "

@@ -120,7 +120,7 @@ def test_names_table_and_csv() -> None:
              "suggestion": "keep `t0` in float: +0.50 points, +0.40 ms on the CPU"}]
     rows = merge_layers(npu, {"t0": err}, sens)
     assert [set(r) for r in rows] == [{
-        "index", "op", "name", "output_shape", "placement", "reason", "macs", "est_us",
+        "index", "op", "name", "layer", "output_shape", "placement", "reason", "macs", "est_us",
         "pct", "error", "sensitivity"}] * 2
     assert rows[0]["error"] is err and rows[1]["error"] is None
     assert rows[0]["sensitivity"] == {k: sens[0][k] for k in

@@ -56,6 +56,8 @@ def layer_rows(rep: Report) -> list[dict[str, Any]]:
             "index": layer.index if layer.index is not None else len(rows),
             "op": layer.op or "?",
             "name": layer.name or "",
+            # The op's unique name, as sensitivity advice and layers.csv give it.
+            "layer": (layer.layer if isinstance(layer, LayerRow) else "") or "",
             # Without the batch of 1: the table is narrow at 80 columns.
             "shape": fmt.shape(shape[1:] or shape),
             "placement": layer.placement or "?",
@@ -93,7 +95,7 @@ def select_rows(rows: list[dict[str, Any]], sort: str, desc: bool, cpu_only: boo
            and (not suspects_only or r["suspect"])]
     if text:
         t = text.lower()
-        out = [r for r in out if t in f"{r['op']} {r['name']} {r['reason']} {r['shape']}".lower()]
+        out = [r for r in out if t in f"{r['op']} {r.get('layer', '')} {r['name']} {r['reason']} {r['shape']}".lower()]
     present = [r for r in out if r.get(sort) not in (None, "")]
     missing = [r for r in out if r.get(sort) in (None, "")]
     present.sort(key=_sort_key(sort), reverse=desc)
@@ -103,7 +105,9 @@ def select_rows(rows: list[dict[str, Any]], sort: str, desc: bool, cpu_only: boo
 def detail_text(row: dict[str, Any], rep: Report) -> str:
     from engine.inspect_model import rule_text  # noqa: PLC0415 - loads the rule table lazily
 
-    lines = [f"#{row['index']} {row['op']}  {row['shape']}  {row['name']}"]
+    lines = [f"#{row['index']} {row['op']}  {row['shape']}  {row.get('layer') or row['name']}"]
+    if row.get("layer") and row["layer"] != row["name"]:
+        lines.append(f"tensor     {row['name']}")
     where = f"{row['placement']}"
     if row["tier"]:
         where += f" ({row['tier']}{'' if row.get('epoch') is None else ', epoch ' + str(row['epoch'])})"

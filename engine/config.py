@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 from pydantic.types import StrictBool, StrictFloat, StrictInt, StrictStr
 
+from . import custom_objects
 from .errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -48,6 +49,8 @@ class ModelConfig:
     path: StrictStr
     #: (H, W, C) to export with when the model's own input has unknown dimensions.
     input_shape: tuple[PosInt, ...] | None = None
+    #: ``"layers.py:DICT"``: the user's custom layer classes (engine.custom_objects).
+    custom_objects: StrictStr = ""
 
 
 @dataclass(config=_STRICT)
@@ -241,6 +244,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     if isinstance(data, dict):
         for split in _DATA_SPLITS:
             fix(data.get(split), "path")
+    custom_objects.resolve(raw.get("model"), base)
     analysis = raw.get("analysis")
     # A target given as a path (not a bundled name) is relative to the config too.
     if isinstance(analysis, dict) and str(analysis.get("target", "")).endswith(".toml"):
@@ -320,6 +324,7 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
 
 def _check_semantics(cfg: JobConfig) -> None:
     src = cfg.source
+    custom_objects.check(cfg.model.custom_objects, src)
     if "fp32" not in cfg.quantization.stages:
         raise ConfigError("must include fp32: it is the reference every stage is compared with",
                           file=src, key="quantization.stages")

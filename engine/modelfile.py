@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -98,20 +97,6 @@ def _refuse_unsafe(path: Path, layers: list[tuple[str, str, Any]]) -> None:
                     "reaches outside the tensor (files, Python or the process); artq does not load it",
                     "replace that call with tensor operations and save the model again",
                 )
-
-
-def unknown_layer_error(path: str, text: str) -> ModelError | None:
-    """Keras's "unknown layer" failure as one line naming the class, or None for other errors."""
-    m = re.search(r"Unknown layer: '?([\w.>]+)'?|Could not locate class '([\w.>]+)'", text)
-    if m is None:
-        return None
-    cls = m.group(1) or m.group(2)
-    return ModelError(
-        f"{path}: the model uses the custom layer class {cls!r}, which is not registered with "
-        "Keras, so it cannot be rebuilt from the file",
-        f"rebuild the model from built-in Keras layers, or, where {cls!r} is defined, export "
-        "it as a SavedModel folder (model.export('dir')) and set model.path to that folder",
-    )
 
 
 def inspect_model_file(path: str | Path) -> ModelFile:

@@ -121,6 +121,8 @@ class BackendOptions:
     cancel: CancelToken
     #: QAT's tooling (tfmot) needs Keras 2: set before the framework is imported.
     legacy_keras: bool = False
+    #: ``model.custom_objects``: where the user's custom layer classes are (Keras files).
+    custom_objects: str = ""
 
 
 BackendFactory = Callable[[str, BackendOptions], Backend]

@@ -52,7 +52,8 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
     be = backend(ctx.model_file.format, BackendOptions(
         ctx.run.log_path, ctx.work, emit, cancel,
-        legacy_keras=cfg.quantization.method == "qat"))
+        legacy_keras=cfg.quantization.method == "qat",
+        custom_objects=cfg.model.custom_objects))
     try:
         model = stages.export_model(ctx, be, emit)                               # load
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
@@ -128,7 +129,13 @@ def run_job(
         from ..cache import StageCache, file_digest, key  # noqa: PLC0415
 
         ctx.cache = StageCache(cache_dir)
-        ctx.model_key = key(file_digest(mf.path), cfg.model.input_shape)
+        # The user's layer code shapes the export too: its file is part of the key.
+        from ..custom_objects import is_code_path, split  # noqa: PLC0415
+
+        co = cfg.model.custom_objects
+        where = split(co)[0]
+        code = [co, file_digest(where) if is_code_path(where) else ""] if co else []
+        ctx.model_key = key(file_digest(mf.path), cfg.model.input_shape, *code)
     emit(RunStarted(str(run.path), cfg.name, list(cfg.quantization.stages)))
     try:
         _pipeline(ctx, emit, cancel, backend)

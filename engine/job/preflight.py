@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import DataSource, JobConfig
+from ..custom_objects import check_file
 from ..data import (
     IMAGE_SUFFIXES,
     Dataset,
@@ -40,6 +41,8 @@ def checked(cfg: JobConfig) -> tuple[ModelFile, Target]:
     """:func:`preflight`, keeping what it read for the job: the model file's metadata and the
     loaded target (loaded once per job: the NPU analyses reuse it)."""
     mf = inspect_model_file(cfg.model.path)
+    if cfg.model.custom_objects:
+        check_file(cfg.model.custom_objects)
     # QAT's data too: its PTQ baseline runs first, and would run for nothing.
     splits = ("calibration", "test", "train", "validation") if cfg.quantization.method == "qat" else (
         "calibration", "test")

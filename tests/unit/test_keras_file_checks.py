@@ -72,13 +72,13 @@ def test_a_tf_op_lambda_calling_outside_the_tensor_is_refused(tmp_path: Path) ->
 
 
 def test_an_unregistered_custom_layer_is_named_with_what_to_do() -> None:
-    from engine.modelfile import unknown_layer_error
+    from engine.custom_objects import unknown_layer_error
 
     k3 = ("Unknown layer: 'FancyNorm'. Please ensure you are using a "
           "`keras.utils.custom_object_scope` and that this object is included in the scope.")
     err = unknown_layer_error("m.h5", k3)
     assert err is not None and "'FancyNorm'" in err.message and "custom_object_scope" not in str(err)
-    assert "SavedModel" in (err.hint or "")
+    assert "model.custom_objects" in (err.hint or "")
     k3_keras = "Could not locate class 'Blur'. Make sure custom classes are decorated with ..."
     assert "'Blur'" in unknown_layer_error("m.keras", k3_keras).message  # type: ignore[union-attr]
     assert unknown_layer_error("m.h5", "Input 0 of layer dense is incompatible") is None

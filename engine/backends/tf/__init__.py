@@ -39,7 +39,8 @@ class TFBackend:
     def load(self, path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
              *, stage: str) -> LoadedModel:
         info = self._proc.call("load", "loading the model", stage=stage, path=path, format=fmt,
-                               input_shape=input_shape, export_dir=export_dir)
+                               input_shape=input_shape, export_dir=export_dir,
+                               custom_objects=self._opt.custom_objects)
         model = LoadedModel.from_dict(info)
         self._src = _Source(path, fmt, input_shape, tuple(model.layers))
         return model
@@ -82,7 +83,8 @@ class TFBackend:
         try:
             self._proc.call("load", "rebuilding the model in tf-keras", stage=stage,
                             path=src.path, format=src.fmt, input_shape=src.input_shape,
-                            export_dir=str(export_dir), via_tf_keras=True)
+                            export_dir=str(export_dir), via_tf_keras=True,
+                            custom_objects=o.custom_objects)
             res = self._proc.call("convert", f"converting to {stage_name.upper()}", stage=stage,
                                   **args)
         except ConversionError as again:
@@ -108,7 +110,8 @@ class TFBackend:
 
     def qat_train(self, req: QatRequest, *, train_stage: str, convert_stage: str) -> QatResult:
         res = self._proc.call("qat_train", "fine-tuning with QAT", train_stage=train_stage,
-                              convert_stage=convert_stage, **dataclasses.asdict(req))
+                              convert_stage=convert_stage, custom_objects=self._opt.custom_objects,
+                              **dataclasses.asdict(req))
         size = int(res.pop("size_bytes"))
         return QatResult(size, res)
 

@@ -17,21 +17,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from ...custom_objects import unknown_layer_error  # noqa: E402
 from ...errors import ConversionError, ModelError  # noqa: E402
-from ...modelfile import inspect_model_file, static_input_shape, unknown_layer_error  # noqa: E402
+from ...modelfile import inspect_model_file, static_input_shape  # noqa: E402
 
 
-def _load_keras(path: str, fmt: str) -> Any:
+def _load_keras(path: str, fmt: str, custom_objects: str = "") -> Any:
+    """The Keras model in ``path``; ``custom_objects``: the ``model.custom_objects`` spec,
+    whose dict Keras needs to rebuild the user's own layer classes."""
     import keras  # noqa: PLC0415
 
+    from .custom_layers import load_custom_objects  # noqa: PLC0415
+
+    objects = load_custom_objects(custom_objects)
     if fmt == "h5" and inspect_model_file(path).needs_tf_keras:
         # TFOpLambda layers exist only in tf-keras; the file was checked (no Lambda, no
         # TensorFlow call outside the tensor) before we got here.
-        return _load_tf_keras(path, None)
+        return _load_tf_keras(path, None, objects, custom_objects)
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        return keras.models.load_model(path, custom_objects=objects, compile=False,
+                                       safe_mode=True)
     except Exception as k3_error:  # noqa: BLE001 - Keras raises many types here
-        unknown = unknown_layer_error(path, str(k3_error))
+        unknown = unknown_layer_error(path, str(k3_error), custom_objects)
         if fmt != "h5":
             raise unknown or ModelError(
                 f"{path}: Keras could not load the model: {_first_line(k3_error)}",
@@ -39,16 +46,18 @@ def _load_keras(path: str, fmt: str) -> Any:
             ) from None
         # Some Keras 2 .h5 files only load in tf-keras. The file was checked for Lambda
         # layers before we got here, so loading it runs no code from the file.
-        return _load_tf_keras(path, k3_error)
+        return _load_tf_keras(path, k3_error, objects, custom_objects)
 
 
-def _load_tf_keras(path: str, k3_error: BaseException | None) -> Any:
+def _load_tf_keras(path: str, k3_error: BaseException | None,
+                   objects: dict[str, Any] | None, spec: str) -> Any:
     try:
         import tf_keras  # noqa: PLC0415
 
-        return tf_keras.models.load_model(path, compile=False, safe_mode=True)
+        return tf_keras.models.load_model(path, custom_objects=objects, compile=False,
+                                          safe_mode=True)
     except Exception as k2_error:  # noqa: BLE001
-        unknown = unknown_layer_error(path, str(k2_error))
+        unknown = unknown_layer_error(path, str(k2_error), spec)
         if unknown is not None:
             raise unknown from None
         first = f"{_first_line(k3_error)} / " if k3_error is not None else ""
@@ -67,16 +76,18 @@ def _first_line(exc: BaseException) -> str:
 def load_and_export(
     path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
     via_tf_keras: bool = False,
+    custom_objects: str = "",
 ) -> dict[str, Any]:
     """Load the model and write a SavedModel whose signature has a fixed batch of 1.
 
     A dynamic batch makes the converter emit SHAPE/GATHER/PACK ops the NPU cannot run.
     ``via_tf_keras`` rebuilds a Keras 3 model in tf-keras first (weights copied): the way
-    around TF 2.21's converter crash on Keras 3 LSTMs.
+    around TF 2.21's converter crash on Keras 3 LSTMs. ``custom_objects``: the
+    ``model.custom_objects`` spec (the user's layer classes).
     """
     if fmt == "saved_model":
         return _export_saved_model(path, input_shape, export_dir)
-    model = _load_keras(path, fmt)
+    model = _load_keras(path, fmt, custom_objects)
     if via_tf_keras and _is_keras3(model):
         import tf_keras  # noqa: PLC0415
 

@@ -174,6 +174,7 @@ def _child_main(log_path: str) -> int:
             info = convert.load_and_export(
                 args["path"], args["format"], args.get("input_shape"), args["export_dir"],
                 via_tf_keras=bool(args.get("via_tf_keras", False)),
+                custom_objects=str(args.get("custom_objects") or ""),
             )
             state["saved_model"] = args["export_dir"]
             return info

@@ -193,8 +193,10 @@ def qat_train(
     export_dir: str,
     out_path: str,
     io_type: str,
+    custom_objects: str = "",
 ) -> dict[str, Any]:
-    """Fine-tune with fake quantization, checkpoint every epoch, convert the best to INT8."""
+    """Fine-tune with fake quantization, checkpoint every epoch, convert the best to INT8.
+    ``custom_objects``: the ``model.custom_objects`` spec the model needs to load."""
     tf = _tf()
     import tf_keras  # noqa: PLC0415
 
@@ -204,7 +206,7 @@ def qat_train(
     seed = int(qat["seed"])
     tf_keras.utils.set_random_seed(seed)
     t_start = time.perf_counter()
-    k3 = convert._load_keras(model_path, fmt)  # noqa: SLF001
+    k3 = convert._load_keras(model_path, fmt, custom_objects)  # noqa: SLF001
     fm = rebuild_in_tf_keras(k3, tf_keras)
     del k3
 

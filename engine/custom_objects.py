@@ -63,7 +63,8 @@ def check_file(spec: str) -> None:
     where, name = split(spec)
     if is_code_path(where) and not Path(where).is_file():
         raise ModelError(f"{KEY}: {where} not found (the file that should define {name})",
-                         "give the path of the .py file, relative to the config file")
+                         "give the .py file's path: relative to the config file, or with "
+                         "--set to the current directory")
 
 
 def missing_hint(cls: str, spec: str) -> str:
@@ -72,9 +73,9 @@ def missing_hint(cls: str, spec: str) -> str:
         where, name = split(spec)
         return (f"add {cls!r}: {cls} to the dict {name} in {where} ({KEY} = \"{spec}\"), "
                 "with the class defined or imported there")
-    return (f"put the class in a Python file with a dict naming it, CUSTOM_OBJECTS = "
-            f"{{{cls!r}: {cls}}}, and set {KEY} = \"that_file.py:CUSTOM_OBJECTS\" (artq then "
-            "runs that file, as your training script does)")
+    return (f"define or import it in a Python file with CUSTOM_OBJECTS = {{{cls!r}: {cls}}} and "
+            f"set {KEY} = \"that_file.py:CUSTOM_OBJECTS\"; artq runs that file, as your "
+            "training script does")
 
 
 def unknown_layer_error(path: str, text: str, custom_objects: str = "") -> ModelError | None:
@@ -91,6 +92,6 @@ def unknown_layer_error(path: str, text: str, custom_objects: str = "") -> Model
             f"{where} (model.custom_objects) does not name", missing_hint(cls, custom_objects))
     return ModelError(
         f"{path}: the model uses the custom layer class {cls!r}, which is not registered with "
-        "Keras: set model.custom_objects to the dict of your code that names it",
+        f"Keras ({KEY} is not set)",
         missing_hint(cls, ""),
     )

@@ -31,7 +31,8 @@ def load_custom_objects(spec: str) -> dict[str, Any] | None:
         module, shown = _import(where)
         if not hasattr(module, name):
             raise ModelError(f"{KEY}: {shown} defines no {name}",
-                             f"define {name} = {{'ClassName': ClassName, ...}} there, or {FORM}")
+                             f"define {name} = {{'ClassName': ClassName, ...}} there, or name "
+                             "the dict it has")
         value = getattr(module, name)
         if not isinstance(value, dict):
             raise ModelError(
@@ -51,7 +52,8 @@ def _import(where: str) -> tuple[ModuleType, str]:
         path = Path(where)
         if not path.is_file():
             raise ModelError(f"{KEY}: {path} not found (the file that should define the dict)",
-                             "give the path of the .py file, relative to the config file")
+                             "give the .py file's path: relative to the config file, or with "
+                             "--set to the current directory")
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
         mod_name = f"artq_custom_{path.stem}_{digest}"
         spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -75,7 +77,7 @@ def _import(where: str) -> tuple[ModuleType, str]:
         if exc.name and (where == exc.name or where.startswith(exc.name + ".")):
             raise ModelError(
                 f"{KEY}: no module named {where} (looked in the current directory and "
-                "PYTHONPATH)", f"give the .py file's path instead, or {FORM}") from None
+                "PYTHONPATH)", 'give the .py file\'s path instead: "path/to/layers.py:NAME"') from None
         raise ModelError(f"{KEY}: importing {where} failed: {exc}",
                          "install what that module imports, or fix the module") from exc
     except Exception as exc:  # noqa: BLE001

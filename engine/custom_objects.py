@@ -69,11 +69,13 @@ def check_file(spec: str) -> None:
 
 def missing_hint(cls: str, spec: str) -> str:
     """What to do about an unregistered layer class, with or without a spec set."""
+    # Keras 3 may name a registered class "package>Name": the key keeps it, the code not.
+    var = cls.rsplit(">", 1)[-1].rsplit(".", 1)[-1]
     if spec:
         where, name = split(spec)
-        return (f"add {cls!r}: {cls} to the dict {name} in {where} ({KEY} = \"{spec}\"), "
+        return (f"add {cls!r}: {var} to the dict {name} in {where} ({KEY} = \"{spec}\"), "
                 "with the class defined or imported there")
-    return (f"define or import it in a Python file with CUSTOM_OBJECTS = {{{cls!r}: {cls}}} and "
+    return (f"define or import it in a Python file with CUSTOM_OBJECTS = {{{cls!r}: {var}}} and "
             f"set {KEY} = \"that_file.py:CUSTOM_OBJECTS\"; artq runs that file, as your "
             "training script does")
 

@@ -92,6 +92,8 @@ def test_an_unregistered_class_says_how_to_register_it() -> None:
     assert "does not name" in err.message and "CUSTOM in /p/layers.py" in err.message
     assert "add 'Blur': Blur to the dict CUSTOM in /p/layers.py" in err.hint
     assert unknown_layer_error("m.h5", "Input 0 of layer dense is incompatible") is None
+    registered = unknown_layer_error("m.keras", "Could not locate class 'my_pkg>Blur'. ...")
+    assert registered is not None and "{'my_pkg>Blur': Blur}" in registered.hint
 
 
 # --- the loader the TensorFlow child runs (it imports no TensorFlow itself)

@@ -17,6 +17,9 @@ from ..config import EvaluationConfig
 from ..errors import DataError
 
 Scorer = Callable[[Sequence[np.ndarray], Any, EvaluationConfig], dict[str, float]]
+#: Per test item, whether the primary metric counts it right: FP32 and INT8 pair up item by
+#: item, which is what makes a drop's uncertainty small (engine.stats.paired_drop).
+Correct = Callable[[Sequence[np.ndarray], Any, EvaluationConfig], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,12 @@ class Task:
     needs_labels: bool
     score: Scorer | None
     description: str
+    #: None where items do not pair up as right/wrong (box F1 over a set, label-free tasks).
+    correct: Correct | None = None
 
 
-def _top1(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> dict[str, float]:
+def _top1_correct(outputs: Sequence[np.ndarray], labels: Any,
+                  cfg: EvaluationConfig) -> np.ndarray:
     logits = outputs[0].reshape(len(outputs[0]), -1)
     y = np.asarray(labels).reshape(-1)
     if len(y) != len(logits):
@@ -42,7 +48,11 @@ def _top1(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> 
             f"labels run {y.min()}..{y.max()} but the model has {logits.shape[1]} classes",
             "check the label array or the class folders",
         )
-    return {"top1": float(np.mean(np.argmax(logits, axis=1) == y))}
+    return np.argmax(logits, axis=1) == y
+
+
+def _top1(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> dict[str, float]:
+    return {"top1": float(np.mean(_top1_correct(outputs, labels, cfg)))}
 
 
 def _registry() -> dict[str, Task]:
@@ -50,7 +60,8 @@ def _registry() -> dict[str, Task]:
 
     return {
         "classification": Task(
-            "classification", "top1", ("top1",), True, _top1, "top-1 accuracy from output 0"
+            "classification", "top1", ("top1",), True, _top1, "top-1 accuracy from output 0",
+            correct=_top1_correct,
         ),
         "generic": Task(
             "generic",

@@ -96,7 +96,9 @@ def text_metrics(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, fl
     }
 
 
-def score(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> dict[str, float]:
+def _decode_checked(outputs: Sequence[np.ndarray], labels: Any,
+                    cfg: EvaluationConfig) -> tuple[list[str], list[str]]:
+    """(predicted, truth) strings, after checking the labels fit the charset."""
     charset = cfg.ctc.charset
     if isinstance(labels, str | bytes) or not all(isinstance(t, str) for t in labels):
         raise DataError(
@@ -110,8 +112,17 @@ def score(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> 
             f"labels use characters not in evaluation.ctc.charset: {''.join(stray)!r}",
             "add them to evaluation.ctc.charset in the model's class order",
         )
-    predicted = greedy_decode(_as_ntc(outputs, len(charset) + 1), charset)
-    return text_metrics(predicted, truth)
+    return greedy_decode(_as_ntc(outputs, len(charset) + 1), charset), truth
+
+
+def score(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> dict[str, float]:
+    return text_metrics(*_decode_checked(outputs, labels, cfg))
+
+
+def correct(outputs: Sequence[np.ndarray], labels: Any, cfg: EvaluationConfig) -> np.ndarray:
+    """Per item: the decoded string equals the label (what sequence accuracy counts)."""
+    predicted, truth = _decode_checked(outputs, labels, cfg)
+    return np.array([p == t for p, t in zip(predicted, truth, strict=True)], bool)
 
 
 TASK = Task(
@@ -120,6 +131,7 @@ TASK = Task(
     metrics=("sequence_accuracy", "char_accuracy"),
     needs_labels=True,
     score=score,
+    correct=correct,
     description=(
         "text recognition: greedy CTC decoding (blank = last class); exact-string accuracy "
         "and character accuracy (1 − CER)"

@@ -90,6 +90,8 @@ def test_task_scores_model_outputs() -> None:
     assert m["char_accuracy"] == pytest.approx(1 - 1 / 4)
     # (N, 1, T, C) outputs (a conv head before its reshape) are read the same way.
     assert task.score([out[:, None]], ["aa", "ab", ""], cfg) == m
+    # Item by item, what sequence accuracy counts: the pairing the drop's interval needs.
+    assert task.correct([out], ["aa", "ab", ""], cfg).tolist() == [True, False, True]
 
 
 def test_task_names_bad_labels_and_outputs() -> None:

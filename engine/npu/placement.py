@@ -3,7 +3,7 @@ and the model's precision as the placements show it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..tflite.model import Model, Operator, Tensor
 from .fold import Folding
@@ -29,10 +29,26 @@ def _view(model: Model, op: Operator, constants: frozenset[int]) -> OpView:
     )
 
 
+#: Provenance labels from the strongest to the weakest.
+_STRENGTH = ("ST", "3P", "I")
+
+
+def _placed(v: OpView) -> Placement:
+    """The rule's placement; an ONNX layer's provenance is the weaker of the rule's and the
+    mapping's (engine.onnx.ops): a decision is as sure as its least sure step."""
+    p = place(v)
+    mapping = v.options.get("onnx_provenance")
+    if mapping in _STRENGTH and p.provenance in _STRENGTH:
+        weaker = max(mapping, p.provenance, key=_STRENGTH.index)
+        if weaker != p.provenance:
+            p = replace(p, provenance=weaker)
+    return p
+
+
 def place_layers(model: Model, folding: Folding) -> PlacedLayers:
     """Place every operator that folding kept."""
     views = tuple(_view(model, op, folding.constants) for op in folding.kept)
-    return PlacedLayers(views, tuple(place(v) for v in views))
+    return PlacedLayers(views, tuple(_placed(v) for v in views))
 
 
 def precision(placed: PlacedLayers) -> str:

@@ -214,15 +214,6 @@ def _print_human(a: Any) -> None:
             con.print(Text(f"  ! {line}", style="yellow"))
 
 
-def _op_name(layer: Any) -> str:
-    """The operator as the file names it; an ONNX op that maps to a differently named row
-    says the row too (``Conv→DEPTHWISE_CONV_2D``)."""
-    src = getattr(layer, "source_op", "")
-    if not src or src.upper() == layer.op.replace("_", ""):
-        return src or layer.op
-    return f"{src}→{layer.op}"
-
-
 _UNIT = {
     "conv": "conv. accelerators",
     "depthwise": "conv. accelerators",
@@ -255,7 +246,7 @@ def _print_layers(con: Any, a: Any) -> None:
         rows.append(
             (
                 str(layer.index),
-                _op_name(layer),
+                layer.display_op,
                 _ellipsis(layer.name, 32) if wide else "",
                 "×".join(str(d) for d in layer.output_shape),
                 layer.placement,

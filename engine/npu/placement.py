@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from ..tflite.model import Model, Operator, Tensor
 from .fold import Folding
-from .rules import FLOAT_DTYPES, OpView, Placement, place
+from .rules import FLOAT_DTYPES, TABLE, OpView, Placement, place
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,12 @@ _STRENGTH = ("ST", "3P", "I")
 
 def _placed(v: OpView) -> Placement:
     """The rule's placement; an ONNX layer's provenance is the weaker of the rule's and the
-    mapping's (engine.onnx.ops): a decision is as sure as its least sure step."""
+    mapping's (engine.onnx.ops): a decision is as sure as its least sure step. An ONNX op in
+    no row is placed by the mapping's evidence alone (HardSigmoid seen in software, 3P)."""
     p = place(v)
     mapping = v.options.get("onnx_provenance")
+    if mapping in _STRENGTH and v.opcode not in TABLE:
+        return replace(p, provenance=mapping)
     if mapping in _STRENGTH and p.provenance in _STRENGTH:
         weaker = max(mapping, p.provenance, key=_STRENGTH.index)
         if weaker != p.provenance:

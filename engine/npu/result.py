@@ -45,6 +45,14 @@ class LayerResult:
     #: rule-table row that placed it.
     source_op: str = ""
 
+    @property
+    def display_op(self) -> str:
+        """The operator as the file names it; an ONNX op that maps to a differently named
+        row says the row too (``Conv→DEPTHWISE_CONV_2D``)."""
+        if not self.source_op or self.source_op.upper() == self.op.replace("_", ""):
+            return self.source_op or self.op
+        return f"{self.source_op}→{self.op}"
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "index": self.index,

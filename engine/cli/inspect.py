@@ -84,7 +84,9 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "model", metavar="MODEL", help="the .tflite or .onnx (QDQ) model to analyse"
+        "model",
+        metavar="MODEL.tflite|MODEL.onnx",
+        help="the INT8 .tflite or ONNX QDQ .onnx model to analyse",
     )
     p.add_argument(
         "--target",

@@ -341,3 +341,29 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
     (tmp_path / "dir.onnx").mkdir()
     with pytest.raises(OnnxReadError, match="is a folder"):
         analyze(tmp_path / "dir.onnx")
+
+
+# --------------------------------------------------------------------------- report lines
+
+
+def test_report_markdown_and_stedgeai_lines_for_an_onnx_model(tmp_path: Path) -> None:
+    from engine.npu import headline, stedgeai_commands
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    int8 = save(run_dir, "int8", int_layer("Conv", [1, 3, 8, 8], weight=[4, 3, 3, 3],
+                                           kernel_shape=[3, 3]))
+    g = Graph()
+    y = g.op("Conv", ["x", g.const(np.ones((4, 3, 3, 3), np.float32))], kernel_shape=[3, 3])
+    fp32 = save(run_dir, "fp32", g.model([("x", [1, 3, 8, 8])], [y]))
+    cmds = stedgeai_commands(int8)
+    assert [c.split()[:3] for c in cmds] == [
+        ["stedgeai", verb, "--model"] for verb in ("analyze", "generate", "validate")
+    ]
+    assert all(f"--model {int8} --target stm32n6 --st-neural-art" in c for c in cmds)
+    a = analyze(int8)
+    md = a.to_markdown(commands=cmds)
+    assert "| 1 | Conv→CONV_2D |" in md and f"stedgeai validate --model {int8}" in md
+    h = headline(fp32, a)
+    assert (h["fp32"]["ops_npu"], h["int8"]["ops_npu"]) == (0, 1)
+    assert h["int8"]["size_bytes"] == int8.stat().st_size

@@ -205,11 +205,39 @@ def weight_notes(placed: PlacedLayers) -> list[str]:
         channels = w.shape[-1] if v.opcode == "DEPTHWISE_CONV_2D" else w.shape[0]
         if channels > 1:
             layers.append(v.op.index)
-    if not layers:
-        return []
-    shown = ", ".join(str(i) for i in layers[:5]) + (" …" if len(layers) > 5 else "")
-    return [
-        f"[ST] per-tensor weights on {len(layers)} layer(s) ({shown}) where per-channel is "
-        "expected: they run on the NPU but cost accuracy (MobileNet v2: 69.75 % per-channel "
-        "vs 65.84 % per-tensor); quantize with granularity = \"per_channel\""
+    notes: list[str] = []
+    if layers:
+        notes.append(
+            f"[ST] per-tensor weights on {len(layers)} layer(s) ({_first(layers)}) where "
+            "per-channel is expected: they run on the NPU but cost accuracy (MobileNet v2: "
+            "69.75 % per-channel vs 65.84 % per-tensor); quantize with granularity = "
+            '"per_channel"'
+        )
+    unsigned = [
+        v.op.index
+        for v in placed.views
+        if v.opcode not in _QDQ and any(t.dtype == "uint8" for t in v.activations)
     ]
+    if unsigned:
+        notes.append(
+            f"[ST] uint8 activations on {len(unsigned)} layer(s) ({_first(unsigned)}): the "
+            "NPU's scheme is signed int8 activations (onnxruntime's default QUInt8 is not); "
+            "quantize activations as signed int8 (QInt8)"
+        )
+    qop = sorted({str(v.options.get("onnx_op")) for v in placed.views
+                  if str(v.options.get("onnx_op", "")).startswith(_QOPERATOR)})
+    if qop:
+        notes.append(
+            f"QOperator-format operators ({', '.join(qop)}) are in no row of the rule table "
+            "and are placed on the CPU here; artq reads ONNX QDQ models (quantize_static with "
+            "quant_format=QDQ), the format ST's model zoo uses"
+        )
+    return notes
+
+
+#: ONNX operators of onnxruntime's QOperator format (QLinearConv, ConvInteger, ...).
+_QOPERATOR = ("QLinear", "ConvInteger", "MatMulInteger", "DynamicQuantize")
+
+
+def _first(indices: list[int], n: int = 5) -> str:
+    return ", ".join(str(i) for i in indices[:n]) + (" …" if len(indices) > n else "")

@@ -121,6 +121,31 @@ def test_per_tensor_weights_run_but_are_flagged(tmp_path: Path) -> None:
     assert not any("per-tensor" in w for w in good.warnings)
 
 
+def test_uint8_activations_are_flagged(tmp_path: Path) -> None:
+    """onnxruntime's default activation type (QUInt8) is not the NPU's signed scheme."""
+    g = Graph()
+    kw = {"zp": 128, "dtype": TensorProto.UINT8}
+    y = g.op("Conv", [g.qdq("x", **kw), g.weight([4, 3, 3, 3])], kernel_shape=[3, 3])
+    a = run(tmp_path, g.model([("x", [1, 3, 8, 8])], [g.qdq(y, **kw)]))
+    assert any("uint8 activations on 1 layer(s) (1)" in w for w in a.warnings), a.warnings
+    signed = run(tmp_path, int_layer("Conv", [1, 3, 8, 8], weight=[4, 3, 3, 3],
+                                     kernel_shape=[3, 3]), "signed")
+    assert not any("uint8 activations" in w for w in signed.warnings)
+
+
+def test_qoperator_format_is_named(tmp_path: Path) -> None:
+    g = Graph()
+    xq = g.q("x")
+    s, z = g.const(np.float32(0.05)), g.const(np.int8(0))
+    w = g.const(np.ones((4, 3, 3, 3), np.int8))
+    ws, wz = g.const(np.float32(0.01)), g.const(np.int8(0))
+    y = g.op("QLinearConv", [xq, s, z, w, ws, wz, s, z], kernel_shape=[3, 3])
+    a = run(tmp_path, g.model([("x", [1, 3, 8, 8])], [g.dq(y)]))
+    conv = layer(a, "QLinearConv")
+    assert conv.placement == "CPU"
+    assert any("QOperator-format operators (QLinearConv)" in w for w in a.warnings), a.warnings
+
+
 def test_gemm_with_constant_weights_and_matmul_of_activations(tmp_path: Path) -> None:
     fc = layer(run(tmp_path, int_layer("Gemm", [1, 16], weight=[10, 16], transB=1)), "Gemm")
     assert (fc.op, fc.placement, fc.macs) == ("FULLY_CONNECTED", "NPU", 160)

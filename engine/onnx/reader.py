@@ -142,6 +142,18 @@ class _Builder:
                         self.shapes[b], changed = self.shapes[a], True
                     elif b in self.shapes and a not in self.shapes:
                         self.shapes[a], changed = self.shapes[b], True
+        # Static shapes, as ST's compiler sees them once the batch is 1: a reshape whose
+        # target came from the input's own shape (Shape → Gather → Concat, as exporters
+        # write a flatten) has one unknown dimension left, the element count tells it.
+        for n in g.node:
+            if n.op_type in ("Reshape", "Flatten") and n.input and n.output:
+                fixed = _resolve(self.shapes.get(n.input[0]), self.shapes.get(n.output[0]))
+                if fixed is not None:
+                    self.shapes[n.output[0]] = fixed
+            elif n.op_type in (Q, DQ) and n.input and n.output:
+                a, b = self.shapes.get(n.input[0]), self.shapes.get(n.output[0])
+                if a is not None and b is not None and _unknown(a) < _unknown(b):
+                    self.shapes[n.output[0]] = a
 
     def _shapes_complete(self) -> bool:
         return all(o in self.shapes for n in self.nodes for o in n.output[:1] if o)
@@ -158,12 +170,21 @@ class _Builder:
         return None if s is None else tuple(max(d, 1) if i == 0 else d for i, d in enumerate(s))
 
     def is_const(self, name: str) -> bool:
-        if name in self.consts:
-            return True
-        p = self.producer.get(name)
-        return p is not None and p.op_type in (Q, DQ) and self.is_const(p.input[0])
+        """Known at compile time: stored, or computed from stored tensors and static shapes
+        (the Shape → Gather → Concat chains exporters write); fold.py folds those."""
+        return name in self.consts or name in self.computed
 
-    def _constvalues(self, name: str) -> tuple[Any, ...] | None:
+    def _compute_constants(self) -> set[str]:
+        computed: set[str] = set()
+        for n in self.nodes:
+            ins = [i for i in n.input if i]
+            static = bool(ins) and n.op_type == "Shape" and not _unknown(
+                self.shapes.get(ins[0], (-1, -1)))
+            if static or (ins and all(i in self.consts or i in computed for i in ins)):
+                computed.update(o for o in n.output if o)
+        return computed
+
+    def _const_values(self, name: str) -> tuple[Any, ...] | None:
         c = self.consts.get(name)
         if c is not None:
             return c.values
@@ -176,11 +197,11 @@ class _Builder:
         return None
 
     def ints(self, name: str) -> tuple[int, ...] | None:
-        v = self._constvalues(name)
+        v = self._const_values(name)
         return tuple(int(x) for x in v) if v is not None else None
 
     def floats(self, name: str) -> tuple[float, ...] | None:
-        v = self._constvalues(name)
+        v = self._const_values(name)
         return tuple(float(x) for x in v) if v is not None else None
 
     def _qparams(self, node: Any) -> Quantization | None:
@@ -204,6 +225,7 @@ class _Builder:
     def build(self) -> Model:
         g = self.g
         self.producer = {o: n for n in self.nodes for o in n.output if o}
+        self.computed = self._compute_constants()
         consumers: dict[str, list[Any]] = defaultdict(list)
         for n in self.nodes:
             for i in n.input:
@@ -261,7 +283,9 @@ class _Builder:
             if n.op_type in (Q, DQ):
                 continue
             m = map_node(n, attrs(n), self)
-            if k in integer:
+            if k in integer or all(self.is_const(o) for o in n.output if o):
+                # An integer layer reads the int8 tensors; a compile-time computation (the
+                # Shape of a map) reads them too, and needs no DEQUANTIZE for it.
                 m.inputs = [deq.get(i, i) for i in m.inputs]
                 m.options["onnx_outputs"] = tuple(rename.get(o, o) for o in n.output)
             else:
@@ -376,3 +400,29 @@ class _Builder:
     def _q_of_const(self, name: str) -> bool:
         p = self.producer.get(name)
         return p is not None and p.op_type == Q and self.is_const(p.input[0])
+
+
+def _unknown(shape: tuple[int, ...]) -> int:
+    """Unknown dimensions other than the batch."""
+    return sum(1 for d in shape[1:] if d < 0)
+
+
+def _resolve(x: tuple[int, ...] | None, y: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """A reshape's output with its one unknown non-batch dimension computed from the
+    input's element count (the batch taken as 1 on both sides), else None."""
+    if x is None or y is None or not x or not y or _unknown(x) or _unknown(y) != 1:
+        return None
+    total = 1
+    for d in x[1:]:
+        total *= d
+    total *= x[0] if x[0] > 0 else 1
+    known = 1
+    for i, d in enumerate(y):
+        if d > 0:
+            known *= d
+        elif i == 0 and x[0] < 0:
+            continue  # the batch, carried through
+    rest = [i for i, d in enumerate(y) if d < 0 and not (i == 0 and x[0] < 0)]
+    if len(rest) != 1 or known == 0 or total % known:
+        return None
+    return tuple(total // known if i == rest[0] else d for i, d in enumerate(y))

@@ -254,6 +254,27 @@ def test_flatten_of_a_channel_first_map_needs_a_transpose(tmp_path: Path) -> Non
     assert (pooled.op, pooled.macs) == ("RESHAPE", 0)
 
 
+def test_exporter_flatten_chain_folds_and_stays_integer(tmp_path: Path) -> None:
+    """torch.onnx writes a flatten as Shape → Gather → Unsqueeze → Concat → Reshape on a
+    dynamic batch: the chain folds (the batch is 1) and the Reshape stays an int8 layer."""
+    g = Graph()
+    c = g.dq(g.q(g.op("Conv", [g.qdq("x"), g.weight([4, 3, 3, 3])], kernel_shape=[3, 3])))
+    n = g.op("Gather", [g.op("Shape", [c]), g.const(np.array(0, np.int64))], axis=0)
+    n = g.op("Unsqueeze", [n, g.const(np.array([0], np.int64))])
+    target = g.op("Concat", [n, g.const(np.array([-1], np.int64))], axis=0)
+    r = g.op("Reshape", [c, target])
+    y = g.op("Gemm", [g.qdq(r), g.weight([10, 144])], transB=1)
+    a = run(tmp_path, g.model([("x", ["N", 3, 8, 8])], [g.qdq(y)]))
+    assert [f.op for f in a.folded] == ["SHAPE", "GATHER", "EXPAND_DIMS", "CONCATENATION"]
+    assert [(x.display_op, x.placement) for x in a.layers] == [
+        ("QuantizeLinear→QUANTIZE", "CPU"), ("Conv→CONV_2D", "NPU"),
+        ("Reshape→TRANSPOSE", "NPU"), ("Gemm→FULLY_CONNECTED", "NPU"),
+        ("DequantizeLinear→DEQUANTIZE", "CPU"),
+    ]
+    assert layer(a, "Reshape").output_shape == (1, 144)
+    assert not a.dynamic and not a.warnings
+
+
 def test_lstm_runs_on_the_cpu_with_its_macs(tmp_path: Path) -> None:
     g = Graph()
     w = g.const(np.zeros((1, 4 * 16, 8), np.float32))

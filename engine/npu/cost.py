@@ -68,6 +68,8 @@ def macs(v: OpView) -> int:
         return n_out * w.shape[1] * w.shape[2]
     if op == "FULLY_CONNECTED" and w is not None and len(w.shape) == 2:
         return n_out * w.shape[1]
+    if op == "BATCH_MATMUL" and "contraction" in v.options:
+        return n_out * int(v.options["contraction"])
     if op == "BATCH_MATMUL" and x is not None and len(x.shape) >= 2:
         k = x.shape[-2] if v.options.get("adj_x") else x.shape[-1]
         return n_out * k

@@ -198,13 +198,17 @@ def _conv_transpose(node: Any, attrs: Mapping[str, Any], g: Facts) -> Mapped:
 def _gemm(node: Any, attrs: Mapping[str, Any], g: Facts) -> Mapped:
     a, b = node.input[0], node.input[1]
     c = node.input[2] if len(node.input) > 2 else ""
-    bs = g.shape(b)
-    if node.op_type == "Gemm" and int(attrs.get("transA", 0)):
-        return Mapped("BATCH_MATMUL", [a, b], {"adj_x": True})
+    bs, xs = g.shape(b), g.shape(a)
+    trans_a = node.op_type == "Gemm" and bool(int(attrs.get("transA", 0)))
+    # The contraction length, read in ONNX's own layout: a 4-D operand (attention's
+    # [batch, heads, T, d]) is laid out NHWC like a feature map, where its last axis is not d.
+    k = {"contraction": xs[-2] if trans_a else xs[-1]} if xs and len(xs) >= 2 else {}
+    if trans_a:
+        return Mapped("BATCH_MATMUL", [a, b], {"adj_x": True} | k)
     if g.is_const(b) and bs is not None and len(bs) == 2:
         t = node.op_type == "Gemm" and bool(int(attrs.get("transB", 0)))
         return Mapped("FULLY_CONNECTED", [a, b, c], {}, {1: FC_WT if t else FC_W})
-    return Mapped("BATCH_MATMUL", [a, b], {})
+    return Mapped("BATCH_MATMUL", [a, b], k)
 
 
 def _clip(node: Any, attrs: Mapping[str, Any], g: Facts) -> Mapped:

@@ -157,6 +157,12 @@ def test_gemm_with_constant_weights_and_matmul_of_activations(tmp_path: Path) ->
     aa = layer(run(tmp_path, g.model([("a", [1, 4, 8]), ("b", [1, 8, 4])], [g.qdq(y)]), "aa"),
                "MatMul")
     assert (aa.op, aa.placement, aa.rule) == ("BATCH_MATMUL", "CPU", "second_operand_constant")
+    assert aa.macs == 4 * 4 * 8
+    g = Graph()  # attention's [batch, heads, T, d] @ [batch, heads, d, T]
+    y = g.op("MatMul", [g.qdq("q"), g.qdq("k")])
+    att = layer(run(tmp_path, g.model([("q", [1, 2, 5, 16]), ("k", [1, 2, 16, 5])],
+                                      [g.qdq(y)]), "att"), "MatMul")
+    assert att.output_shape == (1, 2, 5, 5) and att.macs == 2 * 5 * 5 * 16
 
 
 @pytest.mark.parametrize(

@@ -419,3 +419,13 @@ def test_report_markdown_and_stedgeai_lines_for_an_onnx_model(tmp_path: Path) ->
     h = headline(fp32, a)
     assert (h["fp32"]["ops_npu"], h["int8"]["ops_npu"]) == (0, 1)
     assert h["int8"]["size_bytes"] == int8.stat().st_size
+
+
+def test_report_types_the_onnx_operator(tmp_path: Path) -> None:
+    from engine.report.npu import Npu
+
+    d = analyze(save(tmp_path, "m", int_layer("Relu", [1, 4, 8, 8]))).to_dict()
+    npu = Npu.from_dict(d)
+    assert [x.source_op for x in npu.layers or ()] == ["QuantizeLinear", "Relu", "DequantizeLinear"]
+    assert all(not x.extra for x in npu.layers or ())
+    assert npu.to_dict() == d

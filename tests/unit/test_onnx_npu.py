@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, helper
 from onnx_models import Graph, int_layer, save
 
 from engine.errors import OnnxReadError
@@ -429,3 +429,52 @@ def test_report_types_the_onnx_operator(tmp_path: Path) -> None:
     assert [x.source_op for x in npu.layers or ()] == ["QuantizeLinear", "Relu", "DequantizeLinear"]
     assert all(not x.extra for x in npu.layers or ())
     assert npu.to_dict() == d
+
+
+# --------------------------------------------------------------------------- more shapes
+
+
+def test_conv1d_is_a_conv_of_height_one(tmp_path: Path) -> None:
+    conv = layer(run(tmp_path, int_layer("Conv", [1, 4, 32], weight=[8, 4, 3],
+                                         kernel_shape=[3])), "Conv")
+    assert (conv.op, conv.placement, conv.output_shape) == ("CONV_2D", "NPU", (1, 8, 30))
+    assert conv.macs == 30 * 8 * 4 * 3
+
+
+def test_conv_transpose(tmp_path: Path) -> None:
+    t = layer(run(tmp_path, int_layer("ConvTranspose", [1, 4, 8, 8], weight=[4, 6, 2, 2],
+                                      kernel_shape=[2, 2], strides=[2, 2], w_kw={"axis": 1})),
+              "ConvTranspose")
+    assert (t.op, t.placement, t.output_shape) == ("TRANSPOSE_CONV", "NPU", (1, 6, 16, 16))
+    assert t.macs == (4 * 8 * 8) * 6 * 2 * 2
+
+
+def test_split_and_concat_keep_every_output_integer(tmp_path: Path) -> None:
+    g = Graph()
+    g.nodes.append(helper.make_node(
+        "Split", [g.qdq("x")], ["s_a", "s_b"], name="split", axis=1, num_outputs=2))
+    a, b = g.qdq("s_a"), g.qdq("s_b")
+    y = g.op("Concat", [b, a], axis=1)
+    m = g.model([("x", [1, 8, 4, 4])], [g.qdq(y)], opset=18)
+    an = run(tmp_path, m)
+    assert [(x.op, x.placement) for x in an.layers] == [
+        ("QUANTIZE", "CPU"), ("SPLIT", "NPU"), ("CONCATENATION", "NPU"), ("DEQUANTIZE", "CPU")]
+    assert an.precision == "int8"
+
+
+def test_prelu_with_a_per_channel_slope(tmp_path: Path) -> None:
+    g = Graph()
+    slope = g.dq(g.const(np.ones((4, 1, 1), np.int8), "slope"))
+    y = g.op("PRelu", [g.qdq("x"), slope])
+    p = layer(run(tmp_path, g.model([("x", [1, 4, 8, 8])], [g.qdq(y)])), "PRelu")
+    assert (p.op, p.placement) == ("PRELU", "NPU")
+
+
+def test_bidirectional_gru_macs(tmp_path: Path) -> None:
+    g = Graph()
+    w = g.const(np.zeros((2, 3 * 16, 8), np.float32))
+    r = g.const(np.zeros((2, 3 * 16, 16), np.float32))
+    y = g.op("GRU", ["x", w, r], hidden_size=16, direction="bidirectional")
+    gru = layer(run(tmp_path, g.model([("x", [10, 1, 8])], [y])), "GRU")
+    assert (gru.op, gru.placement) == ("BIDIRECTIONAL_SEQUENCE_RNN", "CPU")
+    assert gru.macs == 2 * 10 * 3 * 16 * (8 + 16)

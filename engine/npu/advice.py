@@ -221,7 +221,7 @@ def weight_notes(placed: PlacedLayers) -> list[str]:
     if unsigned:
         notes.append(
             f"[ST] uint8 activations on {len(unsigned)} layer(s) ({_first(unsigned)}): the "
-            "NPU's scheme is signed int8 activations (onnxruntime's default QUInt8 is not); "
+            "NPU's scheme is signed int8 activations (onnxruntime's QUInt8 is not); "
             "quantize activations as signed int8 (QInt8)"
         )
     qop = sorted({str(v.options.get("onnx_op")) for v in placed.views

@@ -122,7 +122,7 @@ def test_per_tensor_weights_run_but_are_flagged(tmp_path: Path) -> None:
 
 
 def test_uint8_activations_are_flagged(tmp_path: Path) -> None:
-    """onnxruntime's default activation type (QUInt8) is not the NPU's signed scheme."""
+    """onnxruntime's QUInt8 activations are not the NPU's signed scheme."""
     g = Graph()
     kw = {"zp": 128, "dtype": TensorProto.UINT8}
     y = g.op("Conv", [g.qdq("x", **kw), g.weight([4, 3, 3, 3])], kernel_shape=[3, 3])

@@ -59,7 +59,10 @@ class Facts(Protocol):
     def floats(self, name: str) -> tuple[float, ...] | None: ...
 
 
-_S = "3P"  # seen in real ST compiles of ONNX QDQ models
+#: Seen in the real ST compiles of ONNX QDQ models that shared/design/neural-art.md §4 lists
+#: (MobileNetV2 0.5: Conv, Clip, Add, GlobalAveragePool, Gemm, Softmax; PP-OCRv4: Concat,
+#: DepthToSpace, HardSigmoid, Q/DQ).
+_S = "3P"
 _I = "I"
 
 ONNX_OPS: dict[str, OnnxOp] = {
@@ -73,7 +76,7 @@ ONNX_OPS: dict[str, OnnxOp] = {
                "FULLY_CONNECTED with a constant B, else BATCH_MATMUL"),
         OnnxOp("MatMul", ("FULLY_CONNECTED", "BATCH_MATMUL"), _I,
                "FULLY_CONNECTED with a constant 2-D B, else BATCH_MATMUL"),
-        OnnxOp("Relu", ("RELU",), _S),
+        OnnxOp("Relu", ("RELU",), _I),
         OnnxOp("Clip", ("RELU6", "RELU", "RELU_0_TO_1", "RELU_N1_TO_1", "MINIMUM"), _S,
                "by its bounds: [0, 6] RELU6, [0, ∞) RELU, [0, 1], [−1, 1]; other bounds a "
                "clamp (MINIMUM)"),
@@ -83,7 +86,7 @@ ONNX_OPS: dict[str, OnnxOp] = {
         OnnxOp("Sigmoid", ("LOGISTIC",), _I),
         OnnxOp("Tanh", ("TANH",), _I),
         OnnxOp("Gelu", ("GELU",), _I),
-        *(OnnxOp(a, (b,), _S if a in ("Add", "Mul") else _I) for a, b in (
+        *(OnnxOp(a, (b,), _S if a == "Add" else _I) for a, b in (
             ("Add", "ADD"), ("Sub", "SUB"), ("Mul", "MUL"), ("Max", "MAXIMUM"),
             ("Min", "MINIMUM"), ("Div", "DIV"), ("Pow", "POW"), ("Abs", "ABS"),
             ("Ceil", "CEIL"), ("Floor", "FLOOR"), ("Round", "ROUND"), ("Neg", "NEG"),
@@ -91,8 +94,8 @@ ONNX_OPS: dict[str, OnnxOp] = {
         )),
         OnnxOp("BatchNormalization", ("MUL",), _I,
                "an unfolded batch norm: a per-channel scale and offset"),
-        OnnxOp("MaxPool", ("MAX_POOL_2D",), _S),
-        OnnxOp("AveragePool", ("AVERAGE_POOL_2D",), _S),
+        OnnxOp("MaxPool", ("MAX_POOL_2D",), _I),
+        OnnxOp("AveragePool", ("AVERAGE_POOL_2D",), _I),
         OnnxOp("GlobalAveragePool", ("MEAN",), _S, "a global pool over H, W"),
         OnnxOp("GlobalMaxPool", ("MAX_POOL_2D",), _I, "a max pool whose window is H × W"),
         OnnxOp("ReduceMean", ("MEAN",), _I, "axes read in NCHW, checked as NHWC"),

@@ -83,8 +83,9 @@ class Graph:
         inputs: Sequence[tuple[str, Sequence[int | str]]],
         outputs: Sequence[str],
         opset: int = 17,
+        input_type: int = TensorProto.FLOAT,
     ) -> Any:
-        ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in inputs]
+        ins = [helper.make_tensor_value_info(n, input_type, list(s)) for n, s in inputs]
         outs = [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in outputs]
         g = helper.make_graph(self.nodes, "g", ins, outs, self.inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])

@@ -46,6 +46,26 @@ def test_qdq_conv_is_one_integer_layer_on_the_npu(tmp_path: Path) -> None:
     assert a.activations_ram_bytes >= 16 * 16 * 8  # the int8 map, not a float one
 
 
+def test_same_estimate_as_the_same_tflite_layer(tmp_path: Path) -> None:
+    """Channel-first ONNX and channel-last TFLite of one int8 conv (int8 in and out, no
+    conversions): the same MACs, weights, activation memory and time."""
+    from npu_models import conv_model, write
+
+    g = Graph()
+    x = g.dq("x")  # an int8 graph input, as io_type = "int8" leaves it
+    w = g.weight([6, 4, 3, 3])
+    y = g.op("Conv", [x, w, g.bias(6)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    onnx_a = run(tmp_path, g.model([("x", [1, 4, 8, 8])], [g.q(y)], input_type=TensorProto.INT8))
+    tfl_a = analyze(write(tmp_path, "conv", conv_model(out_ch=6)))
+    (o,), (t,) = onnx_a.layers, tfl_a.layers
+    assert (o.op, o.placement, o.macs, o.weight_bytes, o.activation_bytes) == (
+        t.op, t.placement, t.macs, t.weight_bytes, t.activation_bytes)
+    assert o.est_us == pytest.approx(t.est_us)
+    assert onnx_a.activations_ram_bytes == tfl_a.activations_ram_bytes
+    assert onnx_a.latency_ms == pytest.approx(tfl_a.latency_ms)
+    assert o.output_shape == (1, 6, 8, 8) and t.output_shape == (1, 8, 8, 6)
+
+
 def test_weights_read_as_the_kernels_hold_them(tmp_path: Path) -> None:
     m = int_layer("Conv", [1, 4, 8, 8], weight=[6, 4, 3, 3], kernel_shape=[3, 3])
     model = read_onnx(save(tmp_path, "m", m))

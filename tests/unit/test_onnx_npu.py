@@ -498,3 +498,26 @@ def test_bidirectional_gru_macs(tmp_path: Path) -> None:
     gru = layer(run(tmp_path, g.model([("x", [10, 1, 8])], [y])), "GRU")
     assert (gru.op, gru.placement) == ("BIDIRECTIONAL_SEQUENCE_RNN", "CPU")
     assert gru.macs == 2 * 10 * 3 * 16 * (8 + 16)
+
+
+def test_shapes_the_file_leaves_out_are_inferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without value_info (an exporter that writes none), onnx's shape inference fills the
+    layers' shapes: the same analysis as with them. With them, it is not called."""
+    from engine.onnx import proto
+
+    calls: list[int] = []
+    real = proto.infer_shapes
+    monkeypatch.setattr(proto, "infer_shapes", lambda mp: calls.append(1) or real(mp))
+    g = Graph()
+    c = g.op("Conv", [g.qdq("x"), g.weight([4, 3, 3, 3])], kernel_shape=[3, 3])
+    m = g.model([("x", [1, 3, 8, 8])], [g.qdq(g.op("Relu", [g.qdq(c)]))])
+    full = run(tmp_path, m, "full")
+    assert calls == []
+    del m.graph.value_info[:]
+    bare = run(tmp_path, m, "bare")
+    assert calls == [1]
+    assert [(x.op, x.output_shape, x.macs) for x in bare.layers] == [
+        (x.op, x.output_shape, x.macs) for x in full.layers]
+    assert layer(bare, "Conv").output_shape == (1, 4, 6, 6)

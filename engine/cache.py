@@ -1,4 +1,4 @@
-"""What the variants of a sweep share, computed once: a cache keyed by what each item
+"""What runs share, computed once: a content-addressed cache keyed by what each item
 depends on.
 
 Variants of one config differ in a few keys (calibration samples, granularity, ...), but
@@ -8,6 +8,11 @@ compared with). Each of those is an *entry* named by a hash of its inputs: the m
 file's bytes, the relevant config tables, artq's and TensorFlow's versions. An entry is
 written to a temporary folder and renamed when complete, under an exclusive file lock, so
 two variants running at once compute it once: the second waits, then reads.
+
+``meta.json`` records the sha256 of every file of the entry; an entry whose files do not
+match (a disk error, a half-copied folder, a hand edit) is rebuilt, never used. The cache
+that runs share by default lives in the user's cache folder (:func:`default_root`) and is
+kept under a size bound by evicting the least recently used entries (:meth:`StageCache.trim`).
 
 No TensorFlow here; a backend adopts the shared export (``Backend.adopt_export``).
 """
@@ -20,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -31,6 +37,25 @@ import numpy as np
 from . import __version__
 from .data import RawData
 from .labels import load_labels, save_labels
+
+#: The default bound on the shared cache's size (``ARTQ_CACHE_MAX_MB`` overrides it).
+DEFAULT_MAX_BYTES = 2 << 30
+
+
+def default_root() -> Path:
+    """``$ARTQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/artq``, else ``~/.cache/artq``."""
+    if os.environ.get("ARTQ_CACHE_DIR"):
+        return Path(os.environ["ARTQ_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "artq"
+
+
+def max_bytes() -> int:
+    raw = os.environ.get("ARTQ_CACHE_MAX_MB")
+    try:
+        return int(float(raw) * (1 << 20)) if raw else DEFAULT_MAX_BYTES
+    except ValueError:
+        return DEFAULT_MAX_BYTES
 
 
 def _tf_version() -> str:
@@ -59,13 +84,28 @@ def key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def _files(folder: Path) -> list[Path]:
+    return sorted(q for q in folder.rglob("*") if q.is_file() and q.name != "meta.json")
+
+
 @dataclass(frozen=True)
 class Entry:
     root: Path
 
     @property
     def complete(self) -> bool:
-        return (self.root / "meta.json").is_file()
+        """meta.json is there and every file it lists has the digest it recorded."""
+        try:
+            meta = self.meta
+        except (OSError, ValueError):
+            return False
+        listed = meta.get("files")
+        if not isinstance(listed, dict):
+            return False
+        present = {str(f.relative_to(self.root)) for f in _files(self.root)}
+        if present != set(listed):
+            return False
+        return all(file_digest(self.root / name) == digest for name, digest in listed.items())
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -75,12 +115,66 @@ class Entry:
         return self.root / name
 
 
+@dataclass(frozen=True)
+class CacheInfo:
+    root: Path
+    entries: int
+    bytes: int
+    limit: int
+
+
 class StageCache:
-    """A folder of entries shared by the processes of one sweep."""
+    """A folder of entries shared by runs: the processes of one sweep, or every run of a
+    user (:func:`default_root`)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        #: Entries this process read from the cache rather than built (report: ``cached``).
+        self.hits: list[str] = []
+
+    def _entries(self) -> list[Path]:
+        return [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    def info(self) -> CacheInfo:
+        entries = self._entries()
+        size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
+        return CacheInfo(self.root, len(entries), size, max_bytes())
+
+    def trim(self, limit: int | None = None) -> int:
+        """Evict least recently used entries until the cache fits ``limit`` bytes; an entry
+        another process holds is skipped. Returns the bytes freed."""
+        limit = max_bytes() if limit is None else limit
+        sized = []
+        for e in self._entries():
+            files = [f for f in e.rglob("*") if f.is_file()]
+            used = max((f.stat().st_mtime for f in files if f.name == "meta.json"), default=0.0)
+            sized.append((used, e, sum(f.stat().st_size for f in files)))
+        total = sum(size for _, _, size in sized)
+        freed = 0
+        for _, e, size in sorted(sized, key=lambda t: t[0]):
+            if total - freed <= limit:
+                break
+            lock_path = e.with_name(e.name + ".lock")
+            with open(lock_path, "a+b") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                try:
+                    shutil.rmtree(e, ignore_errors=True)
+                    freed += size
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+        return freed
+
+    def clear(self) -> int:
+        """Remove every entry no process holds; returns how many were removed."""
+        n = len(self._entries())
+        self.trim(0)
+        return n - len(self._entries())
 
     def entry(self, kind: str, digest: str) -> Entry:
         return Entry(self.root / f"{kind}-{digest}")
@@ -95,6 +189,11 @@ class StageCache:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 if entry.complete:
+                    # Used now: least-recently-used eviction keeps it longest.
+                    now = time.time()
+                    with contextlib.suppress(OSError):
+                        os.utime(entry.path("meta.json"), (now, now))
+                    self.hits.append(entry.root.name)
                     yield None
                     return
                 tmp = entry.root.with_name(f".{entry.root.name}.tmp-{os.getpid()}")
@@ -112,7 +211,10 @@ class StageCache:
 
 
 def finish(folder: Path, meta: dict[str, Any]) -> None:
-    (folder / "meta.json").write_text(json.dumps(meta, default=str), encoding="utf-8")
+    """Seal a scratch folder: meta.json with the digest of every file in it, written last."""
+    files = {str(f.relative_to(folder)): file_digest(f) for f in _files(folder)}
+    (folder / "meta.json").write_text(json.dumps({**meta, "files": files}, default=str),
+                                      encoding="utf-8")
 
 
 # ------------------------------------------------------------------ raw data

@@ -5,6 +5,7 @@
     artq inspect MODEL        NPU placement, memory and time of a .tflite
     artq sweep CONFIG --set   what-if variants side by side
     artq samples ...          list or retrain the bundled samples
+    artq cache info|clear     the cache runs share
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ examples:
 """
 
 
-COMMANDS = ("run", "inspect", "sweep", "samples")
+COMMANDS = ("run", "inspect", "sweep", "samples", "cache")
 #: Exit code when stdout's reader closed the pipe early (see _stdout_closed).
 STDOUT_CLOSED = 141
 

@@ -68,7 +68,7 @@ def test_cache_entry_is_built_once_by_racing_processes(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(built) == 1
-    assert entry.complete and entry.meta == {"by": built[0]}
+    assert entry.complete and entry.meta["by"] == built[0]
     assert (entry.root / "payload").read_text() == "x"
     assert not list(tmp_path.glob(".*tmp*"))  # no scratch folder left
 

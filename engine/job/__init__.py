@@ -52,7 +52,8 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
     be = backend(ctx.model_file.format, BackendOptions(
         ctx.run.log_path, ctx.work, emit, cancel,
-        legacy_keras=cfg.quantization.method == "qat"))
+        legacy_keras=cfg.quantization.method == "qat",
+        calibration_method=cfg.calibration.method, percentile=float(cfg.calibration.percentile)))
     try:
         model = stages.export_model(ctx, be, emit)                               # load
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess

@@ -60,7 +60,8 @@ class OnnxBackend:
                                         self._opt.percentile)
             quantize.to_int8(str(src), out_path, np.load(calibration), opts,
                              self._opt.work_dir / "onnx_int8", stage=stage,
-                             sink=self._opt.sink, cancel=self._opt.cancel)
+                             sink=self._opt.sink, cancel=self._opt.cancel,
+                             log_path=str(self._opt.log_path))
             return Converted(Path(out_path).stat().st_size, quantization=_int8_record(opts))
         return Converted(Path(out_path).stat().st_size)
 

@@ -133,8 +133,7 @@ def inspect_model_file(path: str | Path) -> ModelFile:
         return ModelFile(str(p), "saved_model")
     if not p.is_file():
         # A FIFO or device would block or stream forever when read below.
-        raise InputFileError(str(p), "is not a regular file",
-                             "set model.path to a .keras, .h5 or SavedModel folder")
+        raise InputFileError(str(p), "is not a regular file", "set model.path to a model file")
     suffix = p.suffix.lower()
     try:
         # The signature only; reading here also surfaces an unreadable file before
@@ -273,6 +272,9 @@ def model_summary(path: str | Path) -> dict[str, Any]:
                     _describe(json.loads(raw.decode() if isinstance(raw, bytes) else raw), out)
                 group = f.get("model_weights", f)
                 out["params"] = _count_params_group(group, skip=("optimizer",))
+        elif suffix == ".onnx":
+            from .backends.onnx.graph import summarize  # noqa: PLC0415 - onnx only, no runtime
+            summarize(p, out)
         elif suffix == ".tflite":
             out["format"] = "tflite"
             out["error"] = "artq quantizes from the float model; use `artq inspect` for a .tflite"

@@ -164,3 +164,25 @@ def with_static_input(proto: Any, shape: Sequence[int]) -> Any:
         return onnx.shape_inference.infer_shapes(proto, strict_mode=False)
     except Exception:  # noqa: BLE001 - inference is a help, never a reason to refuse
         return proto
+
+
+def summarize(path: Path, out: dict[str, Any]) -> None:
+    """Fill :func:`engine.modelfile.model_summary`'s dict for an ``.onnx`` (the TUI's model
+    summary); a file it cannot read or would refuse says why in ``error``."""
+    out["format"] = "onnx"
+    try:
+        info = describe(load_proto(path), str(path))
+    except InputFileError as exc:
+        out["error"] = exc.message
+        return
+    counts: dict[str, int] = {}
+    for op in info.ops:
+        counts[op] = counts.get(op, 0) + 1
+    out.update(layers=len(info.ops), layer_counts=counts, params=info.params,
+               inputs=[{"name": i.name, "shape": list(i.shape), "dtype": i.dtype}
+                       for i in info.inputs],
+               outputs=[{"name": o.name, "shape": list(o.shape)} for o in info.outputs])
+    try:
+        check(info)
+    except ModelError as exc:
+        out["error"] = exc.message

@@ -89,9 +89,6 @@ def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work
     from onnxruntime.quantization import (  # noqa: PLC0415
         CalibrationDataReader,
         CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
     )
     from onnxruntime.quantization.calibrate import (  # noqa: PLC0415
         create_calibrator,
@@ -121,18 +118,37 @@ def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work
             cal.collect_data(Reader(calibration, name, stage, sink, cancel))
             save_tensors_data(cal.compute_data(), ranges)
             del cal
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ConversionError(f"onnxruntime's calibration failed: {type(exc).__name__}: "
+                                  f"{exc}", "check the model runs in onnxruntime in float; the "
+                                  "log has the details") from None
+    requantize(work_dir, out, opts, log_path=log_path)
+
+
+def requantize(work_dir: Path, out: str, opts: Int8Options, *, log_path: str | None = None) -> None:
+    """The QDQ model from the ranges :func:`to_int8` calibrated in ``work_dir`` (again, with
+    ``opts.nodes_to_exclude`` left in float, for the mixed models): no calibration pass."""
+    from onnxruntime.quantization import (  # noqa: PLC0415
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    method = getattr(CalibrationMethod, CALIBRATION_METHODS[opts.method])
+    with _stdout_to(log_path):
+        try:
             quantize_static(
-                str(pre), out, None, quant_format=QuantFormat.QDQ,
+                str(work_dir / "fp32_preprocessed.onnx"), out, None, quant_format=QuantFormat.QDQ,
                 per_channel=opts.granularity == "per_channel",
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                 nodes_to_exclude=list(opts.nodes_to_exclude) or None,
-                calibrate_method=method, calibration_cache_path=str(ranges),
+                calibrate_method=method, calibration_cache_path=str(work_dir / "ranges.json"),
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
         except (ValueError, RuntimeError, KeyError) as exc:
             raise ConversionError(f"onnxruntime's quantizer failed: {type(exc).__name__}: {exc}",
-                                  "check the model runs in onnxruntime in float; the log has "
-                                  "the details") from None
+                                  "the log has the details") from None
 
 
 @contextlib.contextmanager

@@ -203,3 +203,30 @@ def test_onnx_job_end_to_end_scores_fp32_as_onnxruntime_does(tmp_path: Path) -> 
     again = run_job(_job(tmp_path, model, data=nchw,
                          overrides=["quantization.stages=[\"fp32\"]"])).report.to_dict()
     assert again["stages"]["fp32"]["metrics"]["top1"] == pytest.approx(expected)
+
+
+def test_per_tensor_error_flags_an_outlier_channel_and_builds_its_mixed_model(
+        tmp_path: Path) -> None:
+    """One conv filter 300× the others: its channel sets the Conv output's range, so the
+    other channels get a level or two. The error analysis flags that tensor as a wasted
+    range, and its mixed model keeps the Conv in float (no DequantizeLinear on its weight)."""
+    model = conv_classifier(tmp_path / "m.onnx", outlier=300.0)
+    res = run_job(_job(tmp_path, model, overrides=["analysis.debug_samples=8",
+                                                    "analysis.sensitivity_k=3"]))
+    d = res.report.to_dict()
+    la = d["layer_analysis"]
+    assert la["debug_samples"] == 8 and "QuantizeLinear" in la["modes"]["layer"]
+    errors = {r["name"]: r["error"] for r in d["layers"]}
+    assert {"x", "r", "g", "l"} <= set(errors)  # every quantized activation is measured
+    assert errors["r"]["suspect"] and "channel 0 alone spans the range" in errors["r"]["why"]
+    # Rounding alone at a healthy tensor: about 0.29 steps rms, and no error before it.
+    assert errors["x"]["layer"]["rmse_scale"] == pytest.approx(0.29, abs=0.05)
+    assert not errors["x"]["suspect"]
+    assert "r" in la["suspects"] and la["ranking"].index("r") < la["ranking"].index("x")
+    entries = {e["tensor"]: e for e in d["sensitivity"]}
+    assert entries["r"]["op"] == "Conv"
+    i = [e["tensor"] for e in d["sensitivity"]].index("r")
+    mixed = onnx.load(str(res.run_dir / "sensitivity" / f"mixed_{i}.onnx"))
+    conv = next(n for n in mixed.graph.node if n.op_type == "Conv")
+    assert conv.input[1] == "w"  # the float weight itself, not a dequantized copy
+    assert any(n.op_type == "QuantizeLinear" for n in mixed.graph.node)  # the rest stays int8

@@ -58,7 +58,8 @@ def _list() -> int:
     for name in sorted(SAMPLES):
         s = SAMPLES[name]
         weights = WEIGHTS_DIR / s.weights
-        state = "trained" if weights.exists() else "not trained"
+        done = "exported" if s.exported_from else "trained"
+        state = done if weights.exists() else f"not {done}"
         print(f"{name:<10} {s.task:<15} {s.weights:<16} sample_configs/{s.config:<20} {state}")
         print(f"           {s.description}")
     return 0

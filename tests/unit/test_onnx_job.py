@@ -230,3 +230,16 @@ def test_per_tensor_error_flags_an_outlier_channel_and_builds_its_mixed_model(
     conv = next(n for n in mixed.graph.node if n.op_type == "Conv")
     assert conv.input[1] == "w"  # the float weight itself, not a dequantized copy
     assert any(n.op_type == "QuantizeLinear" for n in mixed.graph.node)  # the rest stays int8
+
+
+def test_model_summary_reads_an_onnx_file_and_says_why_it_is_refused(tmp_path: Path) -> None:
+    from engine.inspect_model import model_summary  # noqa: PLC0415
+
+    s = model_summary(conv_classifier(tmp_path / "m.onnx", shape=("N", 1, 8, 8)))
+    assert s["format"] == "onnx" and s["error"] == ""
+    assert s["inputs"] == [{"name": "x", "shape": [None, 1, 8, 8], "dtype": "float32"}]
+    assert s["layer_counts"] == {"Conv": 1, "Relu": 1, "GlobalAveragePool": 1, "Flatten": 1,
+                                 "Gemm": 1, "Softmax": 1}
+    assert s["params"] == 8 * 9 + 8 + 4 * 8 + 4
+    q = model_summary(conv_classifier(tmp_path / "q.onnx", quantized=True))
+    assert "already quantized" in q["error"]

@@ -39,15 +39,15 @@ def onnx_sample(name: str) -> str:
 def export_onnx(name: str, out_dir: str | os.PathLike[str] | None = None,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """Write ``<out_dir>/<weights>.onnx`` from the Keras sample it is exported from."""
-    import keras  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-
+    key = onnx_sample(name)  # a wrong name says so before TensorFlow loads
     try:
         import tf2onnx  # noqa: PLC0415
     except ImportError:
         raise ConfigError("exporting a sample to ONNX needs tf2onnx",
-                          "pip install 'artq[samples]' (or pip install tf2onnx)") from None
-    key = onnx_sample(name)
+                          "pip install -e \".[samples]\" (or pip install tf2onnx)") from None
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
     spec, source = SAMPLES[key], SAMPLES[SAMPLES[key].exported_from]
     folder = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -224,7 +224,7 @@ def test_per_tensor_error_flags_an_outlier_channel_and_builds_its_mixed_model(
     assert not errors["x"]["suspect"]
     assert "r" in la["suspects"] and la["ranking"].index("r") < la["ranking"].index("x")
     entries = {e["tensor"]: e for e in d["sensitivity"]}
-    assert entries["r"]["op"] == "Conv"
+    assert entries["r"]["op"] == "Conv" and entries["r"]["float_ops"] == ["r"]
     i = [e["tensor"] for e in d["sensitivity"]].index("r")
     mixed = onnx.load(str(res.run_dir / "sensitivity" / f"mixed_{i}.onnx"))
     conv = next(n for n in mixed.graph.node if n.op_type == "Conv")

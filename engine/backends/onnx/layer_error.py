@@ -162,7 +162,8 @@ def analyze(float_path: Path, int8_path: str, x: np.ndarray, out_dir: str, sensi
     for t in suspects:
         cancel.check()
         node = tensors[t]["node"]
-        cand: dict[str, Any] = {"tensor": t, "kind": diags[t].kind, "float_ops": [node],
+        # float_ops name ops by their output tensors, as the .tflite candidates do.
+        cand: dict[str, Any] = {"tensor": t, "kind": diags[t].kind, "float_ops": [t],
                                 "op": tensors[t]["op"]}
         path = Path(out_dir) / f"mixed_{len(candidates)}.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -243,3 +243,25 @@ def test_model_summary_reads_an_onnx_file_and_says_why_it_is_refused(tmp_path: P
     assert s["params"] == 8 * 9 + 8 + 4 * 8 + 4
     q = model_summary(conv_classifier(tmp_path / "q.onnx", quantized=True))
     assert "already quantized" in q["error"]
+
+
+def test_the_data_check_reads_a_channels_first_model_s_data_as_images(tmp_path: Path) -> None:
+    """The TUI's calibration check preprocesses images for a 1×32×32 input as 32×32×1."""
+    import cv2  # noqa: PLC0415
+
+    from engine.datacheck import check  # noqa: PLC0415
+    from engine.inspect_model import model_summary  # noqa: PLC0415
+
+    model = conv_classifier(tmp_path / "m.onnx", shape=(1, 1, 32, 32))
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 255, (40, 40), dtype=np.uint8))
+    cfg = tmp_path / "job.toml"
+    cfg.write_text(JOB.format(model=model, data=tmp_path, runs=tmp_path / "runs", model_extra="",
+                              calibration="", tables="").replace(
+        f'kind = "npz"\npath = "{tmp_path}"', f'kind = "images"\npath = "{folder}"'))
+    res = check(str(cfg), [], model_summary(model))
+    assert res["error"] is None
+    assert "tensor     6×32×32×1 float32" in "\n".join(res["stats"])

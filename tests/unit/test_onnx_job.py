@@ -265,3 +265,16 @@ def test_the_data_check_reads_a_channels_first_model_s_data_as_images(tmp_path: 
     res = check(str(cfg), [], model_summary(model))
     assert res["error"] is None
     assert "tensor     6×32×32×1 float32" in "\n".join(res["stats"])
+
+
+def test_per_tensor_granularity_gives_one_weight_scale(tmp_path: Path) -> None:
+    model = conv_classifier(tmp_path / "m.onnx")
+    res = run_job(_job(tmp_path, model, overrides=[
+        "quantization.granularity=\"per_tensor\"", "quantization.stages=[\"fp32\", \"int8\"]"]))
+    int8 = onnx.load(str(res.run_dir / "int8.onnx"))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in int8.graph.initializer}
+    wq = next(n for n in int8.graph.node if n.op_type == "DequantizeLinear"
+              and inits.get(n.input[0]) is not None and inits[n.input[0]].ndim == 4)
+    assert inits[wq.input[1]].size == 1
+    q = res.report.to_dict()["stages"]["int8"]["quantization"]
+    assert q["weights"] == "int8 symmetric per-tensor"

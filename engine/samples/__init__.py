@@ -42,6 +42,8 @@ class SampleSpec:
     weights: str
     #: Sample config (under sample_configs/) whose preprocessing training uses.
     config: str
+    #: ONNX samples: the Keras sample exported (``artq samples export-onnx NAME``), not trained.
+    exported_from: str = ""
 
 
 # name -> (module under engine.samples, function name)
@@ -87,6 +89,26 @@ SAMPLES: dict[str, SampleSpec] = {
         "east",
         "east.keras",
         "ocr_east.toml",
+    ),
+    "digits_onnx": SampleSpec(
+        "digits_onnx",
+        "The digits classifier as an FP32 ONNX model with a channels-first 1×1×32×32 input, "
+        "as a PyTorch export has it",
+        "classification",
+        "",
+        "digits.onnx",
+        "digits_onnx.toml",
+        exported_from="digits",
+    ),
+    "crnn_conv_onnx": SampleSpec(
+        "crnn_conv_onnx",
+        "The convolutional CRNN text recognizer as an FP32 ONNX model with a channels-first "
+        "1×1×32×128 input",
+        "ctc",
+        "",
+        "crnn_conv.onnx",
+        "ocr_crnn_conv_onnx.toml",
+        exported_from="crnn_conv",
     ),
 }
 

@@ -20,7 +20,7 @@ from ..data import (
     select_calibration,
     unscaled_images,
 )
-from ..errors import CancelledError, DataError, EngineError, TFLiteReadError
+from ..errors import CancelledError, DataError, EngineError
 from ..events import Finding, Log, ModelInfo, Sink, StageMetrics
 from ..layout import data_view, from_model, resolve, to_model
 from ..metrics import agreement
@@ -251,11 +251,6 @@ def analyze_npu(ctx: JobContext, emit: Sink) -> None:
                 md = headline_markdown(ctx.headline) + "\n\n"
             ctx.npu_markdown = md + a.to_markdown(commands=ctx.stedgeai)
         except EngineError as exc:
-            if isinstance(exc, TFLiteReadError) and int8.suffix != ".tflite":
-                # Until the NPU reader takes this format: say so, not "not a TFLite file".
-                exc = EngineError(f"{int8.name}: not analysed: the NPU analysis reads .tflite "
-                                  "models only", "the placement of ONNX QDQ models comes with "
-                                  "the ONNX operator reader")
             emit(Log(f"NPU analysis failed: {exc}", "warning"))
             ctx.npu = {"error": exc.to_dict()}
 

@@ -364,7 +364,10 @@ class _Builder:
         for n, m in ops:
             outs = m.options.pop("onnx_outputs", tuple(n.output))
             opts = dict(m.options)
-            opts |= {"onnx_op": n.op_type, "onnx_name": n.name or (n.output[0] if n.output else ""),
+            # A layer is named by the float tensor it makes (a Q node: the one it quantizes),
+            # as a TFLite layer by its output tensor: per-layer errors are keyed the same way.
+            named = n.input[0] if n.op_type == Q and n.input else (n.output[0] if n.output else "")
+            opts |= {"onnx_op": n.op_type, "onnx_name": named or n.name,
                      "onnx_provenance": provenance(n.op_type)}
             if n.output and (s := self.shape(n.output[0])) is not None:
                 opts["onnx_output_shape"] = s

@@ -366,7 +366,9 @@ class _Builder:
             opts = dict(m.options)
             # A layer is named by the float tensor it makes (a Q node: the one it quantizes),
             # as a TFLite layer by its output tensor: per-layer errors are keyed the same way.
-            named = n.input[0] if n.op_type == Q and n.input else (n.output[0] if n.output else "")
+            # Only an input's Q: a Q after a float layer would take that layer's name.
+            graph_in = n.op_type == Q and n.input and n.input[0] not in self.producer
+            named = n.input[0] if graph_in else (n.output[0] if n.output else "")
             opts |= {"onnx_op": n.op_type, "onnx_name": named or n.name,
                      "onnx_provenance": provenance(n.op_type)}
             if n.output and (s := self.shape(n.output[0])) is not None:

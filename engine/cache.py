@@ -58,11 +58,32 @@ def max_bytes() -> int:
         return DEFAULT_MAX_BYTES
 
 
-def _tf_version() -> str:
-    try:
-        return metadata.version("tensorflow")
-    except metadata.PackageNotFoundError:
-        return "?"
+def _versions() -> list[str]:
+    """The frameworks that convert and run the stages: a new release may give other bytes."""
+    out = []
+    for dist in ("tensorflow", "ai-edge-litert", "onnxruntime", "onnxconverter-common"):
+        try:
+            out.append(f"{dist}={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{dist}=-")
+    return out
+
+
+_CODE: list[str] = []
+
+
+def code_digest() -> str:
+    """sha256 of artq's own sources: an entry made by other code (a checkout one commit
+    on, an edited generator or metric) is never reused, though the version string is the
+    same."""
+    if not _CODE:
+        h = hashlib.sha256()
+        root = Path(__file__).resolve().parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
 
 
 def file_digest(path: str | Path) -> str:
@@ -79,8 +100,9 @@ def file_digest(path: str | Path) -> str:
 
 
 def key(*parts: Any) -> str:
-    """A short stable hash of JSON-able parts (plus artq's and TF's versions)."""
-    blob = json.dumps([__version__, _tf_version(), *parts], sort_keys=True, default=str)
+    """A short stable hash of JSON-able parts (plus artq's code and the frameworks' versions)."""
+    blob = json.dumps([__version__, code_digest(), *_versions(), *parts], sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

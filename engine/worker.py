@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="CONFIG is a QAT run folder to continue from its last checkpoint")
     run.add_argument("--cache", metavar="DIR", default=None,
                      help="share data, the exported model and FP32/FP16 with other runs "
-                     "using DIR (a sweep)")
+                     "using DIR (default: the user's cache folder, engine.cache.default_root)")
+    run.add_argument("--no-cache", action="store_true", help="compute every stage afresh")
     check = sub.add_parser("check", help="preview, statistics and diagnostics of the data")
     check.add_argument("config")
     check.add_argument("--model", default="{}", help="the model summary as JSON "
@@ -110,7 +111,10 @@ def _run(args: argparse.Namespace, out: JsonLineWriter, cancel: CancelToken) -> 
         cfg = resume_config(args.config, args.overrides)
         run_job(cfg, sink, cancel, resume=args.config)
     else:
-        run_job(load_config(args.config, args.overrides), sink, cancel, cache_dir=args.cache)
+        from .cache import default_root
+
+        cache = None if args.no_cache else (args.cache or default_root())
+        run_job(load_config(args.config, args.overrides), sink, cancel, cache_dir=cache)
     return 0
 
 

@@ -27,6 +27,12 @@ except ImportError:  # pragma: no cover
     Expression = None  # type: ignore[assignment,misc]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs the tests start (the CLI, the worker, the TUI's) share a cache of this session only:
+# never the user's, and never one a previous session's code filled.
+if "ARTQ_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ARTQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="artq-test-cache-")
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 # ROOT for the engine and tui packages; TESTS for the helpers (models, fakes, npu_models)

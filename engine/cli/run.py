@@ -57,6 +57,9 @@ def add_parser(sub: Any) -> None:
                    help="print the final report.json on stdout and nothing else (progress goes to stderr)")
     p.add_argument("--strict", action="store_true",
                    help="exit with code 4 when the INT8 drop fails the profile's threshold")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compute every stage afresh: do not read or fill the cache runs share "
+                   "(exported model, FP32/FP16 conversions and evaluations; see `artq cache`)")
     p.add_argument("--resume", metavar="RUN",
                    help="continue a cancelled or failed QAT run (a run folder) from its last "
                    "epoch checkpoint")
@@ -171,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     err_console = Console(stderr=True)
     out_console = Console()
     from .. import config as config_mod
+    from ..cache import default_root
     from ..job import run_job
 
     cancel = CancelToken()
@@ -213,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
         old_term = signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
         try:
             with RichSink(err_console, quiet=args.quiet) as sink:
-                result = run_job(cfg, sink, cancel, resume=args.resume)
+                result = run_job(cfg, sink, cancel, resume=args.resume,
+                                 cache_dir=None if args.no_cache else default_root())
         finally:
             signal.signal(signal.SIGINT, old)
             signal.signal(signal.SIGTERM, old_term)

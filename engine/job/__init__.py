@@ -10,6 +10,7 @@ says so in its report.json and keeps its log.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import traceback
 from dataclasses import dataclass
@@ -106,7 +107,8 @@ def run_job(
     Either way the run folder is complete and says what happened. Errors raised here carry
     ``run_dir`` when a folder was made. ``resume`` continues a QAT run in its own folder
     from its last epoch checkpoint. ``cache_dir`` shares synthetic data, the exported model
-    and the FP32/FP16 stages with other runs using the same folder (``artq sweep``).
+    and the FP32/FP16 stages with other runs using the same folder (``artq run`` and the
+    TUI: the user's cache folder; ``artq sweep``: one of its own).
     ``backend`` opens the model's framework (default: :func:`engine.backends.open_backend`).
     """
     cancel = cancel or CancelToken()
@@ -157,6 +159,9 @@ def run_job(
     finally:
         shutil.rmtree(run.work, ignore_errors=True)
         log.close()
+        if ctx.cache is not None:
+            with contextlib.suppress(OSError):
+                ctx.cache.trim()  # the bound holds after every run, least recently used first
 
 
 def _write_report(ctx: JobContext, status: str, err: EngineError | None = None) -> Report:

@@ -39,8 +39,10 @@ class JobContext:
     #: analysis.target, loaded once by preflight for every NPU analysis of the job.
     target: Target
     resume: bool = False
-    #: Results shared with other runs of a sweep (see engine.cache); None outside sweeps.
+    #: Results shared with other runs (see engine.cache); None with --no-cache.
     cache: StageCache | None = None
+    #: Cache entries this run read instead of computing (report.json ``cache.reused``).
+    cached: list[str] = field(default_factory=list)
     model_key: str = ""
     #: The PTQ run a QAT run compares itself with (its report).
     ptq_ref: Report | None = None
@@ -128,4 +130,6 @@ def build_report(ctx: JobContext, status: str, err: EngineError | None = None) -
     report.update({k: v for k, v in optional.items() if v is not None})
     if err is not None:
         report["error"] = err.to_dict()
+    if ctx.cache is not None:
+        report["cache"] = {"dir": str(ctx.cache.root), "reused": list(ctx.cached)}
     return report

@@ -1,6 +1,7 @@
-"""Results a sweep's variants share (see :mod:`engine.cache`): synthetic data, the exported
-model, and the FP32/FP16 conversions and evaluations, none of which depend on a variant key.
-Outside a sweep (``ctx.cache is None``) each wrapper just does the work.
+"""Results runs share (see :mod:`engine.cache`): synthetic data, the exported model, and the
+FP32/FP16 conversions and evaluations, none of which depend on the calibration or the
+quantization keys a what-if run changes. Each entry read is named in ``ctx.cached``. With no
+cache (``ctx.cache is None``: ``--no-cache``) each wrapper just does the work.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .context import JobContext, timed
 
 
 def load_split(ctx: JobContext, split: str, emit: Sink, cancel: CancelToken) -> RawData:
-    """One data split; a sweep renders synthetic data once for all its variants."""
+    """One data split; synthetic data is rendered once for every run that draws it."""
     src = getattr(ctx.cfg.data, split)
     if ctx.cache is None or src.kind != "synthetic":
         return load_source(src, f"data.{split}", emit, cancel)
@@ -27,6 +28,7 @@ def load_split(ctx: JobContext, split: str, emit: Sink, cancel: CancelToken) -> 
     entry = ctx.cache.entry("data", key(ctx.cfg.to_dict()["data"][split]))
     with ctx.cache.building(entry) as tmp:
         if tmp is None:
+            ctx.cached.append(f"data.{split}")
             return load_raw(entry)
         raw = load_source(src, f"data.{split}", emit, cancel)
         save_raw(tmp, raw)
@@ -34,7 +36,7 @@ def load_split(ctx: JobContext, split: str, emit: Sink, cancel: CancelToken) -> 
 
 
 def load_model(ctx: JobContext, backend: Backend) -> LoadedModel:
-    """Load and export with batch 1, or adopt a sweep's shared export."""
+    """Load and export with batch 1, or adopt an earlier run's export."""
     mf, shape = ctx.model_file, ctx.cfg.model.input_shape
     input_shape = list(shape) if shape else None
     export_dir = ctx.work / "saved_model"
@@ -45,6 +47,7 @@ def load_model(ctx: JobContext, backend: Backend) -> LoadedModel:
     entry = ctx.cache.entry("export", ctx.model_key)
     with ctx.cache.building(entry) as tmp:
         if tmp is None:
+            ctx.cached.append("load")
             model = LoadedModel.from_dict(entry.meta["info"])
             backend.adopt_export(mf.path, mf.format, input_shape,
                                  str(entry.path("saved_model")), model, stage="load")
@@ -56,7 +59,7 @@ def load_model(ctx: JobContext, backend: Backend) -> LoadedModel:
 
 
 def shared_convert(ctx: JobContext, stage: str, convert: Callable[[], None], emit: Sink) -> None:
-    """An FP32/FP16 conversion done once per sweep."""
+    """An FP32/FP16 conversion done once for every run of the same model."""
     if ctx.cache is None:
         return convert()
     from ..cache import finish  # noqa: PLC0415
@@ -64,9 +67,10 @@ def shared_convert(ctx: JobContext, stage: str, convert: Callable[[], None], emi
     entry = ctx.cache.entry(f"convert-{stage}", ctx.model_key)
     with ctx.cache.building(entry) as tmp:
         if tmp is None:
-            with timed(ctx, emit, f"convert_{stage}", f"Converting to {stage.upper()} (shared)"):
+            ctx.cached.append(f"convert_{stage}")
+            with timed(ctx, emit, f"convert_{stage}", f"Converting to {stage.upper()} (cached)"):
                 shutil.copyfile(entry.path(ctx.stage_file(stage).name), ctx.stage_file(stage))
-                ctx.stages[stage] = {**entry.meta["stage"], "shared": True}
+                ctx.stages[stage] = dict(entry.meta["stage"])
             return None
         convert()
         shutil.copyfile(ctx.stage_file(stage), tmp / ctx.stage_file(stage).name)
@@ -76,7 +80,7 @@ def shared_convert(ctx: JobContext, stage: str, convert: Callable[[], None], emi
 
 def shared_evaluation(ctx: JobContext, stage: str, evaluate: Callable[[], list[np.ndarray]],
                       emit: Sink) -> list[np.ndarray]:
-    """FP32/FP16 outputs and metrics on the test set, computed once per sweep."""
+    """FP32/FP16 outputs and metrics on the test set, computed once per model and test set."""
     if ctx.cache is None:
         return evaluate()
     from ..cache import finish, key, load_outputs, save_outputs  # noqa: PLC0415
@@ -87,7 +91,8 @@ def shared_evaluation(ctx: JobContext, stage: str, evaluate: Callable[[], list[n
                                                      d["preprocessing"], ev))
     with ctx.cache.building(entry) as tmp:
         if tmp is None:
-            with timed(ctx, emit, f"evaluate_{stage}", f"Evaluating {stage.upper()} (shared)"):
+            ctx.cached.append(f"evaluate_{stage}")
+            with timed(ctx, emit, f"evaluate_{stage}", f"Evaluating {stage.upper()} (cached)"):
                 meta = entry.meta
                 ctx.stages[stage]["metrics"] = meta["metrics"]
                 ctx.stages[stage]["items_per_s"] = meta["items_per_s"]

@@ -18,6 +18,7 @@ from .markdown import render_markdown
 from .npu import Headline, HeadlineSide, Npu, NpuLayer, NpuSummary, Pool
 from .parts import (
     Agreement,
+    CacheUse,
     Comparison,
     DataInfo,
     DataSplit,
@@ -33,7 +34,7 @@ from .parts import (
 from .record import Record
 
 __all__ = [
-    "REPORT", "SCHEMA", "Agreement", "Comparison", "DataInfo", "DataSplit", "ErrorFigures",
+    "REPORT", "SCHEMA", "Agreement", "CacheUse", "Comparison", "DataInfo", "DataSplit", "ErrorFigures",
     "ErrorInfo", "Finding", "Headline", "HeadlineSide", "LayerAnalysis", "LayerError",
     "LayerRow", "LayerSensitivity", "ModelInfo", "Npu", "NpuLayer", "NpuSummary", "Pool",
     "Preprocessing", "PtqSummary", "Qat", "Record", "Report", "ReportError", "SensitivityEntry", "Stage",

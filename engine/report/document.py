@@ -13,6 +13,7 @@ from ..verdict import Verdict
 from .layers import LayerAnalysis, LayerRow, SensitivityEntry
 from .npu import Headline, Npu, NpuLayer
 from .parts import (
+    CacheUse,
     Comparison,
     DataInfo,
     ErrorInfo,
@@ -65,6 +66,7 @@ class Report(Record):
     comparison: Comparison | None = item(of=Comparison)
     qat: Qat | None = item(of=Qat)
     error: ErrorInfo | None = item(of=ErrorInfo)
+    cache: CacheUse | None = item(of=CacheUse)
 
     def __post_init__(self) -> None:
         # None stands for "not given" so constructed reports need not spell out the empties.

@@ -182,7 +182,16 @@ class Comparison(Record):
     ptq: PtqSummary | None = item(of=PtqSummary)
 
 
+@_frozen
+class CacheUse(Record):
+    """Where the run's cache is and what came from it instead of being recomputed: entry
+    names ``data.<split>``, ``load``, ``convert_<stage>``, ``evaluate_<stage>``."""
+
+    dir: str = item("", always=True)
+    reused: tuple[str, ...] = item((), seq=True, always=True)
+
+
 __all__ = [
-    "Agreement", "Comparison", "DataInfo", "DataSplit", "ErrorInfo", "Finding", "ModelInfo",
+    "Agreement", "CacheUse", "Comparison", "DataInfo", "DataSplit", "ErrorInfo", "Finding", "ModelInfo",
     "Preprocessing", "PtqSummary", "Qat", "Stage", "StageMetrics",
 ]

@@ -27,7 +27,7 @@ def test_sweep_runs_variants_in_parallel_and_shares_fp32(tiny_model: Path, tmp_p
         assert v["drop"] == rep["verdict"]["drop"]
         assert v["metrics"]["top1"] == rep["stages"]["int8"]["metrics"]["top1"]
         assert v["total_s"] == rep["timings"]["total_s"]
-        shared += bool(rep["stages"]["fp32"].get("shared"))
+        shared += "convert_fp32" in rep["cache"]["reused"]
         # The shared FP32 model is the one this config makes: same bytes in every run.
         assert (Path(v["run_dir"]) / "fp32.tflite").stat().st_size == rep["stages"]["fp32"]["size_bytes"]
     assert shared == 1  # one variant converted FP32, the other reused it

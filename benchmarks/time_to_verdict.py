@@ -1,0 +1,150 @@
+"""Time to a verdict: artq against a plain converter script, and a what-if relaunch.
+
+    python benchmarks/time_to_verdict.py [--cases mobilenet,crnn_conv] [--rounds 1]
+
+For each case, side by side in one run:
+  (a) a plain guide-style script in a fresh Python: import TensorFlow, load the model,
+      full-INT8 conversion with the same calibration items, evaluate INT8 on the test items;
+  (b) a cold ``artq run`` with its default stages and analyses (an empty cache);
+  (c) a relaunch with only ``calibration.samples`` changed (the cache (b) filled).
+Prints each wall time, (b)'s and (c)'s stage times, and the ratios b/a and c/b.
+
+The mobilenet case needs ../shared/real_models next to the checkout (ST's model zoo
+MobileNet v2 person classifier; never copied into the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CASES = {
+    # name: (config, model input H×W×C, legacy .h5 loaded with tf-keras)
+    "mobilenet": (ROOT / "benchmarks/real_models/mobilenet_v2_person.toml", (128, 128, 3), True),
+    "crnn_conv": (ROOT / "sample_configs/ocr_crnn_conv.toml", (32, 128, 1), False),
+}
+
+PLAIN = r'''
+import os, sys, time
+t0 = time.perf_counter()
+legacy = sys.argv[4] == "1"
+if legacy:
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tensorflow as tf
+if legacy:
+    import tf_keras
+    model = tf_keras.models.load_model(sys.argv[1], compile=False)
+else:
+    import keras
+    model = keras.models.load_model(sys.argv[1], compile=False)
+cal = np.load(sys.argv[2]); test = np.load(sys.argv[3])
+def rep():
+    for x in cal:
+        yield [x[None].astype(np.float32)]
+conv = tf.lite.TFLiteConverter.from_keras_model(model)
+conv.optimizations = [tf.lite.Optimize.DEFAULT]
+conv.representative_dataset = rep
+conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+conv.inference_input_type = tf.int8
+conv.inference_output_type = tf.int8
+blob = conv.convert()
+it = tf.lite.Interpreter(model_content=blob)
+it.allocate_tensors()
+i, o = it.get_input_details()[0], it.get_output_details()[0]
+s, z = i["quantization"]
+outs = []
+for x in test:
+    q = np.clip(np.round(x / s + z), -128, 127).astype(np.int8)
+    it.set_tensor(i["index"], q[None]); it.invoke()
+    os_, oz = o["quantization"]
+    outs.append((it.get_tensor(o["index"]).astype(np.float32) - oz) * os_)
+print(f"plain wall {time.perf_counter() - t0:.1f} s, {len(outs)} items")
+'''
+
+
+def model_ready(config: Path, shape: tuple[int, ...], out: Path) -> tuple[Path, Path, Path, int]:
+    """The calibration and test items as artq feeds them (same draw, same preprocessing)."""
+    from engine.config import load_config
+    from engine.data import load_source, prepare, select_calibration
+    from engine.preprocess import PreprocessSpec
+
+    cfg = load_config(config)
+    cal_raw = load_source(cfg.data.calibration, "data.calibration")
+    test_raw = load_source(cfg.data.test, "data.test")
+    spec = (PreprocessSpec.resolve(cfg.preprocessing, shape)
+            if cal_raw.images is not None else None)
+    idx = select_calibration(len(cal_raw), cfg.calibration.samples, cfg.calibration.seed)
+    cal = prepare(cal_raw.subset(idx), spec, shape, "data.calibration")
+    test = prepare(test_raw, spec, shape, "data.test")
+    np.save(out / "cal.npy", cal.x)
+    np.save(out / "test.npy", test.x)
+    return Path(cfg.model.path), out / "cal.npy", out / "test.npy", cfg.calibration.samples
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if p.returncode not in (0, 4):
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return wall, p.stdout
+
+
+def stages(report: dict) -> str:
+    t = report["timings"]
+    parts = [f"{k[:-2]} {v:.1f}" for k, v in t.items() if k != "total_s" and v >= 0.2]
+    reused = report.get("cache", {}).get("reused", [])
+    return ", ".join(parts) + (f"  [cached: {', '.join(reused)}]" if reused else "")
+
+
+def run_case(name: str, work: Path) -> tuple[float, float, float]:
+    config, shape, legacy = CASES[name]
+    model, cal, test, samples = model_ready(config, shape, work)
+    env = {**os.environ, "ARTQ_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(ROOT)}
+    a, out = timed([sys.executable, "-c", PLAIN, str(model), str(cal), str(test),
+                    "1" if legacy else "0"], env)
+    artq = [sys.executable, "-m", "engine.cli", "run", str(config), "--json",
+            "--runs-dir", str(work / "runs")]
+    b, out_b = timed(artq, env)
+    other = max(10, samples // 2)
+    c, out_c = timed([*artq, "--set", f"calibration.samples={other}"], env)
+    rb, rc = json.loads(out_b), json.loads(out_c)
+    print(f"{name}: (a) plain script {a:.1f} s · (b) artq cold {b:.1f} s · "
+          f"(c) relaunch, calibration.samples {samples}→{other}: {c:.1f} s")
+    print(f"  (b) stages: {stages(rb)}")
+    print(f"  (c) stages: {stages(rc)}")
+    print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}")
+    return a, b, c
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args()
+    for r in range(args.rounds):
+        for name in args.cases.split(","):
+            if not CASES[name][0].exists():
+                print(f"{name}: skipped, {CASES[name][0]} is missing")
+                continue
+            with tempfile.TemporaryDirectory(prefix=f"ttv-{name}-") as tmp:
+                if args.rounds > 1:
+                    print(f"round {r + 1}")
+                run_case(name, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

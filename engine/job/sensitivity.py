@@ -13,9 +13,9 @@ from ..data import Dataset
 from ..errors import EngineError
 from ..evaluate import run_model
 from ..events import Log, Progress, Sink
-from ..metrics import agreement
+from ..outputs import output_specs, score_outputs
 from ..tasks import Task
-from ..verdict import primary_value
+from ..verdict import Verdict
 from .context import JobContext, timed
 
 #: Sensitivity scores each mixed model on at most this many test items (the first ones),
@@ -25,14 +25,17 @@ SENSITIVITY_MAX_ITEMS = 1000
 
 def sensitivity(
     ctx: JobContext, test: Dataset, task: Task, outputs: dict[str, list[np.ndarray]],
-    int8_drop: float | None, emit: Sink, cancel: CancelToken,
+    verdict: Verdict | None, emit: Sink, cancel: CancelToken,
 ) -> None:
     """Needs the per-layer candidates (stage ``layers``), the NPU latency (``analyze``) and
-    INT8's drop (``stage_drops``): a lossless INT8 only costs the mixed models."""
+    INT8's verdict: a lossless INT8 only costs the mixed models, the others are scored on
+    the output the verdict found worst, in its unit (points or dB)."""
     res = ctx.layer_errors
-    if not res or not res.candidates or "int8" not in outputs or "fp32" not in outputs:
+    if (not res or not res.candidates or "int8" not in outputs or "fp32" not in outputs
+            or verdict is None):
         return
     from ..layers import short_name  # noqa: PLC0415
+    from ..outputs import judge_output, spec  # noqa: PLC0415
 
     n = min(len(test), SENSITIVITY_MAX_ITEMS)
     idx = np.arange(n)
@@ -40,17 +43,28 @@ def sensitivity(
         test.y[idx] if isinstance(test.y, np.ndarray) else [test.y[i] for i in idx])
     ref = [o[:n] for o in outputs["fp32"]]
 
+    ev = ctx.cfg.evaluation
+    names = [j.name for j in verdict.outputs]
+    at = names.index(verdict.output) if verdict.output in names else 0
+    specs = output_specs(names, ref, task_outputs=task.outputs, task_classes=task.class_scores,
+                         class_outputs=ev.class_outputs, judged=ev.outputs)
+    task_fp32 = (task.score(ref, y, ev) if task.score is not None else {}).get(task.primary)
+    unit = verdict.unit or "points"
+
     def score(outs: list[np.ndarray]) -> float | None:
-        m: dict[str, Any] = {}
-        if task.score is not None:
-            m.update(task.score(outs, y, ctx.cfg.evaluation))
-        m["agreement"] = agreement(outs[0], ref[0])
-        return primary_value(m, task.primary)
+        """The worst output's figure (a fraction, or SQNR in dB): higher is better."""
+        task_m = task.score(outs, y, ev) if task.score is not None else {}
+        out = score_outputs([outs[at]], [ref[at]], [specs[at]])[0]
+        j = judge_output(spec(at, names[at], specs[at].kind, task.outputs), out, ev.profile,
+                         task_metric=task.primary, task_fp32=task_fp32,
+                         task_stage=task_m.get(task.primary))
+        v = j.figure
+        return None if not np.isfinite(v) else v
 
     base = score([o[:n] for o in outputs["int8"]])
     base_ms = ((ctx.npu or {}).get("summary") or {}).get("latency_ms")
     # Nothing to regain when INT8 loses nothing: cost the mixed models, do not score them.
-    lossless = int8_drop is not None and int8_drop <= 0
+    lossless = bool(verdict.judged) and all(j.used <= 0 for j in verdict.judged)
     entries: list[dict[str, Any]] = []
     todo = [] if lossless else [c for c in res.candidates if "path" in c]
     done = [0]
@@ -69,8 +83,8 @@ def sensitivity(
             layer = (f"all {len(group)} suspect layers" if group else short_name(c["tensor"]))
             entry: dict[str, Any] = {
                 "tensor": c["tensor"], "layer": layer, "op": c.get("op"), "kind": c["kind"],
-                "float_ops": [short_name(o) for o in c["float_ops"]], "metric": task.primary,
-                "items": n,
+                "float_ops": [short_name(o) for o in c["float_ops"]], "metric": verdict.metric, "unit": unit,
+                "output": verdict.output, "items": n,
             }
             if group:
                 entry["group"] = group
@@ -84,8 +98,8 @@ def sensitivity(
                 what = layer if group else f"`{layer}`"
                 entry.update(regained_points=None, cost_ms=cost,
                              path=str(Path(c["path"]).relative_to(ctx.run.path)),
-                             suggestion=f"not tried: INT8 loses nothing against FP32 "
-                             f"({int8_drop:+.2f} points); keeping {what} in float would cost "
+                             suggestion=f"not tried: INT8 loses nothing against FP32; keeping "
+                             f"{what} in float would cost "
                              + (f"{cost:+.2f} ms on the CPU" if cost is not None else "CPU time"))
                 entries.append(entry)
                 continue
@@ -94,17 +108,20 @@ def sensitivity(
                             log_path=str(ctx.run.log_path))
             done[0] += 1
             value = score(run.outputs)
-            regained = None if value is None else round((value - base) * 100.0, 4)
+            # Points for fractions (the task metric, agreement), dB for SQNR.
+            regained = None if value is None else round(
+                (value - base) * (100.0 if unit == "points" else 1.0), 4)
             cost = _mixed_cost(ctx, c["path"], base_ms, emit)
             entry.update(
-                int8=base, value=value, regained_points=regained, cost_ms=cost,
+                int8=base, value=value, regained=regained,
+                regained_points=regained if unit == "points" else None, cost_ms=cost,
                 path=str(Path(c["path"]).relative_to(ctx.run.path)),
-                suggestion=suggest(layer, entry["float_ops"], regained, cost, bool(group)),
+                suggestion=suggest(layer, entry["float_ops"], regained, cost, bool(group), unit),
             )
             entries.append(entry)
         # Single layers best first; the all-suspects check (a diagnosis, not a recipe) last.
         entries.sort(key=lambda e: (bool(e.get("group")),
-                                    -(e["regained_points"] if e["regained_points"] is not None
+                                    -(e["regained"] if e["regained"] is not None
                                       else -1e9)))
         t.summary = {"best": entries[0]["suggestion"]} if entries else {}
     ctx.sensitivity = entries
@@ -123,7 +140,7 @@ def _mixed_cost(ctx: JobContext, path: str, base_ms: float | None, emit: Sink) -
 
 
 def suggest(layer: str, float_ops: list[str], regained: float | None, cost: float | None,
-            group: bool = False) -> str:
+            group: bool = False, unit: str = "points") -> str:
     """The advice for one mixed model, in the user's words."""
     others = [o for o in float_ops if o != layer]
     what = f"`{layer}`" + (f" and its reader(s) {', '.join(f'`{o}`' for o in others)}"
@@ -134,6 +151,6 @@ def suggest(layer: str, float_ops: list[str], regained: float | None, cost: floa
     if regained is None:
         return f"keeping {what} in float could not be scored"
     if regained <= 0:
-        return (f"keeping {what} in float regains nothing ({regained:+.2f} points, "
+        return (f"keeping {what} in float regains nothing ({regained:+.2f} {unit}, "
                 f"{cost_txt}): leave it in INT8")
-    return f"keep {what} in float: {regained:+.2f} points, {cost_txt}"
+    return f"keep {what} in float: {regained:+.2f} {unit}, {cost_txt}"

@@ -7,6 +7,7 @@ run (status, error, log, report.json), for PTQ and QAT runs.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -145,12 +146,21 @@ def test_full_run_events_in_stage_order_and_report(job) -> None:
                                           "available": 24, "used": 16, "seed": 0}
     assert set(rep["stages"]) == {"fp32", "fp16", "int8"}
     fp32, int8 = rep["stages"]["fp32"], rep["stages"]["int8"]
-    assert fp32["metrics"]["agreement"]["acc"] == 1.0 and fp32["drop"] == 0.0
-    assert rep["stages"]["fp16"]["drop"] == 0.0  # the fake hands back the same float model
-    acc = int8["metrics"]["agreement"]["acc"]
-    assert int8["drop"] == pytest.approx((1.0 - acc) * 100, abs=1e-4)
-    assert rep["verdict"]["metric"] == "agreement"
-    assert rep["verdict"]["drop"] == pytest.approx(int8["drop"], abs=1e-3)
+    # One output, a conv map (not class scores): named, judged on fidelity in dB, no argmax.
+    (ref,) = fp32["metrics"]["outputs"]
+    assert ref["name"] == "output_0" and ref["kind"] == "values" and ref["acc"] is None
+    assert ref["exact"] and ref["sqnr_db"] is None  # FP32 against itself: no inf in JSON
+    assert rep["stages"]["fp16"]["metrics"]["outputs"][0]["exact"]  # the same float model
+    (out,) = int8["metrics"]["outputs"]
+    assert out["sqnr_db"] == pytest.approx(-10 * math.log10(1 - out["nse"]))
+    assert "drop" not in fp32 and "drop" not in int8  # no output is judged in points
+    v = rep["verdict"]
+    assert v["metric"] == "sqnr_db" and v["unit"] == "dB" and v["drop"] is None
+    assert v["output"] == "output_0" and v["int8"] == out["sqnr_db"] and v["threshold"] == 26.0
+    assert v["pass"] == (out["sqnr_db"] >= 26.0)
+    assert v["outputs"] == [{"name": "output_0", "rule": "sqnr", "metric": "sqnr_db",
+                             "unit": "dB", "value": out["sqnr_db"], "bar": 26.0,
+                             "pass": v["pass"], "judged": True}]
     assert rep["layer_analysis"]["suspects"] == ["y"]
     (sens,) = rep["sensitivity"]
     assert sens["tensor"] == "y" and sens["path"] == "sensitivity/keep_float_1.tflite"
@@ -291,3 +301,14 @@ def test_preprocessing_for_model_ready_arrays_is_a_warning_not_silence(job) -> N
     # The defaults say nothing.
     _, plain = _run(job(), FakeFactory())
     assert not [f for f in plain.report.findings if f.code == "preprocessing_ignored"]
+
+
+def test_evaluation_outputs_naming_no_output_stops_the_run(job) -> None:
+    from engine.errors import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError) as info:
+        _run(job(overrides=['evaluation.outputs=["boxes"]']), FakeFactory())
+    assert "evaluation.outputs: names no output of this model: 'boxes'" in info.value.message
+    assert info.value.hint == "the model's outputs are 'output_0'"
+    rep = json.loads((Path(info.value.run_dir) / "report.json").read_text())  # type: ignore[attr-defined]
+    assert rep["status"] == "failed" and rep["error"]["type"] == "ConfigError"

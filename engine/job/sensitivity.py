@@ -17,6 +17,7 @@ from ..outputs import output_specs, score_outputs
 from ..tasks import Task
 from ..verdict import Verdict
 from .context import JobContext, timed
+from .stages import model_order
 
 #: Sensitivity scores each mixed model on at most this many test items (the first ones),
 #: against INT8 on the same items, so K layers cost K short evaluations.
@@ -51,17 +52,17 @@ def sensitivity(
     task_fp32 = (task.score(ref, y, ev) if task.score is not None else {}).get(task.primary)
     unit = verdict.unit or "points"
 
-    def score(outs: list[np.ndarray]) -> float | None:
+    def score(outs: list[np.ndarray]) -> float:
         """The worst output's figure (a fraction, or SQNR in dB): higher is better."""
         task_m = task.score(outs, y, ev) if task.score is not None else {}
         out = score_outputs([outs[at]], [ref[at]], [specs[at]])[0]
         j = judge_output(spec(at, names[at], specs[at].kind, task.outputs), out, ev.profile,
                          task_metric=task.primary, task_fp32=task_fp32,
                          task_stage=task_m.get(task.primary))
-        v = j.figure
-        return None if not np.isfinite(v) else v
+        return j.figure  # +inf: identical to FP32; −inf: nothing left to compare
 
-    base = score([o[:n] for o in outputs["int8"]])
+    base: float | None = score([o[:n] for o in outputs["int8"]])
+    base = base if base is not None and np.isfinite(base) else None
     base_ms = ((ctx.npu or {}).get("summary") or {}).get("latency_ms")
     # Nothing to regain when INT8 loses nothing: cost the mixed models, do not score them.
     lossless = bool(verdict.judged) and all(j.used <= 0 for j in verdict.judged)
@@ -107,21 +108,25 @@ def sensitivity(
                             stage="sensitivity", sink=progress, cancel=cancel,
                             log_path=str(ctx.run.log_path))
             done[0] += 1
-            value = score(run.outputs)
+            value = score(model_order(ctx, run, c["path"]))
+            exact = value == np.inf  # the output becomes identical to FP32: no finite gain
             # Points for fractions (the task metric, agreement), dB for SQNR.
-            regained = None if value is None else round(
+            regained = None if base is None or not np.isfinite(value) else round(
                 (value - base) * (100.0 if unit == "points" else 1.0), 4)
             cost = _mixed_cost(ctx, c["path"], base_ms, emit)
             entry.update(
-                int8=base, value=value, regained=regained,
+                int8=base, value=value if np.isfinite(value) else None, regained=regained,
                 regained_points=regained if unit == "points" else None, cost_ms=cost,
                 path=str(Path(c["path"]).relative_to(ctx.run.path)),
-                suggestion=suggest(layer, entry["float_ops"], regained, cost, bool(group), unit),
+                suggestion=suggest(layer, entry["float_ops"], regained, cost, bool(group), unit,
+                                   exact=exact),
             )
+            if exact:
+                entry["exact"] = True
             entries.append(entry)
         # Single layers best first; the all-suspects check (a diagnosis, not a recipe) last.
-        entries.sort(key=lambda e: (bool(e.get("group")),
-                                    -(e["regained"] if e["regained"] is not None
+        entries.sort(key=lambda e: (bool(e.get("group")), -np.inf if e.get("exact") else
+                                    -(e["regained"] if e.get("regained") is not None
                                       else -1e9)))
         t.summary = {"best": entries[0]["suggestion"]} if entries else {}
     ctx.sensitivity = entries
@@ -140,7 +145,7 @@ def _mixed_cost(ctx: JobContext, path: str, base_ms: float | None, emit: Sink) -
 
 
 def suggest(layer: str, float_ops: list[str], regained: float | None, cost: float | None,
-            group: bool = False, unit: str = "points") -> str:
+            group: bool = False, unit: str = "points", *, exact: bool = False) -> str:
     """The advice for one mixed model, in the user's words."""
     others = [o for o in float_ops if o != layer]
     what = f"`{layer}`" + (f" and its reader(s) {', '.join(f'`{o}`' for o in others)}"
@@ -148,6 +153,8 @@ def suggest(layer: str, float_ops: list[str], regained: float | None, cost: floa
     if group:
         what = f"{layer} ({len(float_ops)} ops)"
     cost_txt = f"{cost:+.2f} ms on the CPU" if cost is not None else "CPU cost unknown"
+    if exact:
+        return f"keep {what} in float: the output then matches FP32 exactly, {cost_txt}"
     if regained is None:
         return f"keeping {what} in float could not be scored"
     if regained <= 0:

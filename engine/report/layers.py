@@ -86,6 +86,8 @@ class SensitivityEntry(Record):
     value: float | None = item()
     #: What keeping it in float regains on that output, in ``unit``.
     regained: float | None = item()
+    #: The mixed model's output matches FP32 exactly (no finite gain to state).
+    exact: bool | None = item()
     #: ``regained`` when the unit is points (None for dB, and in reports before ``unit``).
     regained_points: float | None = item(always=True)
     cost_ms: float | None = item(always=True)
@@ -94,7 +96,8 @@ class SensitivityEntry(Record):
 
     @property
     def tried(self) -> bool:
-        return self.regained_points is not None or self.regained is not None
+        return (self.regained_points is not None or self.regained is not None
+                or bool(self.exact))
 
 
 @_frozen

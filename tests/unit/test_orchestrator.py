@@ -32,6 +32,7 @@ from engine.events import (
     StageStarted,
 )
 from engine.job import run_job
+from engine.report import Report
 
 PTQ_STAGES = ["data", "load", "preprocess", "diagnose", "convert_fp32", "convert_fp16",
               "convert_int8", "layers", "evaluate_fp32", "evaluate_fp16", "evaluate_int8",
@@ -312,3 +313,31 @@ def test_evaluation_outputs_naming_no_output_stops_the_run(job) -> None:
     assert info.value.hint == "the model's outputs are 'output_0'"
     rep = json.loads((Path(info.value.run_dir) / "report.json").read_text())  # type: ignore[attr-defined]
     assert rep["status"] == "failed" and rep["error"]["type"] == "ConfigError"
+
+
+def test_sensitivity_scores_on_the_worst_output_and_keeps_unscorable_candidates(
+        job, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fake_backend  # noqa: PLC0415
+
+    real = fake_backend.FakeBackend.analyze_layers
+
+    def with_a_failed_candidate(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        res = real(self, *args, **kwargs)
+        # A mixed model the backend could not write: kept with its reason, sorted last.
+        res.candidates.append({"tensor": "z", "kind": "op", "float_ops": ["z"], "op": "ADD",
+                               "error": "could not build the mixed model"})
+        return res
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "analyze_layers", with_a_failed_candidate)
+    _, result = _run(job(), FakeFactory())
+    rep = result.report.to_dict()
+    tried, failed = rep["sensitivity"]
+    v = rep["verdict"]
+    # The fake's one output is judged in dB: the mixed model is scored on it, in dB.
+    assert tried["output"] == v["output"] == "output_0" and tried["unit"] == "dB"
+    assert tried["metric"] == "sqnr_db" and tried["int8"] == pytest.approx(v["int8"])
+    # The fake's mixed model is the float model itself: FP32 exactly, no finite gain.
+    assert tried["exact"] is True and tried["value"] is None and tried["regained"] is None
+    assert tried["regained_points"] is None and "matches FP32 exactly" in tried["suggestion"]
+    assert Report.from_dict(rep).sensitivity[0].tried
+    assert failed["tensor"] == "z" and failed["suggestion"] == "could not build the mixed model"

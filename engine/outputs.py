@@ -42,11 +42,15 @@ SOFTMAX_TOLERANCE = 1e-3
 
 
 def is_class_distribution(ref: np.ndarray) -> bool:
-    """Softmax-like: more than one value on the last axis, non-negative, rows summing to 1."""
+    """Softmax-like: more than one value on the last axis, non-negative, rows summing to 1,
+    and not the same for every item (a constant output, such as anchors of 0.25, makes no
+    class decision for argmax to agree on)."""
     a = np.asarray(ref, np.float64)
     if a.ndim < 2 or a.shape[-1] < 2 or a.size == 0:
         return False
     if float(a.min()) < -SOFTMAX_TOLERANCE:
+        return False
+    if len(a) > 1 and np.all(a == a[:1]):
         return False
     return bool(np.all(np.abs(a.sum(axis=-1) - 1.0) <= SOFTMAX_TOLERANCE))
 

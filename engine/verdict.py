@@ -248,7 +248,7 @@ def advise_fidelity(j: Judgement, profile: str, method: str, cpu_ops: int | None
         return (f"{head} Look at the per-layer error (report.md) for the layer that loses "
                 "it: an output that packs values of very different ranges into one tensor "
                 "(box coordinates beside scores) shares one INT8 scale, which flattens the "
-                "small ones; keeping its last layer in float (see the sensitivity) or "
-                "splitting the output fixes that." + tail)
+                "small ones: the sensitivity shows whether keeping its last layers in float "
+                "regains it, else splitting the output does." + tail)
     return (f"{head} Look at the per-layer error (report.md) for the layer that loses it, "
             "and the sensitivity for what keeping it in float would regain." + tail)

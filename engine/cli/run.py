@@ -137,8 +137,8 @@ def output_table(rep: Report) -> Table | None:
     table = say.output_table(rep, wide=False)  # 80 columns: nse and rmse are in report.md
     if not table.rows:
         return None
-    t = Table(title="Outputs against FP32", title_justify="left", caption=table.note,
-              caption_justify="left")
+    # The note goes under the table as text (print_summary): a caption wraps to its width.
+    t = Table(title="Outputs against FP32", title_justify="left")
     for i, head in enumerate(table.heads):
         t.add_column(head, justify="left" if i in (0, 1) or head == "rule" else "right")
     for row in table.rows:
@@ -158,6 +158,7 @@ def print_summary(console: Console, rep: Report) -> None:
     console.print(summary_table(rep))
     if outputs := output_table(rep):
         console.print(outputs)
+        say_plain(say.output_table(rep, wide=False).note)
     say_plain(say.size_line(rep))
     say_plain(say.precision_story(rep))
     for f in rep.findings:

@@ -89,7 +89,10 @@ def test_the_verdict_fails_on_the_damaged_output_by_name(two_output_run) -> None
     assert {j["rule"] for j in v["outputs"]} == {"sqnr"}
     assert "points" not in v["advice"] and "'small'" in v["advice"]
     md = (result.run_dir / "report.md").read_text()
-    assert "| small | INT8 |" in md and "verdict: **FAIL** — INT8 output 'small': SQNR" in md
+    assert "verdict: **FAIL** — INT8 output 'small': SQNR" in md
+    rows = md.split("### Outputs against FP32")[1].splitlines()
+    small_at = next(i for i, r in enumerate(rows) if r.startswith("| small | FP16 |"))
+    assert rows[small_at + 1].startswith("|  | INT8 |") and rows[small_at + 1].endswith("| FAIL |")
 
 
 def test_evaluation_outputs_leaves_the_damaged_output_unjudged(two_output_run) -> None:

@@ -49,6 +49,7 @@ def test_a_softmax_is_a_class_distribution_and_nothing_else_is() -> None:
                            _softmax(rng.normal(0, 1, (8, 12, 12, 2)))], axis=-1)
     assert not is_class_distribution(grid)  # box coordinates beside scores
     assert not is_class_distribution(_softmax(logits)[:, 0])  # no class axis
+    assert not is_class_distribution(np.full((50, 4), 0.25))  # the same for every item
 
 
 def test_specs_give_each_output_its_rule() -> None:
@@ -236,3 +237,28 @@ def test_evaluation_outputs_names_unknown_outputs(tmp_path) -> None:
         load_config(cfg)
     ok = load_config(cfg, ['evaluation.outputs=["a", "b"]', 'evaluation.class_outputs=["b"]'])
     assert ok.evaluation.outputs == ("a", "b") and ok.evaluation.class_outputs == ("b",)
+
+
+def test_qat_validates_on_the_worst_judged_output_and_keeps_it() -> None:
+    """QAT's validation figure is the verdict's: the worst judged output in its unit, chosen
+    at epoch 0 and kept, so epochs compare like with like (numpy stand-in for the model)."""
+    from engine.backends.tf.qat import _val_metric  # noqa: PLC0415 - no TensorFlow imported
+
+    x = rng.uniform(-1, 1, (40, 3)).astype(np.float32)
+    ref = [np.full((40, 2), 0.5, np.float32), x * 2.0]
+
+    def model(noise: float):  # noqa: ANN202
+        def call(xb: np.ndarray, training: bool = False) -> list[np.ndarray]:
+            return [np.full((len(xb), 2), 0.5, np.float32), xb * 2.0 + noise]
+        return call
+
+    ev = {"task": "generic", "profile": "general"}
+    metric, value, out = _val_metric("generic", model(0.1), x, None, ev, ref, ["anchors", "xy"])
+    # anchors is exact; xy carries the error: SQNR of 0.1 against a spread of std 2/√3.
+    sst = float(np.sum((ref[1] - ref[1].mean()) ** 2))
+    assert out == "xy" and metric == "sqnr_db of xy"
+    assert value == pytest.approx(10 * math.log10(sst / (0.1**2 * ref[1].size)), rel=1e-4)
+    # Later epochs score the output chosen at epoch 0, by name.
+    metric, later, _ = _val_metric("generic", model(0.0), x, None, ev, ref, ["anchors", "xy"],
+                                   "xy")
+    assert metric == "sqnr_db of xy" and later == 999.0  # exact, capped: JSON has no inf

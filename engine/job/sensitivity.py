@@ -13,7 +13,7 @@ from ..data import Dataset
 from ..errors import EngineError
 from ..evaluate import run_model
 from ..events import Log, Progress, Sink
-from ..outputs import output_specs, score_outputs
+from ..outputs import judge_output, score_outputs, spec
 from ..tasks import Task
 from ..verdict import Verdict
 from .context import JobContext, timed
@@ -36,7 +36,6 @@ def sensitivity(
             or verdict is None):
         return
     from ..layers import short_name  # noqa: PLC0415
-    from ..outputs import judge_output, spec  # noqa: PLC0415
 
     n = min(len(test), SENSITIVITY_MAX_ITEMS)
     idx = np.arange(n)
@@ -45,19 +44,18 @@ def sensitivity(
     ref = [o[:n] for o in outputs["fp32"]]
 
     ev = ctx.cfg.evaluation
-    names = [j.name for j in verdict.outputs]
-    at = names.index(verdict.output) if verdict.output in names else 0
-    specs = output_specs(names, ref, task_outputs=task.outputs, task_classes=task.class_scores,
-                         class_outputs=ev.class_outputs, judged=ev.outputs)
+    # The worst judged output, with the kind the evaluation gave it on the whole test set.
+    kinds = [(o["name"], o["kind"]) for o in ctx.stages["int8"]["metrics"]["outputs"]]
+    at = next((i for i, (name, _) in enumerate(kinds) if name == verdict.output), 0)
+    sp = spec(at, kinds[at][0], kinds[at][1], task.outputs)
     task_fp32 = (task.score(ref, y, ev) if task.score is not None else {}).get(task.primary)
     unit = verdict.unit or "points"
 
     def score(outs: list[np.ndarray]) -> float:
         """The worst output's figure (a fraction, or SQNR in dB): higher is better."""
         task_m = task.score(outs, y, ev) if task.score is not None else {}
-        out = score_outputs([outs[at]], [ref[at]], [specs[at]])[0]
-        j = judge_output(spec(at, names[at], specs[at].kind, task.outputs), out, ev.profile,
-                         task_metric=task.primary, task_fp32=task_fp32,
+        out = score_outputs([outs[at]], [ref[at]], [sp])[0]
+        j = judge_output(sp, out, ev.profile, task_metric=task.primary, task_fp32=task_fp32,
                          task_stage=task_m.get(task.primary))
         return j.figure  # +inf: identical to FP32; −inf: nothing left to compare
 
@@ -84,8 +82,8 @@ def sensitivity(
             layer = (f"all {len(group)} suspect layers" if group else short_name(c["tensor"]))
             entry: dict[str, Any] = {
                 "tensor": c["tensor"], "layer": layer, "op": c.get("op"), "kind": c["kind"],
-                "float_ops": [short_name(o) for o in c["float_ops"]], "metric": verdict.metric, "unit": unit,
-                "output": verdict.output, "items": n,
+                "float_ops": [short_name(o) for o in c["float_ops"]],
+                "metric": verdict.metric, "unit": unit, "output": verdict.output, "items": n,
             }
             if group:
                 entry["group"] = group

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .verdict import db_text
+
 if TYPE_CHECKING:  # only types: tui.format imports the numbers below at start-up
     from .report import Finding, Report
 
@@ -121,7 +123,7 @@ def sqnr(a: Any) -> str:
         return "—"
     if a.exact:
         return "exact"
-    return "—" if a.sqnr_db is None else f"{a.sqnr_db:.1f}"
+    return "—" if a.sqnr_db is None else db_text(a.sqnr_db)
 
 
 def rule_text(j: Any) -> str:
@@ -216,7 +218,7 @@ def verdict(rep: Report) -> tuple[str, str] | None:
     if v.unit == "dB":
         w = next((j for j in judged if j.name == v.output), None)
         got = ("identical to FP32" if w is not None and w.exact else
-               "no signal to compare" if v.int8 is None else f"SQNR {v.int8:.1f} dB against FP32")
+               "no signal to compare" if v.int8 is None else f"SQNR {db_text(v.int8)} dB against FP32")
         return word, f"INT8{where}: {got} (profile {v.profile}: ≥ {v.threshold:g} dB{tail})"
     if v.drop is None:
         return word, "no INT8 metric to judge"
@@ -274,6 +276,9 @@ def _fidelity_story(rep: Report) -> str | None:
         return f"INT8 keeps {what} at {sqnr(a8)} dB SQNR against FP32."
     if a8.exact:
         return f"INT8 reproduces {what} exactly (FP16: {sqnr(a16)} dB)."
+    if a16.exact:
+        return (f"FP16 reproduces {what} exactly, INT8 keeps it at {sqnr(a8)} dB SQNR: the "
+                "loss comes from 8-bit quantization.")
 
     def db(a: Any) -> float:
         return float("inf") if a.exact else (a.sqnr_db if a.sqnr_db is not None else float("-inf"))

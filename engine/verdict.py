@@ -183,6 +183,11 @@ def advise(drop: float, threshold: float, profile: str, method: str,
     )
 
 
+def db_text(v: float) -> str:
+    """A dB figure to one decimal, never "-0.0"."""
+    return f"{round(v, 1) + 0.0:.1f}"
+
+
 def judge_outputs(judgements: tuple[Judgement, ...] | list[Judgement], profile: str,
                   method: str = "ptq", cpu_ops: int | None = None, *,
                   granularity: str = "per-channel", images: bool = True,
@@ -226,7 +231,7 @@ def advise_fidelity(j: Judgement, profile: str, method: str, cpu_ops: int | None
     spread = (f"rms error ≤ {100 * 10 ** (-j.bar / 20):.1f} % of the output's spread")
     if j.passed:
         head = (f"INT8 reproduces {what} exactly." if j.exact else
-                f"INT8 keeps {what} at {j.value:.1f} dB SQNR against FP32, above the {profile} "
+                f"INT8 keeps {what} at {db_text(j.value)} dB SQNR against FP32, above the {profile} "
                 f"bar ({j.bar:g} dB: {spread}).")
         if cpu_ops == 0:
             return f"{head} Every op runs on the NPU."
@@ -236,7 +241,7 @@ def advise_fidelity(j: Judgement, profile: str, method: str, cpu_ops: int | None
                     "flashing.")
         return f"{head} Check which layers fall back to the CPU before flashing."
     got = ("no signal to compare (FP32 gives all zeros there)" if j.value is None
-           else f"{j.value:.1f} dB SQNR against FP32")
+           else f"{db_text(j.value)} dB SQNR against FP32")
     head = f"INT8 keeps {what} at {got}, under the {profile} bar ({j.bar:g} dB: {spread})."
     if granularity.replace("_", "-") == "per-tensor" and method == "ptq":
         return (f"{head} With one weight scale per tensor, try per-channel weights first "

@@ -262,3 +262,23 @@ def test_qat_validates_on_the_worst_judged_output_and_keeps_it() -> None:
     metric, later, _ = _val_metric("generic", model(0.0), x, None, ev, ref, ["anchors", "xy"],
                                    "xy")
     assert metric == "sqnr_db of xy" and later == 999.0  # exact, capped: JSON has no inf
+
+
+def test_fidelity_sentences_read_right_at_the_edges() -> None:
+    from engine.report import Agreement, Stage, StageMetrics  # noqa: PLC0415
+    from engine.verdict import db_text  # noqa: PLC0415
+
+    assert db_text(-0.004) == "0.0" and db_text(21.26) == "21.3"
+    v = judge_outputs([_j("small", -0.004, bar=20.0)], "prototype")
+    assert "0.0 dB SQNR" in v.advice and "-0.0" not in v.advice
+
+    def stage(a: Agreement) -> Stage:
+        return Stage(metrics=StageMetrics(outputs=(a,)))
+
+    rep = Report(name="n", verdict=v, stages={
+        "fp32": stage(Agreement(name="small", exact=True)),
+        "fp16": stage(Agreement(name="small", exact=True)),
+        "int8": stage(Agreement(name="small", sqnr_db=-0.004))})
+    assert say.precision_story(rep) == ("FP16 reproduces output 'small' exactly, INT8 keeps it "
+                                        "at 0.0 dB SQNR: the loss comes from 8-bit quantization.")
+    assert say.verdict(rep)[1] == "INT8: SQNR 0.0 dB against FP32 (profile prototype: ≥ 20 dB)"

@@ -4,9 +4,13 @@ acc = argmax agreement (class outputs only); e = pred − ref; rmse = √mean(e�
 mean|e|; l2r = ‖e‖₂ / ‖ref‖₂; mean, std of e; nse = 1 − Σe² / Σ(ref − mean(ref))²;
 cos = ⟨pred, ref⟩ / (‖pred‖ ‖ref‖). These reproduce the values ST's tool prints.
 
-sqnr_db = 10·log10(Σ(ref − mean(ref))² / Σe²): the output's own variation over the noise
-quantization added, so that nse = 1 − 10^(−sqnr_db/10) exactly. A constant reference has
-no variation; its power Σref² stands in. JSON has no infinity: an exact match (Σe² = 0)
+sqnr_db = 10·log10(Σ(ref − mean_c(ref))² / Σe²): the output's own variation over the noise
+quantization added, each channel (last axis) centred on its own mean. A grid that packs
+box coordinates beside objectness logits of −50 would otherwise count the gap between
+their levels as signal and flatter the output by ~9 dB (measured on ST's YOLO-LC); for a
+one-channel output it is the global mean, and nse = 1 − 10^(−sqnr_db/10) exactly. A
+reference without variation (a constant output) has its power Σref² stand in. JSON has no
+infinity: an exact match (Σe² = 0)
 is stored as ``sqnr_db: null`` with ``exact: true``; ``sqnr_db: null`` with ``exact:
 false`` means the reference is all zeros and the stage is not (no signal to compare: as
 bad as it gets). l2r and nse are null where their denominator is 0 and the stage differs.
@@ -22,8 +26,9 @@ AGREEMENT_KEYS = ("acc", "rmse", "mae", "l2r", "mean", "std", "nse", "cos", "sqn
 
 
 def sqnr_db(sse: float, sst: float, power: float) -> float | None:
-    """SQNR in dB from the error's Σe², the reference's Σ(ref − mean)² and Σref²; +inf for
-    an exact match, None when there is no signal to compare with (all-zero reference)."""
+    """SQNR in dB from the error's Σe², the reference's variation Σ(ref − mean)² and its
+    power Σref²; +inf for an exact match, None when there is no signal to compare with
+    (all-zero reference)."""
     if sse == 0:
         return math.inf
     signal = sst if sst > 0 else power
@@ -46,10 +51,13 @@ def agreement(pred: np.ndarray, ref: np.ndarray, *, classes: bool = True) -> dic
     pred_norm = float(np.sqrt(np.sum(pred * pred)))
     sse = float(np.sum(e * e))
     sst = float(np.sum((ref - ref.mean()) ** 2)) if ref.size else 0.0
+    # Per channel (last axis) for SQNR: the levels channels sit at are not signal.
+    per_channel = ref.mean(axis=tuple(range(ref.ndim - 1)), keepdims=True) if ref.ndim > 1 else ref.mean()
+    sst_c = float(np.sum((ref - per_channel) ** 2)) if ref.size else 0.0
     acc: float | None = None
     if classes and pred.ndim >= 2 and pred.shape[-1] > 1:
         acc = float(np.mean(np.argmax(pred, axis=-1) == np.argmax(ref, axis=-1)))
-    db = sqnr_db(sse, sst, power)
+    db = sqnr_db(sse, sst_c, power)
     return {
         "acc": acc,
         "rmse": float(np.sqrt(np.mean(e * e))),

@@ -26,10 +26,11 @@ from .errors import ConfigError, OutputMatchError
 from .metrics import agreement
 from .verdict import Judgement
 
-#: The lowest SQNR (dB, against FP32) an output judged on fidelity may have, per profile.
-#: With nse = 1 − 10^(−dB/10), an rms error of 10^(−dB/20) of the output's own spread:
-#: 20 dB → nse 0.99, error 10 %; 26 dB → 0.9975, 5 %; 30 dB → 0.999, 3.2 %;
-#: 34 dB → 0.9996, 2 %. INT8 rounding alone of an output spread over its range is ≈ 48 dB.
+#: The lowest SQNR (dB, against FP32) an output judged on fidelity may have, per profile:
+#: an rms error of 10^(−dB/20) of the output's own spread (each channel about its mean),
+#: 20 dB → 10 %, 26 dB → 5 %, 30 dB → 3.2 %, 34 dB → 2 %; for a one-channel output
+#: nse = 1 − 10^(−dB/10): 0.99, 0.9975, 0.999, 0.9996. INT8 rounding alone of an output
+#: spread evenly over its range is ≈ 48 dB.
 FIDELITY_BARS_DB: dict[str, float] = {
     "prototype": 20.0,
     "general": 26.0,

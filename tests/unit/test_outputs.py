@@ -84,6 +84,18 @@ def test_sqnr_by_hand_and_its_nse() -> None:
     assert m["acc"] is None and m["exact"] is False
 
 
+def test_sqnr_centres_each_channel_so_a_packed_output_is_not_flattered() -> None:
+    # Box-like values near 0 beside objectness logits near −50, each with noise 0.1.
+    ref = np.c_[rng.normal(0, 1, 200), rng.normal(-50, 1, 200)]
+    noise = rng.normal(0, 0.1, ref.shape)
+    m = agreement(ref + noise, ref, classes=False)
+    per_channel = np.sum((ref - ref.mean(axis=0)) ** 2) / np.sum(noise**2)
+    assert m["sqnr_db"] == pytest.approx(10 * math.log10(per_channel))  # ≈ 20 dB
+    global_db = 10 * math.log10(np.sum((ref - ref.mean()) ** 2) / np.sum(noise**2))
+    assert global_db - m["sqnr_db"] > 25  # the −50 level would have counted as signal
+    assert m["nse"] == pytest.approx(1 - 10 ** (-global_db / 10))  # ST's nse: global mean
+
+
 def test_sqnr_edges_are_json_without_infinity() -> None:
     ref = rng.normal(0, 1, (8, 3))
     same = agreement(ref, ref)
@@ -254,8 +266,8 @@ def test_qat_validates_on_the_worst_judged_output_and_keeps_it() -> None:
 
     ev = {"task": "generic", "profile": "general"}
     metric, value, out = _val_metric("generic", model(0.1), x, None, ev, ref, ["anchors", "xy"])
-    # anchors is exact; xy carries the error: SQNR of 0.1 against a spread of std 2/√3.
-    sst = float(np.sum((ref[1] - ref[1].mean()) ** 2))
+    # anchors is exact; xy carries the error: 0.1 against each channel's own spread.
+    sst = float(np.sum((ref[1] - ref[1].mean(axis=0)) ** 2))
     assert out == "xy" and metric == "sqnr_db of xy"
     assert value == pytest.approx(10 * math.log10(sst / (0.1**2 * ref[1].size)), rel=1e-4)
     # Later epochs score the output chosen at epoch 0, by name.

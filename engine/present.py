@@ -33,9 +33,9 @@ COLUMN_NOTES = {
     "drop": "drop: points lost against FP32 (negative: scored higher)",
     "agree": "agree: items whose top class matches FP32's (class outputs only)",
     "cos": "cos: cosine of the output against FP32's",
-    "SQNR dB": "SQNR: the output's variation in FP32 over the error INT8 adds, in dB "
-               "(exact: identical)",
-    "nse": "nse: 1 − error power over the output's variation",
+    "SQNR dB": "SQNR: the output's variation in FP32 (each channel about its mean) over "
+               "the error the stage adds, in dB (exact: identical)",
+    "nse": "nse: ST's, 1 − error power over the output's variation about its overall mean",
     "rule": "rule: what judges the output, and its bar for the profile",
 }
 

@@ -294,3 +294,12 @@ def test_fidelity_sentences_read_right_at_the_edges() -> None:
     assert say.precision_story(rep) == ("FP16 reproduces output 'small' exactly, INT8 keeps it "
                                         "at 0.0 dB SQNR: the loss comes from 8-bit quantization.")
     assert say.verdict(rep)[1] == "INT8: SQNR 0.0 dB against FP32 (profile prototype: ≥ 20 dB)"
+
+
+def test_per_tensor_advice_comes_with_the_configs_spelling() -> None:
+    # The config says "per_tensor"; the advice once only knew "per-tensor" and never fired.
+    v = judge_outputs([_j("grid", 12.0)], "general", granularity="per_tensor")
+    assert "try per-channel weights first" in v.advice
+    pts = judge_outputs([_j("probs", 3.0, unit="points", bar=2.0)], "general",
+                        granularity="per_tensor")
+    assert "Try per-channel weights first" in pts.advice

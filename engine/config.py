@@ -151,6 +151,10 @@ class EvaluationConfig:
     max_samples: NonNegInt = 0
     #: Interpreter threads in parallel (0: one per core).
     workers: NonNegInt = 0
+    #: The outputs the verdict judges, by name (empty: all); the others are still shown.
+    outputs: tuple[StrictStr, ...] = ()
+    #: Outputs that are class scores though not softmax-like (logits): judged on argmax.
+    class_outputs: tuple[StrictStr, ...] = ()
     ctc: CtcConfig = dataclasses.field(default_factory=CtcConfig)
     east: EastConfig = dataclasses.field(default_factory=EastConfig)
 
@@ -336,6 +340,12 @@ def _check_semantics(cfg: JobConfig) -> None:
                           file=src, key="quantization.stages")
     if len(set(cfg.quantization.stages)) != len(cfg.quantization.stages):
         raise ConfigError("lists a stage twice", file=src, key="quantization.stages")
+    for key in ("outputs", "class_outputs"):
+        names = getattr(cfg.evaluation, key)
+        if len(set(names)) != len(names) or "" in names:
+            raise ConfigError("lists an output twice or an empty name",
+                              "name each output once, as the model names it",
+                              file=src, key=f"evaluation.{key}")
     pp = cfg.preprocessing
     if len(pp.mean) != len(pp.std) and 1 not in (len(pp.mean), len(pp.std)):
         raise ConfigError(

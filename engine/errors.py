@@ -107,3 +107,7 @@ class OnnxReadError(UserInputError):
 
 class TargetError(UserInputError):
     """A target description is missing or invalid."""
+
+
+class OutputMatchError(EvaluationError):
+    """A converted model's outputs cannot be matched to the model's own, by name and shape."""

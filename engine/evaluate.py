@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -81,16 +81,20 @@ def _io(details: list[dict]) -> list[TensorIO]:
 
 
 def signature_io(it) -> tuple[list[TensorIO], list[TensorIO]]:  # noqa: ANN001
-    """Inputs and outputs in signature order (output_0, output_1, ...), stable across stages."""
+    """Inputs and outputs in signature order (output_0, output_1, ..., output_10), stable
+    across stages; an output's ``name`` is its signature key when there is a signature
+    (the converter's own order and tensor names are not the model's)."""
+    from .outputs import signature_order  # noqa: PLC0415
+
     inputs = _io(it.get_input_details())
     outputs = _io(it.get_output_details())
     sigs = it._get_full_signature_list()  # noqa: SLF001 - the only way to the name map
     if sigs:
         sig = next(iter(sigs.values()))
-        order = [idx for _, idx in sorted(sig["outputs"].items())]
+        keys = signature_order(list(sig["outputs"]))
         by_index = {t.index: t for t in outputs}
-        if set(order) == set(by_index):
-            outputs = [by_index[i] for i in order]
+        if {sig["outputs"][k] for k in keys} == set(by_index):
+            outputs = [replace(by_index[sig["outputs"][k]], name=k) for k in keys]
     return inputs, outputs
 
 
@@ -129,6 +133,9 @@ class RunResult:
     outputs: list[np.ndarray]  # dequantized float32, one (N, ...) array per output
     seconds: float
     workers: int
+    #: Each output's signature key (tensor name without a signature) and shape, batch first.
+    names: tuple[str, ...] = ()
+    shapes: tuple[tuple[int, ...], ...] = ()
 
     @property
     def items_per_s(self) -> float:
@@ -204,4 +211,5 @@ def run_model(
     if cancel is not None:
         cancel.check()
     seconds = time.perf_counter() - t0
-    return RunResult([dequantize(r, t) for r, t in zip(raw, outputs, strict=True)], seconds, workers)
+    return RunResult([dequantize(r, t) for r, t in zip(raw, outputs, strict=True)], seconds,
+                     workers, tuple(t.name for t in outputs), tuple(t.shape for t in outputs))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .verdict import db_text
+
 if TYPE_CHECKING:  # only types: tui.format imports the numbers below at start-up
     from .report import Finding, Report
 
@@ -23,15 +25,19 @@ METRIC_NAMES = {
     "box_recall": "box R",
     "pixel_f1": "pix F1",
     "agreement": "agreement",
+    "sqnr_db": "SQNR",
 }
 
-#: What the stage table's columns without a unit mean (under the table in every face).
+#: What the tables' columns without a unit mean (under the table in every face).
 COLUMN_NOTES = {
     "drop": "drop: points lost against FP32 (negative: scored higher)",
-    "agree": "agree: items whose top class matches FP32's",
-    "cos": "cos: cosine of the outputs against FP32's",
+    "agree": "agree: items whose top class matches FP32's (class outputs only)",
+    "cos": "cos: cosine of the output against FP32's",
+    "SQNR dB": "SQNR: the output's variation in FP32 (each channel about its mean) over "
+               "the error the stage adds, in dB (exact: identical)",
+    "nse": "nse: ST's, 1 − error power over the output's variation about its overall mean",
+    "rule": "rule: what judges the output, and its bar for the profile",
 }
-
 
 def metric_name(name: str | None) -> str:
     return METRIC_NAMES.get(name or "", name or "?")
@@ -93,27 +99,90 @@ class StageTable:
 
 
 def stage_table(rep: Report, *, rmse: bool = True) -> StageTable:
-    """One row per stage: size, task metrics, drop, agreement. ``rmse=False`` leaves that
-    column out where 80 columns are tight (the CLI); every other cell is the same."""
+    """One row per stage: size, task metrics, drop in points (where some output is judged
+    in points). Each output's agreement is in :func:`output_table`; ``rmse`` is kept for
+    the faces' calls."""
     names = rep.metric_names()
-    show_acc = any(st.metrics and st.metrics.agreement and st.metrics.agreement.acc is not None
-                   for st in rep.stages.values())
-    heads = ["stage", "size", *(metric_name(n) for n in names), "drop"]
-    heads += ["agree"] if show_acc else []
-    heads += ["cos"] + (["rmse"] if rmse else [])
+    drops = {name: rep.drop(name) for name in rep.stages}
+    show_drop = any(d is not None for d in drops.values())
+    heads = ["stage", "size", *(metric_name(n) for n in names)] + (["drop"] if show_drop else [])
     rows = []
     for name, st in rep.stages.items():
         m = st.metrics
-        agr = m.agreement if m else None
         row = [name.upper(), size(st.size_bytes)]
         row += [pct(m.task.get(n)) if m else "—" for n in names]
-        row.append(points(rep.drop(name)))
-        if show_acc:
-            row.append(pct(agr.acc if agr else None))
-        row.append(fixed(agr.cos if agr else None, 5))
-        if rmse:
-            row.append("—" if agr is None or agr.rmse is None else f"{agr.rmse:.4g}")
+        if show_drop:
+            row.append(points(drops[name]))
         rows.append(tuple(row))
+    return StageTable(tuple(heads), tuple(rows))
+
+
+def sqnr(a: Any) -> str:
+    """An output's SQNR cell: '23.4', 'exact' (identical to FP32), '—' (no signal)."""
+    if a is None:
+        return "—"
+    if a.exact:
+        return "exact"
+    return "—" if a.sqnr_db is None else db_text(a.sqnr_db)
+
+
+def rule_text(j: Any) -> str:
+    """'SQNR ≥ 26 dB', 'top-1 drop ≤ 2', 'argmax drop ≤ 2', 'not judged'."""
+    if j is None:
+        return "—"
+    if not j.judged:
+        return "not judged"
+    if j.unit == "dB":
+        return f"SQNR ≥ {j.bar:g} dB"
+    return f"{'argmax' if j.rule == 'argmax' else metric_name(j.metric)} drop ≤ {j.bar:g}"
+
+
+def _result(rep: Report, stage: str, a: Any, j: Any) -> str:
+    """PASS/FAIL of one output of one stage by its INT8 judgement's rule and bar."""
+    if j is None or a is None:
+        return "—"
+    if j.unit == "dB":
+        ok = a.exact or (a.sqnr_db is not None and a.sqnr_db >= j.bar)
+        return "PASS" if ok else "FAIL"
+    if j.rule == "argmax":
+        drop = None if a.acc is None else round((1 - a.acc) * 100, 4)
+    else:
+        base, this = rep.stage("fp32").metrics, rep.stage(stage).metrics
+        b = base.value(j.metric) if base else None
+        v = this.value(j.metric) if this else None
+        drop = None if b is None or v is None else round((b - v) * 100, 4)
+    if drop is None:
+        return "—"
+    return f"{'PASS' if drop <= j.bar else 'FAIL'} ({points(drop)})"
+
+
+def output_table(rep: Report, *, wide: bool = True) -> StageTable:
+    """One row per output and stage against FP32 (FP32 itself is the reference), by the
+    output's name: agreement (class outputs), cos, SQNR, and the rule that judges it with
+    the result. ``wide=False`` leaves out nse and rmse (80 columns: the CLI)."""
+    judged = {j.name: j for j in (rep.verdict.outputs if rep.verdict else ())}
+    stages = [(n, st) for n, st in rep.stages.items()
+              if n != "fp32" and st.metrics is not None and st.metrics.outputs]
+    if not stages:
+        return StageTable((), ())
+    names = [a.name for a in stages[0][1].metrics.outputs]  # type: ignore[union-attr]
+    show_acc = any(a.acc is not None for _, st in stages for a in st.metrics.outputs)  # type: ignore[union-attr]
+    heads = ["output", "stage"] + (["agree"] if show_acc else []) + ["cos", "SQNR dB"]
+    heads += (["nse", "rmse"] if wide else []) + ["rule", "result"]
+    rows = []
+    for name in names:
+        for k, (stage, st) in enumerate(stages):
+            a = st.metrics.output(name)  # type: ignore[union-attr]
+            j = judged.get(name)
+            short = name if len(name) <= 24 else name[:23] + "…"
+            row = [short if k == 0 else "", stage.upper()]
+            row += [pct(a.acc if a else None)] if show_acc else []
+            row += [fixed(a.cos if a else None, 5), sqnr(a)]
+            if wide:
+                row += [fixed(a.nse if a else None, 5),
+                        "—" if a is None or a.rmse is None else f"{a.rmse:.4g}"]
+            row += [rule_text(j) if k == 0 else "", _result(rep, stage, a, j)]
+            rows.append(tuple(row))
     return StageTable(tuple(heads), tuple(rows))
 
 
@@ -129,15 +198,32 @@ def title(rep: Report) -> str:
 
 
 def verdict(rep: Report) -> tuple[str, str] | None:
-    """('PASS', 'INT8 drop 0.40 points on top-1 (profile high: ≤ 1)'); None without one."""
+    """('PASS', 'INT8 drop 0.40 points on top-1 (profile high: ≤ 1)'), or in dB for an
+    output judged on fidelity: ('FAIL', "INT8 output 'grid': SQNR 12.3 dB against FP32
+    (profile general: ≥ 26 dB)"), naming the worst output when several are judged."""
     v = rep.verdict
     if v is None:
         return None
     word = "PASS" if v.passed else "FAIL"
+    judged = v.judged
+    where = f" output '{v.output}'" if v.output and len(v.outputs) > 1 else ""
+    tail = ""
+    if len(judged) > 1:
+        failing = sum(not j.passed for j in judged)
+        tail = (f"; worst of {len(judged)} judged outputs"
+                + (f", {failing} fail" if failing > 1 else ""))
+    unjudged = len(v.outputs) - len(judged)
+    if unjudged:
+        tail += f"; {unjudged} output{'s' if unjudged != 1 else ''} not judged"
+    if v.unit == "dB":
+        w = next((j for j in judged if j.name == v.output), None)
+        got = ("identical to FP32" if w is not None and w.exact else
+               "no signal to compare" if v.int8 is None else f"SQNR {db_text(v.int8)} dB against FP32")
+        return word, f"INT8{where}: {got} (profile {v.profile}: ≥ {v.threshold:g} dB{tail})"
     if v.drop is None:
         return word, "no INT8 metric to judge"
-    return word, (f"INT8 drop {drop_text(v.drop)} on {metric_name(v.metric)} "
-                  f"(profile {v.profile}: ≤ {v.threshold:g})")
+    return word, (f"INT8{where} drop {drop_text(v.drop)} on {metric_name(v.metric)} "
+                  f"(profile {v.profile}: ≤ {v.threshold:g}{tail})")
 
 
 def advice(rep: Report) -> str:
@@ -163,7 +249,7 @@ def precision_story(rep: Report) -> str | None:
     """Does the loss come from 16-bit or from 8-bit? One sentence from the stages' drops."""
     d16, d8 = rep.drop("fp16"), rep.drop("int8")
     if d8 is None:
-        return None
+        return _fidelity_story(rep)
     if d16 is None:
         return f"INT8 loses {d8:.2f} points against FP32."
     if d8 <= 0 and d16 <= 0:
@@ -174,6 +260,32 @@ def precision_story(rep: Report) -> str | None:
     where = "8-bit quantization" if d8 - d16 >= d16 else "16-bit already"
     return (f"FP16 loses {d16:.2f} points, INT8 {d8:.2f}: the loss comes from {where}"
             + (" (FP16 keeps FP32's accuracy)." if abs(d16) < 0.05 else "."))
+
+
+def _fidelity_story(rep: Report) -> str | None:
+    """The same story in dB, for a verdict on an output's fidelity."""
+    v = rep.verdict
+    if v is None or v.unit != "dB" or not v.output:
+        return None
+    m16, m8 = rep.stage("fp16").metrics, rep.stage("int8").metrics
+    a16, a8 = (m16.output(v.output) if m16 else None), (m8.output(v.output) if m8 else None)
+    if a8 is None:
+        return None
+    what = f"output '{v.output}'"
+    if a16 is None:
+        return f"INT8 keeps {what} at {sqnr(a8)} dB SQNR against FP32."
+    if a8.exact:
+        return f"INT8 reproduces {what} exactly (FP16: {sqnr(a16)} dB)."
+    if a16.exact:
+        return (f"FP16 reproduces {what} exactly, INT8 keeps it at {sqnr(a8)} dB SQNR: the "
+                "loss comes from 8-bit quantization.")
+
+    def db(a: Any) -> float:
+        return float("inf") if a.exact else (a.sqnr_db if a.sqnr_db is not None else float("-inf"))
+
+    where = "8-bit quantization" if db(a16) - db(a8) >= 3.0 else "16-bit already"
+    return (f"FP16 keeps {what} at {sqnr(a16)} dB SQNR, INT8 at {sqnr(a8)} dB: "
+            f"the loss comes from {where}.")
 
 
 def speed(x_faster: float, digits: int = 2) -> str:

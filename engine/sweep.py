@@ -172,8 +172,10 @@ def _summarize(v: Variant, run_dir: str, process_s: float, error: str) -> Varian
                              error=error or "the run left no report")
     m = rep.stage("int8").metrics
     metrics: dict[str, Any] = {k: m.task[k] for k in m.names()} if m else {}
-    if m and m.agreement is not None:
-        metrics.update(agreement_acc=m.agreement.acc, agreement_cos=m.agreement.cos)
+    # The output the verdict found worst: the one that decides (not output 0).
+    a = m.output(rep.verdict.output if rep.verdict else None) if m else None
+    if a is not None:
+        metrics.update(agreement_acc=a.acc, agreement_cos=a.cos, output_sqnr_db=a.sqnr_db)
     return VariantResult(
         values=v.values,
         status=rep.status,

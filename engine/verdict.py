@@ -2,25 +2,103 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
-class Verdict:
-    profile: str
-    threshold: float  # points
+class Judgement:
+    """One output of one stage against its bar (report.json ``verdict.outputs``).
+
+    ``value`` is in ``unit``: "points", the drop against FP32 (lower is better), or "dB",
+    SQNR against FP32 (higher is better; None with ``exact``: identical to FP32). ``rule``
+    says what judged it: "task" (the task's labelled metric), "argmax" (agreement of the
+    top class, for class outputs) or "sqnr" (fidelity). ``judged`` is False for an output
+    ``evaluation.outputs`` leaves out: shown, not part of the verdict."""
+
+    name: str
+    rule: str
     metric: str
-    fp32: float
-    int8: float | None
-    drop: float | None  # points (FP32 − INT8) × 100
+    unit: str
+    value: float | None
+    bar: float
     passed: bool
-    advice: str
+    judged: bool = True
+    exact: bool = False
+    #: The metric itself in FP32 and in the stage (fractions; SQNR dB for "sqnr"): working
+    #: figures for the headline and QAT, not written (the stages' metrics hold them).
+    fp32: float | None = field(default=None, compare=False)
+    stage: float | None = field(default=None, compare=False)
+
+    @property
+    def used(self) -> float:
+        """The share of the bar's allowance this output uses: the drop over the bar, or the
+        noise power over the noise the bar allows. Outputs are ranked by it."""
+        if self.exact:
+            return 0.0
+        if self.value is None:
+            return math.inf
+        if self.unit == "dB":
+            return 10.0 ** ((self.bar - self.value) / 10.0)
+        return self.value / self.bar if self.bar > 0 else (0.0 if self.value <= 0 else math.inf)
+
+    @property
+    def figure(self) -> float:
+        """Higher is better, in the metric's own scale (QAT's validation value and
+        sensitivity's "regained"): the task metric or agreement as a fraction, SQNR in dB."""
+        if self.unit == "dB":
+            return math.inf if self.exact else (-math.inf if self.value is None else self.value)
+        return float(self.stage) if self.stage is not None else -math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {"name": self.name, "rule": self.rule, "metric": self.metric, "unit": self.unit,
+             "value": self.value, "bar": self.bar, "pass": self.passed, "judged": self.judged}
+        if self.exact:
+            d["exact"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Judgement:
+        return cls(name=d.get("name", ""), rule=d.get("rule", ""), metric=d.get("metric", ""),
+                   unit=d.get("unit", ""), value=d.get("value"), bar=d.get("bar", 0.0),
+                   passed=bool(d.get("pass")), judged=bool(d.get("judged", True)),
+                   exact=bool(d.get("exact", False)))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """INT8 against FP32 on the worst judged output (``output``), in that output's unit:
+    ``threshold``, ``int8`` in dB for a fidelity judgement (``fp32`` and ``drop`` None),
+    or the metric's fractions and the ``drop`` in points. ``outputs``: every output's
+    judgement."""
+
+    profile: str
+    threshold: float
+    metric: str
+    fp32: float | None
+    int8: float | None
+    drop: float | None  # points (FP32 − INT8) × 100; None when judged in dB
+    passed: bool
+    advice: str
+    output: str | None = None
+    unit: str | None = None
+    outputs: tuple[Judgement, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "profile": self.profile, "threshold": self.threshold, "metric": self.metric,
+            "fp32": self.fp32, "int8": self.int8, "drop": self.drop, "passed": self.passed,
+            "advice": self.advice}
         d["pass"] = d.pop("passed")
+        # Written only when set: verdicts from before per-output judging read back as written.
+        if self.output is not None:
+            d["output"] = self.output
+        if self.unit is not None:
+            d["unit"] = self.unit
+        if self.outputs:
+            d["outputs"] = [j.to_dict() for j in self.outputs]
         return d
 
     @classmethod
@@ -28,19 +106,13 @@ class Verdict:
         """The verdict of a report.json (``to_dict``'s inverse); missing figures read None."""
         return cls(profile=d.get("profile", ""), threshold=d.get("threshold", 0.0),
                    metric=d.get("metric", ""), fp32=d.get("fp32", 0.0), int8=d.get("int8"),
-                   drop=d.get("drop"), passed=bool(d.get("pass")), advice=d.get("advice", ""))
+                   drop=d.get("drop"), passed=bool(d.get("pass")), advice=d.get("advice", ""),
+                   output=d.get("output"), unit=d.get("unit"),
+                   outputs=tuple(Judgement.from_dict(j) for j in d.get("outputs") or ()))
 
-
-def primary_value(metrics: dict[str, Any], primary: str) -> float | None:
-    """The value a stage is judged on; for label-free tasks, agreement with FP32."""
-    if primary != "agreement":
-        v = metrics.get(primary)
-        return float(v) if v is not None else None
-    agr = metrics.get("agreement") or {}
-    v = agr.get("acc")
-    if v is None:
-        v = agr.get("cos")
-    return float(v) if v is not None else None
+    @property
+    def judged(self) -> tuple[Judgement, ...]:
+        return tuple(j for j in self.outputs if j.judged)
 
 
 def judge(metric: str, fp32: float, int8: float | None, profile: str, method: str = "ptq",
@@ -80,7 +152,7 @@ def advise(drop: float, threshold: float, profile: str, method: str,
         else:
             then = "Check which layers fall back to the CPU before flashing."
         return f"INT8 loses {drop:.2f} points, within the {profile} bar ({threshold:g}). {then}"
-    if granularity == "per-tensor" and method == "ptq":
+    if granularity.replace("_", "-") == "per-tensor" and method == "ptq":
         # One scale for a whole weight tensor is the usual cause; the cheapest fix comes first.
         return (
             f"INT8 loses {drop:.2f} points, over the {profile} bar ({threshold:g}), with one "
@@ -109,3 +181,79 @@ def advise(drop: float, threshold: float, profile: str, method: str,
         + "), keep per-channel weights, and look at the per-layer error to find "
         "the layer that loses it; if that is not enough, use QAT."
     )
+
+
+def db_text(v: float) -> str:
+    """A dB figure to one decimal, never "-0.0"."""
+    return f"{round(v, 1) + 0.0:.1f}"
+
+
+def judge_outputs(judgements: tuple[Judgement, ...] | list[Judgement], profile: str,
+                  method: str = "ptq", cpu_ops: int | None = None, *,
+                  granularity: str = "per-channel", images: bool = True,
+                  packed: Collection[str] = ()) -> Verdict:
+    """The verdict on every judged output: it passes when each does, and states the worst
+    (the one using most of its bar's allowance) in that output's own unit. ``packed``:
+    the outputs holding several values per position (the advice may blame their mix)."""
+    judgements = tuple(judgements)
+    judged = [j for j in judgements if j.judged]
+    if not judged:
+        from .config import PROFILE_THRESHOLDS  # noqa: PLC0415
+
+        return Verdict(profile, PROFILE_THRESHOLDS[profile], "", None, None, None, False,
+                       "no INT8 model was evaluated, so there is nothing to judge",
+                       outputs=judgements)
+    w = max(judged, key=lambda j: (not j.passed, j.used))
+    passed = all(j.passed for j in judged)
+    several = len(judgements) > 1
+    if w.unit == "dB":
+        return Verdict(profile, w.bar, w.metric, None, w.value, None, passed,
+                       advise_fidelity(w, profile, method, cpu_ops, granularity=granularity,
+                                       images=images, named=several, packed=w.name in packed),
+                       output=w.name, unit="dB", outputs=judgements)
+    if w.value is None:
+        advice = f"output '{w.name}' has no {w.metric} to judge"
+    else:
+        advice = advise(w.value, w.bar, profile, method, cpu_ops, granularity=granularity,
+                        images=images)
+        if several:
+            advice = f"Output '{w.name}': {advice}"
+    return Verdict(profile, w.bar, w.metric, w.fp32, w.stage, w.value, passed, advice,
+                   output=w.name, unit="points", outputs=judgements)
+
+
+def advise_fidelity(j: Judgement, profile: str, method: str, cpu_ops: int | None = None, *,
+                    granularity: str = "per-channel", images: bool = True,
+                    named: bool = False, packed: bool = False) -> str:
+    """The next step for an output judged on fidelity (SQNR in dB against FP32); ``packed``:
+    the output holds several values per position, which one INT8 scale may not fit."""
+    what = f"output '{j.name}'" if named else "the output"
+    spread = (f"rms error ≤ {100 * 10 ** (-j.bar / 20):.1f} % of the output's spread")
+    if j.passed:
+        head = (f"INT8 reproduces {what} exactly." if j.exact else
+                f"INT8 keeps {what} at {db_text(j.value)} dB SQNR against FP32, above the {profile} "
+                f"bar ({j.bar:g} dB: {spread}).")
+        if cpu_ops == 0:
+            return f"{head} Every op runs on the NPU."
+        if cpu_ops:
+            return (f"{head} {cpu_ops} op{'s' if cpu_ops != 1 else ''} fall"
+                    f"{'s' if cpu_ops == 1 else ''} back to the CPU: see the placement before "
+                    "flashing.")
+        return f"{head} Check which layers fall back to the CPU before flashing."
+    got = ("no signal to compare (FP32 gives all zeros there)" if j.value is None
+           else f"{db_text(j.value)} dB SQNR against FP32")
+    head = f"INT8 keeps {what} at {got}, under the {profile} bar ({j.bar:g} dB: {spread})."
+    if granularity.replace("_", "-") == "per-tensor" and method == "ptq":
+        return (f"{head} With one weight scale per tensor, try per-channel weights first "
+                "(quantization.granularity = \"per-channel\"); then look at the per-layer error.")
+    tail = (" If the error is spread over many layers, use more and more varied calibration "
+            "data" + (" (same preprocessing as training, real images)" if images else "")
+            + ", then QAT.")
+    if packed:
+        return (f"{head} Look at the per-layer error (report.md) for the layer that loses "
+                "it: an output that packs values of very different ranges into one tensor "
+                "(box coordinates beside scores) shares one INT8 scale, which flattens the "
+                "small ones: the sensitivity shows whether keeping its last layers in float "
+                "regains it, else splitting the output does." + tail)
+    return (f"{head} Look at the per-layer error (report.md) for the layer that loses it, "
+            "and the sensitivity for what keeping it in float would regain." + tail)

@@ -49,6 +49,7 @@ from engine.report import (
 from engine.report import Finding as ReportFinding
 from engine.report import ModelInfo as ReportModel
 from engine.report import StageMetrics as Metrics
+from engine.verdict import Judgement
 from tui.messages import JobEvent, JobExited, SweepDone, SweepProgress
 
 
@@ -120,10 +121,13 @@ LAYERS = [
 ]
 
 
-def _stage(name: str, size: int, top1: float, acc: float, cos: float, rmse: float) -> Stage:
-    # As the job writes it: items/s measured, the drop against FP32 (0.996) in points.
+def _stage(name: str, size: int, top1: float, acc: float, cos: float, rmse: float,
+           sqnr_db: float | None = None) -> Stage:
+    # As the job writes it: items/s measured, the drop against FP32 (0.996) in points, the
+    # one output by its name (FP32 against itself: exact).
     return Stage(path=f"{name}.tflite", size_bytes=size, metrics=Metrics(
-        task={"top1": top1}, agreement=Agreement(acc=acc, cos=cos, rmse=rmse)),
+        task={"top1": top1}, outputs=(Agreement(name="probs", kind="classes", acc=acc, cos=cos,
+                                                rmse=rmse, sqnr_db=sqnr_db, exact=rmse == 0),)),
         items_per_s=5000.0, drop=round((0.996 - top1) * 100, 4))
 
 
@@ -142,16 +146,20 @@ def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 20
     }
     stages = {
         "fp32": _stage("fp32", 294_000, 0.996, 1.0, 1.0, 0.0),
-        "fp16": _stage("fp16", 152_000, 0.996, 1.0, 1.0, 1e-6),
-        "int8": _stage("int8", 84_000, int8_top1, 0.995, 0.9999, 1e-3),
+        "fp16": _stage("fp16", 152_000, 0.996, 1.0, 1.0, 1e-6, 66.2),
+        "int8": _stage("int8", 84_000, int8_top1, 0.995, 0.9999, 1e-3, 37.9),
     }
     rep = Report(
         status=status, name=name, run_dir=str(run_dir), config=cfg,
         model=ReportModel(inputs=({"name": "input", "shape": [1, 32, 32, 1]},),
-                        outputs=({"name": "output_0", "shape": [1, 10]},), params=73114),
+                        outputs=({"name": "probs", "signature": "output_0", "shape": [1, 10]},),
+                        params=73114),
         stages=stages,
         verdict=Verdict(profile="high", threshold=1.0, metric="top1", fp32=0.996,
-                        int8=int8_top1, drop=drop, passed=drop <= 1.0,
+                        int8=int8_top1, drop=drop, passed=drop <= 1.0, output="probs",
+                        unit="points", outputs=(Judgement(
+                            name="probs", rule="task", metric="top1", unit="points", value=drop,
+                            bar=1.0, passed=drop <= 1.0),),
                         advice=f"INT8 loses {drop:.2f} points, "
                         + ("within the high bar (1)." if drop <= 1.0 else
                            "over the high bar (1): try more calibration samples or QAT.")),
@@ -237,7 +245,7 @@ def script(run_dir: Path, fail: bool = False, qat: bool = False) -> list[Event]:
         *evs,
         Progress("convert_int8", 50, 50),
         StageFinished("convert_int8", 2.0),
-        StageMetrics("int8", {"top1": 0.992, "agreement": {"acc": 0.995}}, 84_000),
+        StageMetrics("int8", {"top1": 0.992, "outputs": [{"name": "probs", "acc": 0.995}]}, 84_000),
         Finding("calib-range", "info", "activation ranges look healthy", "max/p99.9 = 1.2", ""),
         Log("calibration.samples = 200 but only 100 items exist", "warning"),
         RunFinished(str(run_dir), "ok", str(run_dir / "report.json"),

@@ -124,10 +124,26 @@ def summary_table(rep: Report) -> Table:
     from .. import present as say
 
     table = say.stage_table(rep, rmse=False)  # 80 columns: rmse is in report.md
-    t = Table(title=say.title(rep), title_justify="left", caption=table.note,
-              caption_justify="left")
+    # The title on its own line (print_summary): a narrow table would wrap it.
+    t = Table(caption=table.note or None, caption_justify="left")
     for i, head in enumerate(table.heads):
         t.add_column(head, justify="left" if i == 0 else "right")
+    for row in table.rows:
+        t.add_row(*row)
+    return t
+
+
+def output_table(rep: Report) -> Table | None:
+    """Every output against FP32, by name, with the rule that judges it."""
+    from .. import present as say
+
+    table = say.output_table(rep, wide=False)  # 80 columns: nse and rmse are in report.md
+    if not table.rows:
+        return None
+    # The note goes under the table as text (print_summary): a caption wraps to its width.
+    t = Table(title="Outputs against FP32", title_justify="left")
+    for i, head in enumerate(table.heads):
+        t.add_column(head, justify="left" if i in (0, 1) or head == "rule" else "right")
     for row in table.rows:
         t.add_row(*row)
     return t
@@ -141,7 +157,11 @@ def print_summary(console: Console, rep: Report) -> None:
         if line:
             console.print(escape(line), highlight=False)
 
+    console.print(escape(say.title(rep)), highlight=False)
     console.print(summary_table(rep))
+    if outputs := output_table(rep):
+        console.print(outputs)
+        say_plain(say.output_table(rep, wide=False).note)
     say_plain(say.size_line(rep))
     say_plain(say.precision_story(rep))
     for f in rep.findings:

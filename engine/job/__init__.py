@@ -87,10 +87,12 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             "fp32", "fp16") else evaluate()
     stages.analyze_npu(ctx, emit)                                                # analyze
     cancel.check()
-    drops = stages.stage_drops(ctx, task)
-    sensitivity(ctx, test, task, outputs, drops.get("int8"), emit, cancel)       # sensitivity
+    stages.stage_drops(ctx, task)
+    # Judged first: sensitivity scores mixed models on the output the verdict found worst.
+    verdict = stages.judge_int8(ctx, task)
+    sensitivity(ctx, test, task, outputs, verdict, emit, cancel)                 # sensitivity
     stages.layers_table(ctx)
-    ctx.verdict = stages.judge_int8(ctx, task)
+    ctx.verdict = verdict
     if ctx.ptq_ref is not None:
         ctx.comparison = {"ptq": ctx.ptq_ref.ptq_summary().to_dict()}
 

@@ -14,10 +14,11 @@ from ..data import Dataset
 from ..errors import EngineError
 from ..events import Log, Progress, Sink
 from ..layout import to_model
-from ..metrics import agreement
+from ..outputs import judge_output, score_outputs, spec
 from ..tasks import Task
-from ..verdict import primary_value
+from ..verdict import Verdict
 from .context import JobContext, timed
+from .stages import model_order
 
 #: Sensitivity scores each mixed model on at most this many test items (the first ones),
 #: against INT8 on the same items, so K layers cost K short evaluations.
@@ -26,12 +27,14 @@ SENSITIVITY_MAX_ITEMS = 1000
 
 def sensitivity(
     ctx: JobContext, test: Dataset, task: Task, outputs: dict[str, list[np.ndarray]],
-    int8_drop: float | None, emit: Sink, cancel: CancelToken,
+    verdict: Verdict | None, emit: Sink, cancel: CancelToken,
 ) -> None:
     """Needs the per-layer candidates (stage ``layers``), the NPU latency (``analyze``) and
-    INT8's drop (``stage_drops``): a lossless INT8 only costs the mixed models."""
+    INT8's verdict: a lossless INT8 only costs the mixed models, the others are scored on
+    the output the verdict found worst, in its unit (points or dB)."""
     res = ctx.layer_errors
-    if not res or not res.candidates or "int8" not in outputs or "fp32" not in outputs:
+    if (not res or not res.candidates or "int8" not in outputs or "fp32" not in outputs
+            or verdict is None):
         return
     from ..layer_names import model_layer_names, short_name  # noqa: PLC0415
 
@@ -43,17 +46,27 @@ def sensitivity(
         test.y[idx] if isinstance(test.y, np.ndarray) else [test.y[i] for i in idx])
     ref = [o[:n] for o in outputs["fp32"]]
 
-    def score(outs: list[np.ndarray]) -> float | None:
-        m: dict[str, Any] = {}
-        if task.score is not None:
-            m.update(task.score(outs, y, ctx.cfg.evaluation))
-        m["agreement"] = agreement(outs[0], ref[0])
-        return primary_value(m, task.primary)
+    ev = ctx.cfg.evaluation
+    # The worst judged output, with the kind the evaluation gave it on the whole test set.
+    kinds = [(o["name"], o["kind"]) for o in ctx.stages["int8"]["metrics"]["outputs"]]
+    at = next((i for i, (name, _) in enumerate(kinds) if name == verdict.output), 0)
+    sp = spec(at, kinds[at][0], kinds[at][1], task.outputs)
+    task_fp32 = (task.score(ref, y, ev) if task.score is not None else {}).get(task.primary)
+    unit = verdict.unit or "points"
 
-    base = score([o[:n] for o in outputs["int8"]])
+    def score(outs: list[np.ndarray]) -> float:
+        """The worst output's figure (a fraction, or SQNR in dB): higher is better."""
+        task_m = task.score(outs, y, ev) if task.score is not None else {}
+        out = score_outputs([outs[at]], [ref[at]], [sp])[0]
+        j = judge_output(sp, out, ev.profile, task_metric=task.primary, task_fp32=task_fp32,
+                         task_stage=task_m.get(task.primary))
+        return j.figure  # +inf: identical to FP32; −inf: nothing left to compare
+
+    base: float | None = score([o[:n] for o in outputs["int8"]])
+    base = base if base is not None and np.isfinite(base) else None
     base_ms = ((ctx.npu or {}).get("summary") or {}).get("latency_ms")
     # Nothing to regain when INT8 loses nothing: cost the mixed models, do not score them.
-    lossless = int8_drop is not None and int8_drop <= 0
+    lossless = bool(verdict.judged) and all(j.used <= 0 for j in verdict.judged)
     entries: list[dict[str, Any]] = []
     todo = [] if lossless else [c for c in res.candidates if "path" in c]
     done = [0]
@@ -73,8 +86,8 @@ def sensitivity(
                      else names.get(c["tensor"]) or short_name(c["tensor"], c.get("op")))
             entry: dict[str, Any] = {
                 "tensor": c["tensor"], "layer": layer, "op": c.get("op"), "kind": c["kind"],
-                "float_ops": [names.get(o) or short_name(o) for o in c["float_ops"]], "metric": task.primary,
-                "items": n,
+                "float_ops": [names.get(o) or short_name(o) for o in c["float_ops"]],
+                "metric": verdict.metric, "unit": unit, "output": verdict.output, "items": n,
             }
             if group:
                 entry["group"] = group
@@ -88,8 +101,8 @@ def sensitivity(
                 what = layer if group else f"`{layer}`"
                 entry.update(regained_points=None, cost_ms=cost,
                              path=str(Path(c["path"]).relative_to(ctx.run.path)),
-                             suggestion=f"not tried: INT8 loses nothing against FP32 "
-                             f"({int8_drop:+.2f} points); keeping {what} in float would cost "
+                             suggestion=f"not tried: INT8 loses nothing against FP32; keeping "
+                             f"{what} in float would cost "
                              + (f"{cost:+.2f} ms on the CPU" if cost is not None else "CPU time"))
                 entries.append(entry)
                 continue
@@ -97,18 +110,25 @@ def sensitivity(
                 c["path"], to_model(test.x[:n], ctx.layout), workers=ctx.cfg.evaluation.workers,
                 stage="sensitivity", sink=progress, cancel=cancel, log_path=str(ctx.run.log_path))
             done[0] += 1
-            value = score(run.outputs)
-            regained = None if value is None else round((value - base) * 100.0, 4)
+            value = score(model_order(ctx, run, c["path"]))
+            exact = value == np.inf  # the output becomes identical to FP32: no finite gain
+            # Points for fractions (the task metric, agreement), dB for SQNR.
+            regained = None if base is None or not np.isfinite(value) else round(
+                (value - base) * (100.0 if unit == "points" else 1.0), 4)
             cost = _mixed_cost(ctx, c["path"], base_ms, emit)
             entry.update(
-                int8=base, value=value, regained_points=regained, cost_ms=cost,
+                int8=base, value=value if np.isfinite(value) else None, regained=regained,
+                regained_points=regained if unit == "points" else None, cost_ms=cost,
                 path=str(Path(c["path"]).relative_to(ctx.run.path)),
-                suggestion=suggest(layer, entry["float_ops"], regained, cost, bool(group)),
+                suggestion=suggest(layer, entry["float_ops"], regained, cost, bool(group), unit,
+                                   exact=exact),
             )
+            if exact:
+                entry["exact"] = True
             entries.append(entry)
         # Single layers best first; the all-suspects check (a diagnosis, not a recipe) last.
-        entries.sort(key=lambda e: (bool(e.get("group")),
-                                    -(e["regained_points"] if e["regained_points"] is not None
+        entries.sort(key=lambda e: (bool(e.get("group")), -np.inf if e.get("exact") else
+                                    -(e["regained"] if e.get("regained") is not None
                                       else -1e9)))
         t.summary = {"best": entries[0]["suggestion"]} if entries else {}
     ctx.sensitivity = entries
@@ -127,7 +147,7 @@ def _mixed_cost(ctx: JobContext, path: str, base_ms: float | None, emit: Sink) -
 
 
 def suggest(layer: str, float_ops: list[str], regained: float | None, cost: float | None,
-            group: bool = False) -> str:
+            group: bool = False, unit: str = "points", *, exact: bool = False) -> str:
     """The advice for one mixed model, in the user's words."""
     others = [o for o in float_ops if o != layer]
     what = f"`{layer}`" + (f" and its reader(s) {', '.join(f'`{o}`' for o in others)}"
@@ -135,9 +155,11 @@ def suggest(layer: str, float_ops: list[str], regained: float | None, cost: floa
     if group:
         what = f"{layer} ({len(float_ops)} ops)"
     cost_txt = f"{cost:+.2f} ms on the CPU" if cost is not None else "CPU cost unknown"
+    if exact:
+        return f"keep {what} in float: the output then matches FP32 exactly, {cost_txt}"
     if regained is None:
         return f"keeping {what} in float could not be scored"
     if regained <= 0:
-        return (f"keeping {what} in float regains nothing ({regained:+.2f} points, "
+        return (f"keeping {what} in float regains nothing ({regained:+.2f} {unit}, "
                 f"{cost_txt}): leave it in INT8")
-    return f"keep {what} in float: {regained:+.2f} points, {cost_txt}"
+    return f"keep {what} in float: {regained:+.2f} {unit}, {cost_txt}"

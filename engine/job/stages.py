@@ -23,10 +23,17 @@ from ..data import (
 from ..errors import CancelledError, DataError, EngineError
 from ..events import Finding, Log, ModelInfo, Sink, StageMetrics
 from ..layout import data_view, from_model, resolve, to_model
-from ..metrics import agreement
+from ..outputs import (
+    check_output_names,
+    judge_output,
+    match_outputs,
+    output_specs,
+    score_outputs,
+    spec,
+)
 from ..preprocess import PreprocessSpec
 from ..tasks import Task, get_task
-from ..verdict import Verdict, judge, primary_value
+from ..verdict import Judgement, Verdict, judge_outputs
 from .context import JobContext, timed
 from .shared import load_model, load_split
 
@@ -59,6 +66,10 @@ def export_model(ctx: JobContext, backend: Backend, emit: Sink) -> LoadedModel:
         ctx.model = {"path": mf.path, "format": mf.format, **model.to_dict()}
         emit(ModelInfo(model.inputs, model.outputs, model.params, mf.path))
         t.summary = {"params": model.params}
+    names = [str(o.get("name")) for o in model.outputs]
+    for key in ("outputs", "class_outputs"):
+        check_output_names(getattr(ctx.cfg.evaluation, key), names, f"evaluation.{key}",
+                           ctx.cfg.source)
     return model
 
 
@@ -217,19 +228,38 @@ def evaluate(ctx: JobContext, stage: str, test: Dataset, task: Task,
         res = run(str(path), to_model(test.x, ctx.layout), workers=ctx.cfg.evaluation.workers,
                         stage=f"evaluate_{stage}", sink=emit, cancel=cancel,
                         log_path=str(ctx.run.log_path))
+        outs = model_order(ctx, res, str(path))
         metrics: dict[str, Any] = {}
         if task.score is not None:
-            metrics.update(task.score(res.outputs, test.y, ctx.cfg.evaluation))
-        ref = reference if reference is not None else res.outputs
-        per_output = [agreement(o, r) for o, r in zip(res.outputs, ref, strict=True)]
-        metrics["agreement"] = per_output[0]
-        if len(per_output) > 1:
-            metrics["agreement_outputs"] = per_output
+            metrics.update(task.score(outs, test.y, ctx.cfg.evaluation))
+        ref = reference if reference is not None else outs
+        ev = ctx.cfg.evaluation
+        specs = output_specs(output_names(ctx, len(outs)), ref, task_outputs=task.outputs,
+                             task_classes=task.class_scores, class_outputs=ev.class_outputs,
+                             judged=ev.outputs)
+        metrics["outputs"] = score_outputs(outs, ref, specs)
         ctx.stages[stage]["metrics"] = metrics
         ctx.stages[stage]["items_per_s"] = round(res.items_per_s, 1)
         emit(StageMetrics(stage, metrics, ctx.stages[stage]["size_bytes"]))
         t.summary = {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
-    return res.outputs
+    return outs
+
+
+def output_names(ctx: JobContext, n: int) -> list[str]:
+    """The model's output names, in its own order (output_i when the load did not say)."""
+    outs = ctx.model.get("outputs") or []
+    if len(outs) == n:
+        return [str(o.get("name") or f"output_{i}") for i, o in enumerate(outs)]
+    return [f"output_{i}" for i in range(n)]
+
+
+def model_order(ctx: JobContext, res: Any, path: str) -> list[np.ndarray]:
+    """A .tflite's outputs in the model's order, matched by name and shape."""
+    expected = ctx.model.get("outputs") or []
+    if not expected or not res.names:
+        return list(res.outputs)
+    order = match_outputs(expected, list(res.names), list(res.shapes), path)
+    return [res.outputs[i] for i in order]
 
 
 def analyze_npu(ctx: JobContext, emit: Sink) -> None:
@@ -255,17 +285,29 @@ def analyze_npu(ctx: JobContext, emit: Sink) -> None:
             ctx.npu = {"error": exc.to_dict()}
 
 
+def judgements(ctx: JobContext, task: Task, stage: str) -> list[Judgement]:
+    """Each output of a stage against FP32, by the rule its kind and the task give it."""
+    m = (ctx.stages.get(stage) or {}).get("metrics") or {}
+    base = (ctx.stages.get("fp32") or {}).get("metrics") or {}
+    ev = ctx.cfg.evaluation
+    tf, ts = base.get(task.primary), m.get(task.primary)
+    return [judge_output(spec(i, o["name"], o["kind"], task.outputs, ev.outputs), o, ev.profile,
+                         task_metric=task.primary,
+                         task_fp32=float(tf) if isinstance(tf, int | float) else None,
+                         task_stage=float(ts) if isinstance(ts, int | float) else None)
+            for i, o in enumerate(m.get("outputs") or [])]
+
+
 def stage_drops(ctx: JobContext, task: Task) -> dict[str, float]:
-    """Each stage's drop against FP32 in points, so FP16's loss shows beside INT8's;
-    written into ``ctx.stages`` and returned."""
-    base = primary_value((ctx.stages.get("fp32") or {}).get("metrics") or {}, task.primary)
+    """Each stage's drop against FP32 in points on the worst judged output that is judged
+    in points (the task metric, argmax agreement), so FP16's loss shows beside INT8's;
+    written into ``ctx.stages`` and returned. Outputs judged in dB have no drop."""
     drops: dict[str, float] = {}
-    if base is None:
-        return drops
     for name, stage in ctx.stages.items():
-        v = primary_value(stage.get("metrics") or {}, task.primary)
-        if v is not None:
-            stage["drop"] = drops[name] = round((base - v) * 100.0, 4)
+        js = [j for j in judgements(ctx, task, name)
+              if j.judged and j.unit == "points" and j.value is not None]
+        if js:
+            stage["drop"] = drops[name] = max(js, key=lambda j: j.used).value  # type: ignore[assignment]
     return drops
 
 
@@ -290,16 +332,17 @@ def layers_table(ctx: JobContext) -> None:
 
 
 def judge_int8(ctx: JobContext, task: Task) -> Verdict | None:
-    """The verdict on INT8's drop against FP32, when INT8 was evaluated."""
+    """The verdict on INT8 against FP32, on every judged output, when INT8 was evaluated."""
     if "int8" not in ctx.stages or "metrics" not in ctx.stages["int8"]:
         return None
-    fp32 = primary_value(ctx.stages["fp32"]["metrics"], task.primary)
-    int8 = primary_value(ctx.stages["int8"]["metrics"], task.primary)
     from ..diagnostics import image_shaped  # noqa: PLC0415
 
     cpu_ops = ((ctx.npu or {}).get("summary") or {}).get("ops_cpu")
     shape = (1, *data_view(tuple(ctx.model["inputs"][0]["shape"][1:]), ctx.layout)) \
         if ctx.model.get("inputs") else ()
-    return judge(task.primary, fp32 if fp32 is not None else 1.0, int8,
-                 ctx.cfg.evaluation.profile, ctx.cfg.quantization.method, cpu_ops,
-                 granularity=ctx.cfg.quantization.granularity, images=image_shaped(shape))
+    packed = [str(o.get("name")) for o in ctx.model.get("outputs") or []
+              if (o.get("shape") or [1])[-1] != 1 and len(o.get("shape") or []) > 1]
+    return judge_outputs(judgements(ctx, task, "int8"), ctx.cfg.evaluation.profile,
+                         ctx.cfg.quantization.method, cpu_ops,
+                         granularity=ctx.cfg.quantization.granularity,
+                         images=image_shaped(shape), packed=packed)

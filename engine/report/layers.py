@@ -81,8 +81,16 @@ class SensitivityEntry(Record):
     items: int | None = item(always=True)
     #: The suspect tensors of the all-suspects check.
     group: tuple[str, ...] | None = item(seq=True)
+    #: The output scored (the verdict's worst) and the unit of ``regained``: "points" or "dB".
+    output: str | None = item()
+    unit: str | None = item()
     int8: float | None = item()
     value: float | None = item()
+    #: What keeping it in float regains on that output, in ``unit``.
+    regained: float | None = item()
+    #: The mixed model's output matches FP32 exactly (no finite gain to state).
+    exact: bool | None = item()
+    #: ``regained`` when the unit is points (None for dB, and in reports before ``unit``).
     regained_points: float | None = item(always=True)
     cost_ms: float | None = item(always=True)
     path: str | None = item()
@@ -90,7 +98,8 @@ class SensitivityEntry(Record):
 
     @property
     def tried(self) -> bool:
-        return self.regained_points is not None
+        return (self.regained_points is not None or self.regained is not None
+                or bool(self.exact))
 
 
 @_frozen

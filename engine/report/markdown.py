@@ -96,8 +96,19 @@ def render_markdown(report: Report | Mapping[str, Any], npu_markdown: str = "") 
         out.append("| " + " | ".join(table.heads) + " |")
         out.append("|" + "---|" * len(table.heads))
         out.extend("| " + " | ".join(row) + " |" for row in table.rows)
-        out.append("")
-        out.append(table.note + ".")
+        if table.note:
+            out.append("")
+            out.append(table.note + ".")
+        outputs = say.output_table(rep)
+        if outputs.rows:
+            out.append("")
+            out.append("### Outputs against FP32")
+            out.append("")
+            out.append("| " + " | ".join(outputs.heads) + " |")
+            out.append("|" + "---|" * len(outputs.heads))
+            out.extend("| " + " | ".join(row) + " |" for row in outputs.rows)
+            out.append("")
+            out.append(outputs.note + ".")
         for line in (say.size_line(rep), say.precision_story(rep)):
             if line:
                 out.append("")

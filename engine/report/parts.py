@@ -13,9 +13,12 @@ _frozen = dataclass(frozen=True, kw_only=True)
 
 @_frozen
 class Agreement(Record):
-    """A stage's outputs against FP32's (engine.metrics.agreement); ``acc`` is None where
-    an argmax means nothing (score maps, regressions)."""
+    """One output of a stage against FP32's (engine.metrics.agreement), by the output's name.
+    ``kind``: "classes" (a class distribution: ``acc`` is argmax agreement) or "values"
+    (``acc`` None). ``sqnr_db`` null with ``exact`` true: identical to FP32."""
 
+    name: str = item("", always=True)
+    kind: str = item("values", always=True)
     acc: float | None = item(always=True)
     rmse: float | None = item(always=True)
     mae: float | None = item(always=True)
@@ -24,44 +27,42 @@ class Agreement(Record):
     std: float | None = item(always=True)
     nse: float | None = item(always=True)
     cos: float | None = item(always=True)
+    sqnr_db: float | None = item(always=True)
+    exact: bool = item(False, always=True)
 
 
 @_frozen
 class StageMetrics(Record):
-    """The task's metrics (fractions, in the task's order), then agreement with FP32 on
-    output 0 and, for a model with several outputs, on each of them."""
+    """The task's metrics (fractions, in the task's order), then every output's agreement
+    with FP32 (``outputs``, in the model's order)."""
 
     task: Mapping[str, Any] = field(default_factory=dict)
-    agreement: Agreement | None = item(of=Agreement)
-    agreement_outputs: tuple[Agreement, ...] | None = item(of=Agreement, seq=True)
+    outputs: tuple[Agreement, ...] | None = item(of=Agreement, seq=True)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Self:
         d = dict(d or {})
-        agr, outs = d.pop("agreement", None), d.pop("agreement_outputs", None)
-        return cls(
-            task=d,
-            agreement=None if agr is None else Agreement.from_dict(agr),
-            agreement_outputs=None if outs is None else tuple(Agreement.from_dict(a) for a in outs),
-        )
+        outs = d.pop("outputs", None)
+        return cls(task=d,
+                   outputs=None if outs is None else tuple(Agreement.from_dict(a) for a in outs))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.task or {})
-        if self.agreement is not None:
-            out["agreement"] = self.agreement.to_dict()
-        if self.agreement_outputs is not None:
-            out["agreement_outputs"] = [a.to_dict() for a in self.agreement_outputs]
+        if self.outputs is not None:
+            out["outputs"] = [a.to_dict() for a in self.outputs]
         return out
 
     def value(self, name: str) -> float | None:
-        """A task metric, or ``agreement`` (acc, else cos) as the label-free tasks judge it."""
-        if name != "agreement":
-            v = (self.task or {}).get(name)
-            return float(v) if isinstance(v, int | float) else None
-        a = self.agreement
-        if a is None:
-            return None
-        return a.acc if a.acc is not None else a.cos
+        """A task metric."""
+        v = (self.task or {}).get(name)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    def output(self, name: str | None) -> Agreement | None:
+        """An output's agreement by name (None: the first output)."""
+        outs = self.outputs or ()
+        if name is None:
+            return outs[0] if outs else None
+        return next((a for a in outs if a.name == name), None)
 
     def names(self) -> list[str]:
         """The task metrics with a single value (the ones a table shows)."""

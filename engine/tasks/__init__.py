@@ -2,7 +2,8 @@
 
 A task turns a stage's dequantized outputs (one float array per model output, stacked over
 the test items) and the labels into named metrics, all fractions in [0, 1]. ``primary`` is
-the metric whose drop (FP32 − stage, in points) the verdict judges.
+the metric whose drop (FP32 − stage, in points) the verdict judges on the outputs the task
+reads (``outputs``); every other output is judged as engine.outputs says.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class Task:
     needs_labels: bool
     score: Scorer | None
     description: str
+    #: The outputs (by position) the task's metric reads; None: all of them.
+    outputs: tuple[int, ...] | None = (0,)
+    #: Whether those outputs are class scores (argmax agreement means something).
+    class_scores: bool = True
     #: None where items do not pair up as right/wrong (box F1 over a set, label-free tasks).
     correct: Correct | None = None
 
@@ -69,7 +74,10 @@ def _registry() -> dict[str, Task]:
             (),
             False,
             None,
-            "no labels: judged by argmax agreement (or cosine) with FP32, as ST's X-cross",
+            "no labels: each output judged against FP32, class distributions on argmax "
+            "agreement, other outputs on fidelity (SQNR in dB)",
+            outputs=(),
+            class_scores=False,
         ),
         "ctc": ctc.TASK,
         "east": east.TASK,

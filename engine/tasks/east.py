@@ -306,4 +306,6 @@ TASK = Task(
         "region ends), polygon-IoU NMS, matched one-to-one to the labels at IoU ≥ match_iou; "
         "pixel F1 of the thresholded score map against the shrunk ground-truth boxes"
     ),
+    outputs=None,  # the score map and the geometry, both read by the box decoder
+    class_scores=False,
 )

@@ -35,8 +35,12 @@ def test_report_follows_the_contract(tiny_run) -> None:
         assert st["size_bytes"] == (result.run_dir / st["path"]).stat().st_size
         m = st["metrics"]
         assert 0.0 <= m["top1"] <= 1.0
-        assert set(m["agreement"]) == {"acc", "rmse", "mae", "l2r", "mean", "std", "nse", "cos"}
-    assert rep["stages"]["fp32"]["metrics"]["agreement"]["rmse"] == 0.0
+        (out,) = m["outputs"]  # the one output, by the name Keras gives it
+        assert set(out) == {"name", "kind", "acc", "rmse", "mae", "l2r", "mean", "std", "nse",
+                            "cos", "sqnr_db", "exact"}
+        assert out["name"] == rep["model"]["outputs"][0]["name"]
+    fp32_out = rep["stages"]["fp32"]["metrics"]["outputs"][0]
+    assert fp32_out["rmse"] == 0.0 and fp32_out["exact"] and fp32_out["sqnr_db"] is None
     v = rep["verdict"]
     assert v["profile"] == "prototype" and v["threshold"] == 5.0
     fp32, int8 = rep["stages"]["fp32"]["metrics"]["top1"], rep["stages"]["int8"]["metrics"]["top1"]
@@ -56,8 +60,10 @@ def test_tiny_model_learned_and_int8_stays_close(tiny_run) -> None:
     fp32 = rep["stages"]["fp32"]["metrics"]
     int8 = rep["stages"]["int8"]["metrics"]
     assert fp32["top1"] > 0.5  # far above chance (0.1): the metric measures something real
-    assert int8["agreement"]["acc"] > 0.9
-    assert int8["agreement"]["cos"] > 0.98
+    (out,) = int8["outputs"]
+    assert out["kind"] == "classes"  # the classification task's output: class scores
+    assert out["acc"] > 0.9
+    assert out["cos"] > 0.98
 
 
 def test_int8_model_is_full_integer(tiny_run) -> None:
@@ -100,4 +106,4 @@ def test_io_type_and_per_tensor(tiny_model: Path, tmp_path: Path, io_type: str, 
     for d in it.get_tensor_details():
         if np.dtype(d["dtype"]).name == "int8" and len(d["shape"]) == 4:
             assert len(d["quantization_parameters"]["scales"]) <= 1
-    assert result.report.to_dict()["stages"]["int8"]["metrics"]["agreement"]["acc"] > 0.8
+    assert result.report.to_dict()["stages"]["int8"]["metrics"]["outputs"][0]["acc"] > 0.8

@@ -10,7 +10,7 @@ import pytest
 from engine.config import EvaluationConfig
 from engine.metrics import agreement
 from engine.tasks import get_task
-from engine.verdict import judge, primary_value
+from engine.verdict import judge
 
 
 def test_agreement_by_hand() -> None:
@@ -65,11 +65,6 @@ def test_verdict_thresholds_and_advice() -> None:
     v = judge("top1", 0.996, 0.996, "high")
     assert v.passed and v.advice.endswith("the high bar (at most 1 point of drop).")
     assert judge("top1", 0.9, 0.91, "production").advice.endswith("(at most 0.5 points of drop).")
-
-
-def test_generic_task_is_judged_on_agreement() -> None:
-    assert primary_value({"agreement": {"acc": 0.97, "cos": 0.99}}, "agreement") == 0.97
-    assert primary_value({"agreement": {"acc": None, "cos": 0.99}}, "agreement") == 0.99
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ run (status, error, log, report.json), for PTQ and QAT runs.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from engine.events import (
     StageStarted,
 )
 from engine.job import run_job
+from engine.report import Report
 
 PTQ_STAGES = ["data", "load", "preprocess", "diagnose", "convert_fp32", "convert_fp16",
               "convert_int8", "layers", "evaluate_fp32", "evaluate_fp16", "evaluate_int8",
@@ -145,12 +147,28 @@ def test_full_run_events_in_stage_order_and_report(job) -> None:
                                           "available": 24, "used": 16, "seed": 0}
     assert set(rep["stages"]) == {"fp32", "fp16", "int8"}
     fp32, int8 = rep["stages"]["fp32"], rep["stages"]["int8"]
-    assert fp32["metrics"]["agreement"]["acc"] == 1.0 and fp32["drop"] == 0.0
-    assert rep["stages"]["fp16"]["drop"] == 0.0  # the fake hands back the same float model
-    acc = int8["metrics"]["agreement"]["acc"]
-    assert int8["drop"] == pytest.approx((1.0 - acc) * 100, abs=1e-4)
-    assert rep["verdict"]["metric"] == "agreement"
-    assert rep["verdict"]["drop"] == pytest.approx(int8["drop"], abs=1e-3)
+    # One output, a conv map (not class scores): named, judged on fidelity in dB, no argmax.
+    (ref,) = fp32["metrics"]["outputs"]
+    assert ref["name"] == "output_0" and ref["kind"] == "values" and ref["acc"] is None
+    assert ref["exact"] and ref["sqnr_db"] is None  # FP32 against itself: no inf in JSON
+    assert rep["stages"]["fp16"]["metrics"]["outputs"][0]["exact"]  # the same float model
+    (out,) = int8["metrics"]["outputs"]
+    # SQNR by hand from the two .tflite files: each channel's variation over the error.
+    from engine.evaluate import run_model  # noqa: PLC0415
+
+    x = np.load(result.report.setting("data.test.path"))["x"]
+    f32 = run_model(str(result.run_dir / "fp32.tflite"), x, workers=1).outputs[0].astype(float)
+    i8 = run_model(str(result.run_dir / "int8.tflite"), x, workers=1).outputs[0].astype(float)
+    var = np.sum((f32 - f32.mean(axis=(0, 1, 2))) ** 2)
+    assert out["sqnr_db"] == pytest.approx(10 * math.log10(var / np.sum((i8 - f32) ** 2)))
+    assert "drop" not in fp32 and "drop" not in int8  # no output is judged in points
+    v = rep["verdict"]
+    assert v["metric"] == "sqnr_db" and v["unit"] == "dB" and v["drop"] is None
+    assert v["output"] == "output_0" and v["int8"] == out["sqnr_db"] and v["threshold"] == 26.0
+    assert v["pass"] == (out["sqnr_db"] >= 26.0)
+    assert v["outputs"] == [{"name": "output_0", "rule": "sqnr", "metric": "sqnr_db",
+                             "unit": "dB", "value": out["sqnr_db"], "bar": 26.0,
+                             "pass": v["pass"], "judged": True}]
     assert rep["layer_analysis"]["suspects"] == ["y"]
     (sens,) = rep["sensitivity"]
     assert sens["tensor"] == "y" and sens["path"] == "sensitivity/keep_float_1.tflite"
@@ -291,3 +309,42 @@ def test_preprocessing_for_model_ready_arrays_is_a_warning_not_silence(job) -> N
     # The defaults say nothing.
     _, plain = _run(job(), FakeFactory())
     assert not [f for f in plain.report.findings if f.code == "preprocessing_ignored"]
+
+
+def test_evaluation_outputs_naming_no_output_stops_the_run(job) -> None:
+    from engine.errors import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError) as info:
+        _run(job(overrides=['evaluation.outputs=["boxes"]']), FakeFactory())
+    assert "evaluation.outputs: names no output of this model: 'boxes'" in info.value.message
+    assert info.value.hint == "the model's outputs are 'output_0'"
+    rep = json.loads((Path(info.value.run_dir) / "report.json").read_text())  # type: ignore[attr-defined]
+    assert rep["status"] == "failed" and rep["error"]["type"] == "ConfigError"
+
+
+def test_sensitivity_scores_on_the_worst_output_and_keeps_unscorable_candidates(
+        job, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fake_backend  # noqa: PLC0415
+
+    real = fake_backend.FakeBackend.analyze_layers
+
+    def with_a_failed_candidate(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        res = real(self, *args, **kwargs)
+        # A mixed model the backend could not write: kept with its reason, sorted last.
+        res.candidates.append({"tensor": "z", "kind": "op", "float_ops": ["z"], "op": "ADD",
+                               "error": "could not build the mixed model"})
+        return res
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "analyze_layers", with_a_failed_candidate)
+    _, result = _run(job(), FakeFactory())
+    rep = result.report.to_dict()
+    tried, failed = rep["sensitivity"]
+    v = rep["verdict"]
+    # The fake's one output is judged in dB: the mixed model is scored on it, in dB.
+    assert tried["output"] == v["output"] == "output_0" and tried["unit"] == "dB"
+    assert tried["metric"] == "sqnr_db" and tried["int8"] == pytest.approx(v["int8"])
+    # The fake's mixed model is the float model itself: FP32 exactly, no finite gain.
+    assert tried["exact"] is True and tried["value"] is None and tried["regained"] is None
+    assert tried["regained_points"] is None and "matches FP32 exactly" in tried["suggestion"]
+    assert Report.from_dict(rep).sensitivity[0].tried
+    assert failed["tensor"] == "z" and failed["suggestion"] == "could not build the mixed model"

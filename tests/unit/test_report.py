@@ -61,8 +61,11 @@ def test_the_digits_report_reads_as_types() -> None:
     rep = Report.from_dict(load(DIGITS))
     assert rep.status == "ok" and rep.method == "ptq"
     assert rep.stage("int8").metrics.task == {"top1": 0.9965}
-    assert rep.stage("int8").metrics.agreement.acc == 0.999
+    probs = rep.stage("int8").metrics.output("probs")
+    assert probs.acc == 0.999 and probs.kind == "classes" and not probs.exact
+    assert rep.stage("fp32").metrics.output("probs").exact
     assert rep.verdict.metric == "top1" and rep.verdict.passed is True
+    assert rep.verdict.output == "probs" and rep.verdict.outputs[0].rule == "task"
     assert rep.npu.summary.ops_npu == 10 and rep.npu.layers[0].tier == "HW"
     assert rep.headline.x_faster == 53.22
     assert rep.layers[0].error.layer.sqnr_db == 35.29
@@ -98,8 +101,9 @@ def test_failed_and_cancelled_reports_round_trip(status: str) -> None:
 
 def test_qat_multi_output_and_odd_parts_round_trip() -> None:
     d = load(DIGITS)
-    agr = d["stages"]["int8"]["metrics"]["agreement"]
-    d["stages"]["int8"]["metrics"]["agreement_outputs"] = [agr, dict(agr, acc=None)]
+    agr = d["stages"]["int8"]["metrics"]["outputs"][0]
+    d["stages"]["int8"]["metrics"]["outputs"] = [agr, dict(agr, name="grid", kind="values",
+                                                           acc=None, sqnr_db=None, exact=True)]
     d["stages"]["int8"]["via"] = "tf-keras rebuild"
     d["stages"]["fp32"]["shared"] = True
     d["qat"] = {"history": [{"epoch": 0, "loss": None, "val_metric": 0.99, "seconds": 0.0}],
@@ -117,7 +121,8 @@ def test_qat_multi_output_and_odd_parts_round_trip() -> None:
     d["layers"] = [dict(row, error=None) for row in d["layers"]]  # nothing measured
     rep = Report.from_dict(copy.deepcopy(d))
     assert rep.to_dict() == d
-    assert len(rep.stage("int8").metrics.agreement_outputs) == 2
+    assert len(rep.stage("int8").metrics.outputs) == 2
+    assert rep.stage("int8").metrics.output("grid").exact
     assert rep.sensitivity[-1].value is None and rep.sensitivity[-1].group == ("a", "b")
     assert rep.comparison.ptq.metrics.task == {"top1": 0.98}
     assert say.npu_lines(rep) == ["N6 estimate failed: no such target"]
@@ -125,10 +130,10 @@ def test_qat_multi_output_and_odd_parts_round_trip() -> None:
 
 
 def test_constructed_parts_write_what_the_engine_writes() -> None:
-    m = StageMetrics(task={"top1": 0.5}, agreement=Agreement(acc=0.9, cos=0.99))
-    assert m.to_dict() == {"top1": 0.5, "agreement": {
-        "acc": 0.9, "rmse": None, "mae": None, "l2r": None, "mean": None, "std": None,
-        "nse": None, "cos": 0.99}}
+    m = StageMetrics(task={"top1": 0.5}, outputs=(Agreement(name="p", acc=0.9, cos=0.99),))
+    assert m.to_dict() == {"top1": 0.5, "outputs": [{
+        "name": "p", "kind": "values", "acc": 0.9, "rmse": None, "mae": None, "l2r": None,
+        "mean": None, "std": None, "nse": None, "cos": 0.99, "sqnr_db": None, "exact": False}]}
     e = SensitivityEntry(tensor="t", layer="l", float_ops=("l",), metric="top1", items=10)
     assert "value" not in e.to_dict() and e.to_dict()["regained_points"] is None
     rep = Report(name="n", stages={"int8": Stage(size_bytes=5)})

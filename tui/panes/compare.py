@@ -72,12 +72,19 @@ def compare_rows(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
             x, y = ma.task.get(n), mb.task.get(n)
             rows.append((f"{stage.upper()} {say.metric_name(n)}", say.pct(x), say.pct(y),
                          _delta(x, y, 100, " pts")))
-        ga, gb = ma.agreement or Agreement(), mb.agreement or Agreement()
-        if stage != "fp32":
-            rows.append((f"{stage.upper()} agree", say.pct(ga.acc), say.pct(gb.acc),
-                         _delta(ga.acc, gb.acc, 100, " pts")))
-            rows.append((f"{stage.upper()} cos", say.fixed(ga.cos, 5), say.fixed(gb.cos, 5),
+        outs = [o.name for o in ma.outputs or ()]
+        outs += [o.name for o in mb.outputs or () if o.name not in outs]
+        for out in outs if stage != "fp32" else ():
+            # Every output by its name: one output's figures never stand for the model's.
+            ga, gb = ma.output(out) or Agreement(), mb.output(out) or Agreement()
+            tag = f"{stage.upper()} {out}" if len(outs) > 1 else stage.upper()
+            if ga.acc is not None or gb.acc is not None:
+                rows.append((f"{tag} agree", say.pct(ga.acc), say.pct(gb.acc),
+                             _delta(ga.acc, gb.acc, 100, " pts")))
+            rows.append((f"{tag} cos", say.fixed(ga.cos, 5), say.fixed(gb.cos, 5),
                          _delta(ga.cos, gb.cos, digits=5)))
+            rows.append((f"{tag} SQNR dB", say.sqnr(ga if ga.name else None),
+                         say.sqnr(gb if gb.name else None), _delta(ga.sqnr_db, gb.sqnr_db, digits=1)))
         rows.append((f"{stage.upper()} size", say.size(sa.size_bytes), say.size(sb.size_bytes),
                      _delta(sa.size_bytes, sb.size_bytes, 1 / 1024, " KiB", 1)))
     na = (a.npu.summary if a.npu else None) or NpuSummary()

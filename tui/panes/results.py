@@ -1,4 +1,4 @@
-"""4 Results: FP32/FP16/INT8 metrics and agreement, the verdict and its advice in words,
+"""4 Results: FP32/FP16/INT8 metrics, each output's agreement and rule, the verdict and its advice in words,
 sizes, memory per pool as bars against the pool sizes, the estimated N6 latency.
 
 The words are engine.present's, as the CLI and report.md have them."""
@@ -63,6 +63,7 @@ class ResultsPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("No results yet: launch a job or pick a past run.", id="verdict", markup=False)
         yield DataTable(id="stage-table", zebra_stripes=True, cursor_type="row")
+        yield DataTable(id="output-table", zebra_stripes=True, cursor_type="row")
         yield Static("", id="qat-summary", markup=False)
         yield Label("Neural-ART N6 estimate", classes="section")
         yield Static("", id="npu", markup=False)
@@ -77,6 +78,14 @@ class ResultsPane(VerticalScroll):
         table.add_columns(*stages.heads)
         for row in stages.rows:
             table.add_row(*row)
+        # Every output against FP32 by name, with the rule that judges it.
+        outs = self.query_one("#output-table", DataTable)
+        outs.clear(columns=True)
+        per_output = say.output_table(rep, wide=False)
+        outs.add_columns(*per_output.heads)
+        for row in per_output.rows:
+            outs.add_row(*row)
+        outs.display = bool(per_output.rows)
         qat = self.query_one("#qat-summary", Static)
         qat.update(qat_text(rep))
         qat.display = bool(qat_text(rep))

@@ -106,8 +106,14 @@ def load_and_export(
     else:
         fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
         tf.saved_model.save(model, export_dir, signatures=fn.get_concrete_function())
+    # Named as the model names them; "signature" is the key the export gives each output,
+    # by which the job finds it in every .tflite whatever order the converter chose.
+    names = [str(n) for n in (getattr(model, "output_names", None) or [])]
+    if len(names) != len(model.outputs) or len(set(names)) != len(names):
+        names = [f"output_{i}" for i in range(len(model.outputs))]
     outputs = [
-        {"name": f"output_{i}", "shape": [1, *[int(d) for d in list(o.shape)[1:] if d is not None]]}
+        {"name": names[i], "signature": f"output_{i}",
+         "shape": [1, *[int(d) for d in list(o.shape)[1:] if d is not None]]}
         for i, o in enumerate(model.outputs)
     ]
     return {
@@ -165,7 +171,8 @@ def _export_saved_model(path: str, input_shape: list[int] | None, export_dir: st
     module = Batch1()
     tf.saved_model.save(module, export_dir, signatures=module.serve.get_concrete_function())
     outputs = [
-        {"name": f"output_{i}", "shape": [1, *list(sig.structured_outputs[k].shape)[1:]]}
+        {"name": str(k), "signature": f"output_{i}",
+         "shape": [1, *list(sig.structured_outputs[k].shape)[1:]]}
         for i, k in enumerate(out_keys)
     ]
     params = int(sum(np.prod(v.shape) for v in getattr(loaded, "variables", [])))

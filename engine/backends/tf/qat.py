@@ -154,19 +154,40 @@ def _predict(model: Any, x: np.ndarray, batch: int = 64) -> list[np.ndarray]:
 
 
 def _val_metric(task_name: str, model: Any, x: np.ndarray, labels: Any, evaluation: dict[str, Any],
-                reference: list[np.ndarray] | None) -> tuple[str, float]:
-    from ...config import EvaluationConfig  # noqa: PLC0415
-    from ...metrics import agreement  # noqa: PLC0415
+                reference: list[np.ndarray], names: list[str],
+                output: str | None = None) -> tuple[str, float, str]:
+    """(metric, value, output): the figure the verdict would judge, on the validation data,
+    for the worst judged output (``output``: that output, chosen at epoch 0 and kept so
+    every epoch is compared in one unit). A fraction for the task metric or argmax
+    agreement, SQNR in dB for an output judged on fidelity; higher is better."""
+    from ...config import PROFILE_THRESHOLDS, EvaluationConfig  # noqa: PLC0415
+    from ...outputs import judge_output, output_specs, score_outputs, worst  # noqa: PLC0415
     from ...tasks import get_task  # noqa: PLC0415
 
     task = get_task(task_name)
-    outs = _predict(model, x)
-    if task.score is None or labels is None:
-        assert reference is not None
-        a = agreement(outs[0], reference[0])
-        return ("agreement", float(a["acc"] if a["acc"] is not None else a["cos"]))
     ev = EvaluationConfig(**evaluation)
-    return task.primary, float(task.score(outs, labels, ev)[task.primary])
+    profile = ev.profile if ev.profile in PROFILE_THRESHOLDS else "general"
+    outs = _predict(model, x)
+    labelled = task.score is not None and labels is not None
+    task_m = task.score(outs, labels, ev) if labelled else {}
+    task_ref = task.score(reference, labels, ev) if labelled else {}
+    specs = output_specs(names, reference, task_outputs=task.outputs if labelled else (),
+                         task_classes=task.class_scores, class_outputs=ev.class_outputs,
+                         judged=ev.outputs)
+    js = [judge_output(sp, o, profile, task_metric=task.primary,
+                       task_fp32=task_ref.get(task.primary), task_stage=task_m.get(task.primary))
+          for sp, o in zip(specs, score_outputs(outs, reference, specs), strict=True)]
+    j = next((j for j in js if j.name == output), None) or worst(js) or js[0]
+    label = j.metric if len(js) == 1 else f"{j.metric} of {j.name}"
+    return label, float(min(max(j.figure, -999.0), 999.0)), j.name  # JSON has no infinity
+
+
+def _output_names(model: Any) -> list[str]:
+    """The model's output names, as engine.backends.tf.convert reports them."""
+    names = [str(n) for n in (getattr(model, "output_names", None) or [])]
+    if len(names) != len(model.outputs) or len(set(names)) != len(names):
+        names = [f"output_{i}" for i in range(len(model.outputs))]
+    return names
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -220,7 +241,9 @@ def qat_train(
     x_cal = np.load(calibration)
 
     tgt, losses = _targets_and_losses(task, y_tr, fm, x_tr, evaluation)
-    ref_val = _predict(fm, x_va) if task == "generic" or y_va is None else None
+    # The float model's outputs: what every output but the task's is judged against.
+    ref_val = _predict(fm, x_va)
+    out_names = _output_names(fm)
 
     q = _quantize(fm)
     if qat.get("freeze_batch_norm", True):
@@ -255,7 +278,8 @@ def qat_train(
                      f"({n} min/max pairs)"))
         # Epoch 0 is the starting point (PTQ's ranges, float weights): fine-tuning is kept
         # only where it beats that on the validation data.
-        metric0, val0 = _val_metric(task, q, x_va, y_va, evaluation, ref_val)
+        metric0, val0, st["judged_output"] = _val_metric(task, q, x_va, y_va, evaluation,
+                                                          ref_val, out_names)
         st["best"], st["best_epoch"] = val0, 0
         st["history"].append({"epoch": 0, "loss": None, "val_metric": val0, "seconds": 0.0})
         q.save_weights(best_path)
@@ -297,7 +321,8 @@ def qat_train(
             done_steps += 1
             emit(Progress(train_stage, done_steps, (epochs - st["epoch"]) * steps,
                           f"epoch {epoch + 1}/{epochs} loss {np.mean(losses_seen):.4f}"))
-        metric_name, val = _val_metric(task, q, x_va, y_va, evaluation, ref_val)
+        metric_name, val, _ = _val_metric(task, q, x_va, y_va, evaluation, ref_val, out_names,
+                                          st.get("judged_output"))
         epoch_times.append(time.perf_counter() - t0)
         eta = float(np.mean(epoch_times)) * (epochs - epoch - 1)
         mean_loss = float(np.mean(losses_seen))

@@ -51,14 +51,13 @@ class JobResult:
 def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: BackendFactory) -> None:
     """Every stage of a job, in the order it runs."""
     cfg = ctx.cfg
-    # The backend first: TensorFlow's child imports TensorFlow (seconds) while data loads.
+    cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
     be = backend(ctx.model_file.format, BackendOptions(
         ctx.run.log_path, ctx.work, emit, cancel,
         legacy_keras=cfg.quantization.method == "qat",
         custom_objects=cfg.model.custom_objects,
         calibration_method=cfg.calibration.method, percentile=float(cfg.calibration.percentile)))
     try:
-        cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)            # data
         model = stages.export_model(ctx, be, emit)                               # load
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
         calib_path = stages.diagnose(ctx, cal, test, emit)                       # diagnose

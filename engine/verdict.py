@@ -274,14 +274,17 @@ def judge_outputs(judgements: tuple[Judgement, ...] | list[Judgement], profile: 
         return Verdict(profile, PROFILE_THRESHOLDS[profile], "", None, None, None, False,
                        "no INT8 model was evaluated, so there is nothing to judge",
                        outputs=judgements)
-    w = max(judged, key=lambda j: (not j.passed, j.used))
+    # The output that decides the state first (a failing one, then one left open), then by
+    # the point value; without intervals that is the failing one using most of its bar.
+    w = max(judged, key=lambda j: (_STATE_RANK[j.state], not j.passed, j.used))
     passed = all(j.passed for j in judged)
     state = worst_state(judged)
     several = len(judgements) > 1
     if w.unit == "dB":
         return Verdict(profile, w.bar, w.metric, None, w.value, None, passed,
                        advise_fidelity(w, profile, method, cpu_ops, granularity=granularity,
-                                       images=images, named=several, packed=w.name in packed),
+                                       images=images, named=several, packed=w.name in packed)
+                       + _unresolved_advice(w, state),
                        output=w.name, unit="dB", outputs=judgements, state=state)
     if w.value is None:
         advice = f"output '{w.name}' has no {w.metric} to judge"
@@ -290,8 +293,21 @@ def judge_outputs(judgements: tuple[Judgement, ...] | list[Judgement], profile: 
                         images=images)
         if several:
             advice = f"Output '{w.name}': {advice}"
+        advice += _unresolved_advice(w, state)
     return Verdict(profile, w.bar, w.metric, w.fp32, w.stage, w.value, passed, advice,
                    output=w.name, unit="points", outputs=judgements, state=state)
+
+
+def _unresolved_advice(w: Judgement, state: str | None) -> str:
+    """What to do before acting on a verdict this test set cannot resolve."""
+    if state != UNRESOLVED or w.state != UNRESOLVED or w.interval is None:
+        return ""
+    side = "within" if w.passed else "over"
+    need = w.interval.items_to_resolve
+    more = (f"about {need:,} test items (this set has {w.interval.n:,})" if need is not None
+            else "a larger test set")
+    return (f" The measured value is {side} the bar, but its 95 % interval straddles it: "
+            f"test on {more} before relying on this verdict.")
 
 
 def advise_fidelity(j: Judgement, profile: str, method: str, cpu_ops: int | None = None, *,

@@ -158,3 +158,54 @@ def test_verdict_state_is_the_worst_judged_and_round_trips() -> None:
     back = Verdict.from_dict(old)
     assert back.state is None and back.to_dict() == old
     assert back.confidence == PASS  # the point estimate's, as before
+
+
+@pytest.mark.parametrize(("state", "strict", "confident"), [
+    (PASS, False, False), (UNRESOLVED, False, True), (FAIL, True, True)])
+def test_strict_exits_on_fail_and_strict_confident_also_on_unresolved(
+        state: str, strict: bool, confident: bool) -> None:
+    from engine.cli.run import strict_failure
+
+    j = {PASS: _j("points", 0.3, 0.1, 0.45, 0.5), UNRESOLVED: _j("points", 0.7, 0.4, 1.0, 0.5),
+         FAIL: _j("points", 0.7, 0.55, 0.9, 0.5)}[state]
+    v = judge_outputs([j], "production")
+    assert v.state == state
+    assert strict_failure(v, strict=True, confident=False) is strict
+    assert strict_failure(v, strict=False, confident=True) is confident
+    assert strict_failure(v, strict=False, confident=False) is False
+
+
+def _report(*judgements: Judgement) -> Report:
+    v = judge_outputs(list(judgements), "production")
+    return Report.from_dict({"schema": "artq.report/1", "verdict": v.to_dict(), "stages": {
+        "fp32": {"metrics": {"top1": 0.9}}, "int8": {"metrics": {"top1": 0.8948}, "drop": 0.52}}})
+
+
+def test_one_wording_of_a_drop_and_an_sqnr_with_their_intervals() -> None:
+    from engine import present as say
+
+    drop = Judgement("logits", "task", "top1", "points", 0.52, 0.5, False, fp32=0.9,
+                     stage=0.8948, interval=Uncertainty(0.15, 0.89, "paired", 2289, lost=15,
+                                                        gained=3, items_to_resolve=66000))
+    assert say.measured_text(drop) == "drop 0.52 ± 0.37 pt (95 %), 15 ↓ / 3 ↑"
+    grid = Judgement("grid", "sqnr", "sqnr_db", "dB", 12.3, 26.0, False,
+                     interval=Uncertainty(10.1, 14.0, "bootstrap", 500))
+    assert say.measured_text(grid) == "SQNR 12.3 dB (95 %: 10.1–14.0)"
+    rep = _report(drop)
+    word, line = say.verdict(rep) or ("", "")
+    assert word == "NOT RESOLVED"
+    assert line == ("INT8 drop 0.52 ± 0.37 pt (95 %), 15 ↓ / 3 ↑ on top-1 (profile production: "
+                    "≤ 0.5); not resolved at this test-set size: about 66,000 test items "
+                    "(now 2,289) would resolve it at the observed discordance")
+    assert "test on about 66,000 test items" in say.advice(rep)
+    # The stage table's drop has its interval beside it; report.md says the same words.
+    table = say.stage_table(rep)
+    assert table.heads[-2:] == ("drop", "95 %") and table.rows[-1][-2:] == ("+0.52", "± 0.37, 15 ↓ / 3 ↑")
+    from engine.report.markdown import render_markdown
+
+    md = render_markdown(rep)
+    assert f"- verdict: **NOT RESOLVED** — {line}" in md
+    assert "0.52 ± 0.37 pt (95 %), 15 ↓ / 3 ↑" in (say.precision_story(rep) or "")
+    # A fidelity verdict: the interval in dB; a confident FAIL words it FAIL.
+    word, line = say.verdict(_report(grid)) or ("", "")
+    assert word == "FAIL" and "SQNR 12.3 dB (95 %: 10.1–14.0) against FP32" in line

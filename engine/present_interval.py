@@ -1,0 +1,71 @@
+"""A judgement's uncertainty in words (engine.present re-exports these: one wording for
+the CLI, report.md and the TUI)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .verdict import FAIL, PASS, UNRESOLVED, db_text
+
+if TYPE_CHECKING:
+    from .report import Report
+
+#: The verdict's three states in words: the state decides, ``pass`` keeps the point estimate.
+STATE_WORDS = {PASS: "PASS", FAIL: "FAIL", UNRESOLVED: "NOT RESOLVED"}
+NOT_RESOLVED = "not resolved at this test-set size"
+
+
+def count(n: int) -> str:
+    """12000 → '12,000'."""
+    return f"{n:,}"
+
+
+def interval_text(j: Any) -> str:
+    """A judgement's value with its 95 % interval: '0.52 ± 0.37 pt (95 %), 15 ↓ / 3 ↑'
+    (points: the half-width, the items INT8 lost and gained) or '12.3 dB (95 %: 10.1–14.0)';
+    the bare value where there is no interval (a report from before, an exact output)."""
+    if j is None or j.value is None:
+        return "—"
+    iv = j.interval
+    if j.unit == "dB":
+        head = f"{db_text(j.value)} dB"
+        return head if iv is None else f"{head} (95 %: {db_text(iv.low)}–{db_text(iv.high)})"
+    if iv is None:
+        return f"{j.value:.2f} pt"
+    tail = f", {iv.lost} ↓ / {iv.gained} ↑" if iv.lost is not None else ""
+    return f"{j.value:.2f} ± {(iv.high - iv.low) / 2:.2f} pt (95 %){tail}"
+
+
+def measured_text(j: Any) -> str:
+    """'drop 0.52 ± 0.37 pt (95 %), 15 ↓ / 3 ↑' or 'SQNR 12.3 dB (95 %: 10.1–14.0)'."""
+    return f"{'SQNR' if j.unit == 'dB' else 'drop'} {interval_text(j)}"
+
+
+def resolve_text(j: Any) -> str:
+    """Why a judgement is not resolved and what would resolve it, in a clause."""
+    iv = j.interval
+    n = iv.items_to_resolve if iv is not None else None
+    if n is None:
+        return NOT_RESOLVED
+    rate = "discordance" if iv.method == "paired" else "spread"
+    return (f"{NOT_RESOLVED}: about {count(n)} test items (now {count(iv.n)}) would resolve "
+            f"it at the observed {rate}")
+
+
+def int8_judgement(rep: Report) -> Any:
+    """The INT8 judgement behind the stages' drop: the judged output in points that uses
+    most of its bar (engine.job.stages.stage_drops picks it the same way)."""
+    v = rep.verdict
+    js = [j for j in (v.judged if v else ()) if j.unit == "points" and j.value is not None]
+    return max(js, key=lambda j: j.used) if js else None
+
+
+def interval_cell(j: Any) -> str:
+    """A table's interval cell: '± 0.37, 15 ↓ / 3 ↑' (points) or '10.1–14.0' (dB)."""
+    iv = j.interval if j is not None else None
+    if iv is None:
+        return ""
+    if j.unit == "dB":
+        return f"{db_text(iv.low)}–{db_text(iv.high)}"
+    tail = f", {iv.lost} ↓ / {iv.gained} ↑" if iv.lost is not None else ""
+    return f"± {(iv.high - iv.low) / 2:.2f}{tail}"

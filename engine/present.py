@@ -48,8 +48,8 @@ COLUMN_NOTES = {
     "rule": "rule: what judges the output, and its bar for the profile",
     "95 %": "95 %: INT8's drop ± the half-width of its paired 95 % interval, items "
             "FP32 got right and INT8 wrong ↓ / the reverse ↑",
-    "result": "result: PASS/FAIL on the measured value; for INT8, NOT RESOLVED when its "
-              "95 % interval straddles the bar",
+    "result": "result: PASS/FAIL on the measured value; INT8's by its 95 % interval, NOT "
+              "RESOLVED when that straddles the bar",
 }
 
 def metric_name(name: str | None) -> str:
@@ -161,8 +161,9 @@ def _result(rep: Report, stage: str, a: Any, j: Any) -> str:
     if j is None or a is None:
         return "—"
     if stage == "int8" and j.judged and j.interval is not None:
-        return f"{STATE_WORDS[j.state]} ({interval_cell(j)})" if j.unit == "dB" else \
-            f"{STATE_WORDS[j.state]} ({points(j.value)} {interval_cell(j)})"
+        # The state only: the interval itself is beside the drop and in the verdict line.
+        return STATE_WORDS[j.state] if j.unit == "dB" else \
+            f"{STATE_WORDS[j.state]} ({points(j.value)})"
     if j.unit == "dB":
         ok = a.exact or (a.sqnr_db is not None and a.sqnr_db >= j.bar)
         return "PASS" if ok else "FAIL"

@@ -69,3 +69,62 @@ def interval_cell(j: Any) -> str:
         return f"{db_text(iv.low)}–{db_text(iv.high)}"
     tail = f", {iv.lost} ↓ / {iv.gained} ↑" if iv.lost is not None else ""
     return f"± {(iv.high - iv.low) / 2:.2f}{tail}"
+
+
+# ------------------------------------------------------------------ variants of a sweep
+
+
+def drop_cell(drop: Any, interval: Any, sign: str = "+") -> str:
+    """A sweep's INT8 drop with its interval's half-width: '+0.20 ±0.39' ('+0.20' without;
+    ``sign`` "" leaves a positive drop unsigned, as sweep.md had it)."""
+    if not isinstance(drop, int | float) or isinstance(drop, bool):
+        return "—"
+    if not isinstance(interval, dict) or interval.get("lost") is None:
+        return f"{drop:{sign}.2f}"
+    return f"{drop:{sign}.2f} ±{(interval['high'] - interval['low']) / 2:.2f}"
+
+
+def versus_cell(vs: Any) -> str:
+    """A variant against the sweep's best: 'best', '≈ best' (within noise: the paired
+    interval of the difference contains 0) or '+0.90' (points more it really loses; the
+    interval is in :func:`noise_sentence`)."""
+    if not isinstance(vs, dict):
+        return "—"
+    if vs.get("best"):
+        return "best"
+    if vs.get("within_noise"):
+        return "≈ best"
+    return f"{vs['diff']:+.2f}"
+
+
+def difference_text(vs: dict[str, Any]) -> str:
+    """'+0.90 ± 0.40 points, 12 ↓ / 3 ↑' (items only this variant / only the best got wrong)."""
+    return (f"{vs['diff']:+.2f} ± {(vs['high'] - vs['low']) / 2:.2f} points, "
+            f"{vs.get('lost', 0)} ↓ / {vs.get('gained', 0)} ↑")
+
+
+VERSUS_NOTE = ("vs best: the INT8 drop against the variant that loses least, item by item "
+               "on the same test set; ≈ best: within noise, the paired 95 % interval of the "
+               "difference contains 0")
+
+
+def noise_sentence(labels: list[str], versus: list[Any]) -> str | None:
+    """Which differences between variants are the test set's noise, in words."""
+    best = next((lab for lab, vs in zip(labels, versus, strict=True)
+                 if isinstance(vs, dict) and vs.get("best")), None)
+    if best is None:
+        return None
+    pairs = [(lab, vs) for lab, vs in zip(labels, versus, strict=True)
+             if isinstance(vs, dict) and not vs.get("best")]
+    same = [f"{lab} ({difference_text(vs)})" for lab, vs in pairs if vs.get("within_noise")]
+    worse = [f"{lab} ({difference_text(vs)})" for lab, vs in pairs if not vs.get("within_noise")]
+    if not pairs:
+        return None
+    why = ("the paired 95 % interval of each difference contains 0: this test set cannot "
+           "tell them apart, and any trend between them is its noise")
+    if not worse:
+        return f"Every difference from the best ({best}) is within noise ({', '.join(same)}): {why}."
+    text = f"Really worse than the best ({best}): {', '.join(worse)}."
+    if same:
+        text += f" Within noise of it: {', '.join(same)} ({why})."
+    return text

@@ -102,8 +102,16 @@ def with_intervals(judgements: Sequence[Judgement], fp32: Sequence[np.ndarray],
     return out
 
 
+def inputs_digest(x: np.ndarray) -> np.ndarray:
+    """SHA-256 of the test inputs as the model saw them: two runs pair item by item only
+    when theirs are equal."""
+    import hashlib  # noqa: PLC0415
+
+    return np.frombuffer(hashlib.sha256(np.ascontiguousarray(x).tobytes()).digest(), np.uint8)
+
+
 def save_items(path: Path, vec: Mapping[str, np.ndarray]) -> None:
-    if vec:
+    if any(k != "test_digest" for k in vec):
         np.savez_compressed(path, **{k: np.asarray(v) for k, v in vec.items()})
 
 
@@ -120,7 +128,10 @@ def between(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
             key: str) -> PairedDrop | None:
     """Two runs on the same test set, item by item: ``drop`` is how many more points ``b``
     loses than ``a`` (positive: ``b`` is worse). ``key``: "task" or "argmax_<i>". None when
-    either run lacks the vector or the test sets differ in size."""
+    either run lacks the vector or the runs saw different test items."""
+    da, db = a.get("test_digest"), b.get("test_digest")
+    if da is None or db is None or not np.array_equal(da, db):
+        return None
     if key == "task":
         ra, rb = a.get("task_int8"), b.get("task_int8")
         if ra is None or rb is None or ra.shape != rb.shape:
@@ -130,3 +141,59 @@ def between(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
     if da is None or db is None or da.shape != db.shape:
         return None
     return paired_from_differences(db.astype(np.float64) - da.astype(np.float64))
+
+
+# ------------------------------------------------------------------ between two runs
+
+
+def comparison_key(verdict: Any) -> str | None:
+    """The ``items.npz`` vector of the output a verdict names: "task", "argmax_<i>", or
+    None for one judged on fidelity (no per-item right or wrong to pair)."""
+    if verdict is None:
+        return None
+    for i, j in enumerate(verdict.outputs):
+        if j.name == verdict.output:
+            return "task" if j.rule == "task" else f"argmax_{i}" if j.rule == "argmax" else None
+    return None
+
+
+def versus(a_dir: str | Path, b_dir: str | Path, key: str | None) -> dict[str, Any] | None:
+    """Run ``b`` against run ``a`` on the same test items: ``diff``, how many more points
+    ``b`` loses (its paired 95 % interval ``low``–``high``), the items only ``b`` gets wrong
+    (``lost``) and only ``a`` (``gained``), and ``within_noise`` when the interval contains
+    0. None without both runs' per-item vectors."""
+    if key is None:
+        return None
+    p = between(load_items(a_dir), load_items(b_dir), key)
+    if p is None:
+        return None
+    return {"diff": round(p.drop, 4), "low": round(p.low, 4), "high": round(p.high, 4),
+            "n": p.n, "lost": p.lost, "gained": p.gained,
+            "p_value": float(f"{p.p_value:.4g}"), "within_noise": p.low <= 0.0 <= p.high}
+
+
+def headline_interval(v: Any) -> dict[str, Any] | None:
+    """The interval of the output a verdict names, as report.json has it."""
+    j = next((j for j in v.outputs if j.name == v.output), None) if v else None
+    return j.interval.to_dict() if j is not None and j.interval is not None else None
+
+
+def versus_best(results: Sequence[Any]) -> list[dict[str, Any] | None]:
+    """Each variant of a sweep (engine.sweep.VariantResult) against the one with the
+    smallest INT8 drop, item by item on the same
+    test set (engine.uncertainty.versus): ``best`` true for that one; None where a run has
+    no per-item vectors or judges another output."""
+    ok = [r for r in results if r.status == "ok" and r.drop is not None and r.items_key
+          and (Path(r.run_dir) / ITEMS).is_file()]
+    if len(ok) < 2:
+        return [None] * len(results)
+    best = min(ok, key=lambda r: r.drop)  # type: ignore[arg-type, return-value]
+    out: list[dict[str, Any] | None] = []
+    for r in results:
+        if r is best:
+            out.append({"best": True})
+        elif r in ok and r.items_key == best.items_key:
+            out.append(versus(best.run_dir, r.run_dir, r.items_key))
+        else:
+            out.append(None)
+    return out

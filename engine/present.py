@@ -10,14 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .present_interval import NOT_RESOLVED as NOT_RESOLVED  # re-exported: the faces' words
+# The uncertainty's words live in present_interval (for this module's size); the faces
+# take them from here like every other wording: the marked names are re-exported.
 from .present_interval import (
+    NOT_RESOLVED,  # noqa: F401
     STATE_WORDS,
+    VERSUS_NOTE,  # noqa: F401
+    drop_cell,  # noqa: F401
+    int8_drop_cell,  # noqa: F401
     int8_judgement,
     interval_cell,
     interval_text,
     measured_text,
+    noise_sentence,  # noqa: F401
+    paired_cell,  # noqa: F401
     resolve_text,
+    versus_cell,  # noqa: F401
 )
 from .verdict import UNRESOLVED, db_text
 

@@ -105,7 +105,7 @@ def difference_text(vs: dict[str, Any]) -> str:
 
 VERSUS_NOTE = ("vs best: the INT8 drop against the variant that loses least, item by item "
                "on the same test set; ≈ best: within noise, the paired 95 % interval of the "
-               "difference contains 0")
+               "difference contains 0 (or McNemar's exact p ≥ 0.05)")
 
 
 def noise_sentence(labels: list[str], versus: list[Any]) -> str | None:
@@ -120,11 +120,26 @@ def noise_sentence(labels: list[str], versus: list[Any]) -> str | None:
     worse = [f"{lab} ({difference_text(vs)})" for lab, vs in pairs if not vs.get("within_noise")]
     if not pairs:
         return None
-    why = ("the paired 95 % interval of each difference contains 0: this test set cannot "
-           "tell them apart, and any trend between them is its noise")
+    why = ("this test set cannot tell them from the best, and any trend between them is "
+           "its noise")
     if not worse:
         return f"Every difference from the best ({best}) is within noise ({', '.join(same)}): {why}."
     text = f"Really worse than the best ({best}): {', '.join(worse)}."
     if same:
         text += f" Within noise of it: {', '.join(same)} ({why})."
     return text
+
+
+def paired_cell(vs: Any) -> str:
+    """Run B against run A item by item: '+0.20 ±0.39, within noise' or '+3.70 ±1.17'."""
+    if not isinstance(vs, dict):
+        return "—"
+    text = f"{vs['diff']:+.2f} ±{(vs['high'] - vs['low']) / 2:.2f}"
+    return f"{text}, within noise" if vs.get("within_noise") else text
+
+
+def int8_drop_cell(rep: Report) -> str:
+    """A report's INT8 drop with its interval's half-width: '+0.20 ±0.39'."""
+    j = int8_judgement(rep)
+    iv = j.interval.to_dict() if j is not None and j.interval is not None else None
+    return drop_cell(rep.drop("int8"), iv)

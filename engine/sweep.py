@@ -368,19 +368,20 @@ def drop_chart(data: dict[str, Any], width: int = 40) -> list[str]:
     vs = data.get("variants") or []
     labels = variant_labels([v["set"] for v in vs])
     drops = [v.get("drop") for v in vs]
+    ivs = [v.get("interval") for v in vs]
     known = [d for d in drops if d is not None]
     if not known:
         return ["(no variant has a drop)"]
     top = max(max(known), 0.0) or 1.0
     pad = max(len(x) for x in labels)
     lines = []
-    for lab, d in zip(labels, drops, strict=True):
+    for lab, d, iv in zip(labels, drops, ivs, strict=True):
         if d is None:
             lines.append(f"{lab:<{pad}}  failed")
             continue
         n = max(0.0, d) / top * width
         bar = "█" * int(n) + ("▌" if n - int(n) >= 0.5 else "")
-        lines.append(f"{lab:<{pad}}  {bar} {d:.2f} pts")
+        lines.append(f"{lab:<{pad}}  {bar} {drop_cell(d, iv, sign='')} pts")
     return lines
 
 

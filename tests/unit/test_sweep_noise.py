@@ -42,6 +42,12 @@ def test_variants_against_the_best_on_the_same_items(tmp_path: Path) -> None:
     assert vs["within_noise"] is True
     vf = versus(best, far, "task")
     assert vf is not None and vf["diff"] == pytest.approx(3.7) and vf["within_noise"] is False
+    # 4 items one way, none the other: the normal interval clears 0 (0.40 ± 0.39), but
+    # McNemar's exact p is 2/16 = 0.125: noise, not a difference.
+    few = _run(tmp_path, "few", [0, 1, 2, 3, 4, 5, 6])
+    vw = versus(best, few, "task")
+    assert vw is not None and (vw["lost"], vw["gained"]) == (4, 0) and vw["low"] > 0
+    assert vw["p_value"] == pytest.approx(0.125) and vw["within_noise"] is True
     # A run without per-item vectors (from before) is not compared.
     old = tmp_path / "old"
     old.mkdir()
@@ -96,8 +102,7 @@ def test_the_sweep_table_says_which_differences_are_noise_in_80_columns(tmp_path
                           [v["versus_best"] for v in data["variants"]])
     assert said == (
         "Really worse than the best (samples=500): samples=10 (+3.70 ± 1.17 points, 37 ↓ / 0 ↑). "
-        "Within noise of it: samples=100 (+0.20 ± 0.39 points, 3 ↓ / 1 ↑) (the paired 95 % "
-        "interval of each difference contains 0: this test set cannot tell them apart, and "
-        "any trend between them is its noise).")
+        "Within noise of it: samples=100 (+0.20 ± 0.39 points, 3 ↓ / 1 ↑) (this test set "
+        "cannot tell them from the best, and any trend between them is its noise).")
     md = render_markdown(data)
     assert "| samples=100 | ok | 90.00 % | 0.50 ±0.44 | ≈ best |" in md and said in md

@@ -173,10 +173,13 @@ def bootstrap_fidelity(pred: np.ndarray, ref: np.ndarray, *, seed: int = BOOTSTR
     if n == 0:
         raise ValueError("no items to compare")
     rng = np.random.default_rng(seed)
-    # counts[b, i]: how often item i is drawn in resample b; one product sums them all.
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    # counts[b, i]: how often item i is drawn in resample b; one product sums them all, in
+    # blocks of 100 resamples so a large test set does not need resamples × n floats at once.
+    p = np.full(n, 1.0 / n)
+    blocks = [rng.multinomial(n, p, size=min(100, resamples - b)).astype(np.float64) @ sums
+              for b in range(0, resamples, 100)]
     point = _fidelity(sums.sum(0), channels)
-    boot = _fidelity(counts @ sums, channels)
+    boot = _fidelity(np.concatenate(blocks), channels)
     out = {}
     for name, values in boot.items():
         finite = values[np.isfinite(values)]

@@ -20,6 +20,7 @@ from .present_interval import (
     int8_drop_cell,  # noqa: F401
     int8_judgement,
     interval_cell,
+    interval_chart,  # noqa: F401
     interval_text,
     measured_text,
     noise_sentence,  # noqa: F401

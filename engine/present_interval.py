@@ -143,3 +143,37 @@ def int8_drop_cell(rep: Report) -> str:
     j = int8_judgement(rep)
     iv = j.interval.to_dict() if j is not None and j.interval is not None else None
     return drop_cell(rep.drop("int8"), iv)
+
+
+def interval_chart(labels: list[str], drops: list[Any], intervals: list[Any],
+                   width: int = 40) -> list[str]:
+    """The drops with their 95 % intervals on one axis, a line per variant: ● the drop,
+    ├─┤ its interval, │ zero (┼ inside an interval; 'failed' for a variant without a drop)."""
+    known = [(d, iv) for d, iv in zip(drops, intervals, strict=True)
+             if isinstance(d, int | float) and isinstance(iv, dict)]
+    lo = min([0.0, *(iv["low"] for _, iv in known), *(d for d, _ in known)])
+    hi = max([0.0, *(iv["high"] for _, iv in known), *(d for d, _ in known)])
+    span = (hi - lo) or 1.0
+
+    def col(v: float) -> int:
+        return min(width - 1, max(0, round((v - lo) / span * (width - 1))))
+
+    pad = max((len(x) for x in labels), default=0)
+    texts = [drop_cell(d, iv, sign="") for d, iv in zip(drops, intervals, strict=True)]
+    text_w = max((len(t) for t in texts), default=0)
+    lines = []
+    for lab, d, iv, text in zip(labels, drops, intervals, texts, strict=True):
+        if not isinstance(d, int | float):
+            lines.append(f"{lab:<{pad}}  failed")
+            continue
+        row = [" "] * width
+        if isinstance(iv, dict):
+            a, b = col(iv["low"]), col(iv["high"])
+            for c in range(a, b + 1):
+                row[c] = "─"
+            row[a], row[b] = "├", "┤"
+        zero = col(0.0)
+        row[zero] = "┼" if row[zero] == "─" else "│" if row[zero] == " " else row[zero]
+        row[col(d)] = "●"
+        lines.append(f"{lab:<{pad}}  {''.join(row)}  {text:>{text_w}} pts")
+    return lines

@@ -33,7 +33,13 @@ from .cancel import CancelToken
 from .config import JobConfig, load_config, parse_value
 from .errors import CancelledError, ConfigError
 from .events import Event, RunFailed, RunFinished, RunStarted, event_from_dict
-from .present_interval import VERSUS_NOTE, drop_cell, noise_sentence, versus_cell
+from .present_interval import (
+    VERSUS_NOTE,
+    drop_cell,
+    interval_chart,
+    noise_sentence,
+    versus_cell,
+)
 from .protocol import worker_command, worker_env
 from .report import read_report
 from .rundir import RunDir
@@ -364,7 +370,9 @@ def _primary(results: list[VariantResult]) -> str | None:
 
 
 def drop_chart(data: dict[str, Any], width: int = 40) -> list[str]:
-    """A text bar chart of the INT8 drop (points) per variant, in sweep order."""
+    """A text chart of the INT8 drop (points) per variant, in sweep order: bars, or with
+    the variants' 95 % intervals (engine.present_interval.interval_chart) where every
+    finished one has its interval."""
     vs = data.get("variants") or []
     labels = variant_labels([v["set"] for v in vs])
     drops = [v.get("drop") for v in vs]
@@ -372,16 +380,18 @@ def drop_chart(data: dict[str, Any], width: int = 40) -> list[str]:
     known = [d for d in drops if d is not None]
     if not known:
         return ["(no variant has a drop)"]
+    if all(isinstance(iv, dict) for d, iv in zip(drops, ivs, strict=True) if d is not None):
+        return interval_chart(labels, drops, ivs, width)
     top = max(max(known), 0.0) or 1.0
     pad = max(len(x) for x in labels)
     lines = []
-    for lab, d, iv in zip(labels, drops, ivs, strict=True):
+    for lab, d in zip(labels, drops, strict=True):
         if d is None:
             lines.append(f"{lab:<{pad}}  failed")
             continue
         n = max(0.0, d) / top * width
         bar = "█" * int(n) + ("▌" if n - int(n) >= 0.5 else "")
-        lines.append(f"{lab:<{pad}}  {bar} {drop_cell(d, iv, sign='')} pts")
+        lines.append(f"{lab:<{pad}}  {bar} {d:.2f} pts")
     return lines
 
 
@@ -430,6 +440,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         out += [f"{VERSUS_NOTE}. {said}", ""]
     out.append("## INT8 drop per variant")
     out.append("")
+    if any(isinstance(v.get("interval"), dict) for v in vs):
+        out += ["● the drop, ├─┤ its 95 % interval, │ zero.", ""]
     out.append("```")
     out.extend(drop_chart(data))
     out.append("```")

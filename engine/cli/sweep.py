@@ -218,7 +218,9 @@ def run(args: argparse.Namespace) -> int:
                               [v.get("versus_best") for v in variants])
         if said:
             out.print(escape(f"{VERSUS_NOTE}. {said}"), highlight=False)
-        out.print("INT8 drop per variant (points):")
+        out.print("INT8 drop per variant (points"
+                  + ("; ● the drop, ├─┤ its 95 % interval, │ zero" if any(
+                      isinstance(v.get("interval"), dict) for v in variants) else "") + "):")
         for line in drop_chart(data):
             out.print("  " + escape(line), highlight=False)
         if data.get("parallel_ratio"):

@@ -106,3 +106,15 @@ def test_the_sweep_table_says_which_differences_are_noise_in_80_columns(tmp_path
         "cannot tell them from the best, and any trend between them is its noise).")
     md = render_markdown(data)
     assert "| samples=100 | ok | 90.00 % | 0.50 ±0.44 | ≈ best |" in md and said in md
+
+
+def test_the_chart_draws_each_drop_with_its_interval_on_one_axis() -> None:
+    from engine.present_interval import interval_chart
+
+    ivs = [{"low": -0.2, "high": 0.4, "lost": 3, "gained": 1},
+           {"low": 0.6, "high": 1.0, "lost": 9, "gained": 0}]
+    lines = interval_chart(["a", "b"], [0.1, 0.8, None][:2], ivs, width=13)
+    # The axis runs −0.2 … 1.0 over 13 columns: 0.1 points to a column.
+    assert lines[0] == "a  ├─┼●──┤        0.10 ±0.30 pts"
+    assert lines[1] == "b    │     ├─●─┤  0.80 ±0.20 pts"
+    assert interval_chart(["a", "c"], [0.1, None], [ivs[0], None], width=5)[1] == "c  failed"

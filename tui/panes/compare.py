@@ -181,10 +181,19 @@ def sweep_chart(sweep: dict[str, Any], width: int) -> str:
             for v in variants]
     if not rows:
         return "This sweep has no variants."
-    chart = ("INT8 drop per variant (points, ± its 95 % half-width; shorter is better)\n"
-             + "\n".join(fmt.hbar_chart(rows, width)))
-    said = say.noise_sentence([variant_label(v, same) for v in variants],
-                              [v.get("versus_best") for v in variants])
+    labels = [variant_label(v, same) for v in variants]
+    ivs = [v.get("interval") for v in variants]
+    if all(isinstance(iv, dict) for v, iv in zip(variants, ivs, strict=True)
+           if v.get("drop") is not None):
+        # Each drop with its 95 % interval on one axis: overlaps are plain to see.
+        pad = min(max(map(len, labels)), 28)
+        chart = ("INT8 drop per variant (points; ● the drop, ├─┤ its 95 % interval, │ zero)\n"
+                 + "\n".join(say.interval_chart(labels, [v.get("drop") for v in variants],
+                                                 ivs, max(width - pad - 20, 10))))
+    else:
+        chart = ("INT8 drop per variant (points; shorter is better)\n"
+                 + "\n".join(fmt.hbar_chart(rows, width)))
+    said = say.noise_sentence(labels, [v.get("versus_best") for v in variants])
     return chart + (f"\n{say.VERSUS_NOTE}. {said}" if said else "")
 
 

@@ -155,8 +155,7 @@ class EvaluationConfig:
     outputs: tuple[StrictStr, ...] = ()
     #: Outputs that are class scores though not softmax-like (logits): judged on argmax.
     class_outputs: tuple[StrictStr, ...] = ()
-    #: Exit 4 (as ``artq run --strict-confident``) when the verdict is FAIL or not resolved
-    #: at this test-set size; ``--strict`` alone exits 4 on FAIL only.
+    #: ``artq run`` exits 4 on FAIL or NOT RESOLVED, as with ``--strict-confident``.
     strict_confident: StrictBool = False
     ctc: CtcConfig = dataclasses.field(default_factory=CtcConfig)
     east: EastConfig = dataclasses.field(default_factory=EastConfig)

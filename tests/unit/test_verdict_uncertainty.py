@@ -209,3 +209,23 @@ def test_one_wording_of_a_drop_and_an_sqnr_with_their_intervals() -> None:
     # A fidelity verdict: the interval in dB; a confident FAIL words it FAIL.
     word, line = say.verdict(_report(grid)) or ("", "")
     assert word == "FAIL" and "SQNR 12.3 dB (95 %: 10.1–14.0) against FP32" in line
+
+
+@pytest.mark.parametrize(("n", "state"), [(30, UNRESOLVED), (300, PASS)])
+def test_an_output_judged_in_db_just_over_its_bar(n: int, state: str) -> None:
+    # Noise 26.8 dB under a unit-variance output, against the general bar of 26 dB: on 30
+    # items the bootstrap interval straddles the bar, on ten times as many it clears it.
+    from engine.outputs import judge_output, score_outputs, spec
+    from engine.uncertainty import with_intervals
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(n, 8))
+    out = ref + rng.normal(scale=10 ** (-26.8 / 20), size=ref.shape)
+    s = spec(0, "grid", "values", ())
+    (scored,) = score_outputs([out], [ref], [s])
+    (j,) = with_intervals([judge_output(s, scored, "general")], [ref], [out], {})
+    assert j.rule == "sqnr" and j.interval is not None and j.interval.method == "bootstrap"
+    assert j.interval.low < j.value < j.interval.high
+    assert j.state == state
+    need = j.interval.items_to_resolve
+    assert (need is not None and n < need) if state == UNRESOLVED else need is None

@@ -21,6 +21,7 @@ from engine.config import load_config
 from engine.evaluate import run_model
 from engine.job import run_job
 from engine.report import Report
+from engine.tasks import get_task
 from engine.verdict import (
     FAIL,
     PASS,
@@ -229,3 +230,32 @@ def test_an_output_judged_in_db_just_over_its_bar(n: int, state: str) -> None:
     assert j.state == state
     need = j.interval.items_to_resolve
     assert (need is not None and n < need) if state == UNRESOLVED else need is None
+
+
+def test_argmax_agreement_pairs_by_item_over_its_positions() -> None:
+    # A (items, 4 positions, 5 classes) softmax output; INT8 flips the top class at one
+    # position of 6 items and at all four of 2: 14 of 400 positions, 8 items lost.
+    from engine.outputs import judge_output, score_outputs, spec
+    from engine.stats import paired_from_shares
+    from engine.uncertainty import item_vectors, with_intervals
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(100, 4, 5))
+    ref = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    out = ref.copy()
+    flips = [(i, 0) for i in range(6)] + [(i, p) for i in (6, 7) for p in range(4)]
+    for i, p in flips:  # swap the top class with the lowest one
+        hi, lo = ref[i, p].argmax(), ref[i, p].argmin()
+        out[i, p, hi], out[i, p, lo] = ref[i, p, lo], ref[i, p, hi]
+    s = spec(0, "probs", "classes", ())
+    (scored,) = score_outputs([out], [ref], [s])
+    j0 = judge_output(s, scored, "general")
+    assert j0.rule == "argmax" and j0.value == pytest.approx(100 * 14 / 400)
+    vec = item_vectors([j0], [ref], [out], get_task("generic"), None, None)
+    (j,) = with_intervals([j0], [ref], [out], vec)
+    shares = np.zeros(100)
+    shares[:6], shares[6:8] = 0.25, 1.0
+    want = paired_from_shares(shares)
+    assert j.interval is not None and (j.interval.lost, j.interval.gained) == (8, 0)
+    assert j.interval.low == pytest.approx(want.low, abs=1e-4)
+    assert (j.interval.low + j.interval.high) / 2 == pytest.approx(j.value, abs=1e-4)

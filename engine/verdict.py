@@ -81,7 +81,10 @@ class Judgement:
             return PASS if self.passed else FAIL
         inside, outside = ((iv.low >= self.bar, iv.high < self.bar) if self.unit == "dB"
                            else (iv.high <= self.bar, iv.low > self.bar))
-        return PASS if inside else FAIL if outside else UNRESOLVED
+        # A percentile interval may leave out its own point value: never a confident state
+        # against the value itself.
+        return (PASS if inside and self.passed else FAIL if outside and not self.passed
+                else UNRESOLVED)
 
     @property
     def used(self) -> float:

@@ -259,3 +259,10 @@ def test_argmax_agreement_pairs_by_item_over_its_positions() -> None:
     assert j.interval is not None and (j.interval.lost, j.interval.gained) == (8, 0)
     assert j.interval.low == pytest.approx(want.low, abs=1e-4)
     assert (j.interval.low + j.interval.high) / 2 == pytest.approx(j.value, abs=1e-4)
+
+
+def test_a_state_never_contradicts_the_value() -> None:
+    # A skewed bootstrap interval wholly over the bar while the value is under it.
+    j = Judgement("grid", "sqnr", "sqnr_db", "dB", 25.9, 26.0, False,
+                  interval=Uncertainty(26.1, 27.0, "bootstrap", 40))
+    assert j.state == UNRESOLVED

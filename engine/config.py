@@ -155,6 +155,8 @@ class EvaluationConfig:
     outputs: tuple[StrictStr, ...] = ()
     #: Outputs that are class scores though not softmax-like (logits): judged on argmax.
     class_outputs: tuple[StrictStr, ...] = ()
+    #: ``artq run`` exits 4 on FAIL or NOT RESOLVED, as with ``--strict-confident``.
+    strict_confident: StrictBool = False
     ctc: CtcConfig = dataclasses.field(default_factory=CtcConfig)
     east: EastConfig = dataclasses.field(default_factory=EastConfig)
 

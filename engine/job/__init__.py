@@ -88,7 +88,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     cancel.check()
     stages.stage_drops(ctx, task)
     # Judged first: sensitivity scores mixed models on the output the verdict found worst.
-    verdict = stages.judge_int8(ctx, task)
+    verdict = stages.judge_int8(ctx, task, outputs, test)
     sensitivity(ctx, test, task, outputs, verdict, emit, cancel)                 # sensitivity
     stages.layers_table(ctx)
     ctx.verdict = verdict

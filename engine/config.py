@@ -45,9 +45,15 @@ PROFILE_THRESHOLDS: dict[str, float] = {
 
 @dataclass(config=_STRICT)
 class ModelConfig:
-    path: StrictStr
-    #: (H, W, C) to export with when the model's own input has unknown dimensions.
+    #: A model file (.keras, .h5, SavedModel folder); or set ``torch`` instead.
+    path: StrictStr = ""
+    #: (H, W, C) to export with when the model's own input has unknown dimensions; for a
+    #: PyTorch model its input without the batch axis, (C, H, W), and required.
     input_shape: tuple[PosInt, ...] | None = None
+    #: A PyTorch model: ``"file.py:callable"``, the callable returning an ``nn.Module``.
+    torch: StrictStr = ""
+    #: The PyTorch model's state_dict (``torch.save(model.state_dict(), ...)``).
+    weights: StrictStr = ""
 
 
 @dataclass(config=_STRICT)
@@ -191,7 +197,7 @@ class JobConfig:
 _ADAPTER = TypeAdapter(JobConfig)
 
 # Keys holding paths, resolved against the config file's folder.
-_PATH_KEYS = [("model", "path"), ("output", "runs_dir")]
+_PATH_KEYS = [("model", "path"), ("model", "weights"), ("output", "runs_dir")]
 _DATA_SPLITS = ("calibration", "test", "train", "validation")
 
 
@@ -237,6 +243,14 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
 
     for section, key in _PATH_KEYS:
         fix(raw.get(section), key)
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("torch"), str) and model["torch"]:
+        # "models.py:build": the file part is a path like the others.
+        file, sep, name = model["torch"].rpartition(":")
+        if sep and file:
+            holder = {"p": file}
+            fix(holder, "p")
+            model["torch"] = f"{holder['p']}:{name}"
     data = raw.get("data")
     if isinstance(data, dict):
         for split in _DATA_SPLITS:
@@ -318,8 +332,35 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
     return cfg
 
 
+def _check_model(cfg: JobConfig) -> None:
+    m, src = cfg.model, cfg.source
+    if m.path and m.torch:
+        raise ConfigError("sets both path and torch; a job quantizes one model",
+                          "keep model.path for a model file, or model.torch for PyTorch code",
+                          file=src, key="model")
+    if not m.path and not m.torch:
+        raise ConfigError("is required but missing",
+                          'set model.path to a model file, or model.torch = "models.py:build" '
+                          "for a PyTorch model", file=src, key="model.path")
+    if m.weights and not m.torch:
+        raise ConfigError("belongs to a PyTorch model (model.torch)",
+                          "remove it: a model file holds its own weights", file=src,
+                          key="model.weights")
+    if m.torch:
+        file, sep, name = m.torch.rpartition(":")
+        if not sep or not file or not name.isidentifier():
+            raise ConfigError(f"{m.torch!r} is not FILE.py:CALLABLE",
+                              'write it like model.torch = "models.py:build"', file=src,
+                              key="model.torch")
+        if not m.input_shape:
+            raise ConfigError("is required for a PyTorch model (its code does not state it)",
+                              "set model.input_shape = [C, H, W] (NCHW, without the batch)",
+                              file=src, key="model.input_shape")
+
+
 def _check_semantics(cfg: JobConfig) -> None:
     src = cfg.source
+    _check_model(cfg)
     if "fp32" not in cfg.quantization.stages:
         raise ConfigError("must include fp32: it is the reference every stage is compared with",
                           file=src, key="quantization.stages")

@@ -444,3 +444,21 @@ def _find_input_shape(node: Any) -> list[Any] | None:
             if found is not None:
                 return found
     return None
+
+
+def inspect_torch_model(spec: str, weights: str) -> ModelFile:
+    """Check a PyTorch model's config (``model.torch``, ``model.weights``) without importing
+    torch or the user's code: the file and the weights exist. ``path`` is the spec."""
+    file, _, _ = spec.rpartition(":")
+    p = Path(file)
+    if not p.is_file():
+        raise InputFileError(file, "not found" if not p.exists() else "is not a file",
+                             'model.torch names a Python file and a callable in it: '
+                             '"models.py:build"')
+    if p.suffix != ".py":
+        raise InputFileError(file, "is not a Python file (.py)",
+                             'model.torch names the .py file holding the model code')
+    if weights and not Path(weights).is_file():
+        raise InputFileError(weights, "not found", "model.weights is the state_dict file "
+                             "(torch.save(model.state_dict(), 'model.pt'))")
+    return ModelFile(spec, "torch")

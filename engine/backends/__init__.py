@@ -121,6 +121,8 @@ class BackendOptions:
     cancel: CancelToken
     #: QAT's tooling (tfmot) needs Keras 2: set before the framework is imported.
     legacy_keras: bool = False
+    #: A PyTorch model's state_dict (model.weights); the model path is its code.
+    weights: str = ""
 
 
 BackendFactory = Callable[[str, BackendOptions], Backend]
@@ -129,6 +131,10 @@ BackendFactory = Callable[[str, BackendOptions], Backend]
 
 def open_backend(fmt: str, options: BackendOptions) -> Backend:
     """The backend for a model format (keras, h5 and saved_model are TensorFlow's)."""
+    if fmt == "torch":
+        from .torch import TorchBackend  # noqa: PLC0415 - torch only when a stage runs
+
+        return TorchBackend(options)
     from .tf import TFBackend  # noqa: PLC0415 - only the parent side; TF runs in its child
 
     return TFBackend(options)

@@ -52,7 +52,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
     be = backend(ctx.model_file.format, BackendOptions(
         ctx.run.log_path, ctx.work, emit, cancel,
-        legacy_keras=cfg.quantization.method == "qat"))
+        legacy_keras=cfg.quantization.method == "qat", weights=cfg.model.weights))
     try:
         model = stages.export_model(ctx, be, emit)                               # load
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
@@ -128,7 +128,13 @@ def run_job(
         from ..cache import StageCache, file_digest, key  # noqa: PLC0415
 
         ctx.cache = StageCache(cache_dir)
-        ctx.model_key = key(file_digest(mf.path), cfg.model.input_shape)
+        if mf.format == "torch":  # a PyTorch model is its code, its callable and its weights
+            code, _, fn = mf.path.rpartition(":")
+            digests = [file_digest(code), fn] + ([file_digest(cfg.model.weights)]
+                                                 if cfg.model.weights else [])
+        else:
+            digests = [file_digest(mf.path)]
+        ctx.model_key = key(*digests, cfg.model.input_shape)
     emit(RunStarted(str(run.path), cfg.name, list(cfg.quantization.stages)))
     try:
         _pipeline(ctx, emit, cancel, backend)

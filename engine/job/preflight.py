@@ -25,7 +25,7 @@ from ..data import (
     is_junk,
 )
 from ..errors import DataError, ModelError, TargetError
-from ..modelfile import ModelFile, inspect_model_file, static_input_shape
+from ..modelfile import ModelFile, inspect_model_file, inspect_torch_model, static_input_shape
 
 if TYPE_CHECKING:
     from ..npu.targets import Target
@@ -39,7 +39,14 @@ def preflight(cfg: JobConfig) -> ModelFile:
 def checked(cfg: JobConfig) -> tuple[ModelFile, Target]:
     """:func:`preflight`, keeping what it read for the job: the model file's metadata and the
     loaded target (loaded once per job: the NPU analyses reuse it)."""
-    mf = inspect_model_file(cfg.model.path)
+    if cfg.model.torch:
+        from ..backends.torch import require_torch, torch_available  # noqa: PLC0415 - no torch
+
+        mf = inspect_torch_model(cfg.model.torch, cfg.model.weights)
+        if not torch_available():
+            require_torch()  # the one line saying how to install it
+    else:
+        mf = inspect_model_file(cfg.model.path)
     # QAT's data too: its PTQ baseline runs first, and would run for nothing.
     splits = ("calibration", "test", "train", "validation") if cfg.quantization.method == "qat" else (
         "calibration", "test")

@@ -92,12 +92,18 @@ class PreprocessConfig:
     mean: tuple[Number, ...] = (0.0,)
     std: tuple[PosNumber, ...] = (1.0,)
     interpolation: Literal["area", "linear", "nearest", "cubic"] = "area"
+    #: Model input channel order; default: told from where its 1 or 3 channels sit.
+    layout: Literal["nhwc", "nchw"] | None = None
 
 
 @dataclass(config=_STRICT)
 class CalibrationConfig:
     samples: PosInt = 200
     seed: StrictInt = 0
+    #: Activation ranges from the data: minmax (as ST does); ONNX also entropy, percentile.
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    #: percentile method: the % of each tensor's values its range keeps.
+    percentile: Annotated[Number, Field(gt=90, le=100)] = 99.999
 
 
 @dataclass(config=_STRICT)

@@ -41,7 +41,7 @@ _UNSAFE_TF_NAMES = {"py_func", "py_function", "numpy_function", "print", "Print"
 @dataclass(frozen=True)
 class ModelFile:
     path: str
-    format: str  # keras | h5 | saved_model
+    format: str  # keras | h5 | saved_model | onnx
     layer_classes: tuple[str, ...] = ()
     #: Each input's shape with the batch axis (None where unstated), as the stored config
     #: says; None when the file does not say (SavedModel folders, odd configs).
@@ -119,8 +119,10 @@ def inspect_model_file(path: str | Path) -> ModelFile:
     p = Path(path)
     if not p.exists():
         raise InputFileError(
-            str(p), "model not found", "set model.path to a .keras, .h5 or SavedModel folder"
-        )
+            str(p), "model not found", "set model.path to a .keras, .h5, .onnx or SavedModel folder")
+    if p.suffix.lower() == ".onnx" and p.is_file():
+        from .backends.onnx.graph import inspect_onnx  # noqa: PLC0415 - onnx only, no runtime
+        return inspect_onnx(p)
     if p.is_dir():
         if not (p / "saved_model.pb").is_file():
             raise InputFileError(
@@ -197,7 +199,7 @@ def inspect_model_file(path: str | Path) -> ModelFile:
         layers = _walk_layers(cfg)
         _refuse_unsafe(p, layers)
         return ModelFile(str(p), "h5", tuple(c for c, _, _ in layers), *_io_shapes(cfg))
-    hint = "give a Keras 3 .keras file, a legacy .h5 file or a SavedModel folder"
+    hint = "give a Keras 3 .keras file, a legacy .h5 file, a SavedModel folder or an FP32 .onnx"
     if suffix == ".tflite":
         hint = "artq quantizes from the float model; for an existing .tflite use `artq inspect`"
     raise InputFileError(str(p), f"unsupported model format {suffix or '(no suffix)'}", hint)

@@ -1,11 +1,11 @@
 """The seam between the job and a model framework.
 
 The job never imports a framework. It opens a :class:`Backend` for the model's format and
-calls typed methods on it: load (and export with batch 1), convert one stage to a
-``.tflite``, measure the per-layer error, fine-tune with QAT. A backend reports progress
-under the stage id the job gives it (see :data:`engine.events.STAGES`), and raises
+calls typed methods on it: load (and export with batch 1), convert one stage to its file
+(``.tflite``, ``.onnx``: :func:`stage_files`), measure the per-layer error, fine-tune with
+QAT. A backend reports progress under the stage id the job gives it (see :data:`engine.events.STAGES`), and raises
 :class:`engine.errors.EngineError` subclasses. TensorFlow's backend lives in ``tf/`` and
-runs TensorFlow in a child process; a second framework plugs in beside it.
+runs TensorFlow in a child process; ONNX's in ``onnx/`` runs onnxruntime in-process.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Converted:
     size_bytes: int
     #: How the backend got there when it was not the direct way ("tf-keras rebuild").
     via: str | None = None
+    #: How the INT8 model was quantized, when the backend says (report ``quantization``).
+    quantization: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class BackendOptions:
     legacy_keras: bool = False
     #: A PyTorch model's state_dict (model.weights); the model path is its code.
     weights: str = ""
+    #: calibration.method and calibration.percentile (ONNX; TensorFlow's converter is min/max).
+    calibration_method: str = "minmax"
+    percentile: float = 99.999
 
 
 BackendFactory = Callable[[str, BackendOptions], Backend]
@@ -131,10 +136,39 @@ BackendFactory = Callable[[str, BackendOptions], Backend]
 
 def open_backend(fmt: str, options: BackendOptions) -> Backend:
     """The backend for a model format (keras, h5 and saved_model are TensorFlow's)."""
+    if fmt == "onnx":
+        from .onnx import OnnxBackend  # noqa: PLC0415 - onnxruntime only when a stage runs
+
+        return OnnxBackend(options)
     if fmt == "torch":
-        from .torch import TorchBackend  # noqa: PLC0415 - torch only when a stage runs
+        from .torch.backend import TorchBackend  # noqa: PLC0415 - torch, in-process
 
         return TorchBackend(options)
     from .tf import TFBackend  # noqa: PLC0415 - only the parent side; TF runs in its child
 
     return TFBackend(options)
+
+
+#: ``run(path, x, *, workers, stage, sink, cancel, log_path) -> engine.evaluate.RunResult``.
+Runner = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class StageFiles:
+    """What a backend's stage files are: their suffix, and what runs them on a test set."""
+
+    suffix: str
+    run: Runner
+
+
+def stage_files(fmt: str) -> StageFiles:
+    """Stage files of a model format: ``.onnx`` run by onnxruntime for ONNX models (and
+    PyTorch's, exported to ONNX), ``.tflite`` run by LiteRT for TensorFlow's. Neither import
+    loads a framework."""
+    if fmt in ("onnx", "torch"):
+        from .onnx.run import run_onnx  # noqa: PLC0415
+
+        return StageFiles(".onnx", run_onnx)
+    from ..evaluate import run_model  # noqa: PLC0415
+
+    return StageFiles(".tflite", run_model)

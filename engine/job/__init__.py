@@ -52,10 +52,13 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
     be = backend(ctx.model_file.format, BackendOptions(
         ctx.run.log_path, ctx.work, emit, cancel,
-        legacy_keras=cfg.quantization.method == "qat", weights=cfg.model.weights))
+        legacy_keras=cfg.quantization.method == "qat",
+        calibration_method=cfg.calibration.method, percentile=float(cfg.calibration.percentile),
+        weights=cfg.model.weights))
     try:
         model = stages.export_model(ctx, be, emit)                               # load
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
+        stages.check_export(ctx, be, test, emit)                                 # check_export
         calib_path = stages.diagnose(ctx, cal, test, emit)                       # diagnose
         for stage in cfg.quantization.stages:
             cancel.check()

@@ -49,6 +49,8 @@ class JobContext:
 
     # --- made by the stages, in the order they run
     model: dict[str, Any] = field(default_factory=dict)  # load
+    #: The model input's channel order (engine.layout); data is H×W×C until the model's edge.
+    layout: str = "nhwc"  # preprocess
     data: dict[str, Any] = field(default_factory=dict)  # preprocess (+ qat_data)
     preprocessing: dict[str, Any] = field(default_factory=dict)  # preprocess
     findings: list[dict[str, Any]] = field(default_factory=list)  # preprocess, diagnose
@@ -68,6 +70,12 @@ class JobContext:
     @property
     def work(self) -> Path:
         return self.run.work
+
+    def stage_file(self, stage: str) -> Path:
+        """Where a stage's model is written: ``<stage>.tflite`` or ``<stage>.onnx``."""
+        from ..backends import stage_files  # noqa: PLC0415
+
+        return self.run.path / f"{stage}{stage_files(self.model_file.format).suffix}"
 
 
 class timed:  # noqa: N801 - used as a statement: ``with timed(ctx, emit, "load") as t:``

@@ -24,7 +24,8 @@ from ..data import (
     class_folders,
     is_junk,
 )
-from ..errors import DataError, ModelError, TargetError
+from ..errors import ConfigError, DataError, ModelError, TargetError
+from ..layout import data_view, resolve
 from ..modelfile import ModelFile, inspect_model_file, inspect_torch_model, static_input_shape
 
 if TYPE_CHECKING:
@@ -40,13 +41,14 @@ def checked(cfg: JobConfig) -> tuple[ModelFile, Target]:
     """:func:`preflight`, keeping what it read for the job: the model file's metadata and the
     loaded target (loaded once per job: the NPU analyses reuse it)."""
     if cfg.model.torch:
-        from ..backends.torch import require_torch, torch_available  # noqa: PLC0415 - no torch
+        from ..backends.torch import missing_torch, torch_available  # noqa: PLC0415 - no torch
 
         mf = inspect_torch_model(cfg.model.torch, cfg.model.weights)
         if not torch_available():
-            require_torch()  # the one line saying how to install it
+            raise missing_torch()
     else:
         mf = inspect_model_file(cfg.model.path)
+    _check_framework_keys(cfg, mf)
     # QAT's data too: its PTQ baseline runs first, and would run for nothing.
     splits = ("calibration", "test", "train", "validation") if cfg.quantization.method == "qat" else (
         "calibration", "test")
@@ -76,13 +78,15 @@ def _check_metadata(cfg: JobConfig, mf: ModelFile, splits: tuple[str, ...]) -> N
             f"{mf.path}: the model has {len(mf.input_shapes)} inputs; artq handles single-input "
             "models", "export a single-input model")
     input_shape = static_input_shape(mf.input_shapes[0], cfg.model.input_shape, "Keras input",
-                                     mf.path)
+                                     mf.path) if mf.format != "onnx" else _onnx_shape(cfg, mf)
+    # Items are read as H×W×C; a channels-first model takes them reordered (or as C×H×W).
+    accepted = {tuple(input_shape), data_view(tuple(input_shape), _layout(cfg, input_shape))}
     for split in splits:
         src = getattr(cfg.data, split)
         shape = _npz_items_shape(src.path, src.x) if src is not None and src.kind == "npz" \
             and not src.raw else None
         key = f"data.{split}"
-        if shape is not None and tuple(shape) == tuple(input_shape):
+        if shape is not None and tuple(shape) in accepted:
             # One item saved without its batch axis reads as 32 "items" of the wrong shape.
             raise DataError(
                 f"{Path(src.path)}: array {src.x!r} has the model input's own shape {shape}: "
@@ -90,7 +94,7 @@ def _check_metadata(cfg: JobConfig, mf: ModelFile, splits: tuple[str, ...]) -> N
                 f"save the items stacked on a first axis, e.g. numpy.savez(..., {src.x}=x[None]) "
                 f"for one item (shape (1, {', '.join(map(str, shape))}))",
             )
-        if shape is not None and shape[1:] != input_shape:
+        if shape is not None and tuple(shape[1:]) not in accepted:
             raise DataError(
                 f"{Path(src.path)}: items have shape {shape[1:]} but the model input is {input_shape}",
                 f"give {key} arrays shaped like the model input, or set raw = true to preprocess images",
@@ -106,6 +110,30 @@ def _check_metadata(cfg: JobConfig, mf: ModelFile, splits: tuple[str, ...]) -> N
     labels = _npz_labels(cfg.data.test, cfg.evaluation.max_samples)
     if labels is not None:
         check_class_labels(labels, "data.test", n_classes)
+
+
+def _check_framework_keys(cfg: JobConfig, mf: ModelFile) -> None:
+    """Keys one framework's backend takes and the other's does not."""
+    if mf.format == "onnx" and cfg.quantization.method == "qat":
+        raise ConfigError(f"{mf.path}: QAT fine-tunes Keras models; an ONNX model is quantized "
+                          "with PTQ", "set quantization.method = \"ptq\"", file=cfg.source,
+                          key="quantization.method")
+    if mf.format not in ("onnx", "torch") and cfg.calibration.method != "minmax":
+        raise ConfigError(
+            f"{cfg.calibration.method!r} calibration is for ONNX models; TensorFlow's "
+            "converter takes min/max ranges", "remove calibration.method (or set \"minmax\")",
+            file=cfg.source, key="calibration.method")
+
+
+def _onnx_shape(cfg: JobConfig, mf: ModelFile) -> tuple[int, ...]:
+    from ..backends.onnx.graph import OnnxInfo, OnnxIO, static_shape  # noqa: PLC0415
+
+    info = OnnxInfo(mf.path, 0, (OnnxIO("", mf.input_shapes[0], "float32"),), (), (), 0)
+    return static_shape(info, cfg.model.input_shape)
+
+
+def _layout(cfg: JobConfig, input_shape: tuple[int, ...]) -> str:
+    return resolve(cfg.preprocessing.layout, input_shape)
 
 
 def _npz_items_shape(path: str, name: str) -> tuple[int, ...] | None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import stage_files
 from ..cancel import CancelToken
 from ..data import Dataset
 from ..errors import EngineError
-from ..evaluate import run_model
 from ..events import Log, Progress, Sink
+from ..layout import to_model
 from ..metrics import agreement
 from ..tasks import Task
 from ..verdict import primary_value
@@ -89,9 +90,9 @@ def sensitivity(
                              + (f"{cost:+.2f} ms on the CPU" if cost is not None else "CPU time"))
                 entries.append(entry)
                 continue
-            run = run_model(c["path"], test.x[:n], workers=ctx.cfg.evaluation.workers,
-                            stage="sensitivity", sink=progress, cancel=cancel,
-                            log_path=str(ctx.run.log_path))
+            run = stage_files(ctx.model_file.format).run(
+                c["path"], to_model(test.x[:n], ctx.layout), workers=ctx.cfg.evaluation.workers,
+                stage="sensitivity", sink=progress, cancel=cancel, log_path=str(ctx.run.log_path))
             done[0] += 1
             value = score(run.outputs)
             regained = None if value is None else round((value - base) * 100.0, 4)

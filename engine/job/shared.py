@@ -65,11 +65,11 @@ def shared_convert(ctx: JobContext, stage: str, convert: Callable[[], None], emi
     with ctx.cache.building(entry) as tmp:
         if tmp is None:
             with timed(ctx, emit, f"convert_{stage}", f"Converting to {stage.upper()} (shared)"):
-                shutil.copyfile(entry.path(f"{stage}.tflite"), ctx.run.path / f"{stage}.tflite")
+                shutil.copyfile(entry.path(ctx.stage_file(stage).name), ctx.stage_file(stage))
                 ctx.stages[stage] = {**entry.meta["stage"], "shared": True}
             return None
         convert()
-        shutil.copyfile(ctx.run.path / f"{stage}.tflite", tmp / f"{stage}.tflite")
+        shutil.copyfile(ctx.stage_file(stage), tmp / ctx.stage_file(stage).name)
         finish(tmp, {"stage": ctx.stages[stage]})
         return None
 

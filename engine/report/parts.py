@@ -82,6 +82,9 @@ class Stage(Record):
     drop: float | None = item()
     #: True when a sweep shared this conversion between its variants.
     shared: bool | None = item()
+    #: How the INT8 model was quantized, when the backend says (ONNX: tool, format, calibration,
+    #: weights, activations, io, percentile).
+    quantization: Mapping[str, Any] | None = item()
 
 
 @_frozen
@@ -114,6 +117,8 @@ class ModelInfo(Record):
     outputs: tuple[Mapping[str, Any], ...] | None = item(seq=True)
     params: int | None = item()
     layers: tuple[str, ...] | None = item(seq=True)
+    #: "nchw" for a channels-first input (absent: NHWC).
+    layout: str | None = item()
 
 
 @_frozen

@@ -14,7 +14,8 @@ import sys
 import pytest
 from conftest import ROOT
 
-FRAMEWORKS = frozenset({"tensorflow", "keras", "tf_keras", "tensorflow_model_optimization"})
+FRAMEWORKS = frozenset({"tensorflow", "keras", "tf_keras", "tensorflow_model_optimization",
+                        "torch"})
 UI = frozenset({"textual", "rich"})
 
 CASES: list[tuple[str, frozenset[str]]] = [
@@ -29,6 +30,8 @@ CASES: list[tuple[str, frozenset[str]]] = [
     ("engine.sweep", FRAMEWORKS | UI),
     ("engine.cache", FRAMEWORKS | UI),
     ("engine.npu", FRAMEWORKS | UI),
+    # What the TF-free preflight asks of the PyTorch backend: is torch there, how to get it.
+    ("engine.backends.torch", FRAMEWORKS | UI),
     # The CLI may use rich, but its start (and the TUI behind it) loads no framework.
     ("engine.cli", FRAMEWORKS | {"textual"}),
     ("tui.app", FRAMEWORKS),

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConversionError, ModelError
-from . import require_torch
+from .lib import require_torch
 
 OPSET = 13
 INPUT_NAME = "input"
@@ -67,17 +67,11 @@ def torch_outputs(module: Any, x: np.ndarray, batch: int = 64) -> list[np.ndarra
 
 
 def onnx_outputs(path: str | Path, x: np.ndarray) -> list[np.ndarray]:
-    """The exported model's outputs on ``x`` with onnxruntime's CPU provider, item by item
-    (the export has batch 1)."""
-    import onnxruntime as ort  # noqa: PLC0415
+    """The exported model's outputs on ``x``, run as every ONNX stage is (onnxruntime, in
+    the ONNX backend)."""
+    from ..onnx.run import run_onnx  # noqa: PLC0415
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    rows = [sess.run(None, {name: x[i:i + 1].astype(np.float32)}) for i in range(len(x))]
-    return [np.concatenate([r[j] for r in rows]) for j in range(len(rows[0]))]
+    return run_onnx(str(path), np.ascontiguousarray(x, np.float32)).outputs
 
 
 def compare(ref: list[np.ndarray], got: list[np.ndarray]) -> float:

@@ -22,7 +22,8 @@ from ...cancel import CancelToken
 from ...errors import ModelError
 from ...events import EpochEnd, Log, Progress, StageFinished, StageStarted
 from ...labels import load_labels
-from . import quant, require_torch
+from . import quant
+from .lib import require_torch
 
 Emit = Callable[[Any], None]
 TASKS = ("classification", "generic")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelError
-from . import require_torch
+from .lib import require_torch
 
 QMIN, QMAX = -128, 127
 

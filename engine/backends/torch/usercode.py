@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputFileError, ModelError
-from . import require_torch
+from .lib import require_torch
 
 
 def split_spec(spec: str) -> tuple[str, str]:

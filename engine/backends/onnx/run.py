@@ -1,0 +1,95 @@
+"""Run an ``.onnx`` stage over a test set with onnxruntime's CPU provider.
+
+Threads as the LiteRT path has them (:func:`engine.evaluate.run_model`): ``workers`` threads,
+each running one item at a time with one intra-op thread, sharing one session (its ``run``
+is thread-safe and releases the GIL). Inputs and outputs stay float32: a QDQ model quantizes
+and dequantizes inside the graph, so every stage is compared in float.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ...cancel import CancelToken
+from ...errors import EvaluationError, InputFileError
+from ...evaluate import CHUNK, RunResult
+from ...events import Progress, Sink, null_sink
+
+
+def session(path: str, threads: int = 1) -> Any:
+    import onnxruntime as ort  # noqa: PLC0415 - only the ONNX backend imports it
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: warnings about unused initializers are noise
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, as one line
+        raise InputFileError(str(path), f"onnxruntime cannot load it ({exc})") from None
+
+
+def run_onnx(
+    path: str,
+    x: np.ndarray,
+    *,
+    workers: int = 0,
+    stage: str = "evaluate",
+    sink: Sink = null_sink,
+    cancel: CancelToken | None = None,
+    log_path: str | None = None,  # noqa: ARG001 - same signature as run_model
+) -> RunResult:
+    """All items of ``x`` (float32, (N, ...), the model's layout) through the model."""
+    n = len(x)
+    workers = min(workers or os.cpu_count() or 1, max(n, 1))
+    sess = session(path)
+    inputs, outputs = sess.get_inputs(), sess.get_outputs()
+    if len(inputs) != 1:
+        raise EvaluationError(f"{path}: {len(inputs)} inputs; artq evaluates single-input models")
+    name = inputs[0].name
+    shape = tuple(inputs[0].shape[1:])
+    if tuple(x.shape[1:]) != shape:
+        raise EvaluationError(
+            f"{path}: the data has items of shape {x.shape[1:]} but the model input is {shape}",
+            "check preprocessing.resize, preprocessing.layout and the data")
+    first = sess.run(None, {name: np.ascontiguousarray(x[:1], np.float32)}) if n else []
+    raw = [np.empty((n, *o.shape[1:]), np.float32) for o in first]
+    names = [o.name for o in outputs]
+    chunk = max(1, min(CHUNK, -(-n // workers)))
+    next_start, done = [0], [0]
+    lock = threading.Lock()
+    t0 = time.perf_counter()
+
+    def work() -> None:
+        while True:
+            with lock:
+                a = next_start[0]
+                next_start[0] = a + chunk
+            if a >= n:
+                return
+            b = min(a + chunk, n)
+            xs = np.ascontiguousarray(x[a:b], np.float32)
+            for i in range(a, b):
+                if cancel is not None and cancel.cancelled:
+                    return
+                for k, o in enumerate(sess.run(names, {name: xs[i - a : i - a + 1]})):
+                    raw[k][i] = o[0]
+            with lock:
+                done[0] += b - a
+                d = done[0]
+            sink(Progress(stage, d, n))
+
+    with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool:
+        futures = [pool.submit(work) for _ in range(1, workers)]
+        work()
+        for f in futures:
+            f.result()
+    if cancel is not None:
+        cancel.check()
+    return RunResult(raw, time.perf_counter() - t0, workers)

@@ -77,17 +77,27 @@ def train_tiny(code: Path, out: Path, items: int = 2000, epochs: int = 5) -> Pat
     return out
 
 
-def skew_channel(src: Path, dst: Path, factor: float = 90.0) -> Path:
+def skew_channel(code: Path, src: Path, dst: Path, factor: float = 90.0) -> Path:
     """The same function with a badly skewed activation range (as the Keras test's
-    ``skew_activations``): channel 0 of c2 scaled up ``factor`` times, c3's weights from
-    that channel scaled down as much. ReLU is positively homogeneous, so the float model is
-    unchanged, but c2's per-tensor INT8 range now spans ``factor`` × the other channels."""
+    ``skew_activations``): c2's most active channel scaled up ``factor`` times, c3's weights
+    from that channel scaled down as much. ReLU is positively homogeneous, so the float model
+    is unchanged, but c2's per-tensor INT8 range now spans ``factor`` × the other channels.
+    (The most active one: a channel the ReLU always zeroes would change nothing.)"""
     import torch
 
+    from engine.backends.torch.usercode import build_module
+
+    model = build_module(f"{code}:build", str(src))
+    seen: list = []
+    hook = model.c2.register_forward_hook(lambda _m, _i, o: seen.append(torch.relu(o)))
+    with torch.no_grad():
+        model(torch.from_numpy(digits("calibration", 64, 0)[0]))
+    hook.remove()
+    ch = int(seen[0].mean(dim=(0, 2, 3)).argmax())
     sd = torch.load(src, weights_only=True)
-    sd["c2.weight"][0] *= factor
-    sd["c2.bias"][0] *= factor
-    sd["c3.weight"][:, 0] /= factor
+    sd["c2.weight"][ch] *= factor
+    sd["c2.bias"][ch] *= factor
+    sd["c3.weight"][:, ch] /= factor
     torch.save(sd, dst)
     return dst
 

@@ -198,7 +198,7 @@ def test_the_graph_check_sees_a_float_island(tmp_path: Path, tiny) -> None:
 
 def test_qat_recovers_most_of_what_ptq_loses_on_a_skewed_channel(tmp_path: Path, tiny) -> None:
     code, weights = tiny
-    skewed = skew_channel(weights, tmp_path / "skewed.pt", factor=90.0)
+    skewed = skew_channel(code, weights, tmp_path / "skewed.pt", factor=90.0)
     job = torch_job(tmp_path, code, skewed, test_count=500, qat_epochs=4, train=2000,
                     compare=True)
     rep = run_job(load_config(job)).report.to_dict()
@@ -241,8 +241,9 @@ def test_cancel_mid_epoch_and_resume_reach_the_uninterrupted_metric(tmp_path: Pa
 
     assert read_report(run_dir).status == "cancelled"
     from engine.job import resume_config
+    from engine.job import run_job as run_job_resumable
 
-    resumed = run_job(resume_config(run_dir), resume=run_dir).report.to_dict()
+    resumed = run_job_resumable(resume_config(run_dir), resume=run_dir).report.to_dict()
     assert resumed["status"] == "ok"
     assert resumed["qat"]["epochs_run"] == 3
     assert [e["val_metric"] for e in resumed["qat"]["history"]] == pytest.approx(

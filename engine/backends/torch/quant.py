@@ -15,6 +15,7 @@ does not export to ONNX at all).
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from collections.abc import Sequence
@@ -96,7 +97,10 @@ def prepare(module: Any, input_shape: Sequence[int]) -> Any:
     try:
         with warnings.catch_warnings(), redirect_stdout(buf), redirect_stderr(buf):
             warnings.simplefilter("ignore")
-            fused = fuse_fx(_relu_calls_as_functional(module.eval()), backend_config=bc)
+            # A copy: the traced model shares the module's parameters, and fine-tuning
+            # must not change the float model it is compared with.
+            fused = fuse_fx(_relu_calls_as_functional(copy.deepcopy(module).eval()),
+                            backend_config=bc)
             prepared = prepare_qat_fx(fused.train(), QConfigMapping().set_global(n6_qconfig()),
                                       example, backend_config=bc)
     except Exception as exc:  # noqa: BLE001 - torch.fx cannot trace every forward

@@ -98,11 +98,17 @@ def check(config: str, overrides: list[str], model: dict[str, Any],
 
 
 def input_shape_of(model: dict[str, Any], cfg: Any) -> tuple[int, ...] | None:
-    if cfg.model.input_shape:
-        return tuple(cfg.model.input_shape)
+    """The item shape the data is checked in: H×W×C, also for a channels-first model."""
+    from .layout import data_view, resolve  # noqa: PLC0415
+
+    shape: tuple[int, ...] | None = None
     ins = model.get("inputs") or []
-    if ins and ins[0].get("shape") and all(d for d in ins[0]["shape"][1:]):
-        return tuple(int(d) for d in ins[0]["shape"][1:])
+    if cfg.model.input_shape:
+        shape = tuple(cfg.model.input_shape)
+    elif ins and ins[0].get("shape") and all(d for d in ins[0]["shape"][1:]):
+        shape = tuple(int(d) for d in ins[0]["shape"][1:])
+    if shape is not None:
+        return data_view(shape, resolve(cfg.preprocessing.layout, shape))
     if cfg.preprocessing.resize:
         h, w = cfg.preprocessing.resize
         return (h, w, 1 if cfg.preprocessing.color == "gray" else 3)

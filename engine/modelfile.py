@@ -133,8 +133,7 @@ def inspect_model_file(path: str | Path) -> ModelFile:
         return ModelFile(str(p), "saved_model")
     if not p.is_file():
         # A FIFO or device would block or stream forever when read below.
-        raise InputFileError(str(p), "is not a regular file",
-                             "set model.path to a .keras, .h5 or SavedModel folder")
+        raise InputFileError(str(p), "is not a regular file", "set model.path to a model file")
     suffix = p.suffix.lower()
     try:
         # The signature only; reading here also surfaces an unreadable file before
@@ -273,6 +272,9 @@ def model_summary(path: str | Path) -> dict[str, Any]:
                     _describe(json.loads(raw.decode() if isinstance(raw, bytes) else raw), out)
                 group = f.get("model_weights", f)
                 out["params"] = _count_params_group(group, skip=("optimizer",))
+        elif suffix == ".onnx":
+            from .backends.onnx.graph import summarize  # noqa: PLC0415 - onnx only, no runtime
+            summarize(p, out)
         elif suffix == ".tflite":
             out["format"] = "tflite"
             out["error"] = "artq quantizes from the float model; use `artq inspect` for a .tflite"
@@ -464,3 +466,22 @@ def inspect_torch_model(spec: str, weights: str) -> ModelFile:
         raise InputFileError(weights, "not found", "model.weights is the state_dict file "
                              "(torch.save(model.state_dict(), 'model.pt'))")
     return ModelFile(spec, "torch")
+
+
+def torch_model_summary(spec: str, weights: str,
+                        input_shape: Sequence[int] | None) -> dict[str, Any]:
+    """:func:`model_summary`'s dict for a PyTorch model (``model.torch``), without torch:
+    what the config states (the code, the weights file, the NCHW input)."""
+    code = spec.rpartition(":")[0]
+    files = [f for f in (code, weights) if f]
+    out: dict[str, Any] = {
+        "path": spec, "exists": all(Path(f).is_file() for f in files), "format": "torch",
+        "size_bytes": sum(Path(f).stat().st_size for f in files if Path(f).is_file()),
+        "inputs": [{"name": "input", "shape": [None, *(input_shape or ())]}], "outputs": [],
+        "params": None, "layers": 0, "layer_counts": {}, "error": "",
+    }
+    from .backends.torch import INSTALL_HINT, torch_available  # noqa: PLC0415 - no torch
+
+    if not torch_available():
+        out["error"] = f"PyTorch model; torch is not installed: {INSTALL_HINT}"
+    return out

@@ -11,14 +11,17 @@ from onnx import TensorProto, helper, numpy_helper
 
 def conv_classifier(path: Path, *, shape: tuple = (1, 1, 8, 8), classes: int = 4,
                     opset: int = 17, in_type: int = TensorProto.FLOAT, inputs: int = 1,
-                    quantized: bool = False, seed: int = 0) -> Path:
+                    quantized: bool = False, seed: int = 0, outlier: float = 1.0) -> Path:
     """Conv 3×3 (NCHW) → Relu → GlobalAveragePool → Flatten → Gemm → Softmax.
 
     ``shape`` may hold strings (named dynamic dimensions); ``quantized`` inserts a
-    QuantizeLinear/DequantizeLinear pair after the input, as a QDQ model has."""
+    QuantizeLinear/DequantizeLinear pair after the input, as a QDQ model has; ``outlier``
+    scales the first conv filter, so one channel sets the whole tensor's range."""
     rng = np.random.default_rng(seed)
     c = shape[1] if isinstance(shape[1], int) else 1
-    w = numpy_helper.from_array(rng.normal(0, 0.5, (8, c, 3, 3)).astype(np.float32), "w")
+    wa = rng.normal(0, 0.5, (8, c, 3, 3)).astype(np.float32)
+    wa[0] = np.abs(wa[0]) * outlier
+    w = numpy_helper.from_array(wa, "w")
     b = numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b")
     fc = numpy_helper.from_array(rng.normal(0, 0.5, (classes, 8)).astype(np.float32), "fc")
     fb = numpy_helper.from_array(np.zeros(classes, np.float32), "fb")

@@ -104,7 +104,7 @@ class HelpScreen(ModalScreen[None]):
 class ModelTree(DirectoryTree):
     """Folders, job configs and model files only."""
 
-    SUFFIXES = (".toml", ".keras", ".h5", ".hdf5")
+    SUFFIXES = (".toml", ".keras", ".h5", ".hdf5", ".onnx")
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [p for p in paths if not p.name.startswith(".")
@@ -112,7 +112,7 @@ class ModelTree(DirectoryTree):
 
 
 class OpenScreen(ModalScreen[Path | None]):
-    """Pick a job config (.toml) or a model (.keras, .h5, SavedModel folder) to open."""
+    """Pick a job config (.toml) or a model (.keras, .h5, .onnx, SavedModel folder) to open."""
 
     BINDINGS = [Binding("escape", "cancel", "Close", id="open_close")]
     DEFAULT_CSS = """

@@ -59,6 +59,8 @@ class LayerErrors:
     reproduced: bool
     debug_samples: int
     raw: dict[str, Any] = field(default_factory=dict)
+    #: What the "layer" and "model" modes measure, when the backend measures them its way.
+    modes: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 :func:`run_job` opens the run folder; :func:`_pipeline` is the whole stage list, in the
 order it runs (ids from :data:`engine.events.STAGES`). The model's framework is reached
-only through a :class:`engine.backends.Backend` (TensorFlow's runs in a child process);
-everything else (data, LiteRT evaluation, NPU analysis) is numpy. A failed or cancelled run
+only through a :class:`engine.backends.Backend` (TensorFlow's runs in a child process,
+ONNX's in-process) and its stage files' runner (LiteRT for ``.tflite``, onnxruntime for
+``.onnx``); everything else (data, metrics, NPU analysis) is numpy. A failed or cancelled run
 says so in its report.json and keeps its log.
 """
 

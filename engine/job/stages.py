@@ -211,7 +211,7 @@ def layer_errors(ctx: JobContext, backend: Backend, calib_path: Path, emit: Sink
         suspects = [name for name in res.ranking if res.errors[name]["suspect"]]
         ctx.layer_analysis = {
             "debug_samples": res.debug_samples,
-            "modes": {
+            "modes": res.modes or {
                 "layer": "each quantized op fed the same quantized input as a float copy "
                          "(TFLite QuantizationDebugger's NumericVerify): the error it adds",
                 "model": "int8.tflite end to end against the float model, tensors matched "

@@ -23,9 +23,12 @@ def _layers_markdown(rep: Report, limit: int = 12) -> list[str]:
         return []
     out = ["## Per-layer quantization error", ""]
     debug = info.debug_samples if info and info.debug_samples is not None else "?"
+    modes = dict(info.modes or {}) if info else {}
+    layer_mode = ("the error each op adds, fed the same quantized input as a float copy "
+                  "(TFLite's QuantizationDebugger)") if "QuantizationDebugger" in modes.get(
+        "layer", "QuantizationDebugger") else modes["layer"]
     out.append(
-        f"On {debug} calibration items. *layer*: the error each op "
-        "adds, fed the same quantized input as a float copy (TFLite's QuantizationDebugger); "
+        f"On {debug} calibration items. *layer*: {layer_mode}; "
         "*model*: the error accumulated end to end against FP32. rmse/scale is the rms error "
         "in quantization steps (rounding alone: 0.29). Full table: `layers.csv`."
     )

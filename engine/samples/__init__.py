@@ -45,6 +45,8 @@ class SampleSpec:
     #: Whose backend trains it: "tf" (Keras) or "torch" (PyTorch, module under
     #: engine.backends.torch.samples, weights a state_dict).
     framework: str = "tf"
+    #: ONNX samples: the Keras sample exported (``artq samples export-onnx NAME``), not trained.
+    exported_from: str = ""
 
 
 # name -> (module under engine.samples, function name)
@@ -100,6 +102,26 @@ SAMPLES: dict[str, SampleSpec] = {
         "digits_torch.pt",
         "digits_torch_qat.toml",
         framework="torch",
+    ),
+    "digits_onnx": SampleSpec(
+        "digits_onnx",
+        "The digits classifier as an FP32 ONNX model with a channels-first 1×1×32×32 input, "
+        "as a PyTorch export has it",
+        "classification",
+        "",
+        "digits.onnx",
+        "digits_onnx.toml",
+        exported_from="digits",
+    ),
+    "crnn_conv_onnx": SampleSpec(
+        "crnn_conv_onnx",
+        "The convolutional CRNN text recognizer as an FP32 ONNX model with a channels-first "
+        "1×1×32×128 input",
+        "ctc",
+        "",
+        "crnn_conv.onnx",
+        "ocr_crnn_conv_onnx.toml",
+        exported_from="crnn_conv",
     ),
 }
 

@@ -32,6 +32,9 @@ CASES: list[tuple[str, frozenset[str]]] = [
     ("engine.npu", FRAMEWORKS | UI),
     # What the TF-free preflight asks of the PyTorch backend: is torch there, how to get it.
     ("engine.backends.torch", FRAMEWORKS | UI),
+    # The ONNX backend loads onnxruntime only when a stage runs; its reader needs onnx alone.
+    ("engine.backends.onnx", FRAMEWORKS | UI | {"onnxruntime"}),
+    ("engine.backends.onnx.graph", FRAMEWORKS | UI | {"onnxruntime"}),
     # The CLI may use rich, but its start (and the TUI behind it) loads no framework.
     ("engine.cli", FRAMEWORKS | {"textual"}),
     ("tui.app", FRAMEWORKS),
@@ -52,3 +55,45 @@ def test_import_loads_nothing_forbidden(module: str, forbidden: frozenset[str]) 
     loaded = modules_after(f"import {module}")
     assert module.split(".")[0] in loaded  # the import itself ran
     assert not loaded & forbidden, sorted(loaded & forbidden)
+
+
+ONNX_JOB = """
+[model]
+path = "m.onnx"
+[data.calibration]
+kind = "npz"
+path = "d.npz"
+[data.test]
+kind = "npz"
+path = "d.npz"
+[calibration]
+samples = 8
+[analysis]
+debug_samples = 0
+[output]
+runs_dir = "runs"
+"""
+
+
+def test_an_onnx_job_loads_no_tensorflow(tmp_path) -> None:  # noqa: ANN001
+    """A whole ONNX job (load, FP16, QDQ INT8 with calibration, evaluation, NPU stage) in a
+    fresh interpreter: onnxruntime runs it, and no TensorFlow or Keras module is loaded."""
+    (tmp_path / "job.toml").write_text(ONNX_JOB)
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from pathlib import Path
+import numpy as np
+from onnx_models import conv_classifier
+from engine import load_config
+from engine.job import run_job
+tmp = Path({str(tmp_path)!r})
+conv_classifier(tmp / "m.onnx", shape=("N", 1, 8, 8))
+rng = np.random.default_rng(0)
+np.savez(tmp / "d.npz", x=rng.uniform(0, 1, (24, 8, 8, 1)).astype(np.float32),
+         y=rng.integers(0, 4, 24))
+assert run_job(load_config(tmp / "job.toml")).status == "ok"
+"""
+    loaded = modules_after(code)
+    assert "onnxruntime" in loaded  # the job really ran on the ONNX path
+    assert not loaded & FRAMEWORKS, sorted(loaded & FRAMEWORKS)

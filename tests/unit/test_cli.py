@@ -308,3 +308,21 @@ def test_an_array_without_its_batch_axis_is_told_so(tmp_path: Path) -> None:
     assert str(one) in line and "has the model input's own shape (32, 32, 1)" in line
     assert "batch axis is missing" in line
     assert not (tmp_path / "runs").exists()  # preflight: the .npz header, nothing loaded
+
+
+def test_onnx_samples_are_listed_exported_not_trained() -> None:
+    r = artq("samples", "list")
+    assert r.returncode == 0
+    rows = {line.split()[0]: line for line in r.stdout.splitlines() if line[:1].strip()}
+    for name, weights, config in (("digits_onnx", "digits.onnx", "digits_onnx.toml"),
+                                  ("crnn_conv_onnx", "crnn_conv.onnx",
+                                   "ocr_crnn_conv_onnx.toml")):
+        assert weights in rows[name] and config in rows[name]
+        assert rows[name].rstrip().endswith("exported")
+    r = artq("samples", "train", "digits_onnx")
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert "digits_onnx is exported from the digits sample, not trained" in line
+    assert "artq samples export-onnx digits_onnx" in line
+    r = artq("samples", "export-onnx", "east")
+    assert r.returncode == 2 and "no ONNX sample for 'east'" in one_line(r.stderr)

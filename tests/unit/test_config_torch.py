@@ -59,3 +59,15 @@ def test_inspect_torch_model_checks_the_files_without_torch(tmp_path: Path) -> N
         inspect_torch_model(f"{other}:build", "")
     mf = inspect_torch_model(f"{code}:build", "")
     assert (mf.path, mf.format) == (f"{code}:build", "torch")
+
+
+def test_the_workbench_summary_of_a_pytorch_model_needs_no_torch(tmp_path: Path) -> None:
+    from engine.modelfile import torch_model_summary
+
+    code = tmp_path / "models.py"
+    code.write_text("def build(): ...\n")
+    s = torch_model_summary(f"{code}:build", str(tmp_path / "w.pt"), (1, 32, 32))
+    assert (s["format"], s["exists"], s["inputs"][0]["shape"]) == ("torch", False, [None, 1, 32, 32])
+    (tmp_path / "w.pt").write_bytes(b"x" * 10)
+    s = torch_model_summary(f"{code}:build", str(tmp_path / "w.pt"), (1, 32, 32))
+    assert s["exists"] and s["size_bytes"] == code.stat().st_size + 10

@@ -138,13 +138,14 @@ class ModelsPane(Horizontal):
                 app.show_error("Nothing to open", f"{path} does not exist.", "Check the path.")
             elif path.suffix.lower() == ".toml":
                 app.open_config(path.resolve(), go=True)
-            elif path.suffix.lower() in (".keras", ".h5", ".hdf5") or (path / "saved_model.pb").is_file():
+            elif path.suffix.lower() in (".keras", ".h5", ".hdf5", ".onnx") or (
+                    path / "saved_model.pb").is_file():
                 self.open_model(path.resolve())
             elif (path / "report.json").is_file() or (path / "sweep.json").is_file():
                 app.open_run(path.resolve())
             else:
                 app.show_error("Cannot open this", f"{path} is not a job config, a model or a run folder.",
-                               "Pick a .toml, .keras, .h5 or a SavedModel folder.")
+                               "Pick a .toml, .keras, .h5, .onnx or a SavedModel folder.")
 
         from ..screens import OpenScreen  # noqa: PLC0415 - opened on demand
 

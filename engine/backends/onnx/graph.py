@@ -145,7 +145,7 @@ def inspect_onnx(path: str | Path) -> Any:
 
 def with_static_input(proto: Any, shape: Sequence[int]) -> Any:
     """The model with its input fixed to ``(1, *shape)`` and shapes inferred again, so every
-    stage and the NPU analysis see static shapes."""
+    stage and the NPU analysis see static shapes; every node named."""
     import onnx  # noqa: PLC0415
 
     inits = {i.name for i in proto.graph.initializer}
@@ -159,8 +159,40 @@ def with_static_input(proto: Any, shape: Sequence[int]) -> Any:
         if od and not od[0].HasField("dim_value"):
             od[0].Clear()
             od[0].dim_value = 1
+    # Nodes are excluded from quantization by name (the mixed models): name the nameless.
+    taken = {n.name for n in proto.graph.node}
+    for i, n in enumerate(proto.graph.node):
+        if not n.name:
+            name, k = f"{n.op_type}_{i}", 0
+            while name in taken:
+                k += 1
+                name = f"{n.op_type}_{i}_{k}"
+            n.name = name
+            taken.add(name)
     del proto.graph.value_info[:]
     try:
         return onnx.shape_inference.infer_shapes(proto, strict_mode=False)
     except Exception:  # noqa: BLE001 - inference is a help, never a reason to refuse
         return proto
+
+
+def summarize(path: Path, out: dict[str, Any]) -> None:
+    """Fill :func:`engine.modelfile.model_summary`'s dict for an ``.onnx`` (the TUI's model
+    summary); a file it cannot read or would refuse says why in ``error``."""
+    out["format"] = "onnx"
+    try:
+        info = describe(load_proto(path), str(path))
+    except InputFileError as exc:
+        out["error"] = exc.message
+        return
+    counts: dict[str, int] = {}
+    for op in info.ops:
+        counts[op] = counts.get(op, 0) + 1
+    out.update(layers=len(info.ops), layer_counts=counts, params=info.params,
+               inputs=[{"name": i.name, "shape": list(i.shape), "dtype": i.dtype}
+                       for i in info.inputs],
+               outputs=[{"name": o.name, "shape": list(o.shape)} for o in info.outputs])
+    try:
+        check(info)
+    except ModelError as exc:
+        out["error"] = exc.message

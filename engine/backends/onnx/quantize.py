@@ -9,6 +9,9 @@ optimisation). Calibration reads artq's calibration array one item at a time thr
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,16 +70,29 @@ class _Reader:
         self.i = 0
 
 
+#: The calibrators' settings beside the method. Activations are asymmetric (ST's "sa"); the
+#: histogram methods get 2048 bins: onnxruntime's entropy default (128 bins for 128
+#: quantized bins) leaves its threshold search one candidate, the full range (min/max again).
+def _calibrator_options(opts: Int8Options) -> dict[str, Any]:
+    extra: dict[str, Any] = {"symmetric": False}
+    if opts.method == "percentile":
+        extra.update(num_bins=2048, percentile=float(opts.percentile))
+    elif opts.method == "entropy":
+        extra.update(num_bins=2048, num_quantized_bins=128)
+    return extra
+
+
 def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work_dir: Path,
-            *, stage: str, sink: Sink, cancel: CancelToken) -> None:
+            *, stage: str, sink: Sink, cancel: CancelToken, log_path: str | None = None) -> None:
     """QDQ INT8 of ``src`` calibrated on ``calibration`` (the model's input layout)."""
     import onnx  # noqa: PLC0415
     from onnxruntime.quantization import (  # noqa: PLC0415
         CalibrationDataReader,
         CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
+    )
+    from onnxruntime.quantization.calibrate import (  # noqa: PLC0415
+        create_calibrator,
+        save_tensors_data,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
 
@@ -84,25 +100,59 @@ def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work
         pass
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    pre = work_dir / "fp32_preprocessed.onnx"
-    try:
-        quant_pre_process(src, str(pre), skip_symbolic_shape=False)
-    except Exception:  # noqa: BLE001 - symbolic inference fails on some graphs: retry without
-        quant_pre_process(src, str(pre), skip_symbolic_shape=True)
-    name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
-    extra: dict[str, Any] = {"ActivationSymmetric": False, "WeightSymmetric": True}
-    if opts.method == "percentile":
-        extra["CalibPercentile"] = float(opts.percentile)
-    try:
-        quantize_static(
-            str(pre), out, Reader(calibration, name, stage, sink, cancel),
-            quant_format=QuantFormat.QDQ, per_channel=opts.granularity == "per_channel",
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(opts.nodes_to_exclude) or None,
-            calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[opts.method]),
-            extra_options=extra,
-        )
-    except (ValueError, RuntimeError, KeyError) as exc:
-        raise ConversionError(f"onnxruntime's quantizer failed: {type(exc).__name__}: {exc}",
-                              "check the model runs in onnxruntime in float; the log has "
-                              "the details") from None
+    pre, ranges = work_dir / "fp32_preprocessed.onnx", work_dir / "ranges.json"
+    method = getattr(CalibrationMethod, CALIBRATION_METHODS[opts.method])
+    # onnxruntime prints its calibration progress: to the run's log, not the user's terminal
+    # (or the worker's event stream).
+    with _stdout_to(log_path):
+        try:
+            quant_pre_process(src, str(pre))
+        except Exception:  # noqa: BLE001 - symbolic inference fails on some graphs: retry without
+            quant_pre_process(src, str(pre), skip_symbolic_shape=True)
+        name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+        try:
+            # Calibrated here rather than inside quantize_static, which cannot be given the
+            # histogram's size; the ranges reach it through its calibration cache.
+            cal = create_calibrator(pre, None, str(work_dir / "augmented.onnx"), method,
+                                    extra_options=_calibrator_options(opts))
+            cal.collect_data(Reader(calibration, name, stage, sink, cancel))
+            save_tensors_data(cal.compute_data(), ranges)
+            del cal
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ConversionError(f"onnxruntime's calibration failed: {type(exc).__name__}: "
+                                  f"{exc}", "check the model runs in onnxruntime in float; the "
+                                  "log has the details") from None
+    requantize(work_dir, out, opts, log_path=log_path)
+
+
+def requantize(work_dir: Path, out: str, opts: Int8Options, *, log_path: str | None = None) -> None:
+    """The QDQ model from the ranges :func:`to_int8` calibrated in ``work_dir`` (again, with
+    ``opts.nodes_to_exclude`` left in float, for the mixed models): no calibration pass."""
+    from onnxruntime.quantization import (  # noqa: PLC0415
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    method = getattr(CalibrationMethod, CALIBRATION_METHODS[opts.method])
+    with _stdout_to(log_path):
+        try:
+            quantize_static(
+                str(work_dir / "fp32_preprocessed.onnx"), out, None, quant_format=QuantFormat.QDQ,
+                per_channel=opts.granularity == "per_channel",
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(opts.nodes_to_exclude) or None,
+                calibrate_method=method, calibration_cache_path=str(work_dir / "ranges.json"),
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ConversionError(f"onnxruntime's quantizer failed: {type(exc).__name__}: {exc}",
+                                  "the log has the details") from None
+
+
+@contextlib.contextmanager
+def _stdout_to(log_path: str | None) -> Iterator[None]:
+    with open(log_path or os.devnull, "a", encoding="utf-8") as f, \
+            contextlib.redirect_stdout(f):
+        yield

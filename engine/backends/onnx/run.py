@@ -22,7 +22,8 @@ from ...evaluate import CHUNK, RunResult
 from ...events import Progress, Sink, null_sink
 
 
-def session(path: str, threads: int = 1) -> Any:
+def session(path: str | bytes, threads: int = 1) -> Any:
+    """An onnxruntime CPU session on a model file (or a serialized model)."""
     import onnxruntime as ort  # noqa: PLC0415 - only the ONNX backend imports it
 
     so = ort.SessionOptions()
@@ -30,9 +31,11 @@ def session(path: str, threads: int = 1) -> Any:
     so.inter_op_num_threads = 1
     so.log_severity_level = 3  # errors only: warnings about unused initializers are noise
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        model = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, as one line
-        raise InputFileError(str(path), f"onnxruntime cannot load it ({exc})") from None
+        where = "the model" if isinstance(path, bytes) else str(path)
+        raise InputFileError(where, f"onnxruntime cannot load it ({exc})") from None
 
 
 def run_onnx(

@@ -161,6 +161,9 @@ def train_sample(
     another folder leave the committed notes alone.
     """
     spec = _spec(name)
+    if spec.exported_from:
+        raise ConfigError(f"{name} is exported from the {spec.exported_from} sample, not trained",
+                          f"artq samples export-onnx {name}")
     if epochs is not None and epochs < 1:
         raise ConfigError(f"epochs must be ≥ 1, got {epochs}", "give --epochs 1 or more")
     folder = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
@@ -218,13 +221,14 @@ def _section(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_notes(result: dict[str, Any], path: Path = NOTES) -> None:
-    """Rewrite ``result``'s sample section of NOTES.md, leaving the other sections as they are."""
+def write_notes(result: dict[str, Any], path: Path = NOTES, section: str | None = None) -> None:
+    """Rewrite ``result``'s sample section of NOTES.md (``section``, or the training one),
+    leaving the other sections as they are."""
     text = path.read_text(encoding="utf-8") if path.exists() else (
         "# How the bundled weights were made\n\n"
         "Each section is written by `artq samples train NAME`; rerun it to reproduce.\n"
     )
-    section = _section(result)
+    section = section or _section(result)
     pattern = re.compile(rf"^## {re.escape(result['sample'])}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)

@@ -93,5 +93,17 @@ class TFLiteReadError(UserInputError):
         self.path = path
 
 
+class OnnxReadError(UserInputError):
+    """A .onnx file is truncated, corrupt or not an ONNX model."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            f"{path}: {problem}",
+            "pass a .onnx file written by an ONNX exporter (torch.onnx.export) or by artq run "
+            "(int8.onnx)",
+        )
+        self.path = path
+
+
 class TargetError(UserInputError):
     """A target description is missing or invalid."""

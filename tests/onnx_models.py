@@ -1,12 +1,176 @@
-"""Tiny ONNX models built with ``onnx.helper`` (no TensorFlow, no PyTorch)."""
+"""Tiny ONNX graphs built with ``onnx.helper`` (no TensorFlow, no PyTorch): for the NPU reader's tests: QDQ-wrapped
+layers (as onnxruntime's quantizer writes them), float layers, and real ``quantize_static``
+models for the end-to-end checks. Tests import onnx (protobuf) here; only the fixture that
+quantizes imports onnxruntime, never the code under test."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+_NP = {TensorProto.INT8: np.int8, TensorProto.UINT8: np.uint8, TensorProto.INT32: np.int32}
+
+
+class Graph:
+    """A graph under construction; names are generated, each method returns its output."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.n = 0
+
+    def _name(self, base: str) -> str:
+        self.n += 1
+        return f"{base}{self.n}"
+
+    def const(self, arr: Any, base: str = "c") -> str:
+        name = self._name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, **attrs: Any) -> str:
+        outs = [self._name(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=outs[0], **attrs))
+        return outs[0]
+
+    def q(self, x: str, scale: float = 0.05, zp: int = 0, dtype: int = TensorProto.INT8) -> str:
+        s = self.const(np.float32(scale), "scale")
+        z = self.const(np.array(zp, dtype=_NP[dtype]), "zp")
+        return self.op("QuantizeLinear", [x, s, z])
+
+    def dq(self, x: str, scale: float = 0.05, zp: int = 0, dtype: int = TensorProto.INT8) -> str:
+        s = self.const(np.float32(scale), "scale")
+        z = self.const(np.array(zp, dtype=_NP[dtype]), "zp")
+        return self.op("DequantizeLinear", [x, s, z])
+
+    def qdq(self, x: str, **kw: Any) -> str:
+        """Quantize then dequantize: the int8 tensor a QDQ model passes between layers."""
+        return self.dq(self.q(x, **kw), **kw)
+
+    def weight(
+        self,
+        shape: Sequence[int],
+        *,
+        zp: int = 0,
+        per_channel: bool = True,
+        axis: int = 0,
+        dtype: int = TensorProto.INT8,
+    ) -> str:
+        """An int8 initializer behind its DequantizeLinear (per-channel along ``axis``)."""
+        data = np.ones(shape, dtype=_NP[dtype])
+        w = self.const(data, "w")
+        n = shape[axis] if per_channel else 1
+        s = self.const(np.full(n, 0.01, np.float32) if per_channel else np.float32(0.01), "ws")
+        zps = np.full(n, zp, _NP[dtype]) if per_channel else np.array(zp, _NP[dtype])
+        z = self.const(zps, "wz")
+        return self.op("DequantizeLinear", [w, s, z], axis=axis) if per_channel else self.op(
+            "DequantizeLinear", [w, s, z]
+        )
+
+    def bias(self, n: int) -> str:
+        b = self.const(np.zeros(n, np.int32), "b")
+        s = self.const(np.full(n, 0.0005, np.float32), "bs")
+        z = self.const(np.zeros(n, np.int32), "bz")
+        return self.op("DequantizeLinear", [b, s, z], axis=0)
+
+    def model(
+        self,
+        inputs: Sequence[tuple[str, Sequence[int | str]]],
+        outputs: Sequence[str],
+        opset: int = 17,
+        input_type: int = TensorProto.FLOAT,
+    ) -> Any:
+        ins = [helper.make_tensor_value_info(n, input_type, list(s)) for n, s in inputs]
+        outs = [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in outputs]
+        g = helper.make_graph(self.nodes, "g", ins, outs, self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8
+        m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+        for o in m.graph.output:  # the inferred type and shape onto the declared outputs
+            vi = next((v for v in m.graph.value_info if v.name == o.name), None)
+            if vi is not None:
+                o.CopyFrom(vi)
+        return m
+
+
+def save(tmp: Path, name: str, model: Any) -> Path:
+    path = tmp / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def int_layer(
+    op_type: str,
+    x_shape: Sequence[int],
+    *,
+    weight: Sequence[int] | None = None,
+    bias: int = 0,
+    extra: Sequence[str] = (),
+    w_kw: dict[str, Any] | None = None,
+    **attrs: Any,
+) -> Any:
+    """input → Q → DQ → ``op_type`` (weights behind a DQ) → Q → DQ → output: one integer
+    layer between the float model boundary's two conversions."""
+    g = Graph()
+    x = g.qdq("x")
+    ins = [x]
+    if weight is not None:
+        ins.append(g.weight(weight, **(w_kw or {})))
+        if bias:
+            ins.append(g.bias(bias))
+    ins += list(extra)
+    y = g.op(op_type, ins, **attrs)
+    return g.model([("x", x_shape)], [g.qdq(y)])
+
+
+def conv_qdq(tmp: Path, name: str = "qdq", *, channels: int = 8, size: int = 16) -> Path:
+    """A float conv net quantized by onnxruntime's quantize_static (QDQ, per-channel int8
+    weights and activations, after quant_pre_process), as artq's ONNX path makes it."""
+    from onnxruntime.quantization import (  # noqa: PLC0415 - the fixture only
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    g = Graph()
+    w1 = g.const(rng.normal(size=(channels, 3, 3, 3)).astype(np.float32), "w")
+    b1 = g.const(rng.normal(size=channels).astype(np.float32), "b")
+    c1 = g.op("Conv", ["x", w1, b1], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    r1 = g.op("Relu", [c1])
+    w2 = g.const(rng.normal(size=(channels, 1, 3, 3)).astype(np.float32), "w")
+    c2 = g.op("Conv", [r1, w2], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2],
+              group=channels)
+    p = g.op("GlobalAveragePool", [c2])
+    f = g.op("Flatten", [p])
+    w3 = g.const(rng.normal(size=(10, channels)).astype(np.float32), "w")
+    y = g.op("Gemm", [f, w3], transB=1)
+    sm = g.op("Softmax", [y])
+    fp32 = g.model([("x", ["N", 3, size, size])], [sm])
+    src, pre, out = tmp / f"{name}_fp32.onnx", tmp / f"{name}_pre.onnx", tmp / f"{name}.onnx"
+    onnx.save(fp32, str(src))
+    quant_pre_process(str(src), str(pre))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(
+                [{"x": rng.normal(size=(1, 3, size, size)).astype(np.float32)} for _ in range(4)]
+            )
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.items, None)
+
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    return out
 
 
 def conv_classifier(path: Path, *, shape: tuple = (1, 1, 8, 8), classes: int = 4,

@@ -1,4 +1,4 @@
-"""``artq inspect MODEL.tflite``: Neural-ART placement, memory and time, layer by layer.
+"""``artq inspect MODEL.tflite|MODEL.onnx``: Neural-ART placement, memory and time, layer by layer.
 
 The front-end only: the analysis is engine.npu (no TensorFlow, no rich). rich is imported
 when a human table is printed, so ``--json`` stays as light as the engine.
@@ -15,14 +15,17 @@ from typing import Any
 from ..errors import EngineError, UserInputError
 
 DESCRIPTION = """\
-Predict which layers of an INT8 .tflite run on the STM32N6 Neural-ART NPU and which fall
-back to the Cortex-M55, why, and what the model needs in flash, RAM and time.
+Predict which layers of an INT8 .tflite or an ONNX QDQ .onnx run on the STM32N6 Neural-ART
+NPU and which fall back to the Cortex-M55, why, and what the model needs in flash, RAM and
+time.
 
 artq answers from a model of the NPU built on public facts (ST's compiler is not needed):
 each operator is placed by the rule table in docs/SUPPORTED_OPS.md, activation buffers are
 allocated into the target's memory pools by lifetime, and each layer is timed from the
-target's MAC rate, memory speeds and epoch overhead. A float .tflite places every layer
-on the CPU and says why.
+target's MAC rate, memory speeds and epoch overhead. A float model places every layer on
+the CPU and says why. An ONNX model is read with the onnx package's protobuf alone: its
+QuantizeLinear/DequantizeLinear pairs fold into int8 tensors, each ONNX operator is placed
+by the row of the same kernel, and a layer keeps its ONNX operator and shape.
 """
 
 EPILOG = """\
@@ -36,7 +39,8 @@ output:
 --json prints the versioned contract (schema "artq.npu/1"): summary.{ops_total, ops_npu,
 ops_cpu, epochs_hw, epochs_sw, weights_flash_bytes, activations_ram_bytes,
 external_ram_bytes, latency_ms, precision} and layers[] with {index, op, name,
-output_shape, placement, reason, macs, est_us}; a file with more than one subgraph adds
+output_shape, placement, reason, macs, est_us} (an ONNX layer adds source_op, its ONNX
+operator; op is then the rule-table row); a file with more than one subgraph adds
 subgraphs[] with {index, name, ops, called_by, signature}.
 
 targets: a bundled name (stm32n6570-dk) or the path to a target .toml; copy
@@ -46,6 +50,7 @@ examples:
   artq inspect runs/latest/int8.tflite
   artq inspect model.tflite --json > npu.json
   artq inspect model.tflite --target my_board.toml --csv layers.csv
+  artq inspect runs/latest/int8.onnx
 """
 
 CSV_COLUMNS = (
@@ -65,6 +70,7 @@ CSV_COLUMNS = (
     "est_us",
     "pct",
     "epoch",
+    "source_op",
 )
 
 
@@ -77,7 +83,11 @@ def add_parser(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL.tflite", help="the .tflite model to analyse")
+    p.add_argument(
+        "model",
+        metavar="MODEL.tflite|MODEL.onnx",
+        help="the INT8 .tflite or ONNX QDQ .onnx model to analyse",
+    )
     p.add_argument(
         "--target",
         metavar="NAME|FILE",
@@ -97,7 +107,7 @@ def _write_csv(path: str, analysis: Any) -> None:
             for layer in analysis.layers:
                 d = layer.to_dict()
                 d["output_shape"] = "x".join(str(x) for x in layer.output_shape)
-                w.writerow([d[c] for c in CSV_COLUMNS])
+                w.writerow([d.get(c, "") for c in CSV_COLUMNS])
     except OSError as exc:
         raise UserInputError(
             f"{path}: cannot write the CSV ({exc.strerror or exc})",
@@ -238,7 +248,7 @@ def _print_layers(con: Any, a: Any) -> None:
         rows.append(
             (
                 str(layer.index),
-                layer.op,
+                layer.display_op,
                 _ellipsis(layer.name, 32) if wide else "",
                 "×".join(str(d) for d in layer.output_shape),
                 layer.placement,

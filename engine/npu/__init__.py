@@ -1,4 +1,5 @@
-"""Neural-ART placement, memory and time for a ``.tflite``, without TensorFlow.
+"""Neural-ART placement, memory and time for a ``.tflite`` or an ONNX QDQ ``.onnx``, without
+TensorFlow or onnxruntime.
 
     from engine.npu import analyze, load_target, headline, stedgeai_commands
     a = analyze("int8.tflite", target="stm32n6570-dk")
@@ -11,6 +12,9 @@ twice, and hands the INT8 analysis to the headline:
     tgt = load_target(name)                       # once per job
     a = analyze(read_model("int8.tflite"), tgt)   # or analyze("int8.tflite", tgt)
     h = headline("fp32.tflite", a, tgt)           # reuses a; reads only the FP32 file
+
+An ONNX model is the same call: ``analyze("int8.onnx", tgt)`` (or ``read_onnx`` from
+engine.onnx); engine.onnx.reader builds the same operator view, QDQ folded.
 
 driver.py runs the phases (fold → place → memory → cost → epochs → advice), one module each.
 """

@@ -18,6 +18,7 @@ def advise(a: Analysis, notes: tuple[str, ...] = ()) -> tuple[list[str], list[st
     """
     advice: list[str] = []
     warnings: list[str] = [note] if (note := dynamic_note(a)) else []
+    onnx = a.model_path.lower().endswith(".onnx")
     total = a.latency_us or 1.0
     n = len(a.layers)
     last_npu = max((i for i, x in enumerate(a.layers) if x.placement == "NPU"), default=-1)
@@ -67,16 +68,20 @@ def advise(a: Analysis, notes: tuple[str, ...] = ()) -> tuple[list[str], list[st
             edge = [x for x, i in zip(group, idx, strict=True) if i < first_npu or i > last_npu]
             if edge:
                 epct = _pct(100.0 * sum(x.est_us for x in edge) / total)
+                how = (
+                    'quantization.io_type = "int8"'
+                    if onnx
+                    else f"inference_{'output' if op == 'DEQUANTIZE' else 'input'}_type=tf.int8"
+                )
                 if op == "DEQUANTIZE":
                     advice.append(
                         f"DEQUANTIZE of the output runs on the CPU: {epct} of the time; keep "
-                        "the INT8 output (inference_output_type=tf.int8) and dequantize on "
-                        "the host"
+                        f"the INT8 output ({how}) and dequantize on the host"
                     )
                 else:
                     advice.append(
                         f"QUANTIZE of the float input runs on the CPU: {epct} of the time; "
-                        "feed INT8 input (inference_input_type=tf.int8)"
+                        f"feed INT8 input ({how})"
                     )
         elif group[0].rule == "int8_tensors":
             advice.append(
@@ -179,4 +184,60 @@ def graph_notes(placed: PlacedLayers) -> tuple[str, ...]:
                         "before reshaping"
                     )
                     break
+    notes.extend(weight_notes(placed))
     return tuple(notes)
+
+
+#: Rows whose weights the NPU wants per output channel.
+_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
+
+
+def weight_notes(placed: PlacedLayers) -> list[str]:
+    """Per-tensor weights where ST's scheme (and artq's default granularity) is per-channel.
+    They run on the NPU, so this is a warning, not a placement. [ST]"""
+    layers = []
+    for v in placed.views:
+        w = v.inputs[1] if v.opcode in _PER_CHANNEL_OPS and len(v.inputs) > 1 else None
+        q = w.quantization if w is not None else None
+        if w is None or q is None or q.per_channel or w.dtype != "int8" or not w.shape:
+            continue
+        # Output channels: last of a depthwise kernel [1, kh, kw, C], else first.
+        channels = w.shape[-1] if v.opcode == "DEPTHWISE_CONV_2D" else w.shape[0]
+        if channels > 1:
+            layers.append(v.op.index)
+    notes: list[str] = []
+    if layers:
+        notes.append(
+            f"[ST] per-tensor weights on {len(layers)} layer(s) ({_first(layers)}) where "
+            "per-channel is expected: they run on the NPU but cost accuracy (MobileNet v2: "
+            "69.75 % per-channel vs 65.84 % per-tensor); quantize with granularity = "
+            '"per_channel"'
+        )
+    unsigned = [
+        v.op.index
+        for v in placed.views
+        if v.opcode not in _QDQ and any(t.dtype == "uint8" for t in v.activations)
+    ]
+    if unsigned:
+        notes.append(
+            f"[ST] uint8 activations on {len(unsigned)} layer(s) ({_first(unsigned)}): the "
+            "NPU's scheme is signed int8 activations (onnxruntime's QUInt8 is not); "
+            "quantize activations as signed int8 (QInt8)"
+        )
+    qop = sorted({str(v.options.get("onnx_op")) for v in placed.views
+                  if str(v.options.get("onnx_op", "")).startswith(_QOPERATOR)})
+    if qop:
+        notes.append(
+            f"QOperator-format operators ({', '.join(qop)}) are in no row of the rule table "
+            "and are placed on the CPU here; artq reads ONNX QDQ models (quantize_static with "
+            "quant_format=QDQ), the format ST's model zoo uses"
+        )
+    return notes
+
+
+#: ONNX operators of onnxruntime's QOperator format (QLinearConv, ConvInteger, ...).
+_QOPERATOR = ("QLinear", "ConvInteger", "MatMulInteger", "DynamicQuantize")
+
+
+def _first(indices: list[int], n: int = 5) -> str:
+    return ", ".join(str(i) for i in indices[:n]) + (" …" if len(indices) > n else "")

@@ -68,6 +68,8 @@ def macs(v: OpView) -> int:
         return n_out * w.shape[1] * w.shape[2]
     if op == "FULLY_CONNECTED" and w is not None and len(w.shape) == 2:
         return n_out * w.shape[1]
+    if op == "BATCH_MATMUL" and "contraction" in v.options:
+        return n_out * int(v.options["contraction"])
     if op == "BATCH_MATMUL" and x is not None and len(x.shape) >= 2:
         k = x.shape[-2] if v.options.get("adj_x") else x.shape[-1]
         return n_out * k
@@ -80,6 +82,8 @@ def macs(v: OpView) -> int:
         )
     if op in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD") and x is not None:
         return _elems(x.shape)
+    if "rnn_gates" in v.options:
+        return _onnx_rnn_macs(v)
     if op in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"):
         return _lstm_macs(v, gates=4)
     if op in ("UNIDIRECTIONAL_SEQUENCE_RNN", "RNN", "BIDIRECTIONAL_SEQUENCE_RNN"):
@@ -191,6 +195,18 @@ def _lstm_macs(v: OpView, gates: int) -> int:
     steps = _elems(x.shape[:-1])  # batch x time
     directions = 2 if v.opcode.startswith("BIDIRECTIONAL") else 1
     return directions * steps * gates * hidden * (feats + hidden)
+
+
+def _onnx_rnn_macs(v: OpView) -> int:
+    """An ONNX LSTM / GRU / RNN: gates × (input + recurrent) products per step and direction,
+    from X [T, batch, features] (or [batch, T, features]) and ``hidden_size``."""
+    x = v.inputs[0]
+    hidden = int(v.options.get("hidden_size", 0))
+    if x is None or len(x.shape) != 3 or hidden <= 0:
+        return 0
+    steps = x.shape[0] * x.shape[1]  # time × batch in either layout
+    gates, dirs = int(v.options["rnn_gates"]), int(v.options.get("directions", 1))
+    return dirs * steps * gates * hidden * (x.shape[2] + hidden)
 
 
 def flash_bytes(v: OpView, raw: int, layout: WeightLayout) -> int:

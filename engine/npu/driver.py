@@ -26,22 +26,36 @@ from .placement import PlacedLayers, place_layers, precision
 from .result import Analysis, FoldedOp, LayerResult, PoolReport
 from .targets import DEFAULT_TARGET, Target, load_target
 
-#: A model to analyse: a ``.tflite`` path, or a model already read (engine.tflite.read_model).
+#: A model to analyse: a ``.tflite`` or ``.onnx`` path, or a model already read
+#: (engine.tflite.read_model, engine.onnx.read_onnx).
 ModelSource = str | os.PathLike[str] | Model
+
+#: Suffix of the ONNX files the ONNX reader takes; any other path is read as TFLite.
+ONNX_SUFFIX = ".onnx"
+
+
+def read_any(path: str | os.PathLike[str]) -> Model:
+    """Read a model file by its suffix: ``.onnx`` with the ONNX reader, else TFLite."""
+    if str(path).lower().endswith(ONNX_SUFFIX):
+        from ..onnx.reader import read_onnx  # noqa: PLC0415 - only ONNX callers pay for it
+
+        return read_onnx(path)
+    return read_model(path)
 
 
 def analyze(
     model: ModelSource,
     target: str | os.PathLike[str] | Target = DEFAULT_TARGET,
 ) -> Analysis:
-    """Place, size and time a ``.tflite`` on a Neural-ART target.
+    """Place, size and time a ``.tflite`` or ONNX QDQ ``.onnx`` on a Neural-ART target.
 
     ``model`` is a path or a model already read; ``target`` a bundled target name, the path
     to a target TOML, or a loaded Target. Pass what you already hold and nothing is read
-    twice. Raises TFLiteReadError for a bad model and TargetError for a bad target.
+    twice. Raises TFLiteReadError or OnnxReadError for a bad model and TargetError for a
+    bad target.
     """
     tgt = load_target(target)  # first: a bad target fails before the model is read
-    return analyze_model(model if isinstance(model, Model) else read_model(model), tgt)
+    return analyze_model(model if isinstance(model, Model) else read_any(model), tgt)
 
 
 def analyze_model(model: Model, target: Target) -> Analysis:
@@ -104,8 +118,11 @@ def _layer_results(
             LayerResult(
                 index=v.op.index,
                 op=v.opcode if v.opcode != "CUSTOM" else f"CUSTOM:{v.op.custom_code or '?'}",
-                name=out.name if out is not None else "",
-                output_shape=tuple(out.shape) if out is not None else (),
+                name=str(v.options.get("onnx_name", out.name if out is not None else "")),
+                # An ONNX layer shows its own (channel-first) shape; the analysis is NHWC.
+                output_shape=tuple(
+                    v.options.get("onnx_output_shape", out.shape if out is not None else ())
+                ),
                 placement=p.placement,
                 tier=p.tier,
                 kind=p.kind,
@@ -122,6 +139,7 @@ def _layer_results(
                 bound=bound,
                 overhead_us=c.overhead_us,
                 convert_us=c.convert_us,
+                source_op=str(v.options.get("onnx_op", "")),
             )
         )
     return tuple(rows)

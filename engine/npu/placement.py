@@ -3,11 +3,11 @@ and the model's precision as the placements show it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..tflite.model import Model, Operator, Tensor
 from .fold import Folding
-from .rules import FLOAT_DTYPES, OpView, Placement, place
+from .rules import FLOAT_DTYPES, TABLE, OpView, Placement, place
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,29 @@ def _view(model: Model, op: Operator, constants: frozenset[int]) -> OpView:
     )
 
 
+#: Provenance labels from the strongest to the weakest.
+_STRENGTH = ("ST", "3P", "I")
+
+
+def _placed(v: OpView) -> Placement:
+    """The rule's placement; an ONNX layer's provenance is the weaker of the rule's and the
+    mapping's (engine.onnx.ops): a decision is as sure as its least sure step. An ONNX op in
+    no row is placed by the mapping's evidence alone (HardSigmoid seen in software, 3P)."""
+    p = place(v)
+    mapping = v.options.get("onnx_provenance")
+    if mapping in _STRENGTH and v.opcode not in TABLE:
+        return replace(p, provenance=mapping)
+    if mapping in _STRENGTH and p.provenance in _STRENGTH:
+        weaker = max(mapping, p.provenance, key=_STRENGTH.index)
+        if weaker != p.provenance:
+            p = replace(p, provenance=weaker)
+    return p
+
+
 def place_layers(model: Model, folding: Folding) -> PlacedLayers:
     """Place every operator that folding kept."""
     views = tuple(_view(model, op, folding.constants) for op in folding.kept)
-    return PlacedLayers(views, tuple(place(v) for v in views))
+    return PlacedLayers(views, tuple(_placed(v) for v in views))
 
 
 def precision(placed: PlacedLayers) -> str:

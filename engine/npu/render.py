@@ -132,7 +132,7 @@ def markdown(a: Analysis, *, max_layers: int | None = None, commands: Sequence[s
     layers = a.layers if max_layers is None else a.layers[:max_layers]
     for layer in layers:
         out.append(
-            f"| {layer.index} | {layer.op} | {_md(layer.name, 40)} | "
+            f"| {layer.index} | {layer.display_op} | {_md(layer.name, 40)} | "
             f"{'×'.join(str(d) for d in layer.output_shape)} | {layer.placement} | "
             f"{_md(layer.reason, 90)} | {layer.macs:,} | {layer.est_us:.1f} | {layer.pct:.1f} |"
         )

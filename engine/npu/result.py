@@ -41,9 +41,20 @@ class LayerResult:
     overhead_us: float = 0.0
     #: Time a CPU layer spends converting int8 ↔ float32, included in est_us.
     convert_us: float = 0.0
+    #: The file's own operator when it is not TFLite (ONNX "Conv"); ``op`` is then the
+    #: rule-table row that placed it.
+    source_op: str = ""
+
+    @property
+    def display_op(self) -> str:
+        """The operator as the file names it; an ONNX op that maps to a differently named
+        row says the row too (``Conv→DEPTHWISE_CONV_2D``)."""
+        if not self.source_op or self.source_op.upper() == self.op.replace("_", ""):
+            return self.source_op or self.op
+        return f"{self.source_op}→{self.op}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "index": self.index,
             "op": self.op,
             "name": self.name,
@@ -64,6 +75,9 @@ class LayerResult:
             "overhead_us": round(self.overhead_us, 3),
             "convert_us": round(self.convert_us, 3),
         }
+        if self.source_op:
+            out["source_op"] = self.source_op
+        return out
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,42 @@ def second_operand_constant(v: OpView) -> tuple[bool, str]:
     return True, ""
 
 
+def _weight(v: OpView) -> Tensor | None:
+    # Weights (or the constant second operand) are input 1 of every row that takes them.
+    w = v.inputs[1] if len(v.inputs) > 1 else None
+    return w if w is not None and v.is_const(w) else None
+
+
+@constraint("ST")
+def weights_signed(v: OpView) -> tuple[bool, str]:
+    """Weights must be signed integers: the NPU's scheme is signed symmetric int8 weights
+    with signed asymmetric int8 activations ("8b/8b ss/sa"); uint8 weights (an ONNX
+    quantizer's QUInt8) do not map and the layer runs on the CPU."""
+    w = _weight(v)
+    if w is not None and w.dtype in ("uint8", "uint4"):
+        return False, (
+            f"{w.dtype} weights '{w.name}': the NPU takes signed symmetric int8 weights "
+            "(quantize the weights as signed int8, QInt8)"
+        )
+    return True, ""
+
+
+@constraint("ST")
+def weights_symmetric(v: OpView) -> tuple[bool, str]:
+    """Integer weights must be symmetric (zero point 0 on every channel): asymmetric int8
+    weights are not the NPU's "ss/sa" scheme and the layer runs on the CPU."""
+    w = _weight(v)
+    q = w.quantization if w is not None else None
+    if w is not None and q is not None and w.dtype in ("int8", "int4"):
+        bad = next((z for z in q.zero_points if z != 0), 0)
+        if bad:
+            return False, (
+                f"asymmetric {w.dtype} weights '{w.name}' (zero point {bad}): the NPU takes "
+                "symmetric weights (zero point 0; quantize the weights symmetric)"
+            )
+    return True, ""
+
+
 #: Width of the convolution accelerator's stride fields, bits (ST's register header).
 CONV_STRIDE_BITS = 3
 MAX_CONV_STRIDE = (1 << CONV_STRIDE_BITS) - 1
@@ -403,7 +439,7 @@ _RULES: list[OpRule] = [
         "Kernel H ≤ 3 and W ≤ 6 (≤ 12 at stride ≥ 2) run natively; larger kernels are "
         "decomposed (still HW, slower). Strides 1, 2, 4 preferred; pad ≤ 2 is free; "
         "large dilations and prime channel counts map badly.",
-        (weights_constant, conv_stride),
+        (weights_constant, weights_signed, weights_symmetric, conv_stride),
     ),
     OpRule(
         "DEPTHWISE_CONV_2D",
@@ -412,16 +448,23 @@ _RULES: list[OpRule] = [
         "depthwise",
         "As CONV_2D. Seen on boards [3P]: a stride-2 depthwise conv can stall the NPU with "
         "0 SW epochs reported.",
-        (weights_constant, conv_stride),
+        (weights_constant, weights_signed, weights_symmetric, conv_stride),
     ),
-    OpRule("TRANSPOSE_CONV", HW, "3P", "conv", "Weights must be constant.", (weights_constant,)),
+    OpRule(
+        "TRANSPOSE_CONV",
+        HW,
+        "3P",
+        "conv",
+        "Weights must be constant.",
+        (weights_constant, weights_signed, weights_symmetric),
+    ),
     OpRule(
         "FULLY_CONNECTED",
         HW,
         "3P",
         "conv",
         "Runs on the convolution accelerators when the weights are constant.",
-        (weights_constant,),
+        (weights_constant, weights_signed, weights_symmetric),
     ),
     OpRule(
         "BATCH_MATMUL",
@@ -429,7 +472,7 @@ _RULES: list[OpRule] = [
         "3P",
         "conv",
         "HW only with a constant second operand; activation × activation goes to SW.",
-        (second_operand_constant,),
+        (second_operand_constant, weights_signed, weights_symmetric),
     ),
     OpRule(
         "AVERAGE_POOL_2D",

@@ -65,6 +65,8 @@ class NpuLayer(Record):
     bound: str | None = item()
     overhead_us: float | None = item()
     convert_us: float | None = item()
+    #: The ONNX operator of an ONNX model's layer (``op`` is then the rule-table row).
+    source_op: str | None = item()
 
 
 @_frozen

@@ -85,3 +85,37 @@ def test_inspect_without_numpy_reads_the_same_model(model: Path) -> None:
     from engine.npu import analyze
 
     assert json.loads(lean) == json.loads(json.dumps(analyze(str(model)).to_dict()))
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from onnx_models import conv_qdq  # onnxruntime's quantizer, in this fixture only
+
+    return conv_qdq(tmp_path_factory.mktemp("onnx"))
+
+
+def test_inspect_onnx_imports_neither_onnxruntime_nor_tensorflow(onnx_model: Path) -> None:
+    """The ONNX reader needs the onnx package's protobuf schema only: no onnxruntime, no
+    TensorFlow, and not the rest of onnx (its helpers pull numpy and ml_dtypes, a second)."""
+    body = (
+        "import argparse\nfrom engine.cli import inspect as i\n"
+        "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='c'); i.add_parser(s)\n"
+        f"assert i.run(p.parse_args(['inspect', {str(onnx_model)!r}, '--json'])) == 0\n"
+        "assert 'onnx.onnx_ml_pb2' in sys.modules and 'onnx.helper' not in sys.modules"
+    )
+    assert _fresh(body, extra=", 'onnxruntime', 'numpy', 'ml_dtypes', 'torch'") == []
+
+
+def test_inspect_onnx_process_reads_the_same_model(onnx_model: Path) -> None:
+    """``artq inspect model.onnx --json`` as a process answers what the library answers with
+    the whole onnx package loaded (the standalone schema is the same protobuf)."""
+    lean = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "inspect", str(onnx_model), "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    import onnx  # noqa: F401 - the full package already loaded, as in a job
+
+    from engine.npu import analyze
+
+    assert json.loads(lean) == json.loads(json.dumps(analyze(str(onnx_model)).to_dict()))
+    assert json.loads(lean)["summary"]["ops_npu"] >= 4

@@ -132,12 +132,63 @@ def test_non_finite_target_number_is_one_line(
         assert "\n" not in line and "Traceback" not in line
 
 
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from onnx_models import conv_qdq  # onnxruntime's quantizer, in this fixture only
+
+    return conv_qdq(tmp_path_factory.mktemp("onnx"))
+
+
+def test_onnx_qdq_model(
+    onnx_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model from onnxruntime's quantize_static: its convs on the NPU with their reasons,
+    in the same JSON, CSV and table as a .tflite."""
+    out = tmp_path / "layers.csv"
+    assert cli.run(parse(str(onnx_model), "--json", "--csv", str(out))) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["schema"] == "artq.npu/1" and d["summary"]["precision"] == "int8"
+    rows = [(x["source_op"], x["op"], x["placement"]) for x in d["layers"]]
+    assert rows == [
+        ("QuantizeLinear", "QUANTIZE", "CPU"),
+        ("Conv", "CONV_2D", "NPU"),
+        ("Conv", "DEPTHWISE_CONV_2D", "NPU"),
+        ("GlobalAveragePool", "MEAN", "NPU"),
+        ("Flatten", "RESHAPE", "NPU"),
+        ("Gemm", "FULLY_CONNECTED", "NPU"),
+        ("Softmax", "SOFTMAX", "CPU"),
+        ("DequantizeLinear", "DEQUANTIZE", "CPU"),
+    ]
+    convs = [x for x in d["layers"] if x["source_op"] == "Conv"]
+    assert all(x["reason"] == "runs on the NPU (the convolution accelerators)" for x in convs)
+    assert convs[0]["output_shape"] == [1, 8, 16, 16]  # ONNX's channel-first shape
+    assert convs[0]["macs"] == 16 * 16 * 8 * 27 and convs[1]["macs"] == 8 * 8 * 8 * 9
+    csv_rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["source_op"] for r in csv_rows] == [r[0] for r in rows]
+    assert csv_rows[1]["output_shape"] == "1x8x16x16"
+
+    assert cli.run(parse(str(onnx_model))) == 0
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "Operators: 8 — NPU 5 (62 %), CPU 3 (38 %)" in flat
+    assert "Conv→DEPTHWISE_CONV_2D" in flat and 'quantization.io_type = "int8"' in flat
+
+
+def test_onnx_errors_are_one_red_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not a model\n", encoding="utf-8")
+    assert cli.run(parse(str(junk))) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: ") and "junk.onnx: not an ONNX model" in line
+    assert "\n" not in line and "Traceback" not in line
+
+
 def test_help_text(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse("--help")
     text = capsys.readouterr().out
     for needle in (
-        "MODEL.tflite",
+        "MODEL.tflite|MODEL.onnx",
+        "ONNX QDQ",
         "--target NAME|FILE",
         "--json",
         "--csv FILE",

@@ -116,8 +116,10 @@ def _qdq_facts(path: Path) -> dict[str, object]:
         assert dq.op_type == "DequantizeLinear", (n.name, dq.op_type)
         w, scale, zp = (init[i] for i in dq.input[:3])
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        dq_b = producer.get(n.input[2]) if len(n.input) > 2 else None
+        bias = init[dq_b.input[0]].dtype if dq_b is not None else None
         weights.append({"dtype": w.dtype, "zp": zp, "scales": scale.size,
-                        "channels": w.shape[0], "axis": axis})
+                        "channels": w.shape[0], "axis": axis, "bias": bias})
         # The activation: DequantizeLinear of a QuantizeLinear to int8.
         dq_a = producer.get(n.input[0])
         q_a = producer.get(dq_a.input[0]) if dq_a is not None and dq_a.input else None
@@ -156,8 +158,17 @@ def test_exported_qdq_graph_is_what_the_n6_takes(tmp_path: Path, tiny) -> None:
         assert w["dtype"] == np.int8
         assert w["zp"].dtype == np.int8 and not np.any(w["zp"])  # symmetric: zero points 0
         assert w["scales"] == w["channels"] and w["axis"] == 0  # per output channel
+        assert w["bias"] == np.int32  # int32 at input scale × weight scale, as ORT writes it
     assert all(a == ("DequantizeLinear", "QuantizeLinear", np.int8) for a in facts["acts"])
     assert facts["islands"] == []
+    # The Neural-ART placement puts every convolution and the linear layer on the NPU.
+    from engine.npu import analyze
+
+    layers = analyze(tmp_path / "int8.onnx", "stm32n6570-dk").to_dict()["layers"]
+    compute = [la for la in layers if la["source_op"] in ("Conv", "Gemm")]
+    assert len(compute) == 4
+    assert all(la["placement"] == "NPU" and "NPU" in la["reason"] for la in compute), compute
+    assert not analyze(tmp_path / "int8.onnx").to_dict()["float_islands"]
     # The QDQ file computes what the fake-quant module computes (within a quantization step).
     ref, got = torch_outputs(q, x)[0], onnx_outputs(tmp_path / "int8.onnx", x)[0]
     assert np.mean(ref.argmax(1) == got.argmax(1)) >= 0.98

@@ -1,4 +1,5 @@
-"""The exported QDQ graph made the shape ST's compiler and onnxruntime's quantizer write.
+"""The exported QDQ graph made the shape ST's compiler and onnxruntime's quantizer write:
+int8 weights, int32 biases, and Conv → QuantizeLinear with no float op between.
 
 PyTorch exports a weight's fake quantization as a float initializer → QuantizeLinear →
 DequantizeLinear, quantized again at every run; onnxruntime's quantizer (and ST's model zoo)
@@ -24,6 +25,77 @@ def _quantize(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, axis: int) -> np
     info = np.iinfo(zp.dtype)
     q = np.rint(x / scale) + zp.astype(np.int32)
     return np.clip(q, info.min, info.max).astype(zp.dtype)
+
+
+def _absorb_relus(g: Any, inits: dict[str, Any]) -> int:
+    """Remove a Relu between a Conv/Gemm and QuantizeLinear whose range starts at 0 (zero
+    point at the type's minimum): the quantizer's clamp already zeroes what Relu would, and
+    onnxruntime's quantizer (and ST's compiler) want Conv → QuantizeLinear directly."""
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in g.output}
+    drop = []
+    for n in g.node:
+        if n.op_type != "Relu" or n.output[0] in outputs:
+            continue
+        src = producer.get(n.input[0])
+        users = consumers.get(n.output[0], [])
+        if src is None or src.op_type not in ("Conv", "Gemm") or \
+                len(consumers.get(n.input[0], [])) != 1 or not users:
+            continue
+        zps = [numpy_helper.to_array(inits[u.input[2]]) if len(u.input) > 2 and u.input[2] in
+               inits else None for u in users]
+        if not all(u.op_type == "QuantizeLinear" for u in users) or any(
+                z is None or not np.all(z == np.iinfo(z.dtype).min) for z in zps):
+            continue
+        for u in users:
+            u.input[0] = n.input[0]
+        drop.append(n)
+    for n in drop:
+        g.node.remove(n)
+    return len(drop)
+
+
+def _quantize_biases(g: Any, inits: dict[str, Any]) -> int:
+    """Conv/Gemm biases as int32 at scale input_scale × weight_scale (zero point 0), as
+    onnxruntime's quantizer writes them, so the whole layer is integer."""
+    import onnx  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    producer = {o: n for n in g.node for o in n.output}
+    done, nodes = 0, []
+    for n in list(g.node):
+        nodes.append(n)
+        if n.op_type not in ("Conv", "Gemm") or len(n.input) < 3 or n.input[2] not in inits:
+            continue
+        dq_x, dq_w = producer.get(n.input[0]), producer.get(n.input[1])
+        if dq_x is None or dq_w is None or dq_x.op_type != "DequantizeLinear" or \
+                dq_w.op_type != "DequantizeLinear" or dq_x.input[1] not in inits or \
+                dq_w.input[1] not in inits:
+            continue
+        bias = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64)
+        s_x = float(numpy_helper.to_array(inits[dq_x.input[1]]).reshape(-1)[0])
+        s_w = numpy_helper.to_array(inits[dq_w.input[1]]).astype(np.float64).reshape(-1)
+        scale = (s_x * s_w * np.ones_like(bias)).astype(np.float32)
+        q = np.clip(np.rint(bias / scale), -(2**31), 2**31 - 1).astype(np.int32)
+        base = n.input[2]
+        names = (f"{base}_quantized", f"{base}_quantized_scale", f"{base}_quantized_zero_point")
+        for name, arr in zip(names, (q, scale, np.zeros_like(q)), strict=True):
+            g.initializer.append(numpy_helper.from_array(arr, name))
+            inits[name] = g.initializer[-1]
+        out = f"{base}_dequantized"
+        nodes.insert(len(nodes) - 1, onnx.helper.make_node(
+            "DequantizeLinear", list(names), [out], axis=0, name=f"{base}_DequantizeLinear"))
+        n.input[2] = out
+        done += 1
+    del g.node[:]
+    g.node.extend(nodes)
+    return done
 
 
 def fold_weight_quantization(path: str | Path) -> int:
@@ -70,6 +142,8 @@ def fold_weight_quantization(path: str | Path) -> int:
                 n.input[i] = renamed[name]
     del g.node[:]
     g.node.extend(nodes)
+    _absorb_relus(g, inits)
+    _quantize_biases(g, inits)
     used = {i for n in g.node for i in n.input}
     unused = [i for i in g.initializer if i.name not in used]
     for i in unused:

@@ -11,6 +11,7 @@ says how to install torch (:func:`require_torch`).
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from ...errors import ModelError
 
@@ -20,6 +21,8 @@ INSTALL_HINT = ('pip install -e ".[torch]" (on a CPU-only machine install torch=
 
 
 def torch_available() -> bool:
+    if "torch" in sys.modules:  # imported already, or blocked (sys.modules["torch"] = None)
+        return sys.modules["torch"] is not None
     return importlib.util.find_spec("torch") is not None
 
 

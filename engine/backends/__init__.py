@@ -68,6 +68,8 @@ class QatResult:
     size_bytes: int
     #: report.json ``qat``: history, best epoch and value, metric, items.
     summary: dict[str, Any]
+    #: How the INT8 model was quantized, when the backend says (``stages.int8.quantization``).
+    quantization: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

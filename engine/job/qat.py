@@ -63,6 +63,8 @@ def qat_stage(ctx: JobContext, backend: Backend, model: LoadedModel, calib_path:
     res = backend.qat_train(req, train_stage="qat_train", convert_stage="convert_int8")
     ctx.timings["qat"] = round(time.perf_counter() - t0, 3)
     ctx.stages["int8"] = {"path": out.name, "size_bytes": res.size_bytes}
+    if res.quantization is not None:
+        ctx.stages["int8"]["quantization"] = res.quantization
     ctx.qat = res.summary
 
 

@@ -216,6 +216,7 @@ def test_qat_recovers_most_of_what_ptq_loses_on_a_skewed_channel(tmp_path: Path,
     rep = run_job(load_config(job, ["quantization.qat.learning_rate=1e-3"])).report.to_dict()
     assert rep["status"] == "ok"
     assert rep["stages"]["int8"]["path"] == "int8.onnx"
+    assert rep["stages"]["int8"]["quantization"]["weights"].startswith("int8 symmetric per-channel")
     ptq_drop = rep["comparison"]["ptq"]["drop"]
     qat_drop = rep["verdict"]["drop"]
     print(f"skewed PyTorch model: PTQ drop {ptq_drop:.2f}, QAT drop {qat_drop:.2f}")

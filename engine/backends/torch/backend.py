@@ -99,7 +99,9 @@ class TorchBackend:
             validation=req.validation, calibration=req.calibration, ckpt_dir=req.ckpt_dir,
             resume=req.resume, out_path=req.out_path)
         size = int(res.pop("size_bytes"))
-        return QatResult(size, res)
+        from .quant import QAT_RECORD  # noqa: PLC0415
+
+        return QatResult(size, res, quantization=dict(QAT_RECORD))
 
     def close(self) -> None:
         if self._onnx is not None:

@@ -29,6 +29,17 @@ from .lib import require_torch
 
 QMIN, QMAX = -128, 127
 
+#: report.json ``stages.int8.quantization`` of a PyTorch QAT model (keys as the ONNX PTQ's).
+QAT_RECORD = {
+    "tool": "PyTorch QAT (torch.ao.quantization, FX graph mode), exported by torch.onnx "
+            "(TorchScript, opset 13)",
+    "format": "QDQ",
+    "calibration": "minmax on the calibration data, then moving averages while training",
+    "weights": "int8 symmetric per-channel (BatchNorm folded)",
+    "activations": "int8 asymmetric per-tensor, full range",
+    "io": "float32 (QuantizeLinear/DequantizeLinear at the model's edges)",
+}
+
 
 def n6_qconfig() -> Any:
     """Weights int8 symmetric per output channel; activations int8 per tensor, full range."""

@@ -338,35 +338,11 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
     return cfg
 
 
-def _check_model(cfg: JobConfig) -> None:
-    m, src = cfg.model, cfg.source
-    if m.path and m.torch:
-        raise ConfigError("sets both path and torch; a job quantizes one model",
-                          "keep model.path for a model file, or model.torch for PyTorch code",
-                          file=src, key="model")
-    if not m.path and not m.torch:
-        raise ConfigError("is required but missing",
-                          'set model.path to a model file, or model.torch = "models.py:build" '
-                          "for a PyTorch model", file=src, key="model.path")
-    if m.weights and not m.torch:
-        raise ConfigError("belongs to a PyTorch model (model.torch)",
-                          "remove it: a model file holds its own weights", file=src,
-                          key="model.weights")
-    if m.torch:
-        file, sep, name = m.torch.rpartition(":")
-        if not sep or not file or not name.isidentifier():
-            raise ConfigError(f"{m.torch!r} is not FILE.py:CALLABLE",
-                              'write it like model.torch = "models.py:build"', file=src,
-                              key="model.torch")
-        if not m.input_shape:
-            raise ConfigError("is required for a PyTorch model (its code does not state it)",
-                              "set model.input_shape = [C, H, W] (NCHW, without the batch)",
-                              file=src, key="model.input_shape")
-
-
 def _check_semantics(cfg: JobConfig) -> None:
     src = cfg.source
-    _check_model(cfg)
+    from .torch_model import check_model_keys  # noqa: PLC0415 - model.path or model.torch
+
+    check_model_keys(cfg)
     if "fp32" not in cfg.quantization.stages:
         raise ConfigError("must include fp32: it is the reference every stage is compared with",
                           file=src, key="quantization.stages")

@@ -77,7 +77,7 @@ def load_session(path: Path, fixed: dict[str, Any], template: bool) -> Session:
 def _summary(cfg: Any, model_summary: Any) -> dict[str, Any]:
     """The model file's summary, or a PyTorch model's (its code and weights) — no torch."""
     if cfg.model.torch:
-        from engine.modelfile import torch_model_summary  # noqa: PLC0415
+        from engine.torch_model import torch_model_summary  # noqa: PLC0415
 
         return torch_model_summary(cfg.model.torch, cfg.model.weights, cfg.model.input_shape)
     return model_summary(cfg.model.path)

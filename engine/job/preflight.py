@@ -26,7 +26,8 @@ from ..data import (
 )
 from ..errors import ConfigError, DataError, ModelError, TargetError
 from ..layout import data_view, resolve
-from ..modelfile import ModelFile, inspect_model_file, inspect_torch_model, static_input_shape
+from ..modelfile import ModelFile, inspect_model_file, static_input_shape
+from ..torch_model import inspect_torch_model
 
 if TYPE_CHECKING:
     from ..npu.targets import Target

@@ -9,7 +9,7 @@ import pytest
 
 from engine.config import load_config
 from engine.errors import ConfigError, InputFileError
-from engine.modelfile import inspect_torch_model
+from engine.torch_model import inspect_torch_model
 
 DATA = """
 [data.calibration]
@@ -62,7 +62,7 @@ def test_inspect_torch_model_checks_the_files_without_torch(tmp_path: Path) -> N
 
 
 def test_the_workbench_summary_of_a_pytorch_model_needs_no_torch(tmp_path: Path) -> None:
-    from engine.modelfile import torch_model_summary
+    from engine.torch_model import torch_model_summary
 
     code = tmp_path / "models.py"
     code.write_text("def build(): ...\n")

@@ -42,6 +42,24 @@ def check_model_keys(cfg: JobConfig) -> None:
                               file=src, key="model.input_shape")
 
 
+#: The tasks PyTorch QAT trains: cross-entropy on labels, or distillation without them.
+QAT_TASKS = ("classification", "generic")
+
+
+def check_torch_qat(cfg: JobConfig) -> None:
+    """What PyTorch QAT cannot do, refused before any work."""
+    if cfg.evaluation.task not in QAT_TASKS:
+        raise ConfigError(f"QAT of a PyTorch model trains the {' and '.join(QAT_TASKS)} "
+                          f"tasks, not {cfg.evaluation.task}",
+                          'use PTQ (quantization.method = "ptq") for this model',
+                          file=cfg.source, key="evaluation.task")
+    if not cfg.quantization.qat.freeze_batch_norm:
+        raise ConfigError("is false, which PyTorch QAT cannot do: BatchNorm is folded into "
+                          "the convolutions before QAT (folded BatchNorm is frozen)",
+                          "remove the key", file=cfg.source,
+                          key="quantization.qat.freeze_batch_norm")
+
+
 def inspect_torch_model(spec: str, weights: str) -> ModelFile:
     """Check a PyTorch model's config (``model.torch``, ``model.weights``) without importing
     torch or the user's code: the file and the weights exist. ``path`` is the spec."""

@@ -124,6 +124,10 @@ def _check_framework_keys(cfg: JobConfig, mf: ModelFile) -> None:
             f"{cfg.calibration.method!r} calibration is for ONNX models; TensorFlow's "
             "converter takes min/max ranges", "remove calibration.method (or set \"minmax\")",
             file=cfg.source, key="calibration.method")
+    if mf.format == "torch" and cfg.quantization.method == "qat":
+        from ..torch_model import check_torch_qat  # noqa: PLC0415
+
+        check_torch_qat(cfg)
 
 
 def _onnx_shape(cfg: JobConfig, mf: ModelFile) -> tuple[int, ...]:

@@ -71,3 +71,24 @@ def test_the_workbench_summary_of_a_pytorch_model_needs_no_torch(tmp_path: Path)
     (tmp_path / "w.pt").write_bytes(b"x" * 10)
     s = torch_model_summary(f"{code}:build", str(tmp_path / "w.pt"), (1, 32, 32))
     assert s["exists"] and s["size_bytes"] == code.stat().st_size + 10
+
+
+@pytest.mark.parametrize(("setting", "key"), [
+    ('[evaluation]\ntask = "ctc"', "evaluation.task"),
+    ("[quantization.qat]\nfreeze_batch_norm = false", "quantization.qat.freeze_batch_norm"),
+])
+def test_what_pytorch_qat_cannot_do_is_refused_before_any_work(
+        write_config, tmp_path: Path, setting: str, key: str) -> None:
+    from engine.job import preflight
+
+    (tmp_path / "models.py").write_text("def build(): ...\n")
+    (tmp_path / "w.pt").write_bytes(b"")
+    synthetic = ('kind = "synthetic"\ngenerator = "digits"\ncount = 10\n')
+    job = ('[model]\ntorch = "models.py:build"\nweights = "w.pt"\ninput_shape = [1, 32, 32]\n'
+           + "".join(f"[data.{s}]\n{synthetic}split = \"{s}\"\n"
+                     for s in ("calibration", "test", "train"))
+           + '[quantization]\nmethod = "qat"\n' + setting + "\n")
+    cfg = load_config(write_config(job))
+    with pytest.raises(ConfigError) as e:
+        preflight(cfg)
+    assert e.value.key == key and "\n" not in str(e.value)

@@ -263,3 +263,16 @@ def test_cancel_mid_epoch_and_resume_reach_the_uninterrupted_metric(tmp_path: Pa
         [e["val_metric"] for e in full["qat"]["history"]], abs=1e-6)
     assert resumed["stages"]["int8"]["metrics"]["top1"] == pytest.approx(
         full["stages"]["int8"]["metrics"]["top1"], abs=1e-6)
+
+
+def test_generic_task_qat_distils_the_float_model(tmp_path: Path, tiny) -> None:
+    """Without a task metric, QAT learns to match the float model's outputs and is judged
+    on agreement with them."""
+    code, weights = tiny
+    job = torch_job(tmp_path, code, weights, qat_epochs=1, train=320)
+    rep = run_job(load_config(job, ['evaluation.task="generic"'])).report.to_dict()
+    assert rep["status"] == "ok"
+    assert rep["qat"]["metric"] == "agreement"
+    assert rep["qat"]["history"][1]["loss"] > 0
+    assert 0.9 <= rep["qat"]["best_val"] <= 1.0
+    assert rep["stages"]["int8"]["metrics"]["agreement"]["acc"] >= 0.9

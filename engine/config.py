@@ -46,11 +46,17 @@ PROFILE_THRESHOLDS: dict[str, float] = {
 
 @dataclass(config=_STRICT)
 class ModelConfig:
-    path: StrictStr
-    #: (H, W, C) to export with when the model's own input has unknown dimensions.
+    #: A model file (.keras, .h5, SavedModel folder); or set ``torch`` instead.
+    path: StrictStr = ""
+    #: (H, W, C) to export with when the model's own input has unknown dimensions; for a
+    #: PyTorch model its input without the batch axis, (C, H, W), and required.
     input_shape: tuple[PosInt, ...] | None = None
     #: ``"layers.py:DICT"``: the user's custom layer classes (engine.custom_objects).
     custom_objects: StrictStr = ""
+    #: A PyTorch model: ``"file.py:callable"``, the callable returning an ``nn.Module``.
+    torch: StrictStr = ""
+    #: The PyTorch model's state_dict (``torch.save(model.state_dict(), ...)``).
+    weights: StrictStr = ""
 
 
 @dataclass(config=_STRICT)
@@ -206,7 +212,7 @@ class JobConfig:
 _ADAPTER = TypeAdapter(JobConfig)
 
 # Keys holding paths, resolved against the config file's folder.
-_PATH_KEYS = [("model", "path"), ("output", "runs_dir")]
+_PATH_KEYS = [("model", "path"), ("model", "weights"), ("output", "runs_dir")]
 _DATA_SPLITS = ("calibration", "test", "train", "validation")
 
 
@@ -252,6 +258,14 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
 
     for section, key in _PATH_KEYS:
         fix(raw.get(section), key)
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("torch"), str) and model["torch"]:
+        # "models.py:build": the file part is a path like the others.
+        file, sep, name = model["torch"].rpartition(":")
+        if sep and file:
+            holder = {"p": file}
+            fix(holder, "p")
+            model["torch"] = f"{holder['p']}:{name}"
     data = raw.get("data")
     if isinstance(data, dict):
         for split in _DATA_SPLITS:
@@ -337,6 +351,9 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
 def _check_semantics(cfg: JobConfig) -> None:
     src = cfg.source
     custom_objects.check(cfg.model.custom_objects, src)
+    from .torch_model import check_model_keys  # noqa: PLC0415 - model.path or model.torch
+
+    check_model_keys(cfg)
     if "fp32" not in cfg.quantization.stages:
         raise ConfigError("must include fp32: it is the reference every stage is compared with",
                           file=src, key="quantization.stages")

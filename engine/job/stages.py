@@ -143,6 +143,24 @@ def _preprocessing_given(cfg: JobConfig) -> list[str]:
             if getattr(cfg.preprocessing, f.name) != getattr(PreprocessConfig(), f.name)]
 
 
+#: Test items the ONNX export is checked on against the framework's own outputs.
+EXPORT_CHECK_ITEMS = 256
+
+
+def check_export(ctx: JobContext, backend: Backend, test: Dataset, emit: Sink) -> None:
+    """A backend that exports from a framework (PyTorch → ONNX) checks the export on test
+    items: its outputs must match the framework's within float tolerance, or the run stops
+    (stage ``check_export``). Other backends convert from the file itself: nothing to do."""
+    check = getattr(backend, "check_export", None)
+    if check is None:
+        return
+    n = min(len(test), EXPORT_CHECK_ITEMS)
+    with timed(ctx, emit, "check_export", total=n) as t:
+        diff = check(to_model(test.x[:n], ctx.layout))
+        ctx.model["export_check"] = {"items": n, "max_rel_diff": float(f"{diff:.3g}")}
+        t.summary = dict(ctx.model["export_check"])
+
+
 def diagnose(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink) -> Path:
     """Calibration diagnostics on the data as the model will see it (numpy, no TF), then
     the calibration array saved for the backend; returns its path."""

@@ -149,6 +149,52 @@ def _cost_of_the_folder(request: pytest.FixtureRequest,
                         f"move it to tests/slow/")
 
 
+@pytest.fixture(autouse=True)
+def _no_animation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TUI tests run with Textual's animations off (as under TEXTUAL_ANIMATIONS=none): the
+    pilot waits for every animation after each key, so each tab switch cost the 0.3 s slide
+    of the tab underline (a third of some tests). The screens end the same (snapshots)."""
+    if _folder(request.node.path) == "tui":
+        import textual.constants  # noqa: PLC0415 - only the TUI tests load Textual
+
+        monkeypatch.setattr(textual.constants, "TEXTUAL_ANIMATIONS", "none")
+
+
+class _Noted(list):
+    """Internal errors the workbench survived in a test; ``expected`` once a test asks."""
+
+    expected = False
+
+
+@pytest.fixture(autouse=True)
+def _internal_errors_fail_the_test(request: pytest.FixtureRequest,
+                                   monkeypatch: pytest.MonkeyPatch) -> Iterator[_Noted]:
+    """The workbench survives an internal error with a dialog, so Textual's pilot no longer
+    raises it: a TUI test fails on any, unless it takes ``internal_errors`` to check them."""
+    seen = _Noted()
+    if _folder(request.node.path) != "tui":
+        yield seen
+        return
+    from tui.guard import GuardedApp  # noqa: PLC0415 - only the TUI tests load the app
+
+    survive = GuardedApp.internal_error
+
+    def noted(app: GuardedApp, error: BaseException) -> None:
+        seen.append(error)
+        survive(app, error)
+
+    monkeypatch.setattr(GuardedApp, "internal_error", noted)
+    yield seen
+    assert seen.expected or not seen, f"the app met internal errors: {seen!r}"
+
+
+@pytest.fixture
+def internal_errors(_internal_errors_fail_the_test: _Noted) -> _Noted:
+    """The internal errors a TUI test provokes on purpose, in order."""
+    _internal_errors_fail_the_test.expected = True
+    return _internal_errors_fail_the_test
+
+
 @pytest.fixture
 def write_config(tmp_path: Path):
     """Write a job TOML into tmp_path and return its path."""

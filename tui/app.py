@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -30,6 +31,7 @@ from textual.screen import Screen
 from textual.widgets import Header, OptionList, TabbedContent, TabPane
 
 from . import keys
+from .guard import GuardedApp
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
 from .session import finished, read_report, sample_configs, session_text
@@ -61,7 +63,7 @@ def _make_pane(tab: str) -> Any:
     return getattr(importlib.import_module(f"tui.panes.{module}"), name)(id=f"pane-{tab}")
 
 
-class ArtqApp(App[int]):
+class ArtqApp(GuardedApp, App[int]):
     """Pick, tune, launch, watch, read, compare, save."""
 
     # Absolute: Textual resolves a relative CSS_PATH against the module of the subclass.
@@ -81,6 +83,7 @@ class ArtqApp(App[int]):
         open_dir: str | Path | None = None,
         checker: Checker | None = None,
         sweeper: SweepRunner | None = None,
+        error_log: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.runner: Runner = runner or WorkerRunner()
@@ -96,6 +99,8 @@ class ArtqApp(App[int]):
         #: The folder of the job launched last (set by the job monitor).
         self.run_dir: str | None = None
         self.painted = False
+        #: Where internal errors' tracebacks are written (the dialog names it).
+        self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
 
     # --- layout ------------------------------------------------------------------
 
@@ -253,7 +258,7 @@ class ArtqApp(App[int]):
         self.sub_title = f"{session.name} ({session.config_path.name})"
         from .panes.knobs import write_all  # noqa: PLC0415 - after the first paint
 
-        write_all(self.screen, session.base)
+        write_all(self.screen_stack[0], session.base)  # the panes' screen, under any dialog
         self.pane("calibration").set_band(session.base.get("calibration.samples"))
         self.pane("models").show(session_text(session))
         if session.model and not session.model.get("exists"):
@@ -335,7 +340,8 @@ class ArtqApp(App[int]):
         from .panes.knobs import read_all  # noqa: PLC0415 - after the first paint
 
         assert self.session is not None
-        return {**self.session.fixed, **changes(self.session.base, read_all(self.screen))}
+        # The panes' screen: Ctrl+R over the help or a dialog read the knobs off that one.
+        return {**self.session.fixed, **changes(self.session.base, read_all(self.screen_stack[0]))}
 
     def after_typing(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once the focused widget has handled the keys typed before.
@@ -416,7 +422,16 @@ class ArtqApp(App[int]):
         self.exit(0)
 
 
+def run(app: ArtqApp, **run_options: Any) -> int:
+    """Run the workbench until it ends; its exit status: nonzero, and said, when it ended on
+    an error (Textual has printed the traceback above)."""
+    app.run(**run_options)
+    code = app.return_code or 0
+    if code:
+        print(f"artq: the workbench stopped on an internal error (exit status {code}); "
+              f"the traceback is above and in {app.error_log}", file=sys.stderr)
+    return code
+
+
 def main(runs_dir: str | None = None) -> int:
-    app = ArtqApp(runs_dir=runs_dir)
-    app.run()
-    return 0
+    return run(ArtqApp(runs_dir=runs_dir))

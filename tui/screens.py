@@ -20,8 +20,10 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Label, Static
 
+from .guard import Guarded
 
-class ErrorDialog(ModalScreen[None]):
+
+class ErrorDialog(Guarded, ModalScreen[None]):
     """An engine error in words, with its hint. Never a traceback."""
 
     BINDINGS = [Binding("escape,enter,q", "dismiss", "Close", id="dialog_close")]
@@ -59,7 +61,7 @@ class ErrorDialog(ModalScreen[None]):
         self.dismiss(None)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Guarded, ModalScreen[None]):
     """Every key, grouped by where it works, and how a what-if goes."""
 
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close help", id="help_close")]
@@ -111,7 +113,7 @@ class ModelTree(DirectoryTree):
                 and (p.is_dir() or p.suffix.lower() in self.SUFFIXES)]
 
 
-class OpenScreen(ModalScreen[Path | None]):
+class OpenScreen(Guarded, ModalScreen[Path | None]):
     """Pick a job config (.toml) or a model (.keras, .h5, .onnx, SavedModel folder) to open."""
 
     BINDINGS = [Binding("escape", "cancel", "Close", id="open_close")]
@@ -157,7 +159,7 @@ class OpenScreen(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class AskScreen(ModalScreen[Any]):
+class AskScreen(Guarded, ModalScreen[Any]):
     """One line to type under a title and a note: Enter answers, Esc closes.
 
     Subclasses say what the typed text means in :meth:`answer` (``None``: not an answer).

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
 from ..calibcheck import finding_text
+from ..guard import Guarded
 from ..settings import SettingError, set_args
 from ..widgets import ImagePreview
 from .knobs import knob_label, knob_widget
@@ -40,7 +41,7 @@ def band_text(samples: int | None) -> str:
     return f"{gauge} {word}"
 
 
-class CalibrationPane(VerticalScroll):
+class CalibrationPane(Guarded, VerticalScroll):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
             yield knob_label("calibration.samples")

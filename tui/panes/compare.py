@@ -16,6 +16,7 @@ from engine import present as say
 from engine.report import Agreement, NpuSummary, Report, StageMetrics
 
 from .. import format as fmt
+from ..guard import Guarded
 
 # Config keys that differ between any two runs and say nothing about the try.
 _NOISE = {"output.runs_dir", "name"}
@@ -221,7 +222,7 @@ def _fill(table: DataTable, heads: tuple[str, ...], rows: list[tuple[str, ...]])
         table.add_row(*row)
 
 
-class ComparePane(VerticalScroll):
+class ComparePane(Guarded, VerticalScroll):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
             yield Label("A", classes="knob-label")

@@ -21,6 +21,7 @@ from engine.report import (
 )
 
 from .. import format as fmt
+from ..guard import Guarded
 from ..widgets import Toggle
 
 # (key, header, descending first?) — numbers that mean "cost" sort largest first.
@@ -152,7 +153,7 @@ def detail_text(row: dict[str, Any], rep: Report) -> str:
     return "\n".join(lines)
 
 
-class LayersPane(Vertical):
+class LayersPane(Guarded, Vertical):
     # The footer has room for two at 80 columns; the count line under the table names the rest.
     BINDINGS = [
         Binding("t", "sort_time", "By time", id="layers_sort_time"),

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 from engine import present as say
 
 from .. import format as fmt
+from ..guard import Guarded
 
 if TYPE_CHECKING:
     from engine.report import Report
@@ -82,7 +83,7 @@ def config_text(cfg: dict[str, Any], source: str) -> str:
     ])
 
 
-class ModelsPane(Horizontal):
+class ModelsPane(Guarded, Horizontal):
     """Left: what can be opened. Right: what it is."""
 
     def __init__(self, id: str | None = None) -> None:
@@ -134,9 +135,13 @@ class ModelsPane(Horizontal):
         def opened(path: Path | None) -> None:
             if path is None:
                 return
-            if not path.exists():
-                app.show_error("Nothing to open", f"{path} does not exist.", "Check the path.")
-            elif path.suffix.lower() == ".toml":
+            try:
+                path.stat()
+            except OSError as exc:  # missing, or a name the system refuses (too long)
+                why = "does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror
+                app.show_error("Nothing to open", f"{path}: {why}.", "Check the path.")
+                return
+            if path.suffix.lower() == ".toml":
                 app.open_config(path.resolve(), go=True)
             elif path.suffix.lower() in (".keras", ".h5", ".hdf5", ".onnx") or (
                     path / "saved_model.pb").is_file():

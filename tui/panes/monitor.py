@@ -17,6 +17,7 @@ from engine.present import STATE_WORDS
 
 from .. import format as fmt
 from ..calibcheck import as_finding, finding_text
+from ..guard import Guarded
 from ..messages import JobEvent, JobExited, SweepDone, SweepProgress
 from ..session import read_report
 from ..settings import set_args, toml_value
@@ -44,7 +45,7 @@ def epoch_chart(history: list[dict[str, Any]], metric: str, width: int) -> str:
     return "\n".join(rows)
 
 
-class JobMonitor(Vertical):
+class JobMonitor(Guarded, Vertical):
     """The Quantize pane's job side; the pane composes ``#stages``, ``#log``, ``#qat-chart``,
     ``#job-state`` and the launch and cancel buttons."""
 

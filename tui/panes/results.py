@@ -13,6 +13,7 @@ from engine import present as say
 from engine.report import Report
 
 from .. import format as fmt
+from ..guard import Guarded
 
 
 def verdict_text(rep: Report) -> str:
@@ -59,7 +60,7 @@ def findings_text(rep: Report) -> str:
     return "\n".join(lines) or "None."
 
 
-class ResultsPane(VerticalScroll):
+class ResultsPane(Guarded, VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("No results yet: launch a job or pick a past run.", id="verdict", markup=False)
         yield DataTable(id="stage-table", zebra_stripes=True, cursor_type="row")

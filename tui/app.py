@@ -254,7 +254,7 @@ class ArtqApp(App[int]):
         from .panes.knobs import write_all  # noqa: PLC0415 - after the first paint
 
         write_all(self.screen, session.base)
-        self.pane("calibration").set_band(session.base.get("calibration.samples"))
+        self.pane("calibration").load_session(session)
         self.pane("models").show(session_text(session))
         if session.model and not session.model.get("exists"):
             self.notify(f"The model file is missing: {session.model.get('path')}", title="Model missing",
@@ -335,7 +335,8 @@ class ArtqApp(App[int]):
         from .panes.knobs import read_all  # noqa: PLC0415 - after the first paint
 
         assert self.session is not None
-        return {**self.session.fixed, **changes(self.session.base, read_all(self.screen))}
+        return {**self.session.fixed, **changes(self.session.base, read_all(self.screen)),
+                **self.pane("calibration").data_overrides()}
 
     def after_typing(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once the focused widget has handled the keys typed before.

@@ -433,13 +433,10 @@ def test_settings_round_trip_exactly() -> None:
     m = KNOB["preprocessing.mean"]
     assert parse(m, show(m, [0.485, 0.456, 0.406])) == [0.485, 0.456, 0.406]
     base = {"calibration.samples": 200, "quantization.stages.fp16": True,
-            "quantization.stages.int8": True, "data.calibration.kind": "synthetic"}
+            "quantization.stages.int8": True}
     cur = dict(base, **{"calibration.samples": 50, "quantization.stages.fp16": False})
     assert changes(base, cur) == {"calibration.samples": 50, "quantization.stages": ["fp32", "int8"]}
-    # Back to a generator from a config that reads a file: the file is dropped, not refused.
-    files = {"data.calibration.kind": "npz", "data.calibration.path": "/d/cal.npz"}
-    assert changes(files, dict(files, **{"data.calibration.kind": "synthetic"})) == {
-        "data.calibration.kind": "synthetic", "data.calibration.path": ""}
+    # The data sources' overrides: tests/unit/test_tui_datasource.py.
 
 
 async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:

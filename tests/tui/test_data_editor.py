@@ -230,7 +230,7 @@ async def test_model_ready_data_turns_preprocessing_off_and_says_why(
             assert app.query_one(f"#ds-{split}-x", Select).value == x
         assert note().startswith("Preprocessing: off. Every split is model-ready (raw = false)")
         assert app.query_one("#k-preprocessing--scale", Input).disabled
-        assert "model-ready: fed to the model as stored" in msg(app, "test", "raw")
+        assert msg(app, "test", "raw") == "off: model-ready, fed as stored"
         await put(pilot, "calibration", "raw", True)
         assert not app.query_one("#k-preprocessing--scale", Input).disabled
         assert note() == ("Preprocessing: applies to calibration; test model-ready "

@@ -196,9 +196,8 @@ class SourceEditor(Vertical):
         if "y" in uses and "y" not in bad and not source.get("y"):
             self._msg("y", "no labels: " + ("metrics need them" if self.split == "test"
                                             else "fine for calibration"))
-        self._msg("raw", "raw images: preprocessed (Colour, Scale, Mean, Std, Resize)"
-                  if source.get("raw") else
-                  "model-ready: fed to the model as stored, not preprocessed")
+        self._msg("raw", "images: preprocessed below" if source.get("raw") else
+                  "off: model-ready, fed as stored")
 
     def _shape_problem(self, source: dict[str, Any], bad: dict[str, str]) -> None:
         """Model-ready arrays must already have the model's input shape."""

@@ -165,12 +165,19 @@ class Session:
 
 
 def default_save_path(session: Session) -> Path:
+    """Beside the config; a template's (a sample, a new job's scratch file) in the current
+    folder, never inside the installed package or a temporary folder."""
     src = session.config_path
     stem = session.name if session.template else src.stem
-    base = src.parent / f"{stem}-tuned.toml"
-    p, i = base, 2
+    try:
+        src.resolve().parent.relative_to(Path.cwd().resolve())
+        folder = Path.cwd() if session.template else src.parent
+    except ValueError:  # a sample of an installed copy, a run's config.toml elsewhere
+        folder = Path.cwd()
+    suffix = "" if session.template else "-tuned"
+    p, i = folder / f"{stem}{suffix}.toml", 2
     while p.exists():
-        p, i = src.parent / f"{stem}-tuned-{i}.toml", i + 1
+        p, i = folder / f"{stem}{suffix}-{i}.toml", i + 1
     return p
 
 

@@ -302,3 +302,85 @@ async def test_saved_config_has_the_edited_data_tables(tmp_path: Path,
                                     "path": str(data["npz"]), "x": "x_calib", "y": ""}
     assert saved["test"] == {**saved["test"], "kind": "npz", "path": str(data["npz"]),
                              "x": "x_test", "y": "y_test", "raw": False}
+
+
+DIGITS_MODEL = Path(__file__).resolve().parents[2] / "engine/samples/weights/digits.keras"
+
+
+async def test_a_model_opened_alone_is_a_job_of_its_own(tmp_path: Path, data: dict[str, Path],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = FakeRunner(tmp_path / "runs")
+    app = make_app(tmp_path, runner)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.pane("models").open_model(DIGITS_MODEL)
+        await settle(pilot)
+        s = app.session
+        assert s is not None and s.template and s.name == "digits"
+        # Its task from its outputs (?×10), not the highlighted sample's settings.
+        assert s.config["evaluation"] == {**s.config["evaluation"], "task": "classification",
+                                          "profile": "general"}
+        assert s.config["model"]["path"] == str(DIGITS_MODEL)
+        assert app.query_one("#tabs").active == "calibration"
+        assert "choose calibration and test data" in str(app.query_one("#check-state").render())
+        for split in ("calibration", "test"):
+            assert app.query_one(f"#ds-{split}-kind", Select).value == "npz"
+            assert "PROBLEM: choose a file or folder" in msg(app, split, "path")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorDialog) and runner.started == []
+        await pilot.press("escape")
+        for split in ("calibration", "test"):
+            await put(pilot, split, "path", str(data["npz"]))
+            app.query_one(f"#ds-{split}-path").focus()
+            await pilot.press("enter")  # Enter in a field checks the data again
+        await settle(pilot)
+        assert "own.npz: 40 items" in str(app.query_one("#calib-stats").render())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, SaveScreen)
+        # Proposed in the current folder, not the scratch folder of the new job.
+        assert app.screen.query_one("#save-path", Input).value == str(tmp_path / "digits.toml")
+        await pilot.press("enter")
+        await settle(pilot)
+    cfg = load_config(tmp_path / "digits.toml")
+    assert cfg.evaluation.task == "classification" and cfg.model.path == str(DIGITS_MODEL)
+    assert (cfg.data.calibration.x, cfg.data.test.x, cfg.data.test.y) == ("x_calib", "x_test", "y_test")
+
+
+async def test_tuned_values_are_not_dropped_without_asking(tmp_path: Path) -> None:
+    from tui.newjob import ConfirmScreen
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_sample(pilot)
+        await pilot.press("5", "0", "enter")
+        await settle(pilot)
+        sample = app.session
+        app.pane("models").open_model(DIGITS_MODEL)
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "calibration.samples = 50" in str(app.screen.query_one("#confirm-message").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.session is sample
+        assert app.query_one("#k-calibration--samples", Input).value == "50"
+        app.pane("models").open_model(DIGITS_MODEL)
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.session is not sample and app.session.name == "digits"
+
+
+def test_the_task_is_guessed_from_the_outputs() -> None:
+    from tui.newjob import guess_task
+
+    def outs(*shapes: list[Any]) -> dict[str, Any]:
+        return {"outputs": [{"shape": s} for s in shapes]}
+
+    assert guess_task(outs([None, 10]))[0] == "classification"
+    assert guess_task(outs([None, 1]))[0] == "generic"  # one score: no classes to count
+    assert guess_task(outs([None, 32, 63]))[0] == "ctc"
+    assert guess_task(outs([None, 64, 64, 1], [None, 64, 64, 5]))[0] == "east"
+    assert guess_task(outs([None, 10], [None, 4]))[0] == "generic"

@@ -522,8 +522,9 @@ async def test_open_a_config_or_a_model_with_the_file_picker(runs: Path, tmp_pat
         app.screen.query_one("#open-path", Input).focus()
         await pilot.press("enter")
         await settle(pilot, app)
-        # A bare model: a new job on the current config's data, under the model's name.
-        assert app.session.fixed == {"model.path": str(model.resolve()), "name": "digits"}
+        # A bare model: a job of its own, no data yet (tests/tui/test_data_editor.py).
+        assert app.session.config["model"]["path"] == str(model.resolve())
+        assert app.session.name == "digits" and app.session.config["data"]["test"]["path"] == ""
         assert app.session.template and "params   73,114" in text_of(app, "#summary")
 
 

@@ -194,7 +194,8 @@ class CalibrationPane(VerticalScroll):
         try:
             ov = app.overrides()
         except SettingError as exc:
-            self.set_state(f"PROBLEM: {exc}")
+            missing = exc.key.startswith("data.") and str(exc).split(": ", 1)[1].startswith("choose")
+            self.set_state("choose calibration and test data above" if missing else f"PROBLEM: {exc}")
             return
         self.set_state("checking…")
         self._check(str(app.session.config_path), set_args(ov), app.session.model)

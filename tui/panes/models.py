@@ -66,6 +66,8 @@ def config_text(cfg: dict[str, Any], source: str) -> str:
     def src(d: dict[str, Any] | None) -> str:
         if not d:
             return "—"
+        if d.get("kind") != "synthetic" and not d.get("path"):
+            return "none yet: choose it in 2 Calibration"
         if d.get("kind") == "synthetic":
             return f"{d.get('generator')}/{d.get('split')} ×{d.get('count')}"
         return f"{d.get('kind')} {rel(d.get('path'))}"
@@ -151,18 +153,51 @@ class ModelsPane(Horizontal):
         app.push_screen(OpenScreen(folder), opened)
 
     def open_model(self, path: Path) -> None:
-        """A bare model: a new job on the current config (or the first sample) as template."""
+        """A bare model: a job of its own (tui.newjob), after asking when the current
+        session has tuned values that would be dropped."""
+        from ..newjob import ConfirmScreen  # noqa: PLC0415 - opened on demand
+        from ..settings import SettingError, toml_value  # noqa: PLC0415
+
         app: Any = self.app
-        base = app.session.config_path if app.session else (app.samples[0] if app.samples else None)
-        if base is None:
-            app.show_error("No template config", "A model needs a job config for its data.",
-                           "Open a .toml job config instead.")
+        if app.session is None:
+            self._new_job(path)
             return
-        fixed = {"model.path": str(path), "name": path.stem}
-        app.notify(f"New job for {path.name} on {base.name}'s data and settings; set the data "
-                   "in 2 Calibration, then Ctrl+S to save it.", timeout=8)
-        app.open_config(base, go=False, fixed=fixed, template=True)
-        app.action_show_tab("models")
+        try:
+            tuned = {k: v for k, v in app.overrides().items() if k not in app.session.fixed}
+            said = ", ".join(f"{k} = {toml_value(v)}" for k, v in tuned.items())
+        except SettingError as exc:
+            tuned, said = {"": None}, f"{exc} (and any other changes)"
+        if not tuned:
+            self._new_job(path)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._new_job(path)
+
+        app.push_screen(ConfirmScreen(
+            f"Open {path.name} as a new job?",
+            f"The changes to {app.session.name} are not saved and would be dropped: {said}.\n"
+            "Esc keeps them (Ctrl+S saves them first).", "Drop them and open"), answered)
+
+    @work(thread=True, exclusive=True, group="session")
+    def _new_job(self, path: Path) -> None:
+        from engine.errors import EngineError  # noqa: PLC0415
+
+        from ..newjob import PROMPT, new_session  # noqa: PLC0415
+
+        app: Any = self.app
+        try:
+            session, why = new_session(path)
+        except (EngineError, OSError) as exc:
+            app.call_from_thread(app.show_error, "This model cannot be opened", str(exc),
+                                 "Check the file, or open a job config (.toml) instead.")
+            return
+        task = session.config["evaluation"]["task"]
+        app.call_from_thread(app._session_loaded, session, True)
+        app.call_from_thread(
+            app.notify, f"New job for {path.name}: task {task} ({why}), profile general.\n"
+            f"Next: {PROMPT} in 2 Calibration.", title="New job", timeout=10)
 
     def tune_run(self) -> None:
         """Use the highlighted run's config (as it ran) as the session."""

@@ -409,6 +409,19 @@ class ArtqApp(App[int]):
         self.after_typing(self.pane("quantize").sweep_dialog)
 
     async def action_quit(self) -> None:
+        if self.runner.running or self.sweeper.running:
+            # A keypress must not end a job of many minutes: ask (tui.newjob.ConfirmScreen).
+            from .newjob import ConfirmScreen  # noqa: PLC0415 - opened on demand
+
+            if not isinstance(self.screen, ConfirmScreen):
+                self.push_screen(ConfirmScreen(
+                    "Quit while a job runs?", "Quitting cancels the running job (its run is "
+                    "marked cancelled). Esc keeps it running.", "Cancel the job and quit"),
+                    lambda yes: self.run_worker(self._quit()) if yes else None)
+            return
+        await self._quit()
+
+    async def _quit(self) -> None:
         if self.runner.running:
             self.notify("Cancelling the running job before quitting…")
             await self.runner.cancel()

@@ -384,3 +384,35 @@ def test_the_task_is_guessed_from_the_outputs() -> None:
     assert guess_task(outs([None, 32, 63]))[0] == "ctc"
     assert guess_task(outs([None, 64, 64, 1], [None, 64, 64, 5]))[0] == "east"
     assert guess_task(outs([None, 10], [None, 4]))[0] == "generic"
+
+
+async def test_quit_while_a_job_runs_asks_first(tmp_path: Path) -> None:
+    from tui.newjob import ConfirmScreen
+
+    runner = FakeRunner(tmp_path / "runs", hold=True)
+    app = make_app(tmp_path, runner)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_sample(pilot)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: runner.running, "the job to start")
+        await pilot.press("escape", "q")  # out of the field, then q
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and runner.running
+        await pilot.press("escape")  # keep the job
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and runner.running
+        assert app.is_running
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: not app.is_running, "the app to quit")
+        assert not runner.running
+
+
+async def test_the_scale_field_shows_its_whole_value(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_sample(pilot)
+        field = app.query_one("#k-preprocessing--scale", Input)
+        assert field.value == "0.00392156862745098"
+        assert field.content_size.width >= len(field.value) + 1  # room for the cursor too

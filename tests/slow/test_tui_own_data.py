@@ -4,7 +4,7 @@ built here. Open the model, choose the data in 2 Calibration, run PTQ with the r
 save the config, and ``artq run`` of the saved file makes the same metrics and a
 byte-identical int8.tflite.
 
-Keys: Ctrl+O, the .h5's path, Enter · Tab Tab (to Path), the .npz's path, Enter · Tab ×6
+Keys: Ctrl+O, the .h5's path, Enter · Tab ×3 (Seed, Kind, Path), the .npz's path, Enter · Tab ×6
 (Browse, Inputs, Labels, Raw, test Kind, test Path), the .npz's path, Enter · Ctrl+R · (when
 done) Ctrl+S, Enter.
 """
@@ -68,7 +68,7 @@ async def test_own_model_and_npz_by_keyboard_then_artq_run_reproduces(
         await wait_for(pilot, lambda: app.session is not None
                        and app.focused is app.query_one("#k-calibration--samples"), 60)
         assert app.session.config["evaluation"]["task"] == "classification"
-        await pilot.press("tab", "tab")
+        await pilot.press("tab", "tab", "tab")
         assert app.focused is app.query_one("#ds-calibration-path")
         await pilot.press(*str(data), "enter")
         await pilot.press(*["tab"] * 6)
@@ -95,5 +95,10 @@ async def test_own_model_and_npz_by_keyboard_then_artq_run_reproduces(
     (cli_run,) = list(again.iterdir())
     a = json.loads((tui_run / "report.json").read_text())
     b = json.loads((cli_run / "report.json").read_text())
-    assert a["stages"] and a["stages"] == b["stages"]
+    def figures(rep: dict) -> dict:  # not items_per_s: a timing of this machine's moment
+        return {k: (v["metrics"], v["drop"], v["size_bytes"]) for k, v in rep["stages"].items()}
+
+    assert set(a["stages"]) == {"fp32", "fp16", "int8"} and figures(a) == figures(b)
+    assert a["stages"]["fp32"]["metrics"]["top1"] > 0.5  # 3 classes: it learnt something
+    assert a["verdict"] == b["verdict"]
     assert (tui_run / "int8.tflite").read_bytes() == (cli_run / "int8.tflite").read_bytes()

@@ -32,7 +32,7 @@ from textual.widgets import Header, OptionList, TabbedContent, TabPane
 from . import keys
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
-from .session import finished, read_report, sample_configs, session_text
+from .session import finished, read_report, runs_signature, sample_configs, session_text
 from .settings import Session, SettingError, changes, default_save_path, toml_value
 from .widgets import KeysFooter, LateMount
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # where used, and the warm-up thread imports them after the first paint.
 
 RECENT_RUNS = 30
+RUNS_POLL_S = 2.0
 
 _PANE_CLASSES = {
     "calibration": ("calibration", "CalibrationPane"),
@@ -96,6 +97,7 @@ class ArtqApp(App[int]):
         #: The folder of the job launched last (set by the job monitor).
         self.run_dir: str | None = None
         self.painted = False
+        self._runs_seen: tuple[Any, ...] = ()
 
     # --- layout ------------------------------------------------------------------
 
@@ -138,6 +140,9 @@ class ArtqApp(App[int]):
         # A thread, but parsing reports holds the GIL: started before, it delayed the
         # first screen by its length (thirty reports ~0.1 s).
         self.refresh_runs()
+        # Runs made elsewhere (artq run in another terminal) show up without a restart.
+        self._runs_seen = runs_signature(self.runs_dir)
+        self.set_interval(RUNS_POLL_S, self._poll_runs)
         for late in list(self.query(LateMount)):
             await late.reveal()
             await asyncio.sleep(0)
@@ -184,6 +189,12 @@ class ArtqApp(App[int]):
         runs = [(p, read_report(p)) for p in list_runs(self.runs_dir)[:RECENT_RUNS]]
         sweeps = [p for p, _ in runs if (p / "sweep.json").is_file()]
         self.call_from_thread(self._runs_loaded, runs, sweeps, pending, new_sweep)
+
+    def _poll_runs(self) -> None:
+        seen = runs_signature(self.runs_dir)
+        if seen != self._runs_seen:
+            self._runs_seen = seen
+            self.refresh_runs()
 
     def _runs_loaded(self, runs: list[tuple[Path, Report | None]], sweeps: list[Path],
                      pending: str | None, new_sweep: bool) -> None:

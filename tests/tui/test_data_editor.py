@@ -416,3 +416,26 @@ async def test_the_scale_field_shows_its_whole_value(tmp_path: Path) -> None:
         field = app.query_one("#k-preprocessing--scale", Input)
         assert field.value == "0.00392156862745098"
         assert field.content_size.width >= len(field.value) + 1  # room for the cursor too
+
+
+async def test_a_run_made_elsewhere_shows_up_without_a_restart(tmp_path: Path) -> None:
+    from fakes import make_report, write_run
+
+    app = make_app(tmp_path)
+    runs = tmp_path / "runs"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        picker = app.query_one("#picker", OptionList)
+        assert not any((picker.get_option_at_index(i).id or "").startswith("run:")
+                       for i in range(picker.option_count))
+        # As `artq run` in another terminal would leave it.
+        run = write_run(runs, "20260101-050000-digits_ptq", make_report(runs / "x", samples=100))
+
+        def listed() -> bool:
+            try:
+                picker.get_option_index(f"run:{run}")
+            except Exception:  # noqa: BLE001 - not there yet
+                return False
+            return True
+
+        await until(pilot, listed, "the new run in 1 Models", tries=1500)

@@ -439,3 +439,23 @@ async def test_a_run_made_elsewhere_shows_up_without_a_restart(tmp_path: Path) -
             return True
 
         await until(pilot, listed, "the new run in 1 Models", tries=1500)
+
+
+def test_runs_that_differ_in_one_key_say_it_in_their_labels(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from fakes import make_report
+
+    from tui.panes.models import run_labels
+
+    def qat(epochs: int, folder: str) -> tuple[Path, Any]:
+        rep = make_report(tmp_path / folder, method="qat")
+        q = {**rep.config["quantization"], "qat": {"epochs": epochs}}
+        return tmp_path / f"20260101-0{epochs}0000-digits_qat", replace(
+            rep, config={**rep.config, "quantization": q})
+
+    runs = [qat(1, "a"), qat(2, "b"), (tmp_path / "20260101-030000-other", None)]
+    labels = run_labels(runs)
+    assert labels[0].endswith(" epochs=1") and labels[1].endswith(" epochs=2")
+    assert labels[0].rsplit(" ", 1)[0].split(" ", 1)[1] == labels[1].rsplit(" ", 1)[0].split(" ", 1)[1]
+    assert labels[2].endswith("UNFINISHED")  # no twin, no key

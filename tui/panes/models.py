@@ -115,8 +115,8 @@ class ModelsPane(Horizontal):
         picker.add_option(Option("── Recent runs (Enter: results) ──", disabled=True))
         if not runs:
             picker.add_option(Option("  (none yet)", disabled=True))
-        for path, rep in runs:
-            picker.add_option(Option(f"  {run_label(path, rep)}", id=f"run:{path}"))
+        for (path, _rep), label in zip(runs, run_labels(runs), strict=True):
+            picker.add_option(Option(f"  {label}", id=f"run:{path}"))
         picker.add_option(Option("── Ctrl+O: open a file… ──", id="open"))
         index = None
         if keep:
@@ -293,3 +293,34 @@ def run_label(path: Path, rep: Report | None) -> str:
     # "n200→100": asked for 200, only 100 existed — two such runs must not look alike.
     count = f"n{n}→{used}" if used is not None and used != n else f"n{n}"
     return f"{when} {name} {method} {count} {word}"
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def run_labels(runs: list[tuple[Path, Report | None]]) -> list[str]:
+    """Each run's label; runs whose labels would read alike get the config key that tells
+    them apart ("epochs=2"), so QAT with 1 and with 2 epochs are not two identical lines."""
+    labels = [run_label(p, r) for p, r in runs]
+    # Without the time: two tries of one job at other minutes still look alike otherwise.
+    bodies = [label.split(" ", 1)[-1] for label in labels]
+    for i, (_, rep) in enumerate(runs):
+        twins = [j for j, b in enumerate(bodies) if b == bodies[i] and j != i
+                 and runs[j][1] is not None]
+        if rep is None or not twins:
+            continue
+        mine = _flat(dict(rep.config or {}))
+        for j in twins:
+            other = _flat(dict(runs[j][1].config or {}))  # type: ignore[union-attr]
+            keys = [k for k in mine if k != "name" and other.get(k) != mine[k]
+                    and not k.endswith("path") and not k.endswith("runs_dir")]
+            if keys:
+                labels[i] += f" {keys[0].rsplit('.', 1)[-1]}={mine[keys[0]]}"
+                break
+    return labels

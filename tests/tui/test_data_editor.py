@@ -459,3 +459,20 @@ def test_runs_that_differ_in_one_key_say_it_in_their_labels(tmp_path: Path) -> N
     assert labels[0].endswith(" epochs=1") and labels[1].endswith(" epochs=2")
     assert labels[0].rsplit(" ", 1)[0].split(" ", 1)[1] == labels[1].rsplit(" ", 1)[0].split(" ", 1)[1]
     assert labels[2].endswith("UNFINISHED")  # no twin, no key
+
+
+async def test_the_log_wraps_a_long_command_without_dropping_characters(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_sample(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        log = app.query_one("#log")
+        line = ("artq run digits_ptq.toml --set data.calibration.path="
+                "/home/someone/projects/sensor/data/calibration_set_2026.npz "
+                "--set data.calibration.x=x_calib --set calibration.samples=300")
+        log.write(line)
+        await settle(pilot)
+        shown = [strip.text.rstrip() for strip in log.lines]
+        assert all(len(s) <= log.scrollable_content_region.width for s in shown)
+        assert "".join(shown).replace(" ", "") == line.replace(" ", "")

@@ -46,6 +46,8 @@ def band_text(samples: int | None) -> str:
 
 
 class CalibrationPane(VerticalScroll):
+    _watching = False
+
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
             yield knob_label("calibration.samples")
@@ -95,8 +97,10 @@ class CalibrationPane(VerticalScroll):
             else None
         for split in ds.SPLITS:
             self.editor(split).load(data.get(split), tuple(sorted(GENERATORS)), model_shape)
-        method = self.screen.query_one("#k-quantization--method")
-        self.watch(method, "value", lambda _: self.show_splits(), init=False)
+        if not self._watching:  # once: every session load would add a watcher
+            self._watching = True
+            method = self.screen.query_one("#k-quantization--method")
+            self.watch(method, "value", lambda _: self.show_splits(), init=False)
         self.show_splits()
 
     def editor(self, split: str) -> SourceEditor:

@@ -319,6 +319,24 @@ def _describe(cfg: dict[str, Any], out: dict[str, Any]) -> None:
     outputs = _refs(inner.get("output_layers")) or ([layers[-1].get("name")] if layers else [])
     for ref in outputs:
         out["outputs"].append({"name": ref, "shape": _output_shape(by_name.get(str(ref), {}))})
+    if not inner.get("output_layers") and layers and out["outputs"][0]["shape"] is None:
+        # A Sequential model names no output and its layers no inputs: the usual classifier
+        # head (pooled or flattened, then Dense, then same-shape layers) still states it.
+        out["outputs"] = [{"name": (layers[-1].get("config") or {}).get("name"),
+                           "shape": _sequential_head(layers)}]
+
+
+_FLAT = {"Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+         "GlobalMaxPooling2D", "Dense"}
+
+
+def _sequential_head(layers: list[dict[str, Any]]) -> list[Any] | None:
+    """[None, units] when a Sequential model ends in Dense (after same-shape layers) on a
+    flat input; else None (unknown)."""
+    rest = [layer for layer in layers if layer.get("class_name") not in _SAME_SHAPE]
+    if len(rest) >= 2 and rest[-1].get("class_name") == "Dense" and rest[-2].get("class_name") in _FLAT:
+        return [None, (rest[-1].get("config") or {}).get("units")]
+    return None
 
 
 def _refs(spec: Any) -> list[str]:

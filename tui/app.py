@@ -34,7 +34,7 @@ from . import keys
 from .guard import GuardedApp
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
-from .session import finished, read_report, sample_configs, session_text
+from .session import finished, read_report, runs_signature, sample_configs, session_text
 from .settings import Session, SettingError, changes, default_save_path, toml_value
 from .widgets import KeysFooter, LateMount
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 # where used, and the warm-up thread imports them after the first paint.
 
 RECENT_RUNS = 30
+RUNS_POLL_S = 2.0
 
 _PANE_CLASSES = {
     "calibration": ("calibration", "CalibrationPane"),
@@ -101,6 +102,7 @@ class ArtqApp(GuardedApp, App[int]):
         self.painted = False
         #: Where internal errors' tracebacks are written (the dialog names it).
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
+        self._runs_seen: tuple[Any, ...] = ()
 
     # --- layout ------------------------------------------------------------------
 
@@ -143,6 +145,9 @@ class ArtqApp(GuardedApp, App[int]):
         # A thread, but parsing reports holds the GIL: started before, it delayed the
         # first screen by its length (thirty reports ~0.1 s).
         self.refresh_runs()
+        # Runs made elsewhere (artq run in another terminal) show up without a restart.
+        self._runs_seen = runs_signature(self.runs_dir)
+        self.set_interval(RUNS_POLL_S, self._poll_runs)
         for late in list(self.query(LateMount)):
             await late.reveal()
             await asyncio.sleep(0)
@@ -189,6 +194,12 @@ class ArtqApp(GuardedApp, App[int]):
         runs = [(p, read_report(p)) for p in list_runs(self.runs_dir)[:RECENT_RUNS]]
         sweeps = [p for p, _ in runs if (p / "sweep.json").is_file()]
         self.call_from_thread(self._runs_loaded, runs, sweeps, pending, new_sweep)
+
+    def _poll_runs(self) -> None:
+        seen = runs_signature(self.runs_dir)
+        if seen != self._runs_seen:
+            self._runs_seen = seen
+            self.refresh_runs()
 
     def _runs_loaded(self, runs: list[tuple[Path, Report | None]], sweeps: list[Path],
                      pending: str | None, new_sweep: bool) -> None:
@@ -259,7 +270,7 @@ class ArtqApp(GuardedApp, App[int]):
         from .panes.knobs import write_all  # noqa: PLC0415 - after the first paint
 
         write_all(self.screen_stack[0], session.base)  # the panes' screen, under any dialog
-        self.pane("calibration").set_band(session.base.get("calibration.samples"))
+        self.pane("calibration").load_session(session)
         self.pane("models").show(session_text(session))
         if session.model and not session.model.get("exists"):
             self.notify(f"The model file is missing: {session.model.get('path')}", title="Model missing",
@@ -341,7 +352,8 @@ class ArtqApp(GuardedApp, App[int]):
 
         assert self.session is not None
         # The panes' screen: Ctrl+R over the help or a dialog read the knobs off that one.
-        return {**self.session.fixed, **changes(self.session.base, read_all(self.screen_stack[0]))}
+        return {**self.session.fixed, **changes(self.session.base, read_all(self.screen_stack[0])),
+                **self.pane("calibration").data_overrides()}
 
     def after_typing(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once the focused widget has handled the keys typed before.
@@ -414,6 +426,19 @@ class ArtqApp(GuardedApp, App[int]):
         self.after_typing(self.pane("quantize").sweep_dialog)
 
     async def action_quit(self) -> None:
+        if self.runner.running or self.sweeper.running:
+            # A keypress must not end a job of many minutes: ask (tui.newjob.ConfirmScreen).
+            from .newjob import ConfirmScreen  # noqa: PLC0415 - opened on demand
+
+            if not isinstance(self.screen, ConfirmScreen):
+                self.push_screen(ConfirmScreen(
+                    "Quit while a job runs?", "Quitting cancels the running job (its run is "
+                    "marked cancelled). Esc keeps it running.", "Cancel the job and quit"),
+                    lambda yes: self.run_worker(self._quit()) if yes else None)
+            return
+        await self._quit()
+
+    async def _quit(self) -> None:
         if self.runner.running:
             self.notify("Cancelling the running job before quitting…")
             await self.runner.cancel()

@@ -86,6 +86,13 @@ HELP_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
     ]),
     ("1 Models", [("↑ ↓  Enter", "a sample config: tune it; a run: read its results")]),
     ("2 Calibration", [("type, Tab", "sample count (guide 100–500), seed, data, preprocessing"),
+                       ("Kind, Path", "each split's data: synthetic, npz, npy-dir or images; "
+                                      "Browse… (Enter) picks the file or folder"),
+                       ("Inputs, Labels", "an .npz's own arrays, with shapes and dtypes"),
+                       ("Raw", "on: images, preprocessed; off: model-ready arrays fed as "
+                               "stored (preprocessing then off)"),
+                       ("Enter", "in a field: check the data again; a problem is said "
+                                 "beside its field"),
                        ("Check data", "preview, statistics and diagnostics (automatic on open)")]),
     ("3 Quantize", [("Method", "PTQ or QAT; QAT uses epochs and learning rate"),
                     ("", "stages show elapsed and time left; QAT charts loss and metric")]),

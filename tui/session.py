@@ -34,6 +34,21 @@ def read_report(run_dir: str | Path) -> Report | None:
     return rep
 
 
+def runs_signature(runs_dir: Path, n: int = 30) -> tuple[Any, ...]:
+    """What changes when a run folder appears, goes or gets a file (report.json is renamed
+    into its folder, which changes the folder's time): the folder's and its newest ``n``
+    folders' modification times. A few dozen stat calls: cheap enough to poll."""
+    import os  # noqa: PLC0415
+
+    try:
+        with os.scandir(runs_dir) as it:
+            dirs = sorted((e for e in it if e.is_dir()), key=lambda e: e.name, reverse=True)[:n]
+            return (Path(runs_dir).stat().st_mtime_ns,
+                    tuple((e.name, e.stat().st_mtime_ns) for e in dirs))
+    except OSError:
+        return ()
+
+
 def finished(runs: list[tuple[Path, Report | None]]) -> list[str]:
     """The folders of the runs that got as far as a stage, newest first."""
     return [str(p) for p, r in runs if r is not None and r.finished]

@@ -39,10 +39,6 @@ class Knob:
 KNOBS: tuple[Knob, ...] = (
     Knob("calibration.samples", "Samples", "int", help="representative samples drawn for PTQ"),
     Knob("calibration.seed", "Seed", "int", help="which samples are drawn"),
-    Knob("data.calibration.kind", "Source", "choice", ("synthetic", "images", "npz", "npy_dir")),
-    Knob("data.calibration.path", "Path", "str", help="file or folder (images, npz, npy_dir)"),
-    Knob("data.calibration.generator", "Generator", "str", help="bundled generator (synthetic)"),
-    Knob("data.calibration.count", "Items", "int", help="items generated (synthetic)"),
     Knob("preprocessing.color", "Colour", "choice", ("gray", "rgb", "bgr")),
     Knob("preprocessing.scale", "Scale", "float", help="pixel × scale"),
     Knob("preprocessing.mean", "Mean", "floats", help="one value or one per channel"),
@@ -127,15 +123,6 @@ def changes(base: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
             continue
         if current[k.key] != base.get(k.key):
             out[k.key] = current[k.key]
-    # Source-specific keys of an unused source kind are noise: keep what the kind needs.
-    kind = current.get("data.calibration.kind", base.get("data.calibration.kind"))
-    unused = ("data.calibration.path",) if kind == "synthetic" else (
-        "data.calibration.generator", "data.calibration.count")
-    for key in unused:
-        if not current.get(key):
-            out.pop(key, None)
-    if kind == "synthetic" and base.get("data.calibration.path"):
-        out["data.calibration.path"] = ""  # the config's file: a synthetic source refuses one
     for key, value in out.items():
         # A cleared field: there is no TOML for "nothing", and the run needs a value.
         if value is None:
@@ -178,12 +165,19 @@ class Session:
 
 
 def default_save_path(session: Session) -> Path:
+    """Beside the config; a template's (a sample, a new job's scratch file) in the current
+    folder, never inside the installed package or a temporary folder."""
     src = session.config_path
     stem = session.name if session.template else src.stem
-    base = src.parent / f"{stem}-tuned.toml"
-    p, i = base, 2
+    try:
+        src.resolve().parent.relative_to(Path.cwd().resolve())
+        folder = Path.cwd() if session.template else src.parent
+    except ValueError:  # a sample of an installed copy, a run's config.toml elsewhere
+        folder = Path.cwd()
+    suffix = "" if session.template else "-tuned"
+    p, i = folder / f"{stem}{suffix}.toml", 2
     while p.exists():
-        p, i = src.parent / f"{stem}-tuned-{i}.toml", i + 1
+        p, i = folder / f"{stem}{suffix}-{i}.toml", i + 1
     return p
 
 

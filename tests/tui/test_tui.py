@@ -436,13 +436,10 @@ def test_settings_round_trip_exactly() -> None:
     m = KNOB["preprocessing.mean"]
     assert parse(m, show(m, [0.485, 0.456, 0.406])) == [0.485, 0.456, 0.406]
     base = {"calibration.samples": 200, "quantization.stages.fp16": True,
-            "quantization.stages.int8": True, "data.calibration.kind": "synthetic"}
+            "quantization.stages.int8": True}
     cur = dict(base, **{"calibration.samples": 50, "quantization.stages.fp16": False})
     assert changes(base, cur) == {"calibration.samples": 50, "quantization.stages": ["fp32", "int8"]}
-    # Back to a generator from a config that reads a file: the file is dropped, not refused.
-    files = {"data.calibration.kind": "npz", "data.calibration.path": "/d/cal.npz"}
-    assert changes(files, dict(files, **{"data.calibration.kind": "synthetic"})) == {
-        "data.calibration.kind": "synthetic", "data.calibration.path": ""}
+    # The data sources' overrides: tests/unit/test_tui_datasource.py.
 
 
 async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:
@@ -528,8 +525,9 @@ async def test_open_a_config_or_a_model_with_the_file_picker(runs: Path, tmp_pat
         app.screen.query_one("#open-path", Input).focus()
         await pilot.press("enter")
         await settle(pilot, app)
-        # A bare model: a new job on the current config's data, under the model's name.
-        assert app.session.fixed == {"model.path": str(model.resolve()), "name": "digits"}
+        # A bare model: a job of its own, no data yet (tests/tui/test_data_editor.py).
+        assert app.session.config["model"]["path"] == str(model.resolve())
+        assert app.session.name == "digits" and app.session.config["data"]["test"]["path"] == ""
         assert app.session.template and "params   73,114" in text_of(app, "#summary")
 
 

@@ -9,22 +9,14 @@ from tui.settings import SettingError, changes, set_args
 
 
 def test_a_cleared_samples_field_is_named_not_a_crash() -> None:
-    base = {"calibration.samples": 200, "data.calibration.kind": "synthetic"}
+    base = {"calibration.samples": 200}
     with pytest.raises(SettingError) as info:
         changes(base, {**base, "calibration.samples": None})
     assert str(info.value) == "calibration.samples: is empty: type a value (the config has 200)"
 
 
-def test_npz_chosen_with_an_empty_path_is_named() -> None:
-    base = {"data.calibration.kind": "synthetic", "data.calibration.path": ""}
-    with pytest.raises(SettingError) as info:
-        changes(base, {"data.calibration.kind": "npz", "data.calibration.path": None})
-    assert info.value.key == "data.calibration.path" and "is empty" in str(info.value)
-
-
 def test_unchanged_and_unused_empty_fields_give_plain_overrides() -> None:
-    base = {"calibration.samples": 200, "data.calibration.kind": "synthetic",
-            "data.calibration.path": None}
+    base = {"calibration.samples": 200, "preprocessing.color": None}
     ov = changes(base, {**base, "calibration.samples": 50})
     assert ov == {"calibration.samples": 50}
     assert set_args(ov) == ["calibration.samples=50"]

@@ -10,11 +10,16 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
+from .. import datasource as ds
 from ..calibcheck import finding_text
 from ..guard import Guarded
 from ..settings import SettingError, set_args
 from ..widgets import ImagePreview
 from .knobs import knob_label, knob_widget
+from .sources import SourceEditor
+
+#: The knobs that act only on images (raw sources): off when every split is model-ready.
+PREPROCESSING = ("color", "scale", "interpolation", "mean", "std")
 
 GUIDE = (100, 500)
 
@@ -42,23 +47,18 @@ def band_text(samples: int | None) -> str:
 
 
 class CalibrationPane(Guarded, VerticalScroll):
+    _watching = False
+
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
             yield knob_label("calibration.samples")
             yield knob_widget("calibration.samples")
             yield Label(band_text(None), id="band")
-        with Horizontal(classes="knobs"):
             yield knob_label("calibration.seed")
             yield knob_widget("calibration.seed")
-            yield knob_label("data.calibration.kind")
-            yield knob_widget("data.calibration.kind")
-            yield knob_label("data.calibration.count")
-            yield knob_widget("data.calibration.count")
-        with Horizontal(classes="knobs"):
-            yield knob_label("data.calibration.generator")
-            yield knob_widget("data.calibration.generator")
-            yield knob_label("data.calibration.path")
-            yield knob_widget("data.calibration.path")
+        for split in ds.SPLITS:
+            yield SourceEditor(split)
+        yield Static("", id="pp-note", markup=False)
         with Horizontal(classes="knobs"):
             yield knob_label("preprocessing.color")
             yield knob_widget("preprocessing.color")
@@ -83,6 +83,83 @@ class CalibrationPane(Guarded, VerticalScroll):
                 yield ImagePreview(id="preview")
         yield Label("Calibration diagnostics", classes="section")
         yield Static("—", id="diagnostics", markup=False)
+
+    # --- the data sources ---------------------------------------------------------------
+
+    def load_session(self, session: Any) -> None:
+        """Show a session's data tables in the editors (the app calls it on every load)."""
+        from engine.samples import GENERATORS  # noqa: PLC0415 - after the first paint
+
+        self.set_band(session.base.get("calibration.samples"))
+        data = session.config.get("data") or {}
+        inputs = (session.model or {}).get("inputs") or []
+        shape = inputs[0].get("shape") if len(inputs) == 1 else None
+        model_shape = tuple(shape[1:]) if shape and all(isinstance(d, int) for d in shape[1:]) \
+            else None
+        for split in ds.SPLITS:
+            self.editor(split).load(data.get(split), tuple(sorted(GENERATORS)), model_shape)
+        if not self._watching:  # once: every session load would add a watcher
+            self._watching = True
+            method = self.screen.query_one("#k-quantization--method")
+            self.watch(method, "value", lambda _: self.show_splits(), init=False)
+        self.show_splits()
+
+    def editor(self, split: str) -> SourceEditor:
+        return self.query_one(f"#ds-{split}", SourceEditor)
+
+    def used_splits(self) -> list[str]:
+        """The splits the tuned job reads: train and validation only for QAT (validation
+        only when the config has one)."""
+        # The pane's own screen: a dialog may be on top. Before 3 Quantize mounts: PTQ.
+        method = self.screen.query("#k-quantization--method")
+        qat = bool(method) and method.first().value == "qat"  # type: ignore[attr-defined]
+        out = ["calibration", "test"]
+        if qat:
+            out.append("train")
+            if self.editor("validation").base is not None:
+                out.append("validation")
+        return out
+
+    def show_splits(self) -> None:
+        used = self.used_splits()
+        for split in ds.SPLITS:
+            self.editor(split).display = split in used
+        self.show_preprocessing()
+
+    def show_preprocessing(self) -> None:
+        """Preprocessing acts on images only: when every split is model-ready (raw =
+        false) its fields are disabled, and the note says why."""
+        used = self.used_splits()
+        ready = [s for s in used if ds.model_ready(self.editor(s).source)]
+        images = [s for s in used if s not in ready]
+        for name in PREPROCESSING:
+            self.query_one(f"#k-preprocessing--{name}").disabled = not images
+        note = self.query_one("#pp-note", Static)
+        if not images:
+            note.update("Preprocessing: off. Every split is model-ready (raw = false) and goes to "
+                        "the model as stored; turn on Raw for a split of raw images.")
+        elif ready:
+            note.update(f"Preprocessing: applies to {', '.join(images)}; "
+                        f"{', '.join(ready)} model-ready (raw = false), fed as stored.")
+        else:
+            note.update("Preprocessing: applies to every split (images).")
+
+    def data_overrides(self) -> dict[str, Any]:
+        """The data tables' overrides; SettingError naming the first field with a problem."""
+        out: dict[str, Any] = {}
+        for split in self.used_splits():
+            out.update(self.editor(split).overrides())
+        return out
+
+    @on(SourceEditor.Edited)
+    def _source_edited(self, event: SourceEditor.Edited) -> None:
+        if self.app.session is None:  # type: ignore[attr-defined]
+            return
+        self.show_preprocessing()
+        if event.final:
+            self.check()
+        else:
+            self.set_state("changed: Enter re-checks")
 
     def set_band(self, samples: int | None) -> None:
         self.query_one("#band", Label).update(band_text(samples))
@@ -122,7 +199,8 @@ class CalibrationPane(Guarded, VerticalScroll):
         try:
             ov = app.overrides()
         except SettingError as exc:
-            self.set_state(f"PROBLEM: {exc}")
+            missing = exc.key.startswith("data.") and str(exc).split(": ", 1)[1].startswith("choose")
+            self.set_state("choose calibration and test data above" if missing else f"PROBLEM: {exc}")
             return
         self.set_state("checking…")
         self._check(str(app.session.config_path), set_args(ov), app.session.model)
@@ -157,4 +235,5 @@ class CalibrationPane(Guarded, VerticalScroll):
     @on(Input.Submitted)
     @on(Select.Changed)
     def _edited(self) -> None:
+        # An editor's choices come as SourceEditor.Edited (it stops their Changed).
         self.check()

@@ -298,9 +298,10 @@ class ComparePane(Guarded, VerticalScroll):
 
 
     def set_runs(self, runs: list[tuple[Path, Report | None]], sweeps: list[Path]) -> None:
-        from .models import run_label  # noqa: PLC0415
+        from .models import run_labels  # noqa: PLC0415
 
-        opts = [(run_label(p, r), str(p)) for p, r in runs if r is not None]
+        opts = [(label, str(p)) for (p, r), label in zip(runs, run_labels(runs), strict=True)
+                if r is not None]
         for sel_id in ("#cmp-a", "#cmp-b"):
             sel = self.query_one(sel_id, Select)
             keep = sel.value

@@ -67,6 +67,8 @@ def config_text(cfg: dict[str, Any], source: str) -> str:
     def src(d: dict[str, Any] | None) -> str:
         if not d:
             return "—"
+        if d.get("kind") != "synthetic" and not d.get("path"):
+            return "none yet: choose it in 2 Calibration"
         if d.get("kind") == "synthetic":
             return f"{d.get('generator')}/{d.get('split')} ×{d.get('count')}"
         return f"{d.get('kind')} {rel(d.get('path'))}"
@@ -114,8 +116,8 @@ class ModelsPane(Guarded, Horizontal):
         picker.add_option(Option("── Recent runs (Enter: results) ──", disabled=True))
         if not runs:
             picker.add_option(Option("  (none yet)", disabled=True))
-        for path, rep in runs:
-            picker.add_option(Option(f"  {run_label(path, rep)}", id=f"run:{path}"))
+        for (path, _rep), label in zip(runs, run_labels(runs), strict=True):
+            picker.add_option(Option(f"  {label}", id=f"run:{path}"))
         picker.add_option(Option("── Ctrl+O: open a file… ──", id="open"))
         index = None
         if keep:
@@ -157,18 +159,51 @@ class ModelsPane(Guarded, Horizontal):
         app.push_screen(OpenScreen(folder), opened)
 
     def open_model(self, path: Path) -> None:
-        """A bare model: a new job on the current config (or the first sample) as template."""
+        """A bare model: a job of its own (tui.newjob), after asking when the current
+        session has tuned values that would be dropped."""
+        from ..newjob import ConfirmScreen  # noqa: PLC0415 - opened on demand
+        from ..settings import SettingError, toml_value  # noqa: PLC0415
+
         app: Any = self.app
-        base = app.session.config_path if app.session else (app.samples[0] if app.samples else None)
-        if base is None:
-            app.show_error("No template config", "A model needs a job config for its data.",
-                           "Open a .toml job config instead.")
+        if app.session is None:
+            self._new_job(path)
             return
-        fixed = {"model.path": str(path), "name": path.stem}
-        app.notify(f"New job for {path.name} on {base.name}'s data and settings; set the data "
-                   "in 2 Calibration, then Ctrl+S to save it.", timeout=8)
-        app.open_config(base, go=False, fixed=fixed, template=True)
-        app.action_show_tab("models")
+        try:
+            tuned = {k: v for k, v in app.overrides().items() if k not in app.session.fixed}
+            said = ", ".join(f"{k} = {toml_value(v)}" for k, v in tuned.items())
+        except SettingError as exc:
+            tuned, said = {"": None}, f"{exc} (and any other changes)"
+        if not tuned:
+            self._new_job(path)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._new_job(path)
+
+        app.push_screen(ConfirmScreen(
+            f"Open {path.name} as a new job?",
+            f"The changes to {app.session.name} are not saved and would be dropped: {said}.\n"
+            "Esc keeps them (Ctrl+S saves them first).", "Drop them and open"), answered)
+
+    @work(thread=True, exclusive=True, group="session")
+    def _new_job(self, path: Path) -> None:
+        from engine.errors import EngineError  # noqa: PLC0415
+
+        from ..newjob import PROMPT, new_session  # noqa: PLC0415
+
+        app: Any = self.app
+        try:
+            session, why = new_session(path)
+        except (EngineError, OSError) as exc:
+            app.call_from_thread(app.show_error, "This model cannot be opened", str(exc),
+                                 "Check the file, or open a job config (.toml) instead.")
+            return
+        task = session.config["evaluation"]["task"]
+        app.call_from_thread(app._session_loaded, session, True)
+        app.call_from_thread(
+            app.notify, f"New job for {path.name}: task {task} ({why}), profile general.\n"
+            f"Next: {PROMPT} in 2 Calibration.", title="New job", timeout=10)
 
     def tune_run(self) -> None:
         """Use the highlighted run's config (as it ran) as the session."""
@@ -264,3 +299,34 @@ def run_label(path: Path, rep: Report | None) -> str:
     # "n200→100": asked for 200, only 100 existed — two such runs must not look alike.
     count = f"n{n}→{used}" if used is not None and used != n else f"n{n}"
     return f"{when} {name} {method} {count} {word}"
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def run_labels(runs: list[tuple[Path, Report | None]]) -> list[str]:
+    """Each run's label; runs whose labels would read alike get the config key that tells
+    them apart ("epochs=2"), so QAT with 1 and with 2 epochs are not two identical lines."""
+    labels = [run_label(p, r) for p, r in runs]
+    # Without the time: two tries of one job at other minutes still look alike otherwise.
+    bodies = [label.split(" ", 1)[-1] for label in labels]
+    for i, (_, rep) in enumerate(runs):
+        twins = [j for j, b in enumerate(bodies) if b == bodies[i] and j != i
+                 and runs[j][1] is not None]
+        if rep is None or not twins:
+            continue
+        mine = _flat(dict(rep.config or {}))
+        for j in twins:
+            other = _flat(dict(runs[j][1].config or {}))  # type: ignore[union-attr]
+            keys = [k for k in mine if k != "name" and other.get(k) != mine[k]
+                    and not k.endswith("path") and not k.endswith("runs_dir")]
+            if keys:
+                labels[i] += f" {keys[0].rsplit('.', 1)[-1]}={mine[keys[0]]}"
+                break
+    return labels

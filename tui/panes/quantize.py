@@ -34,7 +34,9 @@ class QuantizePane(JobMonitor):
             yield Label("idle", id="job-state")
         yield Vertical(id="stages")
         yield Static("", id="qat-chart", markup=False)
-        yield RichLog(id="log", max_lines=1000, wrap=True, markup=False)
+        # min_width: RichLog wraps at 78 columns at least, wider than the pane at 80, and
+        # cut off the end of each long line (a command could not be copied whole).
+        yield RichLog(id="log", max_lines=1000, wrap=True, markup=False, min_width=20)
 
     @on(Button.Pressed, "#launch-btn")
     def _launch_pressed(self) -> None:

@@ -35,7 +35,7 @@ from .guard import GuardedApp
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
 from .session import finished, read_report, runs_signature, sample_configs, session_text
-from .settings import Session, SettingError, changes, default_save_path, toml_value
+from .settings import Session, SettingError, changes
 from .widgets import KeysFooter, LateMount
 
 if TYPE_CHECKING:
@@ -383,31 +383,9 @@ class ArtqApp(GuardedApp, App[int]):
         self.after_typing(self._save)
 
     def _save(self) -> None:
-        if self.session is None:
-            self.notify("Nothing to save: pick a job config first.", severity="warning")
-            return
-        ov = self.tuned("save again")
-        if ov is None:
-            return
-        session = self.session
-        summary = ("Changes: " + ", ".join(f"{k} = {toml_value(v)}" for k, v in ov.items())
-                   if ov else f"No changes from {session.config_path.name}: it will be copied.")
+        from .savejob import save_tuned  # noqa: PLC0415 - on demand
 
-        def chosen(dest: Path | None) -> None:
-            if dest is None:
-                return
-            from .settings import save_config  # noqa: PLC0415
-
-            try:
-                out = save_config(session.config_path, dest, ov)
-            except (OSError, SettingError) as exc:
-                self.show_error("The config was not saved", str(exc), "Choose another path.")
-                return
-            self.notify(f"Saved {out}\nRun it: artq run {out}", title="Saved", timeout=8)
-
-        from .screens import SaveScreen  # noqa: PLC0415 - opened on demand
-
-        self.push_screen(SaveScreen(default_save_path(session), summary), chosen)
+        save_tuned(self)
 
     # --- jobs: the Quantize pane starts and watches them -------------------------------
 

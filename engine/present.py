@@ -389,3 +389,36 @@ def qat_lines(rep: Report) -> list[str]:
             lines.append(f"QAT regained {ptq.drop - drop:+.2f} points over PTQ "
                          f"(INT8 drop {drop_text(drop)} against {drop_text(ptq.drop)})")
     return lines
+
+
+def _db(v: float | None) -> str:
+    return "exact" if v is None else f"{v:.1f} dB"
+
+
+def bias_lines(rep: Report) -> list[str]:
+    """What the sequential bias correction did: the outputs' SQNR before → after on the
+    held-out calibration slice (which chose) and on the test set, and the model kept."""
+    bc = rep.bias_correction
+    if bc is None:
+        return []
+    where = (f"{bc.heldout_items} held-out calibration items" if bc.heldout_items
+             else f"the {bc.fit_items} calibration items it fitted on (too few to hold some out)")
+    kept = ("kept the corrected model (int8.tflite; the converter's is "
+            f"{bc.other_path})" if bc.corrected else
+            f"kept the converter's model: the correction did not help on {where} "
+            f"(the corrected one is {bc.other_path})")
+    lines = [f"Bias correction ({bc.method}, {len(bc.layers)} layers, fitted on "
+             f"{bc.fit_items} calibration items): {kept}"]
+    for o in bc.outputs:
+        cal, test = o.calibration, o.test
+        parts = []
+        if cal is not None:
+            parts.append(f"{_db(cal.before_db)} → {_db(cal.after_db)} on {where}")
+        if test is not None:
+            parts.append(f"{_db(test.before_db)} → {_db(test.after_db)} on the "
+                         f"{bc.test_items} test items")
+        lines.append(f"output '{o.name}' SQNR: " + "; ".join(parts))
+    if bc.skipped:
+        lines.append(f"{len(bc.skipped)} conv/FC layers left as they were: "
+                     + "; ".join(f"{s.name} ({s.why})" for s in bc.skipped[:3]))
+    return lines

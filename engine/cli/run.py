@@ -181,7 +181,7 @@ def print_summary(console: Console, rep: Report) -> None:
     say_plain(say.headline(rep))
     for line in say.npu_lines(rep):
         say_plain(line)
-    for line in say.qat_lines(rep):
+    for line in say.qat_lines(rep) + say.bias_lines(rep):
         say_plain(line)
     if v := say.verdict(rep):
         style = "bold green" if v[0] == "PASS" else "bold red"

@@ -28,6 +28,7 @@ from ..events import RunFailed, RunFinished, RunStarted, Sink, ThrottledSink, nu
 from ..report import Report, render_markdown
 from ..rundir import EventLog, RunDir
 from . import stages
+from .bias import bias_correction
 from .context import REPORT_SCHEMA, JobContext, build_report
 from .preflight import checked, preflight
 from .qat import find_ptq_run, qat_stage, resume_config
@@ -71,6 +72,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             else:
                 stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
         cancel.check()
+        bias_correction(ctx, cal, test, emit, cancel)                            # bias_correction
         stages.layer_errors(ctx, be, calib_path, emit)                           # layers
     finally:
         be.close()

@@ -1,0 +1,102 @@
+"""Stage ``bias_correction``: correct the INT8 model's biases, keep it only if it is better.
+
+The correction fits on the calibration items the converter saw, less a held-out slice
+(every fifth item) that decides which model is kept: the corrected one only when no
+output is further from FP32 there and one is closer. The test set is never used to fit or
+to choose; it is measured after the choice, for the report. ``int8.tflite`` is the model
+kept (every later stage sees it); the other is kept beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..bias_correction import (
+    better,
+    correct,
+    layer_sqnr,
+    output_sqnr,
+    run,
+    split,
+    tensor_index,
+)
+from ..cancel import CancelToken
+from ..data import Dataset
+from ..events import Log, Progress, Sink
+from ..layer_names import layer_names
+from ..layout import to_model
+from .context import JobContext, timed
+
+UNCORRECTED = "int8_uncorrected.tflite"
+CORRECTED = "int8_corrected.tflite"
+
+
+def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
+                    cancel: CancelToken) -> None:
+    """``quantization.bias_correction = "sequential"`` on a PTQ ``.tflite`` INT8 model."""
+    q = ctx.cfg.quantization
+    if q.bias_correction == "off" or "int8" not in ctx.stages or "fp32" not in ctx.stages:
+        return
+    int8, fp32 = ctx.stage_file("int8"), ctx.stage_file("fp32")
+    if q.method == "qat" or int8.suffix != ".tflite":
+        why = "QAT models" if q.method == "qat" else "ONNX models"
+        emit(Log(f"bias correction covers PTQ .tflite models; skipped for {why}", "info"))
+        return
+    original, reference = int8.read_bytes(), fp32.read_bytes()
+    x_cal, x_test = to_model(cal.x, ctx.layout), to_model(test.x, ctx.layout)
+    fit, held = split(len(x_cal))
+    with timed(ctx, emit, "bias_correction") as t:
+        def on_layer(done: int, total: int) -> None:
+            emit(Progress("bias_correction", done, total + 2))
+
+        fixed = correct(original, reference, x_cal[fit], on_layer=on_layer, cancel=cancel)
+        layers = [f.layer for f in fixed.fixes]
+        names = tensor_index(reference)
+
+        def measure(x: Any) -> tuple[dict[str, list[float]], list[list[float]]]:
+            ref = run(reference, x, [names[la.name] for la in layers], cancel=cancel)
+            runs = [run(m, x, [la.output for la in layers], cancel=cancel)
+                    for m in (original, fixed.content)]
+            return output_sqnr(runs, ref), layer_sqnr(runs, ref, layers, names)
+
+        out_cal, lay_cal = measure(x_cal[held])
+        keep = bool(layers) and better([v[0] for v in out_cal.values()],
+                                       [v[1] for v in out_cal.values()])
+        emit(Progress("bias_correction", len(layers) + 1, len(layers) + 2))
+        out_test, lay_test = measure(x_test)  # after the choice: reported, never chosen on
+        emit(Progress("bias_correction", len(layers) + 2, len(layers) + 2))
+        if keep:
+            ctx.run.path.joinpath(UNCORRECTED).write_bytes(original)
+            int8.write_bytes(fixed.content)
+        else:
+            ctx.run.path.joinpath(CORRECTED).write_bytes(fixed.content)
+        short = layer_names([(la.name, la.opcode) for la in layers])
+        ctx.bias_correction = {
+            "method": q.bias_correction,
+            "kept": "corrected" if keep else "uncorrected",
+            "other_path": UNCORRECTED if keep else CORRECTED,
+            "fit_items": len(fit),
+            # Under 10 items there is no slice to spare: fitted and judged on all of them.
+            "heldout_items": len(held) if len(x_cal) >= 10 else 0,
+            "test_items": len(x_test),
+            "outputs": [{"name": name, "calibration": _pair(out_cal[name]),
+                         "test": _pair(out_test[name])} for name in out_cal],
+            "layers": [{"name": f.layer.name, "layer": short.get(f.layer.name, f.layer.name),
+                        "op": f.layer.opcode, "channels": f.layer.channels,
+                        "changed": f.changed, "saturated": f.saturated, "left": f.left,
+                        "shift_lsb": round(f.shift_lsb, 4),
+                        "calibration": _pair(lay_cal[i]), "test": _pair(lay_test[i])}
+                       for i, f in enumerate(fixed.fixes)],
+            "skipped": [{"name": n, "why": why} for n, why in fixed.skipped],
+        }
+        t.summary = {"layers": len(layers), "kept": ctx.bias_correction["kept"]}
+
+
+def _db(v: float) -> float | None:
+    """JSON has no infinity: an exact match (or no signal) is null, as sqnr_db elsewhere."""
+    return round(v, 3) if math.isfinite(v) else None
+
+
+def _pair(v: list[float]) -> dict[str, float | None]:
+    return {"before_db": _db(v[0]), "after_db": _db(v[1])}

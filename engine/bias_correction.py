@@ -213,11 +213,6 @@ def layer_sqnr(runs: Sequence[Run], ref: Run, layers: Sequence[BiasLayer],
              for r in runs] for la in layers]
 
 
-def output_sqnr(runs: Sequence[Run], ref: Run) -> dict[str, list[float]]:
-    """Per model output (signature name), its SQNR in each run against the float run."""
-    return {name: [sqnr(r.outputs[name], v) for r in runs] for name, v in ref.outputs.items()}
-
-
 def better(before: Sequence[float], after: Sequence[float]) -> bool:
     """The corrected model is kept when no output is worse and one is better: a verdict
     rests on every output, so a gain on one never buys a loss on another."""

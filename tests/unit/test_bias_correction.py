@@ -23,7 +23,7 @@ PB = np.array([0.1, 0.0, -0.2, 0.05], np.float32)
 DW_OPTS = {"padding": 0, "strideH": 1, "strideW": 1, "depthMultiplier": 1,
            "fusedActivationFunction": 0}
 PW_OPTS = {"padding": 0, "strideH": 1, "strideW": 1, "fusedActivationFunction": 0}
-SHAPE = (1, 6, 6, C)
+SHAPE = (1, 8, 8, C)
 
 
 def _f32(name: str, a: np.ndarray) -> T:
@@ -67,8 +67,8 @@ def int8_model(s1: float, s2: float, plant_lsb: np.ndarray) -> bytes:
     return craft(tensors, ops, [0], [6])
 
 
-@pytest.fixture(scope="module")
-def pair() -> tuple[bytes, bytes, np.ndarray, np.ndarray]:
+def make_pair() -> tuple[bytes, bytes, np.ndarray, np.ndarray]:
+    """The INT8 model with its planted shift, the float model, 40 items, float outputs."""
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (40, *SHAPE[1:])).astype(np.float32)
     fp32 = float_model()
@@ -78,6 +78,11 @@ def pair() -> tuple[bytes, bytes, np.ndarray, np.ndarray]:
     s2 = float(np.abs(ref.outputs["y2"]).max()) / 100
     int8 = int8_model(s1, s2, np.array([4.0, -4.0, 6.0, -6.0]))
     return int8, fp32, x, ref.outputs["y2"]
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[bytes, bytes, np.ndarray, np.ndarray]:
+    return make_pair()
 
 
 def _mean_error(content: bytes, x: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -228,3 +228,35 @@ def split(n: int) -> tuple[np.ndarray, np.ndarray]:
         return idx, idx
     held = idx % 5 == 4
     return idx[~held], idx[held]
+
+
+def carry(original: bytes, corrected: bytes, target: bytes) -> tuple[bytes, int]:
+    """``target`` (a model quantized with the same ranges, e.g. a mixed model with one
+    layer kept in float) with the correction applied: each bias that the correction
+    changed and that ``target`` holds unchanged (same tensor name, same values as
+    ``original``, same scales) takes its corrected values. Returns the model and the
+    number of biases carried over.
+
+    The sequential correction fits each layer on corrected predecessors, so each value
+    corrects the layer's own rounding; it stays right where an earlier layer is in float.
+    """
+    def biases(content: bytes) -> dict[str, tuple[BiasLayer, np.ndarray]]:
+        model = read_model_bytes(content)
+        sg = model.main
+        return {sg.tensors[la.bias].name: (la, read_bias(content, la))
+                for la in bias_layers(model)[0]}
+
+    before, after = biases(original), biases(corrected)
+    data = bytearray(target)
+    carried = 0
+    for name, (la, values) in biases(target).items():
+        if name not in before or name not in after:
+            continue
+        old_layer, old = before[name]
+        new = after[name][1]
+        if (np.array_equal(old, new) or not np.array_equal(values, old)
+                or not np.allclose(la.bias_scale, old_layer.bias_scale, rtol=1e-6)):
+            continue
+        write_bias(data, la, new)
+        carried += 1
+    return bytes(data), carried

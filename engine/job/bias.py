@@ -10,9 +10,19 @@ kept (every later stage sees it); the other is kept beside it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from ..bias_correction import better, correct, layer_sqnr, run, split, sqnr, tensor_index
+from ..bias_correction import (
+    better,
+    carry,
+    correct,
+    layer_sqnr,
+    run,
+    split,
+    sqnr,
+    tensor_index,
+)
 from ..cancel import CancelToken
 from ..data import Dataset
 from ..events import Log, Progress, Sink
@@ -94,6 +104,24 @@ def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
             "skipped": [{"name": n, "why": why} for n, why in fixed.skipped],
         }
         t.summary = {"layers": len(layers), "kept": ctx.bias_correction["kept"]}
+
+
+def correct_mixed(ctx: JobContext, emit: Sink) -> None:
+    """The kept correction carried into the per-layer analysis's mixed models, so the
+    sensitivity compares like with like: a layer kept in float against the corrected model,
+    with every other layer corrected as in it."""
+    bc, res = ctx.bias_correction, ctx.layer_errors
+    if not bc or bc.get("kept") != "corrected" or not res or not res.candidates:
+        return
+    original = ctx.run.path.joinpath(UNCORRECTED).read_bytes()
+    corrected = ctx.stage_file("int8").read_bytes()
+    for c in res.candidates:
+        path = c.get("path")
+        if not path or not str(path).endswith(".tflite"):
+            continue
+        content, n = carry(original, corrected, Path(path).read_bytes())
+        Path(path).write_bytes(content)
+        emit(Log(f"bias correction carried into {Path(path).name}: {n} layers", "info"))
 
 
 def _outputs(ctx: JobContext, path: str, x: Any, cancel: CancelToken) -> list[Any]:

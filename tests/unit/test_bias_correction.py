@@ -163,3 +163,20 @@ def test_channel_error_ignores_values_a_fused_relu_clamps(pair):  # noqa: ANN001
     ref = np.array([-1.0] * 20 + [1.0] * 20, np.float32).reshape(-1, 1)
     q = np.array([-128] * 20 + [-116] * 20, np.int8).reshape(-1, 1)
     assert channel_error(q, ref, layer) == pytest.approx([0.2], abs=1e-5)
+
+
+def test_carry_applies_the_correction_where_the_target_holds_the_same_bias(pair):  # noqa: ANN001
+    from engine.bias_correction import carry  # noqa: PLC0415
+
+    int8, fp32, x, _ = pair
+    fixed = correct(int8, fp32, x).content
+    same, n = carry(int8, fixed, int8)
+    assert same == fixed and n == 2
+    # A target whose depthwise bias differs (quantized otherwise) keeps its own.
+    layers, _ = bias_layers(read_model_bytes(int8))
+    other = bytearray(int8)
+    write_bias(other, layers[0], read_bias(int8, layers[0]) + 1)
+    got, n = carry(int8, fixed, bytes(other))
+    assert n == 1
+    assert read_bias(got, layers[0]).tolist() == (read_bias(int8, layers[0]) + 1).tolist()
+    assert read_bias(got, layers[1]).tolist() == read_bias(fixed, layers[1]).tolist()

@@ -160,11 +160,14 @@ def _q(v: Any) -> str:
 
 def _bias_markdown(rep: Report) -> list[str]:
     """The bias correction's summary, then each corrected layer's output SQNR."""
-    bc = rep.bias_correction
-    if bc is None:
+    lines = say.bias_lines(rep)  # with the correction off: a suggestion, when one fits
+    if not lines:
         return []
     out = ["## Bias correction", ""]
-    out.extend(f"- {line}" for line in say.bias_lines(rep))
+    out.extend(f"- {line}" for line in lines)
+    bc = rep.bias_correction
+    if bc is None:
+        return [*out, ""]
     out += ["", "| # | layer | op | channels changed | shift (LSB) | SQNR before → after, "
             "held-out calibration | test |", "|---|---|---|---|---|---|---|"]
     for i, la in enumerate(bc.layers):

@@ -130,3 +130,24 @@ def test_a_correction_that_helps_is_kept_and_the_job_evaluates_it(
     # The evaluation (and so the verdict) scores the kept, corrected model.
     sq = res.report.stage("int8").metrics.outputs[0].sqnr_db
     assert sq == pytest.approx(out.test.after_db, abs=0.01)
+
+
+def _report(passed: bool, mode: str = "off", method: str = "ptq") -> Report:
+    return Report.from_dict({
+        "schema": "artq.report/1", "status": "ok", "name": "r",
+        "config": {"quantization": {"method": method, "bias_correction": mode}},
+        "stages": {"int8": {"path": "int8.tflite", "size_bytes": 1}},
+        "verdict": {"profile": "general", "threshold": 26.0, "metric": "sqnr_db", "fp32": None,
+                    "int8": 6.2, "drop": None, "pass": passed, "advice": "", "output": "dense",
+                    "unit": "dB"}})
+
+
+def test_a_low_sqnr_with_the_correction_off_suggests_it() -> None:
+    from engine import present  # noqa: PLC0415
+
+    (line,) = present.bias_lines(_report(False))
+    assert "'dense' at 6.2 dB" in line and 'bias_correction = "sequential"' in line
+    assert "## Bias correction" in render_markdown(_report(False))
+    assert present.bias_lines(_report(True)) == []
+    assert present.bias_lines(_report(False, method="qat")) == []
+    assert present.bias_lines(_report(False, mode="sequential")) == []

@@ -33,6 +33,8 @@ from .stages import model_order, output_names
 
 UNCORRECTED = "int8_uncorrected.tflite"
 CORRECTED = "int8_corrected.tflite"
+#: Per-layer SQNR is measured on at most this many items of each split.
+LAYER_ITEMS = 200
 
 
 def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
@@ -68,8 +70,11 @@ def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
             outs = [_outputs(ctx, str(f), x, cancel) for f in files]
             by_output = {name: [sqnr(o[i], outs[0][i]) for o in outs[1:]]
                          for i, name in enumerate(output_names(ctx, len(outs[0])))}
-            ref = run(reference, x, [names[la.name] for la in layers], cancel=cancel)
-            runs = [run(m, x, [la.output for la in layers], cancel=cancel, outputs=False)
+            # Layer tensors on the first LAYER_ITEMS items: each layer's figure is a mean over
+            # many values per item, and keeping every tensor of every item costs time and memory.
+            xl = x[:LAYER_ITEMS]
+            ref = run(reference, xl, [names[la.name] for la in layers], cancel=cancel)
+            runs = [run(m, xl, [la.output for la in layers], cancel=cancel, outputs=False)
                     for m in (original, fixed.content)]
             return by_output, layer_sqnr(runs, ref, layers, names)
 
@@ -93,6 +98,7 @@ def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
             # Under 10 items there is no slice to spare: fitted and judged on all of them.
             "heldout_items": len(held) if len(x_cal) >= 10 else 0,
             "test_items": len(x_test),
+            "layer_items": LAYER_ITEMS,
             "outputs": [{"name": name, "calibration": _pair(out_cal[name]),
                          "test": _pair(out_test[name])} for name in out_cal],
             "layers": [{"name": f.layer.name, "layer": short.get(f.layer.name, f.layer.name),

@@ -71,6 +71,8 @@ class BiasCorrection(Record):
     fit_items: int = item(0, always=True)
     heldout_items: int = item(0, always=True)
     test_items: int = item(0, always=True)
+    #: Per-layer figures use at most this many items of each split (the first ones).
+    layer_items: int | None = item()
     outputs: tuple[BiasOutput, ...] = item((), of=BiasOutput, seq=True, always=True)
     layers: tuple[BiasLayer, ...] = item((), of=BiasLayer, seq=True, always=True)
     skipped: tuple[SkippedLayer, ...] = item((), of=SkippedLayer, seq=True, always=True)

@@ -4,8 +4,9 @@ TFLite's converter rounds every weight to nearest with min/max ranges. On depthw
 networks the rounding errors of a channel do not average out: they shift the channel's
 mean, and the shift grows layer after layer. Each conv, depthwise and fully-connected layer
 is corrected in graph order: the current INT8 model and the float model (the FP32
-``.tflite`` of the same conversion, whose tensors carry the same names) run on the
-calibration items with every intermediate tensor kept; the per-output-channel mean of
+``.tflite`` of the same conversion, whose tensors carry the same names, or failing that sit
+at the same places) run on the calibration items with every intermediate tensor kept; the
+per-output-channel mean of
 (dequantized INT8 − float) is folded into the layer's int32 bias; the next layer is then
 measured on the model so corrected. Measuring all layers once and correcting them together
 (``sequential=False``, kept for the comparison) corrects each layer also for the error its
@@ -29,7 +30,8 @@ import numpy as np
 from .cancel import CancelToken
 from .evaluate import dequantize, quantize, signature_io
 from .metrics import agreement
-from .tflite.bias import BiasLayer, bias_layers, fold, read_bias, truncated, write_bias
+from .tflite.bias import BIAS_OPS, BiasLayer, bias_layers, fold, read_bias, truncated, write_bias
+from .tflite.model import Model
 from .tflite.reader import read_model_bytes
 
 #: A channel's mean error is taken from at least this many unclamped values, else left.
@@ -58,6 +60,8 @@ class Correction:
     fixes: list[LayerFix] = field(default_factory=list)
     #: (tensor name, why) of conv/depthwise/FC layers that could not be corrected.
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Each corrected layer's output tensor → its float twin's, in the float model.
+    twins: dict[int, int] = field(default_factory=dict)
 
 
 def _interpreter(content: bytes):  # noqa: ANN202
@@ -124,9 +128,28 @@ def run(content: bytes, x: np.ndarray, tensors: Sequence[int], *, workers: int =
     return Run(got, {t.name: dequantize(a, t) for t, a in zip(touts, outs, strict=True)})
 
 
-def tensor_index(content: bytes) -> dict[str, int]:
-    """A model's tensors by name (the float and INT8 models of one conversion share them)."""
-    return {d["name"]: int(d["index"]) for d in _interpreter(content).get_tensor_details()}
+def float_twins(int8: Model, fp32: Model, layers: Sequence[BiasLayer]) -> dict[int, int]:
+    """Each layer's output tensor in the float model: by name (the converter keeps the
+    float graph's names), else by position when both models have the same conv, depthwise
+    and FC layers in the same order with the same output shapes (a model converted through
+    another exporter, whose names differ). Layers without a twin are left out."""
+    by_name = {t.name: t.index for t in fp32.main.tensors}
+
+    def convs(m: Model) -> list[tuple[str, tuple[int, ...], int]]:
+        sg = m.main
+        return [(o.opcode, sg.tensors[o.outputs[0]].shape, o.outputs[0])
+                for o in sg.operators if o.opcode in BIAS_OPS and o.outputs]
+
+    a, b = convs(int8), convs(fp32)
+    by_position = ({x[2]: y[2] for x, y in zip(a, b, strict=True)}
+                   if [x[:2] for x in a] == [y[:2] for y in b] else {})
+    twins: dict[int, int] = {}
+    for la in layers:
+        if la.name in by_name:
+            twins[la.output] = by_name[la.name]
+        elif la.output in by_position:
+            twins[la.output] = by_position[la.output]
+    return twins
 
 
 def dequantized(q: np.ndarray, layer: BiasLayer) -> np.ndarray:
@@ -161,20 +184,22 @@ def correct(int8: bytes, fp32: bytes, x: np.ndarray, *, sequential: bool = True,
             workers: int = 2, on_layer: Callable[[int, int], None] | None = None,
             cancel: CancelToken | None = None) -> Correction:
     """The INT8 model with each correctable layer's bias corrected on the items ``x``."""
-    layers, skipped = bias_layers(read_model_bytes(int8, "<int8 model>"))
-    names = tensor_index(fp32)
+    model = read_model_bytes(int8, "<int8 model>")
+    layers, skipped = bias_layers(model)
+    twins = float_twins(model, read_model_bytes(fp32, "<fp32 model>"), layers)
     usable = []
     for layer in layers:
-        if layer.name in names:
+        if layer.output in twins:
             usable.append(layer)
         else:
-            skipped.append((layer.name, "no float tensor of that name"))
-    ref = run(fp32, x, [names[la.name] for la in usable], workers=workers, cancel=cancel).tensors
+            skipped.append((layer.name, "no float tensor of that name or place"))
+    ref = run(fp32, x, [twins[la.output] for la in usable], workers=workers,
+              cancel=cancel).tensors
     data = bytearray(int8)
     # The input quantized once for every run of the INT8 model.
     tin = signature_io(_interpreter(int8))[0][0]
     xq = quantize(x, tin)
-    out = Correction(b"", skipped=skipped)
+    out = Correction(b"", skipped=skipped, twins=twins)
     measured: dict[int, np.ndarray] = {}
     for k, layer in enumerate(usable):
         if sequential:
@@ -184,7 +209,7 @@ def correct(int8: bytes, fp32: bytes, x: np.ndarray, *, sequential: bool = True,
         elif not measured:
             measured = run(bytes(data), xq, [la.output for la in usable], workers=workers,
                            cancel=cancel).tensors
-        err = channel_error(measured[layer.output], ref[names[layer.name]], layer)
+        err = channel_error(measured[layer.output], ref[twins[layer.output]], layer)
         old = read_bias(data, layer)
         new, saturated, left = fold(old, err, np.asarray(layer.bias_scale))
         write_bias(data, layer, new)
@@ -207,9 +232,9 @@ def sqnr(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def layer_sqnr(runs: Sequence[Run], ref: Run, layers: Sequence[BiasLayer],
-               names: dict[str, int]) -> list[list[float]]:
+               twins: dict[int, int]) -> list[list[float]]:
     """Per layer, the SQNR of its dequantized output in each run against the float run."""
-    return [[sqnr(dequantized(r.tensors[la.output], la), ref.tensors[names[la.name]])
+    return [[sqnr(dequantized(r.tensors[la.output], la), ref.tensors[twins[la.output]])
              for r in runs] for la in layers]
 
 

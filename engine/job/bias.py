@@ -21,7 +21,6 @@ from ..bias_correction import (
     run,
     split,
     sqnr,
-    tensor_index,
 )
 from ..cancel import CancelToken
 from ..data import Dataset
@@ -57,7 +56,6 @@ def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
 
         fixed = correct(original, reference, x_cal[fit], on_layer=on_layer, cancel=cancel)
         layers = [f.layer for f in fixed.fixes]
-        names = tensor_index(reference)
 
         candidate = ctx.work / CORRECTED
         candidate.write_bytes(fixed.content)
@@ -73,10 +71,10 @@ def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
             # Layer tensors on the first LAYER_ITEMS items: each layer's figure is a mean over
             # many values per item, and keeping every tensor of every item costs time and memory.
             xl = x[:LAYER_ITEMS]
-            ref = run(reference, xl, [names[la.name] for la in layers], cancel=cancel)
+            ref = run(reference, xl, [fixed.twins[la.output] for la in layers], cancel=cancel)
             runs = [run(m, xl, [la.output for la in layers], cancel=cancel, outputs=False)
                     for m in (original, fixed.content)]
-            return by_output, layer_sqnr(runs, ref, layers, names)
+            return by_output, layer_sqnr(runs, ref, layers, fixed.twins)
 
         out_cal, lay_cal = measure(x_cal[held])
         keep = bool(layers) and better([v[0] for v in out_cal.values()],

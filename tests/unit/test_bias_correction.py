@@ -30,10 +30,11 @@ def _f32(name: str, a: np.ndarray) -> T:
     return T(name, a.shape, "float32", a.astype("<f4").tobytes(), scales=None)
 
 
-def float_model() -> bytes:
-    """x → DEPTHWISE_CONV_2D 3×3 → y1 → CONV_2D 1×1 → y2, in float."""
+def float_model(prefix: str = "") -> bytes:
+    """x → DEPTHWISE_CONV_2D 3×3 → y1 → CONV_2D 1×1 → y2, in float (its intermediate
+    tensors' names prefixed: another exporter's names)."""
     tensors = [T("x", SHAPE, "float32", scales=None), _f32("dw", DW), _f32("db", DB),
-               T("y1", SHAPE, "float32", scales=None), _f32("pw", PW), _f32("pb", PB),
+               T(prefix + "y1", SHAPE, "float32", scales=None), _f32("pw", PW), _f32("pb", PB),
                T("y2", SHAPE, "float32", scales=None)]
     ops = [Op("DEPTHWISE_CONV_2D", [0, 1, 2], [3], DW_OPTS), Op("CONV_2D", [3, 4, 5], [6], PW_OPTS)]
     return craft(tensors, ops, [0], [6])
@@ -180,3 +181,10 @@ def test_carry_applies_the_correction_where_the_target_holds_the_same_bias(pair)
     assert n == 1
     assert read_bias(got, layers[0]).tolist() == (read_bias(int8, layers[0]) + 1).tolist()
     assert read_bias(got, layers[1]).tolist() == read_bias(fixed, layers[1]).tolist()
+
+
+def test_layers_pair_by_place_when_the_float_names_differ(pair):  # noqa: ANN001
+    int8, _, x, ref = pair
+    fixed = correct(int8, float_model(prefix="exported_1/"), x)
+    assert not fixed.skipped and len(fixed.fixes) == 2
+    assert _mean_error(fixed.content, x, ref).max() < 0.2 * _mean_error(int8, x, ref).max()

@@ -36,6 +36,9 @@ from .tflite.reader import read_model_bytes
 
 #: A channel's mean error is taken from at least this many unclamped values, else left.
 MIN_SUPPORT = 8
+#: The float model's layer outputs are kept for every fitting item: at most this many bytes
+#: (items beyond it are not used to fit).
+REF_BUDGET = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Correction:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: Each corrected layer's output tensor → its float twin's, in the float model.
     twins: dict[int, int] = field(default_factory=dict)
+    #: Items the correction was fitted on (fewer than given when REF_BUDGET caps them).
+    items: int = 0
 
 
 def _interpreter(content: bytes):  # noqa: ANN202
@@ -193,13 +198,16 @@ def correct(int8: bytes, fp32: bytes, x: np.ndarray, *, sequential: bool = True,
             usable.append(layer)
         else:
             skipped.append((layer.name, "no float tensor of that name or place"))
+    per_item = sum(4 * math.prod(max(d, 1) for d in model.main.tensors[la.output].shape[1:])
+                   for la in usable)
+    x = x[: max(MIN_SUPPORT, REF_BUDGET // max(per_item, 1))]
     ref = run(fp32, x, [twins[la.output] for la in usable], workers=workers,
               cancel=cancel).tensors
     data = bytearray(int8)
     # The input quantized once for every run of the INT8 model.
     tin = signature_io(_interpreter(int8))[0][0]
     xq = quantize(x, tin)
-    out = Correction(b"", skipped=skipped, twins=twins)
+    out = Correction(b"", skipped=skipped, twins=twins, items=len(x))
     measured: dict[int, np.ndarray] = {}
     for k, layer in enumerate(usable):
         if sequential:

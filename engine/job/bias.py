@@ -92,7 +92,7 @@ def bias_correction(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink,
             "method": q.bias_correction,
             "kept": "corrected" if keep else "uncorrected",
             "other_path": UNCORRECTED if keep else CORRECTED,
-            "fit_items": len(fit),
+            "fit_items": fixed.items,
             # Under 10 items there is no slice to spare: fitted and judged on all of them.
             "heldout_items": len(held) if len(x_cal) >= 10 else 0,
             "test_items": len(x_test),

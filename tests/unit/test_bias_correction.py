@@ -188,3 +188,13 @@ def test_layers_pair_by_place_when_the_float_names_differ(pair):  # noqa: ANN001
     fixed = correct(int8, float_model(prefix="exported_1/"), x)
     assert not fixed.skipped and len(fixed.fixes) == 2
     assert _mean_error(fixed.content, x, ref).max() < 0.2 * _mean_error(int8, x, ref).max()
+
+
+def test_the_float_reference_budget_caps_the_items_fitted_on(pair, monkeypatch):  # noqa: ANN001
+    import engine.bias_correction as bc  # noqa: PLC0415
+
+    int8, fp32, x, _ = pair
+    assert correct(int8, fp32, x).items == len(x)
+    per_item = 2 * 4 * 8 * 8 * C  # two layer outputs of float32
+    monkeypatch.setattr(bc, "REF_BUDGET", 10 * per_item)
+    assert correct(int8, fp32, x).items == 10

@@ -46,11 +46,17 @@ PROFILE_THRESHOLDS: dict[str, float] = {
 
 @dataclass(config=_STRICT)
 class ModelConfig:
-    path: StrictStr
-    #: (H, W, C) to export with when the model's own input has unknown dimensions.
+    #: A model file (.keras, .h5, SavedModel folder); or set ``torch`` instead.
+    path: StrictStr = ""
+    #: (H, W, C) to export with when the model's own input has unknown dimensions; for a
+    #: PyTorch model its input without the batch axis, (C, H, W), and required.
     input_shape: tuple[PosInt, ...] | None = None
     #: ``"layers.py:DICT"``: the user's custom layer classes (engine.custom_objects).
     custom_objects: StrictStr = ""
+    #: A PyTorch model: ``"file.py:callable"``, the callable returning an ``nn.Module``.
+    torch: StrictStr = ""
+    #: The PyTorch model's state_dict (``torch.save(model.state_dict(), ...)``).
+    weights: StrictStr = ""
 
 
 @dataclass(config=_STRICT)
@@ -160,6 +166,8 @@ class EvaluationConfig:
     outputs: tuple[StrictStr, ...] = ()
     #: Outputs that are class scores though not softmax-like (logits): judged on argmax.
     class_outputs: tuple[StrictStr, ...] = ()
+    #: ``artq run`` exits 4 on FAIL or NOT RESOLVED, as with ``--strict-confident``.
+    strict_confident: StrictBool = False
     ctc: CtcConfig = dataclasses.field(default_factory=CtcConfig)
     east: EastConfig = dataclasses.field(default_factory=EastConfig)
 
@@ -209,7 +217,7 @@ class JobConfig:
 _ADAPTER = TypeAdapter(JobConfig)
 
 # Keys holding paths, resolved against the config file's folder.
-_PATH_KEYS = [("model", "path"), ("output", "runs_dir")]
+_PATH_KEYS = [("model", "path"), ("model", "weights"), ("output", "runs_dir")]
 _DATA_SPLITS = ("calibration", "test", "train", "validation")
 
 
@@ -255,6 +263,14 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
 
     for section, key in _PATH_KEYS:
         fix(raw.get(section), key)
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("torch"), str) and model["torch"]:
+        # "models.py:build": the file part is a path like the others.
+        file, sep, name = model["torch"].rpartition(":")
+        if sep and file:
+            holder = {"p": file}
+            fix(holder, "p")
+            model["torch"] = f"{holder['p']}:{name}"
     data = raw.get("data")
     if isinstance(data, dict):
         for split in _DATA_SPLITS:
@@ -333,58 +349,10 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
         n_keys = len({_format_error(e, raw)[0] for e in errors})
         more = f" (and {n_keys - 1} more problem(s))" if n_keys > 1 else ""
         raise ConfigError(msg + more, hint, file=source, key=key) from None
-    _check_semantics(cfg)
+    from .config_checks import check_semantics  # noqa: PLC0415 - it reads these types
+
+    check_semantics(cfg)
     return cfg
-
-
-def _check_semantics(cfg: JobConfig) -> None:
-    src = cfg.source
-    custom_objects.check(cfg.model.custom_objects, src)
-    if "fp32" not in cfg.quantization.stages:
-        raise ConfigError("must include fp32: it is the reference every stage is compared with",
-                          file=src, key="quantization.stages")
-    if len(set(cfg.quantization.stages)) != len(cfg.quantization.stages):
-        raise ConfigError("lists a stage twice", file=src, key="quantization.stages")
-    for key in ("outputs", "class_outputs"):
-        names = getattr(cfg.evaluation, key)
-        if len(set(names)) != len(names) or "" in names:
-            raise ConfigError("lists an output twice or an empty name",
-                              "name each output once, as the model names it",
-                              file=src, key=f"evaluation.{key}")
-    pp = cfg.preprocessing
-    if len(pp.mean) != len(pp.std) and 1 not in (len(pp.mean), len(pp.std)):
-        raise ConfigError(
-            f"mean has {len(pp.mean)} values and std {len(pp.std)}; give one value or one per channel",
-            file=src,
-            key="preprocessing.std",
-        )
-    for split in _DATA_SPLITS:
-        ds = getattr(cfg.data, split)
-        if ds is None:
-            continue
-        key = f"data.{split}"
-        if ds.kind == "synthetic":
-            if ds.path:
-                # The generator would be scored and the user's file silently never read.
-                raise ConfigError(
-                    f"a synthetic source ignores path ({ds.path})",
-                    f"set {key}.kind to \"npz\", \"npy_dir\" or \"images\" to read it, or remove path",
-                    file=src,
-                    key=f"{key}.path",
-                )
-            if not ds.generator:
-                raise ConfigError("a synthetic source needs a generator",
-                                  "set generator to one of: digits, ocr_words, ocr_scenes",
-                                  file=src, key=f"{key}.generator")
-            if ds.count < 1:
-                raise ConfigError(f"must be ≥ 1 for a synthetic source, got {ds.count}",
-                                  file=src, key=f"{key}.count")
-        elif not ds.path:
-            raise ConfigError(f"a {ds.kind} source needs a path", file=src, key=f"{key}.path")
-    if cfg.quantization.method == "qat" and cfg.data.train is None:
-        raise ConfigError("QAT needs training data",
-                          "add a [data.train] table (and optionally [data.validation])",
-                          file=src, key="data.train")
 
 
 def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -77,7 +77,8 @@ class CancelledError(EngineError):
 
 
 class VerdictFailed(EngineError):
-    """The INT8 drop exceeds the profile's threshold (only raised for ``--strict``). Exit code 4."""
+    """The verdict fails (``--strict``: FAIL, the whole interval outside the bar;
+    ``--strict-confident``: also not resolved at this test-set size). Exit code 4."""
 
     exit_code = 4
 

@@ -34,6 +34,7 @@ STAGES: tuple[StageDef, ...] = (
     StageDef("data", "Loading data"),
     StageDef("load", "Exporting the model (batch 1)"),
     StageDef("preprocess", "Preprocessing"),
+    StageDef("check_export", "Checking the ONNX export against PyTorch"),
     StageDef("diagnose", "Checking the calibration data"),
     StageDef("convert_fp32", "Converting to FP32"),
     StageDef("convert_fp16", "Converting to FP16"),

@@ -10,7 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .verdict import db_text
+from .present_bias import bias_lines  # noqa: F401 - the bias correction's words, re-exported
+
+# The uncertainty's words live in present_interval (for this module's size); the faces
+# take them from here like every other wording: the marked names are re-exported.
+from .present_interval import (
+    NOT_RESOLVED,  # noqa: F401
+    STATE_WORDS,
+    VERSUS_NOTE,  # noqa: F401
+    drop_cell,  # noqa: F401
+    int8_drop_cell,  # noqa: F401
+    int8_judgement,
+    interval_cell,
+    interval_chart,  # noqa: F401
+    interval_text,
+    measured_text,
+    noise_sentence,  # noqa: F401
+    paired_cell,  # noqa: F401
+    resolve_text,
+    versus_cell,  # noqa: F401
+)
+from .verdict import UNRESOLVED, db_text
 
 if TYPE_CHECKING:  # only types: tui.format imports the numbers below at start-up
     from .report import Finding, Report
@@ -37,6 +57,10 @@ COLUMN_NOTES = {
                "the error the stage adds, in dB (exact: identical)",
     "nse": "nse: ST's, 1 − error power over the output's variation about its overall mean",
     "rule": "rule: what judges the output, and its bar for the profile",
+    "95 %": "95 %: INT8's drop ± the half-width of its paired 95 % interval, items "
+            "FP32 got right and INT8 wrong ↓ / the reverse ↑",
+    "result": "result: PASS/FAIL on the measured value; INT8's by its 95 % interval, NOT "
+              "RESOLVED when that straddles the bar",
 }
 
 def metric_name(name: str | None) -> str:
@@ -105,7 +129,10 @@ def stage_table(rep: Report, *, rmse: bool = True) -> StageTable:
     names = rep.metric_names()
     drops = {name: rep.drop(name) for name in rep.stages}
     show_drop = any(d is not None for d in drops.values())
+    j8 = int8_judgement(rep)
+    show_iv = show_drop and j8 is not None and j8.interval is not None
     heads = ["stage", "size", *(metric_name(n) for n in names)] + (["drop"] if show_drop else [])
+    heads += ["95 %"] if show_iv else []
     rows = []
     for name, st in rep.stages.items():
         m = st.metrics
@@ -113,6 +140,8 @@ def stage_table(rep: Report, *, rmse: bool = True) -> StageTable:
         row += [pct(m.task.get(n)) if m else "—" for n in names]
         if show_drop:
             row.append(points(drops[name]))
+        if show_iv:
+            row.append(interval_cell(j8) if name == "int8" else "")
         rows.append(tuple(row))
     return StageTable(tuple(heads), tuple(rows))
 
@@ -138,9 +167,14 @@ def rule_text(j: Any) -> str:
 
 
 def _result(rep: Report, stage: str, a: Any, j: Any) -> str:
-    """PASS/FAIL of one output of one stage by its INT8 judgement's rule and bar."""
+    """PASS/FAIL of one output of one stage by its INT8 judgement's rule and bar; INT8's
+    own with its interval's state (NOT RESOLVED) and interval."""
     if j is None or a is None:
         return "—"
+    if stage == "int8" and j.judged and j.interval is not None:
+        # The state only: the interval itself is beside the drop and in the verdict line.
+        return STATE_WORDS[j.state] if j.unit == "dB" else \
+            f"{STATE_WORDS[j.state]} ({points(j.value)})"
     if j.unit == "dB":
         ok = a.exact or (a.sqnr_db is not None and a.sqnr_db >= j.bar)
         return "PASS" if ok else "FAIL"
@@ -204,7 +238,7 @@ def verdict(rep: Report) -> tuple[str, str] | None:
     v = rep.verdict
     if v is None:
         return None
-    word = "PASS" if v.passed else "FAIL"
+    word = STATE_WORDS[v.confidence]
     judged = v.judged
     where = f" output '{v.output}'" if v.output and len(v.outputs) > 1 else ""
     tail = ""
@@ -215,15 +249,26 @@ def verdict(rep: Report) -> tuple[str, str] | None:
     unjudged = len(v.outputs) - len(judged)
     if unjudged:
         tail += f"; {unjudged} output{'s' if unjudged != 1 else ''} not judged"
+    w = next((j for j in judged if j.name == v.output), None)
+    # The output that leaves the verdict open, named when it is not the headline's.
+    if (open_ := next((j for j in judged if j.state == UNRESOLVED), None)) is not None \
+            and v.confidence == UNRESOLVED:
+        named = f" (output '{open_.name}')" if open_ is not w else ""
+        after = f"; {resolve_text(open_)}{named}"
+    else:
+        after = ""
     if v.unit == "dB":
-        w = next((j for j in judged if j.name == v.output), None)
         got = ("identical to FP32" if w is not None and w.exact else
-               "no signal to compare" if v.int8 is None else f"SQNR {db_text(v.int8)} dB against FP32")
-        return word, f"INT8{where}: {got} (profile {v.profile}: ≥ {v.threshold:g} dB{tail})"
+               "no signal to compare" if v.int8 is None else
+               f"{measured_text(w) if w is not None else f'SQNR {db_text(v.int8)} dB'} "
+               "against FP32")
+        return word, f"INT8{where}: {got} (profile {v.profile}: ≥ {v.threshold:g} dB{tail}){after}"
     if v.drop is None:
         return word, "no INT8 metric to judge"
-    return word, (f"INT8{where} drop {drop_text(v.drop)} on {metric_name(v.metric)} "
-                  f"(profile {v.profile}: ≤ {v.threshold:g}{tail})")
+    drop = measured_text(w) if w is not None and w.interval is not None else \
+        f"drop {drop_text(v.drop)}"
+    return word, (f"INT8{where} {drop} on {metric_name(v.metric)} "
+                  f"(profile {v.profile}: ≤ {v.threshold:g}{tail}){after}")
 
 
 def advice(rep: Report) -> str:
@@ -250,15 +295,21 @@ def precision_story(rep: Report) -> str | None:
     d16, d8 = rep.drop("fp16"), rep.drop("int8")
     if d8 is None:
         return _fidelity_story(rep)
+    j8 = int8_judgement(rep)
+    # INT8's figure with its interval where the verdict has one, as the verdict line has it.
+    with_iv = j8 is not None and j8.interval is not None and j8.value == d8
+    i8, s8 = ((interval_text(j8), interval_text(j8)) if with_iv
+              else (f"{d8:.2f}", f"{d8:+.2f}"))
     if d16 is None:
-        return f"INT8 loses {d8:.2f} points against FP32."
+        return f"INT8 loses {i8 if with_iv else f'{d8:.2f} points'} against FP32."
     if d8 <= 0 and d16 <= 0:
-        return f"Neither FP16 ({d16:+.2f}) nor INT8 ({d8:+.2f}) loses anything against FP32."
+        return f"Neither FP16 ({d16:+.2f}) nor INT8 ({s8}) loses anything against FP32."
     if d8 <= 0:
         # Not "the loss comes from 16-bit": INT8, the model that ships, lost nothing.
-        return f"INT8 loses nothing against FP32 ({d8:+.2f} points; FP16 {d16:+.2f})."
+        return (f"INT8 loses nothing against FP32 ({s8 if with_iv else f'{s8} points'}; "
+                f"FP16 {d16:+.2f}).")
     where = "8-bit quantization" if d8 - d16 >= d16 else "16-bit already"
-    return (f"FP16 loses {d16:.2f} points, INT8 {d8:.2f}: the loss comes from {where}"
+    return (f"FP16 loses {d16:.2f} points, INT8 {i8}: the loss comes from {where}"
             + (" (FP16 keeps FP32's accuracy)." if abs(d16) < 0.05 else "."))
 
 
@@ -272,19 +323,22 @@ def _fidelity_story(rep: Report) -> str | None:
     if a8 is None:
         return None
     what = f"output '{v.output}'"
+    j8 = next((j for j in v.outputs if j.name == v.output), None)
+    iv8 = (f" (95 %: {db_text(j8.interval.low)}–{db_text(j8.interval.high)})"
+           if j8 is not None and j8.interval is not None else "")
     if a16 is None:
-        return f"INT8 keeps {what} at {sqnr(a8)} dB SQNR against FP32."
+        return f"INT8 keeps {what} at {sqnr(a8)} dB SQNR{iv8} against FP32."
     if a8.exact:
         return f"INT8 reproduces {what} exactly (FP16: {sqnr(a16)} dB)."
     if a16.exact:
-        return (f"FP16 reproduces {what} exactly, INT8 keeps it at {sqnr(a8)} dB SQNR: the "
+        return (f"FP16 reproduces {what} exactly, INT8 keeps it at {sqnr(a8)} dB SQNR{iv8}: the "
                 "loss comes from 8-bit quantization.")
 
     def db(a: Any) -> float:
         return float("inf") if a.exact else (a.sqnr_db if a.sqnr_db is not None else float("-inf"))
 
     where = "8-bit quantization" if db(a16) - db(a8) >= 3.0 else "16-bit already"
-    return (f"FP16 keeps {what} at {sqnr(a16)} dB SQNR, INT8 at {sqnr(a8)} dB: "
+    return (f"FP16 keeps {what} at {sqnr(a16)} dB SQNR, INT8 at {sqnr(a8)} dB{iv8}: "
             f"the loss comes from {where}.")
 
 
@@ -389,49 +443,3 @@ def qat_lines(rep: Report) -> list[str]:
             lines.append(f"QAT regained {ptq.drop - drop:+.2f} points over PTQ "
                          f"(INT8 drop {drop_text(drop)} against {drop_text(ptq.drop)})")
     return lines
-
-
-def _db(v: float | None) -> str:
-    return "exact" if v is None else f"{v:.1f} dB"
-
-
-def bias_lines(rep: Report) -> list[str]:
-    """What the sequential bias correction did: the outputs' SQNR before → after on the
-    held-out calibration slice (which chose) and on the test set, and the model kept."""
-    bc = rep.bias_correction
-    if bc is None:
-        return _bias_suggestion(rep)
-    where = (f"{bc.heldout_items} held-out calibration items" if bc.heldout_items
-             else f"the {bc.fit_items} calibration items it fitted on (too few to hold some out)")
-    kept = ("kept the corrected model (int8.tflite; the converter's is "
-            f"{bc.other_path})" if bc.corrected else
-            f"kept the converter's model: the correction did not help on {where} "
-            f"(the corrected one is {bc.other_path})")
-    lines = [f"Bias correction ({bc.method}, {len(bc.layers)} layers, fitted on "
-             f"{bc.fit_items} calibration items): {kept}"]
-    for o in bc.outputs:
-        cal, test = o.calibration, o.test
-        parts = []
-        if cal is not None:
-            parts.append(f"{_db(cal.before_db)} → {_db(cal.after_db)} on {where}")
-        if test is not None:
-            parts.append(f"{_db(test.before_db)} → {_db(test.after_db)} on the "
-                         f"{bc.test_items} test items")
-        lines.append(f"output '{o.name}' SQNR: " + "; ".join(parts))
-    if bc.skipped:
-        lines.append(f"{len(bc.skipped)} conv/FC layers left as they were: "
-                     + "; ".join(f"{s.name} ({s.why})" for s in bc.skipped[:3]))
-    return lines
-
-
-def _bias_suggestion(rep: Report) -> list[str]:
-    """Off (the default) and a PTQ .tflite whose verdict fails on fidelity: say what may help."""
-    v = rep.verdict
-    if (v is None or v.passed or v.unit != "dB" or rep.method != "ptq"
-            or rep.setting("quantization.bias_correction", "off") != "off"
-            or not str(rep.stage("int8").path or "").endswith(".tflite")):
-        return []
-    return [f"INT8 keeps '{v.output}' at {_db(v.int8)} SQNR: try quantization.bias_correction "
-            "= \"sequential\" (on ST's MobileNet v2 person it took the test photos from 6.2 to "
-            "12.9 dB); the run keeps the corrected model only if it is closer to FP32 on held-out "
-            "calibration items"]

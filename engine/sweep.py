@@ -33,9 +33,17 @@ from .cancel import CancelToken
 from .config import JobConfig, load_config, parse_value
 from .errors import CancelledError, ConfigError
 from .events import Event, RunFailed, RunFinished, RunStarted, event_from_dict
+from .present_interval import (
+    VERSUS_NOTE,
+    drop_cell,
+    interval_chart,
+    noise_sentence,
+    versus_cell,
+)
 from .protocol import worker_command, worker_env
 from .report import read_report
 from .rundir import RunDir
+from .uncertainty import comparison_key, headline_interval, versus_best
 
 SCHEMA = "artq.sweep/1"
 
@@ -143,8 +151,16 @@ class VariantResult:
     convert_s: float | None = None
     stage_drops: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    #: The verdict's state and its worst output's interval (engine.verdict.Uncertainty).
+    state: str | None = None
+    interval: dict[str, Any] | None = None
+    #: The items.npz vector that output is judged by (engine.uncertainty.comparison_key).
+    items_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self._dict(), "state": self.state, "interval": self.interval}
+
+    def _dict(self) -> dict[str, Any]:
         return {
             "set": self.values, "status": self.status, "run_dir": self.run_dir,
             "report": self.report, "metrics": self.metrics, "drop": self.drop,
@@ -190,6 +206,9 @@ def _summarize(v: Variant, run_dir: str, process_s: float, error: str) -> Varian
         convert_s=rep.timing("convert_int8"),
         stage_drops={k: s.drop for k, s in rep.stages.items() if s.drop is not None},
         error=rep.error.message if rep.error else error,
+        state=rep.verdict.state if rep.verdict else None,
+        interval=headline_interval(rep.verdict),
+        items_key=comparison_key(rep.verdict),
     )
 
 
@@ -334,7 +353,8 @@ def _sweep_json(
         "parallel_ratio": round(wall / procs, 3) if procs else None,
         "metric": _primary(results),
         "cache": cache,
-        "variants": [r.to_dict() for r in results],
+        "variants": [{**r.to_dict(), "versus_best": vs}
+                     for r, vs in zip(results, versus_best(results), strict=True)],
     }
 
 
@@ -350,13 +370,18 @@ def _primary(results: list[VariantResult]) -> str | None:
 
 
 def drop_chart(data: dict[str, Any], width: int = 40) -> list[str]:
-    """A text bar chart of the INT8 drop (points) per variant, in sweep order."""
+    """A text chart of the INT8 drop (points) per variant, in sweep order: bars, or with
+    the variants' 95 % intervals (engine.present_interval.interval_chart) where every
+    finished one has its interval."""
     vs = data.get("variants") or []
     labels = variant_labels([v["set"] for v in vs])
     drops = [v.get("drop") for v in vs]
+    ivs = [v.get("interval") for v in vs]
     known = [d for d in drops if d is not None]
     if not known:
         return ["(no variant has a drop)"]
+    if all(isinstance(iv, dict) for d, iv in zip(drops, ivs, strict=True) if d is not None):
+        return interval_chart(labels, drops, ivs, width)
     top = max(max(known), 0.0) or 1.0
     pad = max(len(x) for x in labels)
     lines = []
@@ -385,9 +410,9 @@ def render_markdown(data: dict[str, Any]) -> str:
                f"for the runs one after another" + (f" (ratio {ratio:.2f})" if ratio else ""))
     out.append("")
     metric = data.get("metric") or "metric"
-    out.append(f"| variant | status | INT8 {metric} | drop (pts) | FP16 drop | agree acc | "
-               "INT8 size | NPU ms | INT8 convert s | run s | run folder |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    out.append(f"| variant | status | INT8 {metric} | drop (pts, 95 %) | vs best | FP16 drop | "
+               "agree acc | INT8 size | NPU ms | INT8 convert s | run s | run folder |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for v in data.get("variants") or []:
         m = v.get("metrics") or {}
         val = m.get(metric)
@@ -397,7 +422,8 @@ def render_markdown(data: dict[str, Any]) -> str:
             lab,
             str(v.get("status")),
             _f(None if val is None else 100 * val, ".2f", " %"),
-            _f(v.get("drop"), ".2f"),
+            drop_cell(v.get("drop"), v.get("interval"), sign=""),
+            versus_cell(v.get("versus_best")),
             _f((v.get("stage_drops") or {}).get("fp16"), ".2f"),
             _f(None if m.get("agreement_acc") is None else 100 * m["agreement_acc"], ".2f", " %"),
             _f(size / 1024 if size else None, ".1f", " KiB"),
@@ -408,8 +434,14 @@ def render_markdown(data: dict[str, Any]) -> str:
         ]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
+    vs = data.get("variants") or []
+    if said := noise_sentence(variant_labels([v["set"] for v in vs]),
+                              [v.get("versus_best") for v in vs]):
+        out += [f"{VERSUS_NOTE}. {said}", ""]
     out.append("## INT8 drop per variant")
     out.append("")
+    if any(isinstance(v.get("interval"), dict) for v in vs):
+        out += ["● the drop, ├─┤ its 95 % interval, │ zero.", ""]
     out.append("```")
     out.extend(drop_chart(data))
     out.append("```")

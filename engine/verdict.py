@@ -7,6 +7,43 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: A judgement's or verdict's state once its uncertainty is counted (report.json
+#: ``verdict.state``, ``verdict.outputs[i].state`` is not written: it follows from the interval).
+PASS, FAIL, UNRESOLVED = "pass", "fail", "unresolved"
+_STATE_RANK = {PASS: 0, UNRESOLVED: 1, FAIL: 2}
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """How exact a judgement's value is (report.json ``verdict.outputs[i].interval``): the
+    95 % interval ``low``–``high`` in the judgement's unit. ``method`` "paired": from the
+    items FP32 got right and INT8 wrong (``lost``) and the reverse (``gained``) of ``n``,
+    with the standard error ``se`` (points), McNemar's exact ``p_value`` and the test items
+    that would resolve an interval straddling the bar (``items_to_resolve``, at the
+    observed discordance); "bootstrap": percentiles over resampled test items (fixed seed),
+    ``items_to_resolve`` from the interval's width shrinking as 1/√n."""
+
+    low: float
+    high: float
+    method: str
+    n: int
+    level: float = 0.95
+    lost: int | None = None
+    gained: int | None = None
+    se: float | None = None
+    p_value: float | None = None
+    items_to_resolve: int | None = None
+
+    _KEYS = ("low", "high", "level", "method", "n", "lost", "gained", "se", "p_value",
+             "items_to_resolve")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._KEYS if getattr(self, k) is not None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Uncertainty:
+        return cls(**{k: d[k] for k in cls._KEYS if d.get(k) is not None})
+
 
 @dataclass(frozen=True)
 class Judgement:
@@ -31,6 +68,23 @@ class Judgement:
     #: figures for the headline and QAT, not written (the stages' metrics hold them).
     fp32: float | None = field(default=None, compare=False)
     stage: float | None = field(default=None, compare=False)
+    #: Absent in reports from before verdicts carried their uncertainty, and where the
+    #: items do not pair up (a task without per-item correctness).
+    interval: Uncertainty | None = None
+
+    @property
+    def state(self) -> str:
+        """PASS when the whole interval is inside the bar, FAIL when it is wholly outside,
+        UNRESOLVED when it straddles it; without an interval, the point value decides."""
+        iv = self.interval
+        if self.exact or iv is None or self.value is None:
+            return PASS if self.passed else FAIL
+        inside, outside = ((iv.low >= self.bar, iv.high < self.bar) if self.unit == "dB"
+                           else (iv.high <= self.bar, iv.low > self.bar))
+        # A percentile interval may leave out its own point value: never a confident state
+        # against the value itself.
+        return (PASS if inside and self.passed else FAIL if outside and not self.passed
+                else UNRESOLVED)
 
     @property
     def used(self) -> float:
@@ -57,6 +111,8 @@ class Judgement:
              "value": self.value, "bar": self.bar, "pass": self.passed, "judged": self.judged}
         if self.exact:
             d["exact"] = True
+        if self.interval is not None:
+            d["interval"] = self.interval.to_dict()
         return d
 
     @classmethod
@@ -64,7 +120,8 @@ class Judgement:
         return cls(name=d.get("name", ""), rule=d.get("rule", ""), metric=d.get("metric", ""),
                    unit=d.get("unit", ""), value=d.get("value"), bar=d.get("bar", 0.0),
                    passed=bool(d.get("pass")), judged=bool(d.get("judged", True)),
-                   exact=bool(d.get("exact", False)))
+                   exact=bool(d.get("exact", False)),
+                   interval=Uncertainty.from_dict(d["interval"]) if d.get("interval") else None)
 
 
 @dataclass(frozen=True)
@@ -85,6 +142,9 @@ class Verdict:
     output: str | None = None
     unit: str | None = None
     outputs: tuple[Judgement, ...] = ()
+    #: PASS, FAIL or UNRESOLVED: the worst judged output's state (FAIL > UNRESOLVED > PASS).
+    #: ``passed`` stays the point estimate's. None in reports from before.
+    state: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -99,6 +159,8 @@ class Verdict:
             d["unit"] = self.unit
         if self.outputs:
             d["outputs"] = [j.to_dict() for j in self.outputs]
+        if self.state is not None:
+            d["state"] = self.state
         return d
 
     @classmethod
@@ -108,11 +170,23 @@ class Verdict:
                    metric=d.get("metric", ""), fp32=d.get("fp32", 0.0), int8=d.get("int8"),
                    drop=d.get("drop"), passed=bool(d.get("pass")), advice=d.get("advice", ""),
                    output=d.get("output"), unit=d.get("unit"),
-                   outputs=tuple(Judgement.from_dict(j) for j in d.get("outputs") or ()))
+                   outputs=tuple(Judgement.from_dict(j) for j in d.get("outputs") or ()),
+                   state=d.get("state"))
 
     @property
     def judged(self) -> tuple[Judgement, ...]:
         return tuple(j for j in self.outputs if j.judged)
+
+    @property
+    def confidence(self) -> str:
+        """The state, or for a report from before states, the point estimate's."""
+        return self.state or (PASS if self.passed else FAIL)
+
+
+def worst_state(judgements: Collection[Judgement]) -> str | None:
+    """FAIL over UNRESOLVED over PASS, on the judged outputs (None: none judged)."""
+    states = [j.state for j in judgements if j.judged]
+    return max(states, key=_STATE_RANK.__getitem__) if states else None
 
 
 def judge(metric: str, fp32: float, int8: float | None, profile: str, method: str = "ptq",
@@ -203,14 +277,18 @@ def judge_outputs(judgements: tuple[Judgement, ...] | list[Judgement], profile: 
         return Verdict(profile, PROFILE_THRESHOLDS[profile], "", None, None, None, False,
                        "no INT8 model was evaluated, so there is nothing to judge",
                        outputs=judgements)
-    w = max(judged, key=lambda j: (not j.passed, j.used))
+    # The output that decides the state first (a failing one, then one left open), then by
+    # the point value; without intervals that is the failing one using most of its bar.
+    w = max(judged, key=lambda j: (_STATE_RANK[j.state], not j.passed, j.used))
     passed = all(j.passed for j in judged)
+    state = worst_state(judged)
     several = len(judgements) > 1
     if w.unit == "dB":
         return Verdict(profile, w.bar, w.metric, None, w.value, None, passed,
                        advise_fidelity(w, profile, method, cpu_ops, granularity=granularity,
-                                       images=images, named=several, packed=w.name in packed),
-                       output=w.name, unit="dB", outputs=judgements)
+                                       images=images, named=several, packed=w.name in packed)
+                       + _unresolved_advice(w, state),
+                       output=w.name, unit="dB", outputs=judgements, state=state)
     if w.value is None:
         advice = f"output '{w.name}' has no {w.metric} to judge"
     else:
@@ -218,8 +296,21 @@ def judge_outputs(judgements: tuple[Judgement, ...] | list[Judgement], profile: 
                         images=images)
         if several:
             advice = f"Output '{w.name}': {advice}"
+        advice += _unresolved_advice(w, state)
     return Verdict(profile, w.bar, w.metric, w.fp32, w.stage, w.value, passed, advice,
-                   output=w.name, unit="points", outputs=judgements)
+                   output=w.name, unit="points", outputs=judgements, state=state)
+
+
+def _unresolved_advice(w: Judgement, state: str | None) -> str:
+    """What to do before acting on a verdict this test set cannot resolve."""
+    if state != UNRESOLVED or w.state != UNRESOLVED or w.interval is None:
+        return ""
+    side = "within" if w.passed else "over"
+    need = w.interval.items_to_resolve
+    more = (f"about {need:,} test items (this set has {w.interval.n:,})" if need is not None
+            else "a larger test set")
+    return (f" The measured value is {side} the bar, but its 95 % interval straddles it: "
+            f"test on {more} before relying on this verdict.")
 
 
 def advise_fidelity(j: Judgement, profile: str, method: str, cpu_ops: int | None = None, *,

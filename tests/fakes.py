@@ -49,7 +49,9 @@ from engine.report import (
 from engine.report import Finding as ReportFinding
 from engine.report import ModelInfo as ReportModel
 from engine.report import StageMetrics as Metrics
-from engine.verdict import Judgement
+from engine.stats import paired_from_counts
+from engine.uncertainty import paired
+from engine.verdict import Judgement, worst_state
 from tui.messages import JobEvent, JobExited, SweepDone, SweepProgress
 
 
@@ -135,6 +137,12 @@ def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 20
                 int8_top1: float = 0.992, status: str = "ok", method: str = "ptq") -> Report:
     """A complete artq.report/1 with fixed numbers, built from the engine's report types."""
     drop = round((0.996 - int8_top1) * 100, 4)
+    # As if on 5,000 test items: INT8 got 2 right that FP32 got wrong, and the drop's worth
+    # more the other way (0.4 points: a confident PASS at the high bar; 1.5: a FAIL).
+    net = round(drop * 50)
+    judgement = Judgement(name="probs", rule="task", metric="top1", unit="points", value=drop,
+                          bar=1.0, passed=drop <= 1.0,
+                          interval=paired(paired_from_counts(5000, net + 2, 2), 1.0))
     cfg = {
         "model": {"path": str(ROOT / "engine/samples/weights/digits.keras")},
         "name": name,
@@ -157,9 +165,8 @@ def make_report(run_dir: Path | str, name: str = "digits_ptq", samples: int = 20
         stages=stages,
         verdict=Verdict(profile="high", threshold=1.0, metric="top1", fp32=0.996,
                         int8=int8_top1, drop=drop, passed=drop <= 1.0, output="probs",
-                        unit="points", outputs=(Judgement(
-                            name="probs", rule="task", metric="top1", unit="points", value=drop,
-                            bar=1.0, passed=drop <= 1.0),),
+                        unit="points", outputs=(judgement,),
+                        state=worst_state([judgement]),
                         advice=f"INT8 loses {drop:.2f} points, "
                         + ("within the high bar (1)." if drop <= 1.0 else
                            "over the high bar (1): try more calibration samples or QAT.")),
@@ -213,10 +220,21 @@ def seed_runs(runs_dir: Path) -> dict[str, Path]:
     sweep = runs_dir / "20260101-040000-sweep-digits_ptq"
     sweep.mkdir()
     variants = []
-    for n, top1, t in ((50, 0.981, 11.2), (100, 0.990, 12.0), (200, 0.992, 13.8), (500, 0.993, 17.5)):
+    for n, top1, t, more in ((50, 0.981, 11.2, 60), (100, 0.990, 12.0, 15),
+                             (200, 0.992, 13.8, 5), (500, 0.993, 17.5, 0)):
+        drop = round((0.996 - top1) * 100, 2)
+        # As on 5,000 test items, against the best variant (500) item by item: ``more``
+        # items only this one gets wrong beyond 4 each way.
+        p = paired_from_counts(5000, 4 + more, 4)
         variants.append({"set": {"calibration.samples": n}, "run_dir": str(sweep / f"v{n}"),
                          "status": "ok", "metrics": {"int8": {"top1": top1}},
-                         "drop": round((0.996 - top1) * 100, 2), "total_s": t})
+                         "drop": drop, "total_s": t,
+                         "interval": paired(paired_from_counts(
+                             5000, round(drop * 50) + 2, 2), 1.0).to_dict(),
+                         "versus_best": {"best": True} if not more else {
+                             "diff": round(p.drop, 4), "low": round(p.low, 4),
+                             "high": round(p.high, 4), "n": p.n, "lost": p.lost,
+                             "gained": p.gained, "within_noise": p.low <= 0 <= p.high}})
     (sweep / "sweep.json").write_text(json.dumps({"wall_s": 54.5, "variants": variants}))
     return {"a": a, "b": b, "unfinished": c, "sweep": sweep}
 

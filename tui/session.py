@@ -60,7 +60,7 @@ def config_summary(path: Path, fixed: dict[str, Any] | None = None) -> str:
     except EngineError as exc:
         return f"config       {path}\n\nCannot use this config:\n{exc}"
     d = cfg.to_dict()
-    return model_text(model_summary(cfg.model.path)) + "\n\n" + config_text(d, str(path))
+    return model_text(_summary(cfg, model_summary)) + "\n\n" + config_text(d, str(path))
 
 
 def load_session(path: Path, fixed: dict[str, Any], template: bool) -> Session:
@@ -71,7 +71,16 @@ def load_session(path: Path, fixed: dict[str, Any], template: bool) -> Session:
     cfg = load_config(path, fixed or None)
     d = cfg.to_dict()
     return Session(path, cfg.name, base_values(d), d, dict(fixed),
-                   model_summary(cfg.model.path), template)
+                   _summary(cfg, model_summary), template)
+
+
+def _summary(cfg: Any, model_summary: Any) -> dict[str, Any]:
+    """The model file's summary, or a PyTorch model's (its code and weights) — no torch."""
+    if cfg.model.torch:
+        from engine.torch_model import torch_model_summary  # noqa: PLC0415
+
+        return torch_model_summary(cfg.model.torch, cfg.model.weights, cfg.model.input_shape)
+    return model_summary(cfg.model.path)
 
 
 def session_text(session: Session) -> str:

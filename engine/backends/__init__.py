@@ -68,6 +68,8 @@ class QatResult:
     size_bytes: int
     #: report.json ``qat``: history, best epoch and value, metric, items.
     summary: dict[str, Any]
+    #: How the INT8 model was quantized, when the backend says (``stages.int8.quantization``).
+    quantization: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class BackendOptions:
     legacy_keras: bool = False
     #: ``model.custom_objects``: where the user's custom layer classes are (Keras files).
     custom_objects: str = ""
+    #: A PyTorch model's state_dict (model.weights); the model path is its code.
+    weights: str = ""
     #: calibration.method and calibration.percentile (ONNX; TensorFlow's converter is min/max).
     calibration_method: str = "minmax"
     percentile: float = 99.999
@@ -142,6 +146,10 @@ def open_backend(fmt: str, options: BackendOptions) -> Backend:
         from .onnx import OnnxBackend  # noqa: PLC0415 - onnxruntime only when a stage runs
 
         return OnnxBackend(options)
+    if fmt == "torch":
+        from .torch.backend import TorchBackend  # noqa: PLC0415 - torch, in-process
+
+        return TorchBackend(options)
     from .tf import TFBackend  # noqa: PLC0415 - only the parent side; TF runs in its child
 
     return TFBackend(options)
@@ -160,9 +168,10 @@ class StageFiles:
 
 
 def stage_files(fmt: str) -> StageFiles:
-    """Stage files of a model format: ``.onnx`` run by onnxruntime for ONNX models,
-    ``.tflite`` run by LiteRT for TensorFlow's. Neither import loads a framework."""
-    if fmt == "onnx":
+    """Stage files of a model format: ``.onnx`` run by onnxruntime for ONNX models (and
+    PyTorch's, exported to ONNX), ``.tflite`` run by LiteRT for TensorFlow's. Neither import
+    loads a framework."""
+    if fmt in ("onnx", "torch"):
         from .onnx.run import run_onnx  # noqa: PLC0415
 
         return StageFiles(".onnx", run_onnx)

@@ -25,7 +25,7 @@ With no command, artq opens the TUI workbench.
 
 EPILOG = """\
 exit codes: 0 done, 1 internal error, 2 bad config or input, 3 cancelled,
-            4 verdict failed (with --strict), 141 stdout closed early (| head)
+            4 verdict failed (FAIL with --strict; also not resolved with --strict-confident), 141 stdout closed early (| head)
 examples:
   artq run sample_configs/ocr_crnn_conv.toml
   artq run sample_configs/digits_ptq.toml --set calibration.samples=50 --json

@@ -28,6 +28,7 @@ from ..errors import EngineError, VerdictFailed
 from ..events import STAGE_LABELS, Event, Log, StageFinished, StageStarted
 from ..events import Progress as ProgressEvent
 from ..report import Report
+from ..verdict import FAIL, UNRESOLVED, Verdict
 from .console import Console
 
 HELP = "run a quantization job (PTQ or QAT) from a TOML config"
@@ -46,7 +47,8 @@ def add_parser(sub: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit codes: 0 done, 1 internal error, 2 bad config or input, 3 cancelled, "
-        "4 verdict failed (--strict)",
+        "4 verdict failed: FAIL with --strict, FAIL or not resolved at this test-set size "
+        "with --strict-confident (or evaluation.strict_confident = true)",
     )
     p.add_argument("config", nargs="?", help="job config (.toml); see sample_configs/")
     p.add_argument("--runs-dir", metavar="DIR", help="write the run folder under DIR "
@@ -56,7 +58,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the final report.json on stdout and nothing else (progress goes to stderr)")
     p.add_argument("--strict", action="store_true",
-                   help="exit with code 4 when the INT8 drop fails the profile's threshold")
+                   help="exit with code 4 when the verdict is FAIL: INT8's whole 95 %% "
+                   "interval is outside the profile's bar")
+    p.add_argument("--strict-confident", action="store_true",
+                   help="exit with code 4 unless the verdict is a confident PASS: also when "
+                   "it is not resolved at this test-set size (the interval straddles the "
+                   "bar); the config key evaluation.strict_confident = true does the same")
     p.add_argument("--no-cache", action="store_true",
                    help="compute every stage afresh: do not read or fill the cache runs share "
                    "(exported model, FP32/FP16 conversions and evaluations; see `artq cache`)")
@@ -184,7 +191,7 @@ def print_summary(console: Console, rep: Report) -> None:
     for line in say.qat_lines(rep) + say.bias_lines(rep):
         say_plain(line)
     if v := say.verdict(rep):
-        style = "bold green" if v[0] == "PASS" else "bold red"
+        style = {"PASS": "bold green", "FAIL": "bold red"}.get(v[0], "bold yellow")
         console.print(f"Verdict: [{style}]{v[0]}[/] — {escape(v[1])}", highlight=False)
         say_plain(f"Advice: {say.advice(rep)}")
     say_plain(f"Run folder: {rep.run_dir}")
@@ -226,10 +233,12 @@ def run(args: argparse.Namespace) -> int:
             if args.runs_dir:
                 overrides.append(f"output.runs_dir={json.dumps(str(Path(args.runs_dir).resolve()))}")
             cfg = config_mod.load_config(args.config, overrides)
-        if args.strict and "int8" not in cfg.quantization.stages:
+        confident = args.strict_confident or cfg.evaluation.strict_confident
+        if (args.strict or confident) and "int8" not in cfg.quantization.stages:
             # The verdict judges INT8: without it --strict would pass anything.
-            raise config_mod.ConfigError("--strict needs the int8 stage: the verdict judges INT8",
-                                         "add \"int8\" to quantization.stages, or drop --strict",
+            flag = "--strict" if args.strict else "--strict-confident"
+            raise config_mod.ConfigError(f"{flag} needs the int8 stage: the verdict judges INT8",
+                                         f"add \"int8\" to quantization.stages, or drop {flag}",
                                          key="quantization.stages")
         old = signal.signal(signal.SIGINT, on_sigint)
         # kill, a job scheduler or a closed SSH session: cancel as Ctrl-C does, so the run
@@ -264,8 +273,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print_summary(out_console, rep)
     v = rep.verdict
-    if args.strict and v is not None and not v.passed:
+    if v is not None and strict_failure(v, strict=args.strict, confident=confident):
+        from ..present import verdict as verdict_words
+
+        word, line = verdict_words(rep) or ("FAIL", "")
         err_console.print(f"[bold red]verdict failed[/] ({VerdictFailed.__name__}): "
-                          f"drop {v.drop} > {v.threshold}")
+                          f"{escape(word)} — {escape(line)}", highlight=False, soft_wrap=True)
         return VerdictFailed.exit_code
     return 0
+
+
+def strict_failure(v: Verdict, *, strict: bool, confident: bool) -> bool:
+    """Exit 4? ``strict``: on FAIL only (the whole interval outside the bar, or a verdict
+    without intervals that fails on its value); ``confident``: also when not resolved."""
+    state = v.confidence
+    return (state == FAIL and (strict or confident)) or (state == UNRESOLVED and confident)

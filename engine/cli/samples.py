@@ -66,8 +66,12 @@ def _list() -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..backends.tf.samples.train import train_sample  # noqa: PLC0415 - imports TensorFlow
+    from ..samples import SAMPLES  # noqa: PLC0415
 
+    if args.name in SAMPLES and SAMPLES[args.name].framework == "torch":
+        from ..backends.torch.samples.harness import train_sample  # noqa: PLC0415 - torch
+    else:
+        from ..backends.tf.samples.train import train_sample  # noqa: PLC0415 - TensorFlow
     train_sample(args.name, out_dir=args.out, seed=args.seed, epochs=args.epochs, log=print)
     return 0
 

@@ -57,10 +57,12 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
         ctx.run.log_path, ctx.work, emit, cancel,
         legacy_keras=cfg.quantization.method == "qat",
         custom_objects=cfg.model.custom_objects,
-        calibration_method=cfg.calibration.method, percentile=float(cfg.calibration.percentile)))
+        calibration_method=cfg.calibration.method, percentile=float(cfg.calibration.percentile),
+        weights=cfg.model.weights))
     try:
         model = stages.export_model(ctx, be, emit)                               # load
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
+        stages.check_export(ctx, be, test, emit)                                 # check_export
         calib_path = stages.diagnose(ctx, cal, test, emit)                       # diagnose
         for stage in cfg.quantization.stages:
             cancel.check()
@@ -91,7 +93,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     cancel.check()
     stages.stage_drops(ctx, task)
     # Judged first: sensitivity scores mixed models on the output the verdict found worst.
-    verdict = stages.judge_int8(ctx, task)
+    verdict = stages.judge_int8(ctx, task, outputs, test)
     sensitivity(ctx, test, task, outputs, verdict, emit, cancel)                 # sensitivity
     stages.layers_table(ctx)
     ctx.verdict = verdict
@@ -138,13 +140,19 @@ def run_job(
         from ..cache import StageCache, file_digest, key  # noqa: PLC0415
 
         ctx.cache = StageCache(cache_dir)
+        if mf.format == "torch":  # a PyTorch model is its code, its callable and its weights
+            code_file, _, fn = mf.path.rpartition(":")
+            digests = [file_digest(code_file), fn] + ([file_digest(cfg.model.weights)]
+                                                      if cfg.model.weights else [])
+        else:
+            digests = [file_digest(mf.path)]
         # The user's layer code shapes the export too: its file is part of the key.
         from ..custom_objects import is_code_path, split  # noqa: PLC0415
 
         co = cfg.model.custom_objects
         where = split(co)[0]
         code = [co, file_digest(where) if is_code_path(where) else ""] if co else []
-        ctx.model_key = key(file_digest(mf.path), cfg.model.input_shape, *code)
+        ctx.model_key = key(*digests, cfg.model.input_shape, *code)
     emit(RunStarted(str(run.path), cfg.name, list(cfg.quantization.stages)))
     try:
         _pipeline(ctx, emit, cancel, backend)

@@ -28,6 +28,7 @@ from ..data import (
 from ..errors import ConfigError, DataError, ModelError, TargetError
 from ..layout import data_view, resolve
 from ..modelfile import ModelFile, inspect_model_file, static_input_shape
+from ..torch_model import inspect_torch_model
 
 if TYPE_CHECKING:
     from ..npu.targets import Target
@@ -41,7 +42,14 @@ def preflight(cfg: JobConfig) -> ModelFile:
 def checked(cfg: JobConfig) -> tuple[ModelFile, Target]:
     """:func:`preflight`, keeping what it read for the job: the model file's metadata and the
     loaded target (loaded once per job: the NPU analyses reuse it)."""
-    mf = inspect_model_file(cfg.model.path)
+    if cfg.model.torch:
+        from ..backends.torch import missing_torch, torch_available  # noqa: PLC0415 - no torch
+
+        mf = inspect_torch_model(cfg.model.torch, cfg.model.weights)
+        if not torch_available():
+            raise missing_torch()
+    else:
+        mf = inspect_model_file(cfg.model.path)
     if cfg.model.custom_objects:
         check_file(cfg.model.custom_objects)
     _check_framework_keys(cfg, mf)
@@ -114,11 +122,15 @@ def _check_framework_keys(cfg: JobConfig, mf: ModelFile) -> None:
         raise ConfigError(f"{mf.path}: QAT fine-tunes Keras models; an ONNX model is quantized "
                           "with PTQ", "set quantization.method = \"ptq\"", file=cfg.source,
                           key="quantization.method")
-    if mf.format != "onnx" and cfg.calibration.method != "minmax":
+    if mf.format not in ("onnx", "torch") and cfg.calibration.method != "minmax":
         raise ConfigError(
             f"{cfg.calibration.method!r} calibration is for ONNX models; TensorFlow's "
             "converter takes min/max ranges", "remove calibration.method (or set \"minmax\")",
             file=cfg.source, key="calibration.method")
+    if mf.format == "torch" and cfg.quantization.method == "qat":
+        from ..torch_model import check_torch_qat  # noqa: PLC0415
+
+        check_torch_qat(cfg)
 
 
 def _onnx_shape(cfg: JobConfig, mf: ModelFile) -> tuple[int, ...]:

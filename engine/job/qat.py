@@ -16,6 +16,7 @@ from ..config import JobConfig
 from ..data import load_source, prepare
 from ..errors import ConfigError
 from ..events import Sink
+from ..layout import data_view, to_model
 from ..preprocess import PreprocessSpec
 from ..report import Report
 from .context import JobContext, timed
@@ -27,7 +28,7 @@ def qat_stage(ctx: JobContext, backend: Backend, model: LoadedModel, calib_path:
     cfg = ctx.cfg
     from ..labels import save_labels  # noqa: PLC0415
 
-    input_shape = tuple(model.inputs[0]["shape"][1:])
+    input_shape = data_view(tuple(model.inputs[0]["shape"][1:]), ctx.layout)
     spec = PreprocessSpec.resolve(cfg.preprocessing, input_shape) if ctx.preprocessing else None
     splits: dict[str, dict[str, str] | None] = {}
     with timed(ctx, emit, "qat_data"):
@@ -41,11 +42,11 @@ def qat_stage(ctx: JobContext, backend: Backend, model: LoadedModel, calib_path:
                 spec = PreprocessSpec.resolve(cfg.preprocessing, input_shape)
             ds = prepare(raw, spec, input_shape, f"data.{split}")
             x_path, y_path = ctx.work / f"{split}_x.npy", ctx.work / f"{split}_labels.npz"
-            np.save(x_path, ds.x)
+            np.save(x_path, to_model(ds.x, ctx.layout))  # as the model takes it (NCHW too)
             save_labels(y_path, ds.y)
             splits[split] = {"x": str(x_path), "labels": str(y_path)}
             ctx.data[split] = {"source": raw.source, "items": len(ds)}
-    out = ctx.run.path / "int8.tflite"
+    out = ctx.stage_file("int8")
     d = cfg.to_dict()
     train = splits["train"]
     assert train is not None  # config validation requires data.train for QAT
@@ -62,6 +63,8 @@ def qat_stage(ctx: JobContext, backend: Backend, model: LoadedModel, calib_path:
     res = backend.qat_train(req, train_stage="qat_train", convert_stage="convert_int8")
     ctx.timings["qat"] = round(time.perf_counter() - t0, 3)
     ctx.stages["int8"] = {"path": out.name, "size_bytes": res.size_bytes}
+    if res.quantization is not None:
+        ctx.stages["int8"]["quantization"] = res.quantization
     ctx.qat = res.summary
 
 

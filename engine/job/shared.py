@@ -86,7 +86,8 @@ def shared_evaluation(ctx: JobContext, stage: str, evaluate: Callable[[], list[n
     from ..cache import finish, key, load_outputs, save_outputs  # noqa: PLC0415
 
     d = ctx.cfg.to_dict()
-    ev = {k: v for k, v in d["evaluation"].items() if k not in ("profile", "workers")}
+    ev = {k: v for k, v in d["evaluation"].items() if k not in ("profile", "workers",
+                                                                     "strict_confident")}
     entry = ctx.cache.entry(f"evaluate-{stage}", key(ctx.model_key, stage, d["data"]["test"],
                                                      d["preprocessing"], ev))
     with ctx.cache.building(entry) as tmp:

@@ -143,6 +143,24 @@ def _preprocessing_given(cfg: JobConfig) -> list[str]:
             if getattr(cfg.preprocessing, f.name) != getattr(PreprocessConfig(), f.name)]
 
 
+#: Test items the ONNX export is checked on against the framework's own outputs.
+EXPORT_CHECK_ITEMS = 256
+
+
+def check_export(ctx: JobContext, backend: Backend, test: Dataset, emit: Sink) -> None:
+    """A backend that exports from a framework (PyTorch → ONNX) checks the export on test
+    items: its outputs must match the framework's within float tolerance, or the run stops
+    (stage ``check_export``). Other backends convert from the file itself: nothing to do."""
+    check = getattr(backend, "check_export", None)
+    if check is None:
+        return
+    n = min(len(test), EXPORT_CHECK_ITEMS)
+    with timed(ctx, emit, "check_export", total=n) as t:
+        diff = check(to_model(test.x[:n], ctx.layout))
+        ctx.model["export_check"] = {"items": n, "max_rel_diff": float(f"{diff:.3g}")}
+        t.summary = dict(ctx.model["export_check"])
+
+
 def diagnose(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink) -> Path:
     """Calibration diagnostics on the data as the model will see it (numpy, no TF), then
     the calibration array saved for the backend; returns its path."""
@@ -331,18 +349,39 @@ def layers_table(ctx: JobContext) -> None:
     ctx.run.write_text("layers.csv", layers_csv(rows))
 
 
-def judge_int8(ctx: JobContext, task: Task) -> Verdict | None:
-    """The verdict on INT8 against FP32, on every judged output, when INT8 was evaluated."""
+def judge_int8(ctx: JobContext, task: Task,
+               outputs: dict[str, list[np.ndarray]] | None = None,
+               test: Dataset | None = None) -> Verdict | None:
+    """The verdict on INT8 against FP32, on every judged output, when INT8 was evaluated;
+    with the stages' ``outputs`` each judgement gets its interval (engine.uncertainty) and
+    the per-item vectors go to ``items.npz``."""
     if "int8" not in ctx.stages or "metrics" not in ctx.stages["int8"]:
         return None
     from ..diagnostics import image_shaped  # noqa: PLC0415
+    from ..uncertainty import (  # noqa: PLC0415
+        ITEMS,
+        inputs_digest,
+        item_vectors,
+        save_items,
+        with_intervals,
+    )
+
+    js = judgements(ctx, task, "int8")
+    fp32, int8 = (outputs or {}).get("fp32"), (outputs or {}).get("int8")
+    if fp32 is not None and int8 is not None and len(fp32) == len(int8) == len(js):
+        vec = item_vectors(js, fp32, int8, task, test.y if test is not None else None,
+                           ctx.cfg.evaluation)
+        js = with_intervals(js, fp32, int8, vec)
+        if test is not None:
+            vec["test_digest"] = inputs_digest(test.x)  # pairs runs only on the same items
+        save_items(ctx.run.path / ITEMS, vec)
 
     cpu_ops = ((ctx.npu or {}).get("summary") or {}).get("ops_cpu")
     shape = (1, *data_view(tuple(ctx.model["inputs"][0]["shape"][1:]), ctx.layout)) \
         if ctx.model.get("inputs") else ()
     packed = [str(o.get("name")) for o in ctx.model.get("outputs") or []
               if (o.get("shape") or [1])[-1] != 1 and len(o.get("shape") or []) > 1]
-    return judge_outputs(judgements(ctx, task, "int8"), ctx.cfg.evaluation.profile,
+    return judge_outputs(js, ctx.cfg.evaluation.profile,
                          ctx.cfg.quantization.method, cpu_ops,
                          granularity=ctx.cfg.quantization.granularity,
                          images=image_shaped(shape), packed=packed)

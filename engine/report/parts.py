@@ -120,6 +120,9 @@ class ModelInfo(Record):
     layers: tuple[str, ...] | None = item(seq=True)
     #: "nchw" for a channels-first input (absent: NHWC).
     layout: str | None = item()
+    #: A PyTorch model's ONNX export against PyTorch on test items: ``items``,
+    #: ``max_rel_diff`` (largest output difference over that output's largest magnitude).
+    export_check: Mapping[str, Any] | None = item()
 
 
 @_frozen

@@ -42,6 +42,9 @@ class SampleSpec:
     weights: str
     #: Sample config (under sample_configs/) whose preprocessing training uses.
     config: str
+    #: Whose backend trains it: "tf" (Keras) or "torch" (PyTorch, module under
+    #: engine.backends.torch.samples, weights a state_dict).
+    framework: str = "tf"
     #: ONNX samples: the Keras sample exported (``artq samples export-onnx NAME``), not trained.
     exported_from: str = ""
 
@@ -89,6 +92,16 @@ SAMPLES: dict[str, SampleSpec] = {
         "east",
         "east.keras",
         "ocr_east.toml",
+    ),
+    "digits_torch": SampleSpec(
+        "digits_torch",
+        "the digits classifier written in PyTorch (same layers, data and preprocessing), "
+        "quantized by QAT and exported to ONNX QDQ",
+        "classification",
+        "digits",
+        "digits_torch.pt",
+        "digits_torch_qat.toml",
+        framework="torch",
     ),
     "digits_onnx": SampleSpec(
         "digits_onnx",

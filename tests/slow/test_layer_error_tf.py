@@ -143,3 +143,34 @@ def test_stage_drops_and_findings_reach_the_report(outlier_run) -> None:
     # 32 calibration samples is below the guide's 100: a finding, as event and in the report.
     assert [f["code"] for f in rep["findings"]] == ["too_few_samples"]
     assert any(isinstance(e, Finding) and e.code == "too_few_samples" for e in events)
+
+
+def test_int8_in_two_steps_is_the_converters_model_and_feeds_the_analysis(exported) -> None:
+    """INT8 as calibrate-then-quantize keeps the calibrated model for the per-layer
+    analysis (one converter pass fewer) and is the one-step converter's model: same ops,
+    tensors, quantization and weights; the analysis gives the same figures either way."""
+    from engine.backends.tf import convert
+    from engine.backends.tf.layer_error import analyze_layers
+    from engine.tflite.reader import read_model
+
+    keep: dict = {}
+    two = exported["dir"] / "int8_two_step.tflite"
+    convert.convert(str(exported["saved_model"]), "int8", str(two),
+                    calibration=str(exported["cal"]), keep=keep)
+    assert keep["calibrated"]
+    a, b = read_model(str(exported["int8"])), read_model(str(two))
+    ga, gb = a.subgraphs[0], b.subgraphs[0]
+    assert [o.opcode for o in ga.operators] == [o.opcode for o in gb.operators]
+    assert [(t.name, t.shape, t.dtype, t.quantization) for t in ga.tensors] == \
+        [(t.name, t.shape, t.dtype, t.quantization) for t in gb.tensors]
+    assert [bytes(a.buffer_data(t)) for t in ga.tensors] == \
+        [bytes(b.buffer_data(t)) for t in gb.tensors]
+
+    args = {"emit": lambda e: None, "stage": "layers", "calibration": str(exported["cal"]),
+            "int8_path": str(two), "out_dir": str(exported["dir"] / "sens2"),
+            "debug_samples": 8, "sensitivity_k": 0}
+    sm = str(exported["saved_model"])
+    fresh = analyze_layers(state={"saved_model": sm}, **args)
+    reused = analyze_layers(state={"saved_model": sm, "calibrated": (
+        (sm, str(exported["cal"]), "per_channel", False), keep["calibrated"])}, **args)
+    assert reused["reproduced"] and reused["errors"] == fresh["errors"]

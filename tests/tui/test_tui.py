@@ -282,10 +282,13 @@ async def test_compare_runs_and_sweep(runs: Path) -> None:
         assert app.query_one("#cmp-a", Select).value == str(seeded["b"])
         sweep = app.query_one("#sweep-table", DataTable)
         assert sweep.row_count == 4
-        assert [str(c) for c in sweep.get_row_at(0)][:5] == [
-            "calibration.samples=50", "OK", "top1", "98.10 %", "+1.50"]
+        # The drop with its 95 % half-width, and against the best variant item by item.
+        assert [str(c) for c in sweep.get_row_at(0)][:6] == [
+            "calibration.samples=50", "OK", "top1", "98.10 %", "+1.50 ±0.35", "+1.20"]
+        assert [str(c) for c in sweep.get_row_at(2)][4:6] == ["+0.40 ±0.19", "≈ best"]
         chart = text_of(app, "#sweep-chart")
         assert "INT8 drop per variant" in chart and "calibration.samples=500" in chart
+        assert "Within noise of it: calibration.samples=200 (+0.10 ± 0.14 points" in chart
         assert "wall time 54.5 s" in chart
 
 
@@ -584,3 +587,33 @@ async def test_a_cleared_samples_field_and_enter_is_said_not_a_crash(runs: Path)
         await pilot.press("ctrl+r")  # launching says the same in a dialog
         await settle(pilot, app)
         assert isinstance(app.screen, ErrorDialog) and app.is_running
+
+
+def test_compare_rows_say_whether_two_runs_differ_beyond_noise(tmp_path: Path) -> None:
+    import numpy as np
+
+    from engine.report import Report
+    from engine.stats import paired_from_counts
+    from engine.uncertainty import ITEMS, inputs_digest, paired, save_items
+    from engine.verdict import Judgement, judge_outputs
+    from tui.panes.compare import compare_rows
+
+    x = np.zeros((1000, 2), np.float32)
+
+    def run(name: str, wrong: int) -> Report:
+        d = tmp_path / name
+        d.mkdir()
+        right = np.arange(1000) >= wrong
+        save_items(d / ITEMS, {"task_fp32": np.ones(1000, bool), "task_int8": right,
+                               "test_digest": inputs_digest(x)})
+        j = Judgement("probs", "task", "top1", "points", wrong / 10, 0.5, wrong <= 5,
+                      interval=paired(paired_from_counts(1000, wrong, 0), 0.5))
+        return Report(run_dir=str(d), verdict=judge_outputs([j], "production"))
+
+    a, b = run("a", 3), run("b", 5)
+    rows = {r[0]: r[1:] for r in compare_rows(a, b)}
+    assert rows["INT8 drop (points)"] == ("+0.30 ±0.34", "+0.50 ±0.44", "+0.20")
+    # 2 more items wrong, none fewer: McNemar's p = 0.5, within noise.
+    assert rows["INT8 drop B − A, paired"][2] == "+0.20 ±0.28, within noise"
+    rows = {r[0]: r[1:] for r in compare_rows(a, run("c", 40))}
+    assert rows["INT8 drop B − A, paired"][2] == "+3.70 ±1.17"

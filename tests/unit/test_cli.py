@@ -194,7 +194,8 @@ def test_help_explains_every_option() -> None:
         assert word in r.stdout
     r = artq("run", "--help")
     assert r.returncode == 0
-    for opt in ("--runs-dir", "--set", "--json", "--strict", "KEY=VALUE"):
+    for opt in ("--runs-dir", "--set", "--json", "--strict", "--strict-confident",
+                "evaluation.strict_confident", "KEY=VALUE"):
         assert opt in r.stdout
 
 
@@ -217,6 +218,10 @@ def test_strict_without_an_int8_stage_is_refused(tmp_path: Path) -> None:
     r = artq("run", str(job_file(tmp_path)), "--strict", "--set", 'quantization.stages=["fp32"]')
     assert r.returncode == 2
     assert "--strict needs the int8 stage" in one_line(r.stderr)
+    r = artq("run", str(job_file(tmp_path)), "--set", "evaluation.strict_confident=true",
+             "--set", 'quantization.stages=["fp32"]')
+    assert r.returncode == 2
+    assert "--strict-confident needs the int8 stage" in one_line(r.stderr)
     assert not (tmp_path / "runs").exists()
 
 

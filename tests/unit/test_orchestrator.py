@@ -166,9 +166,15 @@ def test_full_run_events_in_stage_order_and_report(job) -> None:
     assert v["metric"] == "sqnr_db" and v["unit"] == "dB" and v["drop"] is None
     assert v["output"] == "output_0" and v["int8"] == out["sqnr_db"] and v["threshold"] == 26.0
     assert v["pass"] == (out["sqnr_db"] >= 26.0)
-    assert v["outputs"] == [{"name": "output_0", "rule": "sqnr", "metric": "sqnr_db",
-                             "unit": "dB", "value": out["sqnr_db"], "bar": 26.0,
-                             "pass": v["pass"], "judged": True}]
+    (j,) = v["outputs"]
+    iv = j.pop("interval")
+    assert j == {"name": "output_0", "rule": "sqnr", "metric": "sqnr_db", "unit": "dB",
+                 "value": out["sqnr_db"], "bar": 26.0, "pass": v["pass"], "judged": True}
+    # SQNR's interval: a bootstrap over the 24 test items, around the report's own value.
+    assert iv["method"] == "bootstrap" and iv["n"] == 24 and iv["level"] == 0.95
+    assert iv["low"] < out["sqnr_db"] < iv["high"]
+    assert v["state"] == ("pass" if iv["low"] >= 26.0 else "fail" if iv["high"] < 26.0
+                          else "unresolved")
     assert rep["layer_analysis"]["suspects"] == ["y"]
     (sens,) = rep["sensitivity"]
     assert sens["tensor"] == "y" and sens["path"] == "sensitivity/keep_float_1.tflite"

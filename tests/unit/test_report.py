@@ -221,19 +221,26 @@ async def test_cli_report_md_and_tui_say_the_same(which: str,
     assert f"Verdict: {word} — {sentence}" in cli
     assert f"- verdict: **{word}** — {sentence}" in md
     assert f"Verdict: {word} — {sentence}" in tui
-    assert sentence.startswith(f"INT8 drop {say.drop_text(rep.drop('int8'))} on top-1 ")
+    j8 = say.int8_judgement(rep)
+    # With its interval where the verdict has one (the fake), as before without (digits).
+    measured = say.measured_text(j8) if j8.interval else f"drop {say.drop_text(rep.drop('int8'))}"
+    assert sentence.startswith(f"INT8 {measured} on top-1 ")
     # The INT8 row's drop cell, in each face's table.
     cli_row = next(line for line in cli.splitlines() if "INT8" in line and "│" in line)
     md_row = next(line for line in md.splitlines() if line.startswith("| INT8 |"))
     tui_row = next(r for r in rows if r[0] == "INT8")
     assert f" {drop} " in cli_row and f" {drop} |" in md_row and drop in tui_row
+    if j8.interval:  # the interval beside the drop, alike in every face
+        cell = say.interval_cell(j8)
+        assert f" {cell} " in cli_row and f" {cell} |" in md_row and cell in tui_row
     found = say.finding_lines(rep.findings[0]) if rep.findings else []
     assert (which == "fake_fail") == bool(found)  # 50 samples: the fake's finding
     for line in (say.size_line(rep), say.precision_story(rep), *found):
         if line:
             assert line in cli and line in md and line in tui
     if which == "fake_fail":
-        assert sentence == "INT8 drop 1.50 points on top-1 (profile high: ≤ 1)"
+        assert sentence == "INT8 drop 1.50 ± 0.35 pt (95 %), 77 ↓ / 2 ↑ on top-1 (profile high: ≤ 1)"
+        assert word == "FAIL"  # the whole interval, 1.15–1.85, is over the bar
         assert drop == "+1.50"
 
 

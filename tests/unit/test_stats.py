@@ -7,12 +7,14 @@ import math
 import numpy as np
 import pytest
 
+from engine.metrics import agreement
 from engine.stats import (
     bootstrap_fidelity,
     items_to_resolve,
     mcnemar_exact,
     paired_drop,
     paired_from_counts,
+    paired_from_shares,
 )
 
 
@@ -76,7 +78,10 @@ def test_bootstrap_point_values_equal_the_direct_metrics() -> None:
     pred = ref + rng.normal(scale=0.1, size=ref.shape)
     iv = bootstrap_fidelity(pred, ref)
     e = pred - ref
-    assert iv["sqnr"].value == pytest.approx(10 * np.log10(np.sum(ref**2) / np.sum(e**2)))
+    # SQNR as the report has it: each channel (last axis) about its own mean.
+    assert iv["sqnr"].value == pytest.approx(agreement(pred, ref)["sqnr_db"], rel=1e-12)
+    sst_c = np.sum((ref - ref.mean(axis=(0, 1), keepdims=True)) ** 2)
+    assert iv["sqnr"].value == pytest.approx(10 * np.log10(sst_c / np.sum(e**2)))
     assert iv["nse"].value == pytest.approx(1 - np.sum(e**2) / np.sum((ref - ref.mean())**2))
     cos = np.sum(pred * ref) / np.sqrt(np.sum(pred**2) * np.sum(ref**2))
     assert iv["cos"].value == pytest.approx(cos)
@@ -110,3 +115,49 @@ def test_classification_items_pair_up_with_top1() -> None:
     assert right.tolist() == [True, False, True, True]
     assert task.score([logits], y, cfg)["top1"] == right.mean()
     assert get_task("generic").correct is None
+
+
+@pytest.mark.parametrize("shape", [(40,), (40, 5), (40, 6, 3)])
+def test_bootstrap_sqnr_is_the_reports_for_offset_channels(shape: tuple[int, ...]) -> None:
+    # Channels far from zero and at different levels (a grid of boxes beside logits of −50):
+    # the report centres each channel on its mean; so must the interval's point value.
+    rng = np.random.default_rng(2)
+    levels = np.linspace(-50.0, 7.0, shape[-1]) if len(shape) > 1 else 1000.0
+    ref = rng.normal(size=shape) + levels
+    pred = ref + rng.normal(scale=0.05, size=shape)
+    iv = bootstrap_fidelity(pred, ref)["sqnr"]
+    assert iv.value == pytest.approx(agreement(pred, ref)["sqnr_db"], rel=1e-9)
+    assert iv.low < iv.value < iv.high
+
+
+def test_bootstrap_sqnr_of_a_constant_reference_falls_back_to_power() -> None:
+    ref = np.full((30, 4), 0.25)
+    pred = ref + np.random.default_rng(0).normal(scale=0.01, size=ref.shape)
+    iv = bootstrap_fidelity(pred, ref)["sqnr"]
+    assert iv.value == pytest.approx(agreement(pred, ref)["sqnr_db"], rel=1e-9)
+    assert iv.value == pytest.approx(10 * np.log10(np.sum(ref**2) / np.sum((pred - ref) ** 2)))
+
+
+def test_argmax_shares_reduce_to_the_counts_with_one_position_per_item() -> None:
+    shares = np.zeros(1000)
+    shares[:4] = 1.0
+    got, want = paired_from_shares(shares), paired_from_counts(1000, 4, 0)
+    assert (got.lost, got.gained) == (4, 0)
+    assert (got.drop, got.se) == (pytest.approx(want.drop), pytest.approx(want.se))
+    # Several positions per item: the item is the unit, its share the paired difference.
+    d = np.array([0.0] * 96 + [0.5, 0.25, 1.0, 0.25])
+    p = paired_from_shares(d)
+    assert (p.n, p.lost, p.gained) == (100, 4, 0)
+    assert p.drop == pytest.approx(100 * d.mean())
+    assert p.se == pytest.approx(100 * d.std() / math.sqrt(100))
+
+
+def test_differences_of_whole_items_are_the_counts() -> None:
+    from engine.stats import paired_from_differences
+
+    d = np.array([1.0] * 15 + [-1.0] * 3 + [0.0] * 2271)
+    got, want = paired_from_differences(d), paired_from_counts(2289, 15, 3)
+    assert (got.n, got.lost, got.gained, got.p_value) == (want.n, want.lost, want.gained,
+                                                          want.p_value)
+    for k in ("drop", "se", "low", "high"):
+        assert getattr(got, k) == pytest.approx(getattr(want, k), rel=1e-9)

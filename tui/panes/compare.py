@@ -61,7 +61,15 @@ def compare_rows(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
     else:  # each judged by its own bar: say which
         rows.append(("verdict", f"{wa} ({pa or '?'})", f"{wb} ({pb or '?'})", "≠"))
     da, db = a.drop("int8"), b.drop("int8")
-    rows.append(("INT8 drop (points)", say.points(da), say.points(db), _delta(da, db)))
+    rows.append(("INT8 drop (points)", say.int8_drop_cell(a), say.int8_drop_cell(b),
+                 _delta(da, db)))
+    # The difference item by item on the same test items: is it more than noise?
+    from engine.uncertainty import comparison_key, versus  # noqa: PLC0415 - numpy, when shown
+
+    key = comparison_key(a.verdict)
+    if a.run_dir and b.run_dir and key == comparison_key(b.verdict) \
+            and (vs := versus(a.run_dir, b.run_dir, key)) is not None:
+        rows.append(("INT8 drop B − A, paired", "", "", say.paired_cell(vs)))
     names = a.metric_names() + [n for n in b.metric_names() if n not in a.metric_names()]
     for stage in ("fp32", "fp16", "int8"):
         sa, sb = a.stage(stage), b.stage(stage)
@@ -168,11 +176,25 @@ def constant_keys(variants: list[dict[str, Any]]) -> frozenset[str]:
 def sweep_chart(sweep: dict[str, Any], width: int) -> str:
     variants = sweep.get("variants") or []
     same = constant_keys(variants)
-    rows = [(variant_label(v, same), v.get("drop"), f"{fmt.fixed(v.get('drop'), 2)} pts")
+    rows = [(variant_label(v, same), v.get("drop"),
+             f"{say.drop_cell(v.get('drop'), v.get('interval'), sign='')} pts")
             for v in variants]
     if not rows:
         return "This sweep has no variants."
-    return "INT8 drop per variant (points; shorter is better)\n" + "\n".join(fmt.hbar_chart(rows, width))
+    labels = [variant_label(v, same) for v in variants]
+    ivs = [v.get("interval") for v in variants]
+    if all(isinstance(iv, dict) for v, iv in zip(variants, ivs, strict=True)
+           if v.get("drop") is not None):
+        # Each drop with its 95 % interval on one axis: overlaps are plain to see.
+        pad = min(max(map(len, labels)), 28)
+        chart = ("INT8 drop per variant (points; ● the drop, ├─┤ its 95 % interval, │ zero)\n"
+                 + "\n".join(say.interval_chart(labels, [v.get("drop") for v in variants],
+                                                 ivs, max(width - pad - 20, 10))))
+    else:
+        chart = ("INT8 drop per variant (points; shorter is better)\n"
+                 + "\n".join(fmt.hbar_chart(rows, width)))
+    said = say.noise_sentence(labels, [v.get("versus_best") for v in variants])
+    return chart + (f"\n{say.VERSUS_NOTE}. {said}" if said else "")
 
 
 CELL = 24  # widest A or B cell: both runs stay in view at 80 columns
@@ -311,14 +333,18 @@ class ComparePane(VerticalScroll):
             return
         rows = []
         same = constant_keys(sweep.get("variants") or [])
+        vs_col = any(isinstance(v.get("versus_best"), dict) for v in sweep.get("variants") or [])
         for v in sweep.get("variants") or []:
             name, val = _variant_metric(v, sweep.get("metric"))
             rep = v.get("report") if isinstance(v.get("report"), dict) else {}
             status = str(v.get("status") or rep.get("status") or "").upper() or "—"
+            vs = [say.versus_cell(v.get("versus_best"))] if vs_col else []
             rows.append((variant_label(v, same), status, name or "—",
                          fmt.pct(val) if isinstance(val, float) and val <= 1 else fmt.num(val),
-                         fmt.points(v.get("drop")), fmt.seconds(v.get("total_s"))))
-        _fill(table, ("variant", "status", "metric", "INT8", "drop pts", "time"), rows)
+                         say.drop_cell(v.get("drop"), v.get("interval")), *vs,
+                         fmt.seconds(v.get("total_s"))))
+        _fill(table, ("variant", "status", "metric", "INT8", "drop pts",
+                      *(["vs best"] if vs_col else []), "time"), rows)
         wall = sweep.get("wall_s")
         # Less the padding and the scroll bar, so a bar never wraps.
         chart.update(sweep_chart(sweep, (self.size.width or 80) - 6)

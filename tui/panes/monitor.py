@@ -13,6 +13,8 @@ from textual import on
 from textual.containers import Vertical
 from textual.widgets import Button, Label, Static
 
+from engine.present import STATE_WORDS
+
 from .. import format as fmt
 from ..calibcheck import as_finding, finding_text
 from ..messages import JobEvent, JobExited, SweepDone, SweepProgress
@@ -287,7 +289,7 @@ class JobMonitor(Vertical):
         state = EXIT_WORDS.get(message.returncode, f"FAILED (exit {message.returncode})")
         mine = app.report is not None and app.report.run_dir == app.run_dir
         if message.returncode == 0 and mine and app.report.verdict:
-            state = "done " + ("PASS" if app.report.verdict.passed else "FAIL")
+            state = "done " + STATE_WORDS[app.report.verdict.confidence]
         self.set_state(state, running=False)
         for row in self.rows.values():
             row.fail("CANCELLED" if message.returncode == 3 else "FAILED")

@@ -16,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.lite.python import convert as _tfl_convert  # noqa: E402
+from tensorflow.lite.python import lite as _tfl_lite  # noqa: E402
 
 from ...custom_objects import unknown_layer_error  # noqa: E402
 from ...errors import ConversionError, ModelError  # noqa: E402
@@ -105,7 +107,14 @@ def load_and_export(
         model.export(export_dir, format="tf_saved_model", input_signature=[spec], verbose=False)
     else:
         fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        tf.saved_model.save(model, export_dir, signatures=fn.get_concrete_function())
+        # Only the serving function and its variables: saving the Keras model itself traces
+        # and writes every layer's calls (MobileNet v2: 15.7 s against 4.5 s), and the
+        # converter then reloads all of them (19.9 s against 10.5 s per stage) for the same
+        # .tflite, byte for byte.
+        lean = tf.Module()
+        lean.variables_ = list(model.weights)
+        lean.serve = fn
+        tf.saved_model.save(lean, export_dir, signatures=fn.get_concrete_function())
     # Named as the model names them; "signature" is the key the export gives each output,
     # by which the job finds it in every .tflite whatever order the converter chose.
     names = [str(n) for n in (getattr(model, "output_names", None) or [])]
@@ -215,6 +224,27 @@ def full_integer(
         conv._experimental_disable_per_channel = True
 
 
+def quantize(
+    calibrated: bytes,
+    *,
+    granularity: str = "per_channel",
+    io_type: str = "int8",
+    denylist: list[str] | None = None,
+    numeric_verify: bool = False,
+) -> bytes:
+    """``mlir_quantize`` as the converter calls it (plus its read-only buffer dedup)."""
+    blob = _tfl_convert.mlir_quantize(
+        calibrated,
+        disable_per_channel=granularity == "per_tensor",
+        input_data_type=_IO_TYPES[io_type],
+        output_data_type=_IO_TYPES[io_type],
+        enable_numeric_verify=numeric_verify,
+        denylisted_nodes=denylist or None,
+    )
+    return _tfl_lite._deduplicate_readonly_buffers(blob)
+
+
+
 def convert(
     saved_model_dir: str,
     stage: str,
@@ -225,10 +255,18 @@ def convert(
     io_type: str = "int8",
     allow_float: bool = False,
     on_sample: Callable[[int, int], None] | None = None,
+    keep: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Convert to one stage's ``.tflite``; returns its size and time."""
+    """Convert to one stage's ``.tflite``; returns its size and time.
+
+    INT8 (without float fallback) runs as the converter runs it inside, in two steps —
+    calibrate, then ``mlir_quantize`` — so the calibrated model can be kept in ``keep``
+    (``keep["calibrated"]``) for the per-layer analysis: one calibration, one converter
+    pass fewer. The model is the converter's own: same tensors, weights and ops; only the
+    order of its two metadata entries differs."""
     t0 = time.perf_counter()
     conv = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    two_step = False
     if stage == "fp16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
@@ -238,10 +276,17 @@ def convert(
         full_integer(conv, np.load(calibration, mmap_mode="r"), granularity, allow_float, on_sample)
         conv.inference_input_type = _IO_TYPES[io_type]
         conv.inference_output_type = _IO_TYPES[io_type]
+        two_step = keep is not None and not allow_float
+        if two_step:
+            conv._experimental_calibrate_only = True
     elif stage != "fp32":
         raise ConversionError(f"unknown stage {stage!r}")
     try:
         blob = conv.convert()
+        if stage == "int8" and two_step:
+            assert keep is not None
+            keep["calibrated"] = blob
+            blob = quantize(blob, granularity=granularity, io_type=io_type)
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
         raise ConversionError(
             f"TFLite's converter failed on the {stage.upper()} stage: {_converter_message(exc)}",

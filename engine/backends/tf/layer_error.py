@@ -33,8 +33,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tensorflow.lite.python import convert as _tfl_convert  # noqa: E402
-from tensorflow.lite.python import lite as _tfl_lite  # noqa: E402
 
 from ...errors import ConversionError  # noqa: E402
 from ...evaluate import quantize as quantize_input  # noqa: E402
@@ -51,9 +49,8 @@ from ...layers import (  # noqa: E402
     float_unit,
     rank,
 )
-from .convert import full_integer  # noqa: E402
+from .convert import full_integer, quantize  # noqa: E402
 
-_IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
 _QUANT_DTYPES = {np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)}
 
 
@@ -99,26 +96,6 @@ def calibrate(
             f"calibrating for the per-layer analysis failed: {str(exc).splitlines()[0][:300]}",
             "set analysis.debug_samples = 0 to skip the per-layer analysis",
         ) from exc
-
-
-def quantize(
-    calibrated: bytes,
-    *,
-    granularity: str = "per_channel",
-    io_type: str = "int8",
-    denylist: list[str] | None = None,
-    numeric_verify: bool = False,
-) -> bytes:
-    """``mlir_quantize`` as the converter calls it (plus its read-only buffer dedup)."""
-    blob = _tfl_convert.mlir_quantize(
-        calibrated,
-        disable_per_channel=granularity == "per_tensor",
-        input_data_type=_IO_TYPES[io_type],
-        output_data_type=_IO_TYPES[io_type],
-        enable_numeric_verify=numeric_verify,
-        denylisted_nodes=denylist or None,
-    )
-    return _tfl_lite._deduplicate_readonly_buffers(blob)
 
 
 # ------------------------------------------------------------------ graphs and tensors
@@ -325,8 +302,15 @@ def analyze_layers(
     def on_sample(_done: int, _of: int) -> None:
         tick("calibrating once for the analysis")
 
-    calibrated = calibrate(state["saved_model"], data, granularity=granularity,
-                           allow_float=allow_float, on_sample=on_sample)
+    kept = state.get("calibrated")
+    if kept is not None and kept[0] == (state["saved_model"], calibration, granularity,
+                                        allow_float):
+        # The INT8 stage's own calibration: the analysis measures the model it shipped.
+        calibrated = kept[1]
+        done[0] += len(data)
+    else:
+        calibrated = calibrate(state["saved_model"], data, granularity=granularity,
+                               allow_float=allow_float, on_sample=on_sample)
     shipped = _interpreter(path=int8_path)
     int8 = _quantized_outputs(shipped)
     again = _quantized_outputs(_interpreter(content=quantize(

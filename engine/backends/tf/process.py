@@ -186,12 +186,18 @@ def _child_main(log_path: str) -> int:
             state["saved_model"] = args["export_dir"]
             return {}
         if cmd == "convert":
-            return convert.convert(
+            keep: dict[str, Any] = {}
+            res = convert.convert(
                 state["saved_model"], args["to"], args["out_path"],
                 calibration=args.get("calibration"), granularity=args["granularity"],
                 io_type=args["io_type"], allow_float=bool(args["allow_float"]),
-                on_sample=on_sample,
+                on_sample=on_sample, keep=keep,
             )
+            if "calibrated" in keep:  # the per-layer analysis starts from it
+                state["calibrated"] = ((state["saved_model"], args.get("calibration"),
+                                        args["granularity"], bool(args["allow_float"])),
+                                       keep["calibrated"])
+            return res
         if cmd == "analyze_layers":
             from .layer_error import analyze_layers  # noqa: PLC0415
 

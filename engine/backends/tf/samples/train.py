@@ -211,9 +211,11 @@ def _section(result: dict[str, Any]) -> str:
         f"- wall time: {result['wall_seconds']:.0f} s on {os.cpu_count()} CPU core(s) "
         f"({platform.machine()}, Python {platform.python_version()})",
     ]
-    for key, value in result["facts"].items():
+    facts = dict(result["facts"])
+    framework = facts.pop("framework", "Keras")
+    for key, value in facts.items():
         lines.append(f"- {key.replace('_', ' ')}: {value}")
-    lines.append("- FP32 metrics on the test split (Keras model): " + ", ".join(
+    lines.append(f"- FP32 metrics on the test split ({framework} model): " + ", ".join(
         f"{k} = {v:.4f}" for k, v in result["metrics"].items()
     ))
     return "\n".join(lines) + "\n"

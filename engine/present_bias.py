@@ -19,6 +19,8 @@ def bias_lines(rep: Report) -> list[str]:
     bc = rep.bias_correction
     if bc is None:
         return _bias_suggestion(rep)
+    if bc.error:
+        return [f"Bias correction failed ({bc.error}): int8.tflite is the converter's model"]
     where = (f"{bc.heldout_items} held-out calibration items" if bc.heldout_items
              else f"the {bc.fit_items} calibration items it fitted on (too few to hold some out)")
     kept = ("kept the corrected model (int8.tflite; the converter's is "

@@ -76,6 +76,8 @@ class BiasCorrection(Record):
     outputs: tuple[BiasOutput, ...] = item((), of=BiasOutput, seq=True, always=True)
     layers: tuple[BiasLayer, ...] = item((), of=BiasLayer, seq=True, always=True)
     skipped: tuple[SkippedLayer, ...] = item((), of=SkippedLayer, seq=True, always=True)
+    #: Why the correction failed (the converter's model then stands).
+    error: str | None = item()
 
     @property
     def corrected(self) -> bool:

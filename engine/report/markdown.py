@@ -166,7 +166,7 @@ def _bias_markdown(rep: Report) -> list[str]:
     out = ["## Bias correction", ""]
     out.extend(f"- {line}" for line in lines)
     bc = rep.bias_correction
-    if bc is None:
+    if bc is None or bc.error:
         return [*out, ""]
     out += ["", "| # | layer | op | channels changed | shift (LSB) | SQNR before → after, "
             "held-out calibration | test |", "|---|---|---|---|---|---|---|"]

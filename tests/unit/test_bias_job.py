@@ -151,3 +151,21 @@ def test_a_low_sqnr_with_the_correction_off_suggests_it() -> None:
     assert present.bias_lines(_report(True)) == []
     assert present.bias_lines(_report(False, method="qat")) == []
     assert present.bias_lines(_report(False, mode="sequential")) == []
+
+
+def test_a_failed_correction_keeps_the_converters_model_and_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.job.bias as stage  # noqa: PLC0415
+
+    def broken(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+        raise ValueError("LiteRT cannot load it")
+
+    monkeypatch.setattr(stage, "correct", broken)
+    res = run_job(_job(tmp_path, "sequential"), backend=FakeFactory())
+    assert res.status == "ok"
+    bc = res.report.bias_correction
+    assert bc is not None and not bc.corrected and "LiteRT cannot load it" in (bc.error or "")
+    assert (res.run_dir / "int8.tflite").read_bytes() == INT8_MODEL
+    assert "Bias correction failed" in render_markdown(res.report)
+    d = json.loads((res.run_dir / "report.json").read_text())
+    assert Report.from_dict(d).to_dict() == d

@@ -133,6 +133,13 @@ def run(content: bytes, x: np.ndarray, tensors: Sequence[int], *, workers: int =
     return Run(got, {t.name: dequantize(a, t) for t, a in zip(touts, outs, strict=True)})
 
 
+def budget_items(model: Model, layers: Sequence[BiasLayer]) -> int:
+    """How many items' float layer outputs REF_BUDGET holds (at least MIN_SUPPORT)."""
+    per_item = sum(4 * math.prod(max(d, 1) for d in model.main.tensors[la.output].shape[1:])
+                   for la in layers)
+    return max(MIN_SUPPORT, REF_BUDGET // max(per_item, 1))
+
+
 def float_twins(int8: Model, fp32: Model, layers: Sequence[BiasLayer]) -> dict[int, int]:
     """Each layer's output tensor in the float model: by name (the converter keeps the
     float graph's names), else by position when both models have the same conv, depthwise
@@ -198,9 +205,7 @@ def correct(int8: bytes, fp32: bytes, x: np.ndarray, *, sequential: bool = True,
             usable.append(layer)
         else:
             skipped.append((layer.name, "no float tensor of that name or place"))
-    per_item = sum(4 * math.prod(max(d, 1) for d in model.main.tensors[la.output].shape[1:])
-                   for la in usable)
-    x = x[: max(MIN_SUPPORT, REF_BUDGET // max(per_item, 1))]
+    x = x[: budget_items(model, usable)]
     ref = run(fp32, x, [twins[la.output] for la in usable], workers=workers,
               cancel=cancel).tensors
     data = bytearray(int8)

@@ -35,7 +35,7 @@ def bias_lines(rep: Report) -> list[str]:
         if cal is not None:
             parts.append(f"{_db(cal.before_db)} → {_db(cal.after_db)} on {where}")
         if test is not None:
-            parts.append(f"{_db(test.before_db)} → {_db(test.after_db)} on the "
+            parts.append(f"{_db(test.before_db)} → {_db(test.after_db)} on "
                          f"{bc.test_items} test items")
         lines.append(f"output '{o.name}' SQNR: " + "; ".join(parts))
     if bc.skipped:

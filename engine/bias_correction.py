@@ -146,6 +146,7 @@ def float_twins(int8: Model, fp32: Model, layers: Sequence[BiasLayer]) -> dict[i
     and FC layers in the same order with the same output shapes (a model converted through
     another exporter, whose names differ). Layers without a twin are left out."""
     by_name = {t.name: t.index for t in fp32.main.tensors}
+    shape = {t.index: t.shape for t in fp32.main.tensors}
 
     def convs(m: Model) -> list[tuple[str, tuple[int, ...], int]]:
         sg = m.main
@@ -157,7 +158,8 @@ def float_twins(int8: Model, fp32: Model, layers: Sequence[BiasLayer]) -> dict[i
                    if [x[:2] for x in a] == [y[:2] for y in b] else {})
     twins: dict[int, int] = {}
     for la in layers:
-        if la.name in by_name:
+        own = int8.main.tensors[la.output].shape
+        if la.name in by_name and shape[by_name[la.name]] == own:
             twins[la.output] = by_name[la.name]
         elif la.output in by_position:
             twins[la.output] = by_position[la.output]

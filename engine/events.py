@@ -41,6 +41,7 @@ STAGES: tuple[StageDef, ...] = (
     StageDef("qat_data", "Loading training data"),
     StageDef("qat_train", "QAT fine-tuning"),
     StageDef("convert_int8", "Converting to INT8"),
+    StageDef("bias_correction", "Correcting INT8 biases"),
     StageDef("layers", "Per-layer error"),
     StageDef("evaluate_fp32", "Evaluating FP32"),
     StageDef("evaluate_fp16", "Evaluating FP16"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .present_bias import bias_lines  # noqa: F401 - the bias correction's words, re-exported
+
 # The uncertainty's words live in present_interval (for this module's size); the faces
 # take them from here like every other wording: the marked names are re-exported.
 from .present_interval import (

@@ -28,6 +28,7 @@ from ..events import RunFailed, RunFinished, RunStarted, Sink, ThrottledSink, nu
 from ..report import Report, render_markdown
 from ..rundir import EventLog, RunDir
 from . import stages
+from .bias import bias_correction, correct_mixed
 from .context import REPORT_SCHEMA, JobContext, build_report
 from .preflight import checked, preflight
 from .qat import find_ptq_run, qat_stage, resume_config
@@ -73,7 +74,9 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             else:
                 stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
         cancel.check()
+        bias_correction(ctx, cal, test, emit, cancel)                            # bias_correction
         stages.layer_errors(ctx, be, calib_path, emit)                           # layers
+        correct_mixed(ctx, emit)  # the kept bias correction, into the mixed models too
     finally:
         be.close()
 

@@ -5,6 +5,7 @@ sweep, QAT baseline) go through these types, and engine.present turns them into 
 """
 
 from ..verdict import Verdict
+from .bias import BiasCorrection, BiasLayer, BiasOutput, SkippedLayer, SqnrChange
 from .document import REPORT, SCHEMA, Report, ReportError, read_report
 from .layers import (
     ErrorFigures,
@@ -34,7 +35,8 @@ from .parts import (
 from .record import Record
 
 __all__ = [
-    "REPORT", "SCHEMA", "Agreement", "CacheUse", "Comparison", "DataInfo", "DataSplit", "ErrorFigures",
+    "REPORT", "SCHEMA", "Agreement", "BiasCorrection", "BiasLayer", "BiasOutput",
+    "SkippedLayer", "SqnrChange", "CacheUse", "Comparison", "DataInfo", "DataSplit", "ErrorFigures",
     "ErrorInfo", "Finding", "Headline", "HeadlineSide", "LayerAnalysis", "LayerError",
     "LayerRow", "LayerSensitivity", "ModelInfo", "Npu", "NpuLayer", "NpuSummary", "Pool",
     "Preprocessing", "PtqSummary", "Qat", "Record", "Report", "ReportError", "SensitivityEntry", "Stage",

@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from ..errors import EngineError
 from ..verdict import Verdict
+from .bias import BiasCorrection
 from .layers import LayerAnalysis, LayerRow, SensitivityEntry
 from .npu import Headline, Npu, NpuLayer
 from .parts import (
@@ -65,6 +66,7 @@ class Report(Record):
     layer_analysis: LayerAnalysis | None = item(of=LayerAnalysis)
     comparison: Comparison | None = item(of=Comparison)
     qat: Qat | None = item(of=Qat)
+    bias_correction: BiasCorrection | None = item(of=BiasCorrection)
     error: ErrorInfo | None = item(of=ErrorInfo)
     cache: CacheUse | None = item(of=CacheUse)
 

@@ -124,6 +124,7 @@ def render_markdown(report: Report | Mapping[str, Any], npu_markdown: str = "") 
             out.extend(f"  - {line}" for line in rest)
         out.append("")
 
+    out.extend(_bias_markdown(rep))
     out.extend(_layers_markdown(rep))
 
     if npu_markdown:
@@ -155,3 +156,29 @@ def render_markdown(report: Report | Mapping[str, Any], npu_markdown: str = "") 
 
 def _q(v: Any) -> str:
     return "?" if v is None else str(v)
+
+
+def _bias_markdown(rep: Report) -> list[str]:
+    """The bias correction's summary, then each corrected layer's output SQNR."""
+    lines = say.bias_lines(rep)  # with the correction off: a suggestion, when one fits
+    if not lines:
+        return []
+    out = ["## Bias correction", ""]
+    out.extend(f"- {line}" for line in lines)
+    bc = rep.bias_correction
+    if bc is None or bc.error:
+        return [*out, ""]
+    out += ["", "| # | layer | op | channels changed | shift (LSB) | SQNR before → after, "
+            "held-out calibration | test |", "|---|---|---|---|---|---|---|"]
+    for i, la in enumerate(bc.layers):
+        cal, test = la.calibration, la.test
+        out.append(f"| {i} | {la.layer} | {la.op} | {la.changed}/{la.channels} | "
+                   f"{la.shift_lsb:.2f} | {_pair(cal)} | {_pair(test)} |")
+    out.append("")
+    return out
+
+
+def _pair(p: Any) -> str:
+    if p is None:
+        return "—"
+    return " → ".join("exact" if v is None else f"{v:.1f}" for v in (p.before_db, p.after_db))

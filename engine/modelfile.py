@@ -1,7 +1,7 @@
 """The one TF-free model reader: check a model file and read its metadata.
 
-Preflight uses it, so a mistake the metadata shows (input shape, class count) fails before
-TensorFlow is imported; the TUI's model summary and the calibration diagnostics use it too.
+Preflight, the TUI's model summary and the data diagnostics use it: a mistake the metadata
+shows (input shape, class count) fails before TensorFlow is imported.
 
 Catches the mistakes users make — a missing path, a text file named ``.keras``, a legacy
 ``.h5`` holding a Lambda layer — with one clear line, and refuses code-carrying layers:
@@ -320,8 +320,7 @@ def _describe(cfg: dict[str, Any], out: dict[str, Any]) -> None:
     for ref in outputs:
         out["outputs"].append({"name": ref, "shape": _output_shape(by_name.get(str(ref), {}))})
     if not inner.get("output_layers") and layers and out["outputs"][0]["shape"] is None:
-        # A Sequential model names no output and its layers no inputs: the usual classifier
-        # head (pooled or flattened, then Dense, then same-shape layers) still states it.
+        # A Sequential model names no output: a classifier head (flat, Dense) still states it.
         out["outputs"] = [{"name": (layers[-1].get("config") or {}).get("name"),
                            "shape": _sequential_head(layers)}]
 
@@ -331,8 +330,7 @@ _FLAT = {"Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalM
 
 
 def _sequential_head(layers: list[dict[str, Any]]) -> list[Any] | None:
-    """[None, units] when a Sequential model ends in Dense (after same-shape layers) on a
-    flat input; else None (unknown)."""
+    """[None, units] for a Sequential model ending in Dense on a flat input; else None."""
     rest = [layer for layer in layers if layer.get("class_name") not in _SAME_SHAPE]
     if len(rest) >= 2 and rest[-1].get("class_name") == "Dense" and rest[-2].get("class_name") in _FLAT:
         return [None, (rest[-1].get("config") or {}).get("units")]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -365,12 +366,8 @@ def _output_shape(layer: dict[str, Any]) -> list[Any] | None:
     if cls == "Reshape" and lc.get("target_shape"):
         return [shape[0], *lc["target_shape"]]
     if cls == "Flatten":
-        n = 1
-        for d in shape[1:]:
-            if d is None:
-                return [shape[0], None]
-            n *= d
-        return [shape[0], n]
+        dims = shape[1:]
+        return [shape[0], None if None in dims else math.prod(dims)]
     return None
 
 

@@ -285,4 +285,5 @@ def test_generic_task_qat_distils_the_float_model(tmp_path: Path, tiny) -> None:
     assert rep["qat"]["metric"] == "agreement"
     assert rep["qat"]["history"][1]["loss"] > 0
     assert 0.9 <= rep["qat"]["best_val"] <= 1.0
-    assert rep["stages"]["int8"]["metrics"]["outputs"][0]["acc"] >= 0.9
+    # Logits are not a class distribution: the output is judged on fidelity (cos, SQNR).
+    assert rep["stages"]["int8"]["metrics"]["outputs"][0]["cos"] >= 0.99

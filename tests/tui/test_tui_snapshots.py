@@ -1,4 +1,4 @@
-"""SVG snapshots of every screen at 100×30 and 80×24 (`pytest --snapshot-update` to accept).
+"""SVG snapshots of every screen at 100×30 and 80×24 (`pytest -n 0 --snapshot-update` to accept).
 
 Deterministic: fixed run folders and reports (tests/fakes.py), a frozen clock (no elapsed
 times), fixed diagnostics, no cursor blink, paths shown relative to the checkout.

@@ -4,6 +4,7 @@ export itself against the Keras model on the sample's test items."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import onnx
@@ -21,7 +22,13 @@ def _fingerprint(path: Path) -> tuple[list[str], list[bytes]]:
 
 
 def test_export_onnx_reproduces_the_bundled_digits_model(tmp_path: Path) -> None:
-    pytest.importorskip("tf2onnx")
+    try:
+        import tf2onnx  # noqa: F401
+    except ImportError:  # the [samples] extra: say so, except in CI, which installs it
+        why = 'tf2onnx is not installed: pip install -e ".[samples]"'
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI installs it, so this test must run there", pytrace=False)
+        pytest.skip(why)
     r = artq("samples", "export-onnx", "digits", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "argmax agreement 1.0000" in r.stdout

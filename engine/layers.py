@@ -370,6 +370,7 @@ def merge_layers(
                     "regained_points": sens["regained_points"],
                     "cost_ms": sens["cost_ms"],
                     "suggestion": sens["suggestion"],
+                    **{k: sens[k] for k in ("regained", "unit") if sens.get(k) is not None},
                 },
             }
         )
@@ -380,7 +381,7 @@ CSV_FIELDS = (
     "index", "op", "name", "layer", "placement", "est_us", "macs", "scale", "zero_point", "range_min",
     "range_max", "layer_sqnr_db", "layer_rmse_scale", "layer_cos", "layer_max_abs",
     "model_sqnr_db", "model_rmse_scale", "model_cos", "model_max_abs", "suspect", "why",
-    "regained_points", "cost_ms", "suggestion",
+    "regained_points", "regained", "regained_unit", "cost_ms", "suggestion",
 )
 
 
@@ -403,8 +404,9 @@ def layers_csv(rows: Sequence[dict[str, Any]]) -> str:
                 for k, v in (err.get(mode) or {}).items():
                     flat[f"{mode}_{k}"] = v
         if sens:
-            flat.update(regained_points=sens.get("regained_points"),
-                        cost_ms=sens.get("cost_ms"), suggestion=sens.get("suggestion"))
+            flat.update(regained_points=sens.get("regained_points"), regained=sens.get("regained"),
+                        regained_unit=sens.get("unit"), cost_ms=sens.get("cost_ms"),
+                        suggestion=sens.get("suggestion"))
         w.writerow(flat)
     return buf.getvalue()
 

@@ -43,6 +43,10 @@ class LayerSensitivity(Record):
     regained_points: float | None = item(always=True)
     cost_ms: float | None = item(always=True)
     suggestion: str = item("", always=True)
+    #: What keeping the layer in float regains in ``unit`` ("points" or "dB"): a verdict
+    #: judged in dB has no points to regain.
+    regained: float | None = item()
+    unit: str | None = item()
 
 
 @_frozen

@@ -129,3 +129,21 @@ def test_names_table_and_csv() -> None:
     assert [r["name"] for r in table] == ["t0", "t1"]
     assert table[0]["layer_sqnr_db"] == "30.0" and table[0]["model_rmse_scale"] == "0.35"
     assert table[0]["regained_points"] == "0.5" and table[1]["layer_sqnr_db"] == ""
+
+
+def test_a_verdict_in_db_carries_its_regain_to_the_row_and_the_csv() -> None:
+    """Judged in dB there are no points to regain: the row and layers.csv keep the dB."""
+    npu = [{"index": 0, "op": "DEPTHWISE_CONV_2D", "name": "t0", "output_shape": [1, 4, 4, 8],
+            "placement": "NPU", "reason": "r", "macs": 10, "est_us": 1.5, "pct": 100.0}]
+    sens = [{"tensor": "t0", "metric": "sqnr_db", "regained_points": None, "regained": 0.49,
+             "unit": "dB", "cost_ms": 2.72,
+             "suggestion": "keep `t0` in float: +0.49 dB, +2.72 ms on the CPU"}]
+    rows = merge_layers(npu, {}, sens)
+    assert rows[0]["sensitivity"]["regained"] == 0.49 and rows[0]["sensitivity"]["unit"] == "dB"
+    table = list(csv.DictReader(io.StringIO(layers_csv(rows))))
+    assert (table[0]["regained_points"], table[0]["regained"], table[0]["regained_unit"]) == (
+        "", "0.49", "dB")
+    from engine.report import LayerRow
+
+    row = LayerRow.from_dict(rows[0])
+    assert row.to_dict()["sensitivity"] == rows[0]["sensitivity"]  # the typed report keeps them

@@ -108,7 +108,7 @@ def test_qat_note_says_when_fine_tuning_kept_the_starting_point() -> None:
 
 
 def test_qat_holds_out_a_random_tenth_not_the_last_class() -> None:
-    from engine.backends.tf.qat import hold_out
+    from engine.validation import hold_out
 
     # An image folder is read class by class: the last tenth is all class 2.
     x = np.arange(300, dtype=np.float32).reshape(300, 1)

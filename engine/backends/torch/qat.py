@@ -10,7 +10,6 @@ it beats that on the validation data. Each epoch's shuffle and random state come
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,20 +21,13 @@ from ...cancel import CancelToken
 from ...errors import ModelError
 from ...events import EpochEnd, Log, Progress, StageFinished, StageStarted
 from ...labels import load_labels
+from ...rundir import atomic_write_json
+from ...validation import hold_out, judged_figure
 from . import quant
 from .lib import require_torch
 
 Emit = Callable[[Any], None]
 TASKS = ("classification", "generic")
-
-
-def hold_out(x: np.ndarray, y: Any, seed: int = 0) -> tuple[np.ndarray, Any, np.ndarray, Any]:
-    """A seeded random tenth held out for validation (as the Keras QAT does)."""
-    cut = max(1, len(x) // 10)
-    order = np.random.default_rng(seed).permutation(len(x))
-    va, tr = np.sort(order[:cut]), np.sort(order[cut:])
-    take = (lambda idx: None) if y is None else (lambda idx: np.asarray(y)[idx])
-    return x[tr], take(tr), x[va], take(va)
 
 
 def _predict(model: Any, x: np.ndarray, batch: int = 64) -> list[np.ndarray]:
@@ -45,19 +37,13 @@ def _predict(model: Any, x: np.ndarray, batch: int = 64) -> list[np.ndarray]:
 
 
 def _val_metric(task_name: str, model: Any, x: np.ndarray, labels: Any,
-                evaluation: dict[str, Any], reference: list[np.ndarray] | None) -> tuple[str, float]:
-    from ...config import EvaluationConfig  # noqa: PLC0415
-    from ...metrics import agreement  # noqa: PLC0415
-    from ...tasks import get_task  # noqa: PLC0415
-
+                evaluation: dict[str, Any], reference: list[np.ndarray],
+                output: str | None = None) -> tuple[str, float, str]:
+    """The verdict's figure on the validation data (engine.validation.judged_figure)."""
     quant.for_inference(model)
-    outs = _predict(model, x)
-    task = get_task(task_name)
-    if task.score is None or labels is None:
-        assert reference is not None
-        a = agreement(outs[0], reference[0])
-        return "agreement", float(a["acc"] if a["acc"] is not None else a["cos"])
-    return task.primary, float(task.score(outs, labels, EvaluationConfig(**evaluation))[task.primary])
+    names = [f"output_{i}" for i in range(len(reference))]
+    return judged_figure(task_name, _predict(model, x), reference, labels, evaluation, names,
+                         output)
 
 
 def _loss_fn(task: str, float_model: Any, x: np.ndarray) -> tuple[Callable[..., Any], bool]:
@@ -73,12 +59,6 @@ def _loss_fn(task: str, float_model: Any, x: np.ndarray) -> tuple[Callable[..., 
         return (lambda out, t: torch.nn.functional.nll_loss(
             torch.log(out[0].clamp_min(1e-12)), t[0])), False
     return (lambda out, t: torch.nn.functional.cross_entropy(out[0], t[0])), False
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def qat_train(
@@ -120,7 +100,8 @@ def qat_train(
 
     loss_fn, distil = _loss_fn(task, float_model, x_tr)
     targets = _predict(float_model, x_tr) if distil or y_tr is None else [np.asarray(y_tr, np.int64)]
-    ref_val = _predict(float_model, x_va) if distil or y_va is None else None
+    # The float model's validation outputs: what the judged figure compares with.
+    ref_val = _predict(float_model, x_va)
 
     torch.manual_seed(seed)
     q = quant.prepare(float_model, input_shape)
@@ -139,8 +120,9 @@ def qat_train(
         if qat.get("init_ranges", True):
             n = quant.init_ranges(q, x_cal)
             emit(Log(f"fake-quant ranges set from {len(x_cal)} calibration items ({n} ranges)"))
-        metric0, val0 = _val_metric(task, q, x_va, y_va, evaluation, ref_val)
-        st["best"], st["best_epoch"] = val0, 0
+        metric0, val0, st["judged_output"] = _val_metric(task, q, x_va, y_va, evaluation,
+                                                         ref_val)
+        st["best"], st["best_epoch"], st["metric"] = val0, 0, metric0
         st["history"].append({"epoch": 0, "loss": None, "val_metric": val0, "seconds": 0.0})
         torch.save(q.state_dict(), best_path)
         emit(Log(f"before fine-tuning: validation {metric0} {val0:.4f}"))
@@ -149,7 +131,7 @@ def qat_train(
     n = len(x_tr)
     steps = (n + batch - 1) // batch
     total = (epochs - st["epoch"]) * steps
-    metric_name = "agreement" if distil or y_va is None else ""
+    metric_name = str(st.get("metric", ""))
     emit(StageStarted(train_stage, "QAT fine-tuning", total))
     done_steps, epoch_times, stopped_early = 0, [], False
     for epoch in range(st["epoch"], epochs):
@@ -177,7 +159,8 @@ def qat_train(
             done_steps += 1
             emit(Progress(train_stage, done_steps, total,
                           f"epoch {epoch + 1}/{epochs} loss {np.mean(seen):.4f}"))
-        metric_name, val = _val_metric(task, q, x_va, y_va, evaluation, ref_val)
+        metric_name, val, _ = _val_metric(task, q, x_va, y_va, evaluation, ref_val,
+                                          st.get("judged_output"))
         epoch_times.append(time.perf_counter() - t0)
         eta = float(np.mean(epoch_times)) * (epochs - epoch - 1)
         mean_loss = float(np.mean(seen))
@@ -193,7 +176,7 @@ def qat_train(
         # The newest epoch only (and best.pt): model and optimizer, tensors only.
         torch.save({"model": q.state_dict(), "optimizer": opt.state_dict()}, last_path)
         st["epoch"], st["checkpoint"] = epoch + 1, str(last_path)
-        _write_json(state_path, st)
+        atomic_write_json(state_path, st)
         if patience and st["bad_epochs"] >= patience:
             stopped_early = True
             emit(Log(f"early stop after epoch {epoch + 1}: no better {metric_name} for "

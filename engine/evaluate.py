@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -143,6 +143,41 @@ class RunResult:
         return n / self.seconds if self.seconds > 0 else 0.0
 
 
+def run_in_chunks(n: int, workers: int, items: Callable[[int, int, int], bool], *,
+                  stage: str, sink: Sink, cancel: CancelToken | None) -> float:
+    """Items ``0..n-1`` through ``workers`` threads, each taking chunks from a shared
+    counter (small chunks, so the last ones end together and a slow core takes fewer);
+    the calling thread is worker 0. ``items(w, a, b)`` runs items ``a..b-1`` on worker
+    ``w``'s own runtime and returns False when it stopped on ``cancel``. Progress goes to
+    ``sink`` per chunk, not per item (less lock traffic). Returns the seconds taken."""
+    chunk = max(1, min(CHUNK, -(-n // workers)))
+    next_start, done = [0], [0]
+    lock = threading.Lock()
+    t0 = time.perf_counter()
+
+    def work(w: int) -> None:
+        while True:
+            with lock:
+                a = next_start[0]
+                next_start[0] = a + chunk
+            b = min(a + chunk, n)
+            if a >= n or not items(w, a, b):
+                return
+            with lock:
+                done[0] += b - a
+                d = done[0]
+            sink(Progress(stage, d, n))
+
+    with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool:
+        futures = [pool.submit(work, w) for w in range(1, workers)]
+        work(0)
+        for f in futures:
+            f.result()
+    if cancel is not None:
+        cancel.check()
+    return time.perf_counter() - t0
+
+
 def run_model(
     path: str,
     x: np.ndarray,
@@ -167,49 +202,23 @@ def run_model(
             "check preprocessing.resize and the data",
         )
     raw = [np.empty((n, *t.shape[1:]), dtype=t.dtype) for t in outputs]
-    # Workers take chunks from a shared counter and quantize their own chunk: the
-    # quantization runs in parallel too, on data still in cache, and a slow core takes fewer.
-    chunk = max(1, min(CHUNK, -(-n // workers)))
-    next_start = [0]
-    done = [0]
-    lock = threading.Lock()
-    t0 = time.perf_counter()
+    # Views of the output buffers (valid until the next invoke): copied once, into ``raw``,
+    # where get_tensor would allocate a copy first.
+    views = [[it.tensor(t.index) for t in outputs] for it in interpreters]
 
-    def work(w: int) -> None:
-        it = interpreters[w]
-        in_idx = tin.index
-        # Views of the output buffers (valid until the next invoke): copied once, into
-        # ``raw``, where get_tensor would allocate a copy first.
-        views = [it.tensor(t.index) for t in outputs]
-        while True:
-            with lock:
-                a = next_start[0]
-                next_start[0] = a + chunk
-            if a >= n:
-                return
-            b = min(a + chunk, n)
-            xq = quantize(x[a:b], tin)
-            for i in range(a, b):
-                if cancel is not None and cancel.cancelled:
-                    return
-                it.set_tensor(in_idx, xq[i - a : i - a + 1])
-                it.invoke()
-                for k, view in enumerate(views):
-                    raw[k][i] = view()[0]
-            # Progress per chunk, not per item: less lock traffic between the workers.
-            with lock:
-                done[0] += b - a
-                d = done[0]
-            sink(Progress(stage, d, n))
+    def items(w: int, a: int, b: int) -> bool:
+        it, out = interpreters[w], views[w]
+        # Each worker quantizes its own chunk: in parallel too, on data still in cache.
+        xq = quantize(x[a:b], tin)
+        for i in range(a, b):
+            if cancel is not None and cancel.cancelled:
+                return False
+            it.set_tensor(tin.index, xq[i - a : i - a + 1])
+            it.invoke()
+            for k, view in enumerate(out):
+                raw[k][i] = view()[0]
+        return True
 
-    # The calling thread is worker 0; the pool runs the others.
-    with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool:
-        futures = [pool.submit(work, w) for w in range(1, workers)]
-        work(0)
-        for f in futures:
-            f.result()
-    if cancel is not None:
-        cancel.check()
-    seconds = time.perf_counter() - t0
+    seconds = run_in_chunks(n, workers, items, stage=stage, sink=sink, cancel=cancel)
     return RunResult([dequantize(r, t) for r, t in zip(raw, outputs, strict=True)], seconds,
                      workers, tuple(t.name for t in outputs), tuple(t.shape for t in outputs))

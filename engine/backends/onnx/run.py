@@ -9,17 +9,14 @@ and dequantizes inside the graph, so every stage is compared in float.
 from __future__ import annotations
 
 import os
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from ...cancel import CancelToken
 from ...errors import EvaluationError, InputFileError
-from ...evaluate import CHUNK, RunResult
-from ...events import Progress, Sink, null_sink
+from ...evaluate import RunResult, run_in_chunks
+from ...events import Sink, null_sink
 
 
 def session(path: str | bytes, threads: int = 1) -> Any:
@@ -64,35 +61,16 @@ def run_onnx(
     first = sess.run(None, {name: np.ascontiguousarray(x[:1], np.float32)}) if n else []
     raw = [np.empty((n, *o.shape[1:]), np.float32) for o in first]
     names = [o.name for o in outputs]
-    chunk = max(1, min(CHUNK, -(-n // workers)))
-    next_start, done = [0], [0]
-    lock = threading.Lock()
-    t0 = time.perf_counter()
 
-    def work() -> None:
-        while True:
-            with lock:
-                a = next_start[0]
-                next_start[0] = a + chunk
-            if a >= n:
-                return
-            b = min(a + chunk, n)
-            xs = np.ascontiguousarray(x[a:b], np.float32)
-            for i in range(a, b):
-                if cancel is not None and cancel.cancelled:
-                    return
-                for k, o in enumerate(sess.run(names, {name: xs[i - a : i - a + 1]})):
-                    raw[k][i] = o[0]
-            with lock:
-                done[0] += b - a
-                d = done[0]
-            sink(Progress(stage, d, n))
+    def items(_w: int, a: int, b: int) -> bool:
+        # One session serves every thread: onnxruntime's run() is thread-safe.
+        xs = np.ascontiguousarray(x[a:b], np.float32)
+        for i in range(a, b):
+            if cancel is not None and cancel.cancelled:
+                return False
+            for k, o in enumerate(sess.run(names, {name: xs[i - a : i - a + 1]})):
+                raw[k][i] = o[0]
+        return True
 
-    with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool:
-        futures = [pool.submit(work) for _ in range(1, workers)]
-        work()
-        for f in futures:
-            f.result()
-    if cancel is not None:
-        cancel.check()
-    return RunResult(raw, time.perf_counter() - t0, workers)
+    seconds = run_in_chunks(n, workers, items, stage=stage, sink=sink, cancel=cancel)
+    return RunResult(raw, seconds, workers)

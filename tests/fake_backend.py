@@ -57,9 +57,15 @@ class FakeBackend:
     fail_in: str | None = None
     calls: list[str] = field(default_factory=list)
     closed: bool = False
+    #: As the TF backend: each instance its own process, so the job may open a float lane.
+    own_process: bool = False
+    #: A stage id whose call runs until the backend's cancel token is set (a long convert).
+    block_in: str | None = None
 
     def _enter(self, stage: str) -> None:
         self.calls.append(stage)
+        while stage == self.block_in and not self.options.cancel.wait(0.01):
+            pass
         self.options.cancel.check()  # as the TF child's handle does on every line
         if stage == self.fail_in:
             raise ConversionError(f"fake failure in {stage}", "a test asked for it")
@@ -118,11 +124,13 @@ class FakeBackend:
 class FakeFactory:
     """A BackendFactory that remembers the backends it opened."""
 
-    def __init__(self, fail_in: str | None = None) -> None:
-        self.fail_in = fail_in
+    def __init__(self, fail_in: str | None = None, own_process: bool = False,
+                 block_in: str | None = None) -> None:
+        self.fail_in, self.own_process, self.block_in = fail_in, own_process, block_in
         self.opened: list[FakeBackend] = []
 
     def __call__(self, fmt: str, options: BackendOptions) -> FakeBackend:
-        be = FakeBackend(options, self.fail_in)
+        be = FakeBackend(options, self.fail_in, own_process=self.own_process,
+                         block_in=self.block_in)
         self.opened.append(be)
         return be

@@ -92,7 +92,12 @@ class QatRequest:
 
 
 class Backend(Protocol):
-    """One framework, driven by the job. ``stage`` arguments are ids from ``STAGES``."""
+    """One framework, driven by the job. ``stage`` arguments are ids from ``STAGES``.
+
+    A backend whose instances each run in a process of their own says so with a true
+    ``own_process`` attribute: the job then converts FP32/FP16 in a second instance beside
+    INT8 (engine.job.lanes).
+    """
 
     def load(self, path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
              *, stage: str) -> LoadedModel: ...

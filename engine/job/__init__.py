@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..errors import CancelledError, EngineError
 from ..events import RunFailed, RunFinished, RunStarted, Sink, ThrottledSink, null_sink
 from ..report import Report, render_markdown
 from ..rundir import EventLog, RunDir
-from . import stages
+from . import lanes, stages
 from .bias import bias_correction, correct_mixed
 from .context import REPORT_SCHEMA, JobContext, build_report
 from .preflight import checked, preflight
@@ -50,22 +51,33 @@ class JobResult:
 
 
 def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: BackendFactory) -> None:
-    """Every stage of a job, in the order it runs."""
+    """Every stage of a job, in the order it runs (FP32/FP16 in a lane of their own beside
+    INT8 when the backend allows: see :mod:`.lanes`)."""
     cfg = ctx.cfg
     cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
-    be = backend(ctx.model_file.format, BackendOptions(
+    options = BackendOptions(
         ctx.run.log_path, ctx.work, emit, cancel,
         legacy_keras=cfg.quantization.method == "qat",
         custom_objects=cfg.model.custom_objects,
         calibration_method=cfg.calibration.method, percentile=float(cfg.calibration.percentile),
-        weights=cfg.model.weights))
+        weights=cfg.model.weights)
+    be = backend(ctx.model_file.format, options)
+    floats = lanes.wanted(ctx, be)
+    lane = lanes.FloatLane(ctx, backend, options, floats, emit, cancel) if floats else None
+    outputs: dict[str, list[np.ndarray]] = {}
     try:
         model = stages.export_model(ctx, be, emit)                               # load
+        if lane is not None:
+            lane.start(model)                              # convert_fp32/fp16, evaluate_fp32/fp16
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
         stages.check_export(ctx, be, test, emit)                                 # check_export
         calib_path = stages.diagnose(ctx, cal, test, emit)                       # diagnose
+        if lane is not None:
+            lane.evaluate_on(test, task)
         for stage in cfg.quantization.stages:
             cancel.check()
+            if stage in floats:
+                continue
             if stage == "int8" and cfg.quantization.method == "qat":
                 qat_stage(ctx, be, model, calib_path, emit, cancel)  # qat_data, qat_train, convert_int8
             elif stage in ("fp32", "fp16"):
@@ -74,15 +86,26 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             else:
                 stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
         cancel.check()
+        if lane is not None and "fp32" in floats:
+            lane.converted("fp32")  # the correction measures against the FP32 model
         bias_correction(ctx, cal, test, emit, cancel)                            # bias_correction
         stages.layer_errors(ctx, be, calib_path, emit)                           # layers
         correct_mixed(ctx, emit)  # the kept bias correction, into the mixed models too
+        be.close()
+        if lane is not None:
+            outputs.update(lane.join())
+            lane = None
     finally:
         be.close()
+        if lane is not None:  # stopped early: the second process must not go on converting
+            lane.abort()
+    # Stages in the configured order, however the lanes finished.
+    ctx.stages = {s: ctx.stages[s] for s in cfg.quantization.stages if s in ctx.stages}
 
-    outputs: dict[str, list[np.ndarray]] = {}
     for stage in cfg.quantization.stages:                                        # evaluate_*
         cancel.check()
+        if stage in outputs:
+            continue
 
         def evaluate(s: str = stage) -> list[np.ndarray]:
             return stages.evaluate(ctx, s, test, task, outputs.get("fp32"), emit, cancel)
@@ -195,8 +218,13 @@ def _internal(exc: BaseException, run: RunDir) -> EngineError:
 
 
 def _tee(*sinks: Sink) -> Sink:
+    # One event at a time: the float lane emits from its own thread, and a UI's sink and
+    # the event log must not interleave two events' lines.
+    lock = threading.Lock()
+
     def tee(event: Any) -> None:
-        for s in sinks:
-            s(event)
+        with lock:
+            for s in sinks:
+                s(event)
 
     return tee

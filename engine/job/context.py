@@ -51,6 +51,8 @@ class JobContext:
 
     # --- made by the stages, in the order they run
     model: dict[str, Any] = field(default_factory=dict)  # load
+    #: Where the exported model is (the run's scratch or the cache's entry).
+    export_dir: Path | None = None  # load
     #: The model input's channel order (engine.layout); data is H×W×C until the model's edge.
     layout: str = "nhwc"  # preprocess
     data: dict[str, Any] = field(default_factory=dict)  # preprocess (+ qat_data)
@@ -122,7 +124,8 @@ def build_report(ctx: JobContext, status: str, err: EngineError | None = None) -
         "stages": ctx.stages,
         "verdict": ctx.verdict.to_dict() if ctx.verdict else None,
         "findings": ctx.findings,
-        "timings": {f"{k}_s": v for k, v in ctx.timings.items()},
+        # In stage order: with a float lane, stages end in no fixed order.
+        "timings": {f"{k}_s": v for k, v in sorted(ctx.timings.items(), key=_stage_order)},
     }
     optional = {"npu": ctx.npu, "headline": ctx.headline, "stedgeai": ctx.stedgeai,
                 "layers": ctx.layers, "sensitivity": ctx.sensitivity,
@@ -132,5 +135,13 @@ def build_report(ctx: JobContext, status: str, err: EngineError | None = None) -
     if err is not None:
         report["error"] = err.to_dict()
     if ctx.cache is not None:
-        report["cache"] = {"dir": str(ctx.cache.root), "reused": list(ctx.cached)}
+        report["cache"] = {"dir": str(ctx.cache.root),
+                           "reused": sorted(ctx.cached, key=lambda k: _stage_order((k, 0)))}
     return report
+
+
+def _stage_order(item: tuple[str, Any]) -> tuple[int, str]:
+    """Stage ids in pipeline order (``data.test`` with ``data``), anything else (``total``)
+    after; the sort is stable, so one stage's entries keep the order they came in."""
+    base = item[0].split(".")[0]
+    return (STAGE_IDS.index(base), "") if base in STAGE_IDS else (len(STAGE_IDS), "")

@@ -40,6 +40,7 @@ def load_model(ctx: JobContext, backend: Backend) -> LoadedModel:
     mf, shape = ctx.model_file, ctx.cfg.model.input_shape
     input_shape = list(shape) if shape else None
     export_dir = ctx.work / "saved_model"
+    ctx.export_dir = export_dir
     if ctx.cache is None:
         return backend.load(mf.path, mf.format, input_shape, str(export_dir), stage="load")
     from ..cache import finish  # noqa: PLC0415
@@ -49,6 +50,7 @@ def load_model(ctx: JobContext, backend: Backend) -> LoadedModel:
         if tmp is None:
             ctx.cached.append("load")
             model = LoadedModel.from_dict(entry.meta["info"])
+            ctx.export_dir = entry.path("saved_model")
             backend.adopt_export(mf.path, mf.format, input_shape,
                                  str(entry.path("saved_model")), model, stage="load")
             return model

@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from models import tiny_job
 
 from engine.config import load_config
-from engine.job import run_job
+from engine.job import lanes, run_job
 
 VOLATILE = {"created", "timings", "items_per_s", "run_dir", "config_source", "cache"}
 
@@ -31,14 +32,28 @@ def _digests(run: Path) -> dict[str, str]:
             for p in sorted(run.glob("*.tflite"))}
 
 
-def test_cache_off_cold_and_warm_give_the_same_report_and_bytes(tiny_model: Path,
-                                                                tmp_path: Path) -> None:
+def test_cache_off_cold_and_warm_give_the_same_report_and_bytes(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load_config(tiny_job(tmp_path, tiny_model, test_count=100),
                       ["analysis.sensitivity_k=0"])
     cache = tmp_path / "cache"
+    # Off: one TensorFlow process. Cold: FP32/FP16 in a second one beside INT8 (the float
+    # lane). Warm: the float stages from the cache. All must agree to the byte.
+    lanes_opened: list[list[str]] = []
+    real_lane = lanes.FloatLane
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        lanes_opened.append(list(args[3]))
+        return real_lane(*args, **kw)
+
+    monkeypatch.setattr(lanes, "FloatLane", counted)
+    monkeypatch.setattr(lanes, "usable_cores", lambda: 2)
+    monkeypatch.setenv("ARTQ_PARALLEL", "0")
     off = run_job(cfg)
+    monkeypatch.delenv("ARTQ_PARALLEL")
     cold = run_job(cfg, cache_dir=cache)
     warm = run_job(cfg, cache_dir=cache)
+    assert lanes_opened == [["fp32", "fp16"]]  # the cold run only
     reports = [json.loads((r.run_dir / "report.json").read_text()) for r in (off, cold, warm)]
     assert "cache" not in reports[0]
     assert reports[1]["cache"] == {"dir": str(cache), "reused": []}

@@ -28,6 +28,9 @@ class _Source:
 class TFBackend:
     """The :class:`engine.backends.Backend` for Keras (.keras, .h5) and SavedModel files."""
 
+    #: Each instance is a child process of its own: a second one converts beside the first.
+    own_process = True
+
     def __init__(self, options: BackendOptions) -> None:
         self._opt = options
         # tfmot needs Keras 2; the switch must be set before TF is imported, so only the QAT

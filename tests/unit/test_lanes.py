@@ -1,0 +1,122 @@
+"""The float lane: FP32/FP16 in a second backend beside INT8 (engine.job.lanes), with the
+fake backend — the same report and models as a run in line, and a failure or a cancel on
+either side stops both."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_backend import FakeFactory
+from test_orchestrator import JOB, _assert_marked, _run  # noqa: F401 - the shared job
+from test_orchestrator import job as job  # noqa: F401 - the fixture, re-exported
+
+from engine.cancel import CancelToken
+from engine.errors import CancelledError, EngineError
+from engine.events import Event, StageFinished, StageStarted
+from engine.job import lanes
+
+VOLATILE = {"created", "run_dir", "timings", "config_source"}
+
+
+@pytest.fixture(autouse=True)
+def no_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("tensorflow", "tf_keras", "keras"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.fixture
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lanes, "usable_cores", lambda: 2)
+    monkeypatch.delenv("ARTQ_PARALLEL", raising=False)
+
+
+def _stable(rep: dict[str, Any]) -> dict[str, Any]:
+    """A report without what differs between two runs of the same job (times, paths)."""
+    out = {k: v for k, v in rep.items() if k not in VOLATILE}
+    for st in out["stages"].values():
+        st.pop("items_per_s", None)
+    out["config"] = {k: v for k, v in out["config"].items() if k != "output"}
+    return json.loads(json.dumps(out).replace(rep["run_dir"], "<run>"))
+
+
+def test_the_lane_gives_the_same_report_and_models_as_a_run_in_line(job, two_cores) -> None:
+    inline, lane = FakeFactory(), FakeFactory(own_process=True)
+    _, a = _run(job(), inline)
+    events, b = _run(job(), lane)
+    assert len(inline.opened) == 1 and len(lane.opened) == 2
+    main, second = lane.opened
+    # INT8 and the per-layer error in the first process, the float stages in the second.
+    assert main.calls == ["load", "convert_int8", "layers"]
+    assert second.calls == ["load", "convert_fp32", "convert_fp16"]
+    assert main.closed and second.closed
+    assert _stable(a.report.to_dict()) == _stable(b.report.to_dict())
+    assert list(b.report.to_dict()["stages"]) == ["fp32", "fp16", "int8"]
+    for name in ("fp32.tflite", "fp16.tflite", "int8.tflite"):
+        assert (a.run_dir / name).read_bytes() == (b.run_dir / name).read_bytes()
+    # Every stage started and finished once, whatever the interleaving.
+    started = [e.stage for e in events if isinstance(e, StageStarted)]
+    finished = [e.stage for e in events if isinstance(e, StageFinished)]
+    assert sorted(started) == sorted(finished) and len(set(started)) == len(started)
+    timings = list(b.report.to_dict()["timings"])
+    assert timings.index("convert_fp16_s") < timings.index("convert_int8_s")  # stage order
+
+
+@pytest.mark.parametrize("stage", ["convert_fp32", "convert_fp16", "convert_int8"])
+def test_a_failure_on_either_side_fails_the_run_and_ends_both(job, two_cores,
+                                                               stage: str) -> None:
+    factory = FakeFactory(fail_in=stage, own_process=True)
+    events: list[Event] = []
+    with pytest.raises(EngineError) as info:
+        _run(job(), factory, sink=events.append)
+    rep = _assert_marked(Path(info.value.run_dir), "failed", events,  # type: ignore[attr-defined]
+                         "ConversionError")
+    assert rep["error"]["message"] == f"fake failure in {stage}"
+    assert all(be.closed for be in factory.opened) and len(factory.opened) == 2
+
+
+@pytest.mark.parametrize("stage", ["convert_fp32", "convert_fp16", "evaluate_fp32",
+                                   "convert_int8", "layers"])
+def test_a_cancel_during_either_lane_cancels_the_run(job, two_cores, stage: str) -> None:
+    cancel = CancelToken()
+
+    def cancel_at(ev: Event) -> None:
+        if isinstance(ev, StageStarted) and ev.stage == stage:
+            cancel.cancel()
+
+    events: list[Event] = []
+    factory = FakeFactory(own_process=True)
+    with pytest.raises(CancelledError) as info:
+        _run(job(), factory, sink=lambda ev: (events.append(ev), cancel_at(ev)), cancel=cancel)
+    _assert_marked(Path(info.value.run_dir), "cancelled", events,  # type: ignore[attr-defined]
+                   "CancelledError")
+    assert all(be.closed for be in factory.opened)
+
+
+@pytest.mark.parametrize("why", ["one core", "qat", "no int8", "ARTQ_PARALLEL=0",
+                                 "in-process backend"])
+def test_no_lane_where_it_cannot_help(job, monkeypatch: pytest.MonkeyPatch, why: str) -> None:
+    monkeypatch.setattr(lanes, "usable_cores", lambda: 1 if why == "one core" else 2)
+    if why == "ARTQ_PARALLEL=0":
+        monkeypatch.setenv("ARTQ_PARALLEL", "0")
+    factory = FakeFactory(own_process=why != "in-process backend")
+    cfg = job(qat=why == "qat",
+              overrides=['quantization.stages=["fp32","fp16"]'] if why == "no int8" else None)
+    _run(cfg, factory)
+    assert len(factory.opened) == 1
+
+
+def test_a_failed_int8_stops_a_float_lane_still_converting(job, two_cores) -> None:
+    # The second process is busy with FP16 until told to stop: the run must end, failed,
+    # with that process ended, not wait for it or leave it running.
+    factory = FakeFactory(fail_in="convert_int8", own_process=True, block_in="convert_fp16")
+    events: list[Event] = []
+    with pytest.raises(EngineError) as info:
+        _run(job(), factory, sink=events.append)
+    _assert_marked(Path(info.value.run_dir), "failed", events,  # type: ignore[attr-defined]
+                   "ConversionError")
+    main, second = factory.opened
+    assert second.calls[-1] == "convert_fp16" and second.closed and main.closed

@@ -215,12 +215,15 @@ def _summarize(v: Variant, run_dir: str, process_s: float, error: str) -> Varian
 def _run_variant(
     config: Path, v: Variant, extra: list[str], cache: Path, sink: VariantSink,
     cancel: CancelToken, procs: dict[int, subprocess.Popen[str]], lock: threading.Lock,
+    parallel_runs: int = 1,
 ) -> VariantResult:
     args = [str(config)]
     for o in [*extra, *v.overrides]:
         args += ["--set", o]
     cmd = worker_command("run", [*args, "--cache", str(cache)])
     env = worker_env()
+    if parallel_runs > 1:  # the variants already fill the cores: one TF process each
+        env["ARTQ_PARALLEL"] = "0"
     t0 = time.perf_counter()
     run_dir, error = "", ""
     with lock:
@@ -295,7 +298,7 @@ def run_sweep(
     def one(v: Variant, cfg: JobConfig) -> None:
         results[v.index] = _run_variant(
             config, v, [*extra, f"name={json.dumps(_variant_name(cfg.name, v))}"], cache,
-            sink, cancel, procs, lock)
+            sink, cancel, procs, lock, jobs)
 
     stop = threading.Event()
 

@@ -46,6 +46,8 @@ class Converted:
     via: str | None = None
     #: How the INT8 model was quantized, when the backend says (report ``quantization``).
     quantization: dict[str, Any] | None = None
+    #: Parts of the conversion read from the cache (report ``cache.reused``, after the stage).
+    reused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,10 @@ class BackendOptions:
     #: calibration.method and calibration.percentile (ONNX; TensorFlow's converter is min/max).
     calibration_method: str = "minmax"
     percentile: float = 99.999
+    #: The runs' shared cache (engine.cache.StageCache; None: --no-cache) and the model's key
+    #: in it, for what a backend can reuse inside a stage.
+    cache: Any = None
+    model_key: str = ""
 
 
 BackendFactory = Callable[[str, BackendOptions], Backend]

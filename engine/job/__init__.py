@@ -60,7 +60,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
         legacy_keras=cfg.quantization.method == "qat",
         custom_objects=cfg.model.custom_objects,
         calibration_method=cfg.calibration.method, percentile=float(cfg.calibration.percentile),
-        weights=cfg.model.weights)
+        weights=cfg.model.weights, cache=ctx.cache, model_key=ctx.model_key)
     be = backend(ctx.model_file.format, options)
     floats = lanes.wanted(ctx, be)
     lane = lanes.FloatLane(ctx, backend, options, floats, emit, cancel) if floats else None

@@ -189,6 +189,7 @@ def convert(ctx: JobContext, backend: Backend, stage: str, calib_path: Path, emi
             ctx.stages[stage]["via"] = res.via
         if res.quantization is not None:
             ctx.stages[stage]["quantization"] = res.quantization
+        ctx.cached.extend(f"convert_{stage}.{part}" for part in res.reused)
         t.summary = {"size_bytes": res.size_bytes}
 
 

@@ -60,7 +60,7 @@ def test_cache_off_cold_and_warm_give_the_same_report_and_bytes(
     # The warm run read everything a new calibration would not change, and said so.
     assert reports[2]["cache"]["reused"] == [
         "data.calibration", "data.test", "load", "convert_fp32", "convert_fp16",
-        "evaluate_fp32", "evaluate_fp16"]
+        "convert_int8.float_model", "evaluate_fp32", "evaluate_fp16"]
     stripped = [_strip(rep, str(r.run_dir)) for rep, r in zip(reports, (off, cold, warm),
                                                               strict=True)]
     assert stripped[1] == stripped[0]
@@ -73,4 +73,11 @@ def test_cache_off_cold_and_warm_give_the_same_report_and_bytes(
                     cache_dir=cache)
     rep = json.loads((other.run_dir / "report.json").read_text())
     assert "convert_fp32" in rep["cache"]["reused"] and "evaluate_fp32" in rep["cache"]["reused"]
+    # ... and calibrates the converter's cached float model: the INT8 it gives is the one a
+    # run without the cache gives for that count, to the byte.
+    assert "convert_int8.float_model" in rep["cache"]["reused"]
+    monkeypatch.setenv("ARTQ_PARALLEL", "0")
+    fresh = run_job(load_config(tiny_job(tmp_path, tiny_model, test_count=100),
+                                ["analysis.sensitivity_k=0", "calibration.samples=24"]))
+    assert _digests(fresh.run_dir) == _digests(other.run_dir)
     assert rep["config"]["calibration"]["samples"] == 24

@@ -14,6 +14,8 @@ from ...events import Log
 from .. import BackendOptions, Converted, LayerErrors, LoadedModel, QatRequest, QatResult
 from .process import TFProcess
 
+#: The converter's float model for INT8, before calibration (a cache entry's file).
+FLOAT_MODEL = "float_for_int8.tflite"
 RECURRENT_LAYERS = {"LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN", "ConvLSTM2D"}
 
 
@@ -58,6 +60,27 @@ class TFBackend:
                 granularity: str, io_type: str, allow_float: bool, *, stage: str) -> Converted:
         args = {"to": stage_name, "out_path": out_path, "calibration": calibration,
                 "granularity": granularity, "io_type": io_type, "allow_float": allow_float}
+        cache = self._opt.cache
+        if stage_name != "int8" or allow_float or cache is None:
+            return self._convert(args, stage_name, stage)
+        # INT8's costly part is the converter's float model, which the calibration does not
+        # change: a run with a new calibration calibrates the cached one (MobileNet v2: 6 s
+        # of 7 s saved). Same bytes: a fresh conversion takes the same two steps.
+        from ...cache import finish, key  # noqa: PLC0415
+
+        entry = cache.entry("int8-float", key(self._opt.model_key, granularity))
+        with cache.building(entry) as tmp:
+            if tmp is None:
+                res = self._convert({**args, "float_model": str(entry.path(FLOAT_MODEL))},
+                                    stage_name, stage)
+                return dataclasses.replace(res, reused=("float_model",))
+            res = self._convert({**args, "float_out": str(tmp / FLOAT_MODEL)}, stage_name,
+                                stage)
+            if res.via is None and (tmp / FLOAT_MODEL).is_file():  # not a rebuilt model's
+                finish(tmp, {"granularity": granularity})
+            return res
+
+    def _convert(self, args: dict[str, object], stage_name: str, stage: str) -> Converted:
         try:
             res = self._proc.call("convert", f"converting to {stage_name.upper()}", stage=stage,
                                   **args)
@@ -80,6 +103,8 @@ class TFBackend:
             "(a known TF 2.21 crash); converting the same weights rebuilt in tf-keras instead",
             "warning"))
         self._proc.close()
+        # The rebuilt model's own conversion: nothing read from or written to the cache.
+        args = {k: v for k, v in args.items() if k not in ("float_model", "float_out")}
         o = self._opt
         self._proc = TFProcess(str(o.log_path), o.sink, o.cancel)
         export_dir = o.work_dir / "saved_model_tf_keras"

@@ -245,6 +245,45 @@ def quantize(
 
 
 
+def float_for_int8(conv: Any) -> bytes:
+    """The float model ``conv`` (set up by :func:`full_integer`) would calibrate: its
+    conversion of the SavedModel, stopped where the converter hands it to the calibrator.
+
+    This is the costly part of an INT8 conversion and does not depend on the calibration
+    data, so a run with another calibration can start from it (:func:`calibrate_float`)."""
+    captured: list[bytes] = []
+
+    def stop_before_calibration(model: bytes, *args: Any, **kwargs: Any) -> bytes:
+        captured.append(model)
+        return model
+
+    conv.exclude_conversion_metadata = True  # its hash would name this float model
+    conv._quantize = stop_before_calibration
+    conv.convert()
+    if not captured:
+        raise ConversionError("TFLite's converter did not reach its quantization step",
+                              "see the run's log.txt for the converter's output")
+    return captured[0]
+
+
+def calibrate_float(float_model: bytes, data: np.ndarray,
+                    on_sample: Callable[[int, int], None] | None = None) -> bytes:
+    """Calibrate the converter's float model on ``data`` one item at a time, as the
+    converter does: the model with each tensor's min/max, ready for ``mlir_quantize``."""
+    from tensorflow.lite.python.optimize import calibrator  # noqa: PLC0415
+
+    n = len(data)
+
+    def items():  # noqa: ANN202
+        for i in range(n):
+            yield [np.asarray(data[i : i + 1], dtype=np.float32)]
+            if on_sample is not None:
+                on_sample(i + 1, n)
+
+    cal = calibrator.Calibrator(calibrator.add_intermediate_tensors(float_model))
+    return cal.calibrate(items)
+
+
 def convert(
     saved_model_dir: str,
     stage: str,
@@ -256,37 +295,51 @@ def convert(
     allow_float: bool = False,
     on_sample: Callable[[int, int], None] | None = None,
     keep: dict[str, Any] | None = None,
+    float_model: str | None = None,
+    float_out: str | None = None,
 ) -> dict[str, Any]:
     """Convert to one stage's ``.tflite``; returns its size and time.
 
-    INT8 (without float fallback) runs as the converter runs it inside, in two steps —
-    calibrate, then ``mlir_quantize`` — so the calibrated model can be kept in ``keep``
-    (``keep["calibrated"]``) for the per-layer analysis: one calibration, one converter
-    pass fewer. The model is the converter's own: same tensors, weights and ops; only the
-    order of its two metadata entries differs."""
+    INT8 (without float fallback) runs in the converter's own three steps — the float
+    conversion, calibration, ``mlir_quantize`` — taken one by one, so the float model can
+    come from ``float_model`` (a cached one) or be written to ``float_out``, and the
+    calibrated model be kept in ``keep["calibrated"]`` for the per-layer analysis. The
+    tensors, weights and ops are the converter's; the model carries no conversion metadata
+    (the converter's hash of the float model it started from)."""
     t0 = time.perf_counter()
     conv = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-    two_step = False
+    stepwise = False
+    data: np.ndarray | None = None
     if stage == "fp16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     elif stage == "int8":
         if calibration is None:
             raise ConversionError("INT8 conversion needs calibration data")
-        full_integer(conv, np.load(calibration, mmap_mode="r"), granularity, allow_float, on_sample)
+        data = np.load(calibration, mmap_mode="r")
+        full_integer(conv, data, granularity, allow_float, on_sample)
         conv.inference_input_type = _IO_TYPES[io_type]
         conv.inference_output_type = _IO_TYPES[io_type]
-        two_step = keep is not None and not allow_float
-        if two_step:
-            conv._experimental_calibrate_only = True
+        stepwise = not allow_float
     elif stage != "fp32":
         raise ConversionError(f"unknown stage {stage!r}")
     try:
-        blob = conv.convert()
-        if stage == "int8" and two_step:
-            assert keep is not None
-            keep["calibrated"] = blob
-            blob = quantize(blob, granularity=granularity, io_type=io_type)
+        if stepwise:
+            assert data is not None
+            if float_model is not None:
+                base = Path(float_model).read_bytes()
+            else:
+                base = float_for_int8(conv)
+                if float_out is not None:
+                    Path(float_out).write_bytes(base)
+            calibrated = calibrate_float(base, data, on_sample)
+            if keep is not None:
+                keep["calibrated"] = calibrated
+            blob = quantize(calibrated, granularity=granularity, io_type=io_type)
+        else:
+            blob = conv.convert()
+    except ConversionError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
         raise ConversionError(
             f"TFLite's converter failed on the {stage.upper()} stage: {_converter_message(exc)}",

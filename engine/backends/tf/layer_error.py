@@ -49,7 +49,7 @@ from ...layers import (  # noqa: E402
     float_unit,
     rank,
 )
-from .convert import full_integer, quantize  # noqa: E402
+from .convert import calibrate_float, float_for_int8, full_integer, quantize  # noqa: E402
 
 _QUANT_DTYPES = {np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)}
 
@@ -88,8 +88,10 @@ def calibrate(
     up its INT8 stage, so quantizing it gives that stage's model."""
     conv = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     full_integer(conv, data, granularity, allow_float, on_sample)
-    conv._experimental_calibrate_only = True
     try:
+        if not allow_float:  # the INT8 stage's own steps (convert.convert)
+            return calibrate_float(float_for_int8(conv), data, on_sample)
+        conv._experimental_calibrate_only = True
         return conv.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
         raise ConversionError(

@@ -191,7 +191,8 @@ def _child_main(log_path: str) -> int:
                 state["saved_model"], args["to"], args["out_path"],
                 calibration=args.get("calibration"), granularity=args["granularity"],
                 io_type=args["io_type"], allow_float=bool(args["allow_float"]),
-                on_sample=on_sample, keep=keep,
+                on_sample=on_sample, keep=keep, float_model=args.get("float_model"),
+                float_out=args.get("float_out"),
             )
             if "calibrated" in keep:  # the per-layer analysis starts from it
                 state["calibrated"] = ((state["saved_model"], args.get("calibration"),

@@ -30,6 +30,7 @@ from ..rundir import EventLog, RunDir
 from . import stages
 from .bias import bias_correction, correct_mixed
 from .context import REPORT_SCHEMA, JobContext, build_report
+from .draws import convert_draws, score_draws_on_test
 from .preflight import checked, preflight
 from .qat import find_ptq_run, qat_stage, resume_config
 from .sensitivity import SENSITIVITY_MAX_ITEMS, sensitivity
@@ -71,8 +72,11 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             elif stage in ("fp32", "fp16"):
                 shared_convert(ctx, stage, lambda s=stage: stages.convert(         # convert_*
                     ctx, be, s, calib_path, emit), emit)
-            else:
+            elif ctx.draws is None:
                 stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
+        cancel.check()
+        if ctx.draws is not None:  # calibration.draws > 1: after FP32, the reference
+            cal, calib_path = convert_draws(ctx, be, calib_path, emit, cancel)  # convert_int8, draws_heldout
         cancel.check()
         bias_correction(ctx, cal, test, emit, cancel)                            # bias_correction
         stages.layer_errors(ctx, be, calib_path, emit)                           # layers
@@ -89,6 +93,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
 
         outputs[stage] = shared_evaluation(ctx, stage, evaluate, emit) if stage in (
             "fp32", "fp16") else evaluate()
+    score_draws_on_test(ctx, test, outputs, emit, cancel)                        # draws_test
     stages.analyze_npu(ctx, emit)                                                # analyze
     cancel.check()
     stages.stage_drops(ctx, task)

@@ -5,7 +5,9 @@
 Each draw is converted through the backend's own ``convert``, as a run with that draw's
 seed would convert it. The kept draw's model becomes the stage's file (``int8.tflite``,
 ``int8.onnx``): bias correction, the per-layer error, the evaluation, the verdict and the
-sensitivity all see it and its calibration items.
+sensitivity all see it and its calibration items (a backend whose per-layer analysis
+starts from its last conversion's calibration calibrates again when given another draw's
+items: TensorFlow's and ONNX's do).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..backends import Backend, stage_files
 from ..cancel import CancelToken
 from ..data import Dataset
 from ..draws import keep_draw, spread
-from ..events import Log, Progress, Sink
+from ..events import Progress, Sink
 from ..layout import to_model
 from ..validation import figure, judgement
 from .context import JobContext, timed
@@ -75,8 +77,6 @@ def convert_draws(ctx: JobContext, backend: Backend, calib_path: Path, emit: Sin
                       "heldout": {**fig_info, "items": len(d.heldout), **_rounded(figs)},
                       "test": None, "per_draw": per_draw}
     ctx.stages["int8"] = stage
-    if kept != len(d.sets) - 1 and ctx.cfg.analysis.debug_samples > 0:
-        _convert_kept_last(ctx, backend, paths[kept], per_draw[kept]["sha256"], emit)
     return d.sets[kept], paths[kept]
 
 
@@ -109,22 +109,6 @@ def _convert(ctx: JobContext, backend: Backend, calib: Path, out: Path, label: s
                               q.allow_float, stage="convert_int8")
         t.summary = {"size_bytes": res.size_bytes}
     return res
-
-
-def _convert_kept_last(ctx: JobContext, backend: Backend, calib: Path, sha: str,
-                       emit: Sink) -> None:
-    """A backend keeps what its last conversion calibrated for the per-layer analysis
-    (ONNX: the ranges its mixed models are requantized from): the kept draw is converted
-    once more, last, so the analysis explains the model kept."""
-    before = ctx.timings.get("convert_int8", 0.0)
-    again = ctx.work / f"int8_again{ctx.stage_file('int8').suffix}"
-    _convert(ctx, backend, calib, again,
-             "Converting to INT8, the kept draw again (for the per-layer analysis)",
-             ctx.data["calibration"]["used"], emit)
-    ctx.timings["convert_int8"] = round(before + ctx.timings["convert_int8"], 3)
-    if _sha256(again) != sha:
-        emit(Log("the kept calibration draw converted again gave other bytes: the per-layer "
-                 "analysis explains that conversion, the run keeps the first", "warning"))
 
 
 def _figures(ctx: JobContext, data: Dataset, files: list[Path],

@@ -64,8 +64,10 @@ def convert_draws(ctx: JobContext, backend: Backend, calib_path: Path, emit: Sin
     shutil.copyfile(draw_file(ctx, kept), ctx.stage_file("int8"))
     res = converted[kept]
     stage: dict[str, Any] = {"path": ctx.stage_file("int8").name, "size_bytes": res.size_bytes}
-    if res.via is not None:
-        stage["via"] = res.via
+    # A converter that needed a rebuild (TF's LSTM) says so on the draw that hit it; the
+    # draws after it converted the rebuilt model too.
+    if (via := next((c.via for c in converted if c.via is not None), None)) is not None:
+        stage["via"] = via
     if res.quantization is not None:
         stage["quantization"] = res.quantization
     per_draw = [{"index": i, "seed": seed, "items": len(ds),

@@ -103,6 +103,12 @@ class PreprocessConfig:
 class CalibrationConfig:
     samples: PosInt = 200
     seed: StrictInt = 0
+    #: PTQ: convert and score this many draws of the calibration set (draw 0 is the one
+    #: ``seed`` draws); the report gives their spread and the draw kept.
+    draws: PosInt = 1
+    #: Which draw is kept: "median" (its figure on a held-out slice of the calibration data
+    #: is the median) or "best" (the best there). Never chosen on the test set.
+    keep: Literal["median", "best"] = "median"
     #: Activation ranges from the data: minmax (as ST does); ONNX also entropy, percentile.
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
     #: percentile method: the % of each tensor's values its range keeps.

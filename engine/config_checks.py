@@ -64,7 +64,25 @@ def check_semantics(cfg: JobConfig) -> None:
                                   file=src, key=f"{key}.count")
         elif not ds.path:
             raise ConfigError(f"a {ds.kind} source needs a path", file=src, key=f"{key}.path")
+    _check_draws(cfg)
     if cfg.quantization.method == "qat" and cfg.data.train is None:
         raise ConfigError("QAT needs training data",
                           "add a [data.train] table (and optionally [data.validation])",
                           file=src, key="data.train")
+
+
+def _check_draws(cfg: JobConfig) -> None:
+    """calibration.draws > 1 converts several PTQ INT8 models: it needs an INT8 stage, and
+    QAT (Keras or PyTorch) takes its ranges from training, not from one calibration draw."""
+    if cfg.calibration.draws == 1:
+        return
+    if "int8" not in cfg.quantization.stages:
+        raise ConfigError(f"is {cfg.calibration.draws}: each draw converts an INT8 model, "
+                          "but quantization.stages has no int8",
+                          "add int8 to quantization.stages, or set calibration.draws = 1",
+                          file=cfg.source, key="calibration.draws")
+    if cfg.quantization.method == "qat":
+        raise ConfigError(f"is {cfg.calibration.draws}, but draws apply to PTQ: a QAT model's "
+                          "INT8 ranges come from its training, not from one calibration draw",
+                          "set calibration.draws = 1 for QAT, or quantization.method = \"ptq\"",
+                          file=cfg.source, key="calibration.draws")

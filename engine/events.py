@@ -41,11 +41,13 @@ STAGES: tuple[StageDef, ...] = (
     StageDef("qat_data", "Loading training data"),
     StageDef("qat_train", "QAT fine-tuning"),
     StageDef("convert_int8", "Converting to INT8"),
+    StageDef("draws_heldout", "Choosing among calibration draws (held-out slice)"),
     StageDef("bias_correction", "Correcting INT8 biases"),
     StageDef("layers", "Per-layer error"),
     StageDef("evaluate_fp32", "Evaluating FP32"),
     StageDef("evaluate_fp16", "Evaluating FP16"),
     StageDef("evaluate_int8", "Evaluating INT8"),
+    StageDef("draws_test", "Scoring calibration draws on the test set"),
     StageDef("analyze", "Placing layers on the NPU"),
     StageDef("sensitivity", "Trying suspects in float"),
 )

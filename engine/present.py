@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .present_bias import bias_lines  # noqa: F401 - the bias correction's words, re-exported
+from .present_draws import draws_detail, draws_headline, draws_lines, draws_table  # noqa: F401
 
 # The uncertainty's words live in present_interval (for this module's size); the faces
 # take them from here like every other wording: the marked names are re-exported.

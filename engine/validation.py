@@ -36,6 +36,21 @@ def judged_figure(task_name: str, outs: list[np.ndarray], reference: list[np.nda
     output (``output``: that output, chosen at epoch 0 and kept so every epoch is compared
     in one unit). A fraction for the task metric or argmax agreement, SQNR in dB for an
     output judged on fidelity; higher is better."""
+    j, n_judged = judgement(task_name, outs, reference, labels, evaluation, names, output)
+    label = j.metric if n_judged == 1 else f"{j.metric} of {j.name}"
+    return label, figure(j), j.name
+
+
+def figure(j: Any) -> float:
+    """A judgement's figure (higher is better), finite: JSON has no infinity."""
+    return float(min(max(j.figure, -999.0), 999.0))
+
+
+def judgement(task_name: str, outs: list[np.ndarray], reference: list[np.ndarray],
+              labels: Any, evaluation: dict[str, Any], names: list[str],
+              output: str | None = None) -> tuple[Any, int]:
+    """The judgement behind :func:`judged_figure` (an :class:`engine.verdict.Judgement`:
+    its ``unit`` says fraction or dB), and how many outputs were judged."""
     from .config import PROFILE_THRESHOLDS, EvaluationConfig  # noqa: PLC0415
     from .outputs import judge_output, output_specs, score_outputs, worst  # noqa: PLC0415
     from .tasks import get_task  # noqa: PLC0415
@@ -53,5 +68,4 @@ def judged_figure(task_name: str, outs: list[np.ndarray], reference: list[np.nda
                        task_fp32=task_ref.get(task.primary), task_stage=task_m.get(task.primary))
           for sp, o in zip(specs, score_outputs(outs, reference, specs), strict=True)]
     j = next((j for j in js if j.name == output), None) or worst(js) or js[0]
-    label = j.metric if len(js) == 1 else f"{j.metric} of {j.name}"
-    return label, float(min(max(j.figure, -999.0), 999.0)), j.name  # JSON has no infinity
+    return j, len(js)

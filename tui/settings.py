@@ -39,6 +39,10 @@ class Knob:
 KNOBS: tuple[Knob, ...] = (
     Knob("calibration.samples", "Samples", "int", help="representative samples drawn for PTQ"),
     Knob("calibration.seed", "Seed", "int", help="which samples are drawn"),
+    Knob("calibration.draws", "Draws", "int",
+         help="PTQ: calibration draws converted; the report gives their spread"),
+    Knob("calibration.keep", "Keep", "choice", ("median", "best"),
+         help="the draw kept, chosen on calibration items no draw holds"),
     Knob("preprocessing.color", "Colour", "choice", ("gray", "rgb", "bgr")),
     Knob("preprocessing.scale", "Scale", "float", help="pixel × scale"),
     Knob("preprocessing.mean", "Mean", "floats", help="one value or one per channel"),

@@ -31,6 +31,7 @@ from ..rundir import EventLog, RunDir
 from . import lanes, stages
 from .bias import bias_correction, correct_mixed
 from .context import REPORT_SCHEMA, JobContext, build_report
+from .draws import convert_draws, score_draws_on_test
 from .preflight import checked, preflight
 from .qat import find_ptq_run, qat_stage, resume_config
 from .sensitivity import SENSITIVITY_MAX_ITEMS, sensitivity
@@ -83,11 +84,15 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             elif stage in ("fp32", "fp16"):
                 shared_convert(ctx, stage, lambda s=stage: stages.convert(         # convert_*
                     ctx, be, s, calib_path, emit), emit)
-            else:
+            elif ctx.draws is None:
                 stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
         cancel.check()
-        if lane is not None and "fp32" in floats:
-            lane.converted("fp32")  # the correction measures against the FP32 model
+        if lane is not None and "fp32" in floats and (
+                ctx.draws is not None or cfg.quantization.bias_correction != "off"):
+            lane.converted("fp32")  # the draws and the correction measure against FP32
+        if ctx.draws is not None:  # calibration.draws > 1: after FP32, the reference
+            cal, calib_path = convert_draws(ctx, be, calib_path, emit, cancel)  # convert_int8, draws_heldout
+        cancel.check()
         bias_correction(ctx, cal, test, emit, cancel)                            # bias_correction
         stages.layer_errors(ctx, be, calib_path, emit)                           # layers
         correct_mixed(ctx, emit)  # the kept bias correction, into the mixed models too
@@ -112,6 +117,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
 
         outputs[stage] = shared_evaluation(ctx, stage, evaluate, emit) if stage in (
             "fp32", "fp16") else evaluate()
+    score_draws_on_test(ctx, test, outputs, emit, cancel)                        # draws_test
     stages.analyze_npu(ctx, emit)                                                # analyze
     cancel.check()
     stages.stage_drops(ctx, task)

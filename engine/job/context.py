@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..backends import LayerErrors
     from ..cache import StageCache
     from ..config import JobConfig
+    from ..draws import Draws
     from ..errors import EngineError
     from ..npu.targets import Target
     from ..report import Report
@@ -56,6 +57,8 @@ class JobContext:
     #: The model input's channel order (engine.layout); data is H×W×C until the model's edge.
     layout: str = "nhwc"  # preprocess
     data: dict[str, Any] = field(default_factory=dict)  # preprocess (+ qat_data)
+    #: calibration.draws > 1: every draw's items and the held-out slice (not reported as such).
+    draws: Draws | None = None  # preprocess
     preprocessing: dict[str, Any] = field(default_factory=dict)  # preprocess
     findings: list[dict[str, Any]] = field(default_factory=list)  # preprocess, diagnose
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # convert_*, evaluate_*

@@ -100,6 +100,12 @@ def prepare_data(ctx: JobContext, cal_raw: RawData, test_raw: RawData, model: Lo
     with timed(ctx, emit, "preprocess"):
         idx = select_calibration(len(cal_raw), cfg.calibration.samples, cfg.calibration.seed)
         cal = prepare(cal_raw.subset(idx), spec, input_shape, "data.calibration")
+        c = cfg.calibration
+        if c.draws > 1:  # draw 0 is ``cal``: the draw calibration.seed always drew
+            from ..draws import prepare_draws  # noqa: PLC0415
+
+            ctx.draws = prepare_draws(cal_raw, spec, input_shape, c.samples, c.seed, c.draws,
+                                      cal)
         test = prepare(test_raw, spec, input_shape, "data.test")
     ctx.data = {
         "calibration": {"source": cal_raw.source, "available": len(cal_raw), "used": len(cal),

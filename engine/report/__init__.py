@@ -7,6 +7,7 @@ sweep, QAT baseline) go through these types, and engine.present turns them into 
 from ..verdict import Verdict
 from .bias import BiasCorrection, BiasLayer, BiasOutput, SkippedLayer, SqnrChange
 from .document import REPORT, SCHEMA, Report, ReportError, read_report
+from .draws import CalibrationDraw, CalibrationDraws, DrawFigures
 from .layers import (
     ErrorFigures,
     LayerAnalysis,
@@ -36,6 +37,7 @@ from .record import Record
 
 __all__ = [
     "REPORT", "SCHEMA", "Agreement", "BiasCorrection", "BiasLayer", "BiasOutput",
+    "CalibrationDraw", "CalibrationDraws", "DrawFigures",
     "SkippedLayer", "SqnrChange", "CacheUse", "Comparison", "DataInfo", "DataSplit", "ErrorFigures",
     "ErrorInfo", "Finding", "Headline", "HeadlineSide", "LayerAnalysis", "LayerError",
     "LayerRow", "LayerSensitivity", "ModelInfo", "Npu", "NpuLayer", "NpuSummary", "Pool",

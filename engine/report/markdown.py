@@ -124,6 +124,7 @@ def render_markdown(report: Report | Mapping[str, Any], npu_markdown: str = "") 
             out.extend(f"  - {line}" for line in rest)
         out.append("")
 
+    out.extend(_draws_markdown(rep))
     out.extend(_bias_markdown(rep))
     out.extend(_layers_markdown(rep))
 
@@ -156,6 +157,22 @@ def render_markdown(report: Report | Mapping[str, Any], npu_markdown: str = "") 
 
 def _q(v: Any) -> str:
     return "?" if v is None else str(v)
+
+
+def _draws_markdown(rep: Report) -> list[str]:
+    """INT8 over several calibration draws: the spread and the draw kept, then each draw."""
+    d = rep.stage("int8").draws
+    if d is None:
+        return []
+    out = ["## Calibration draws", "", f"- {say.draws_headline(d)}"]
+    if d.heldout is not None:
+        out.append(f"- {say.draws_detail(d)[0]}")
+    heads, rows = say.draws_table(d)
+    out += ["", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    out.extend("| " + " | ".join(row) + " |" for row in rows)
+    out += ["", "The draw kept is chosen on the held-out calibration items; the test "
+            "figures are measured after the choice, for information.", ""]
+    return out
 
 
 def _bias_markdown(rep: Report) -> list[str]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from .draws import CalibrationDraws
 from .record import Record, item
 
 _frozen = dataclass(frozen=True, kw_only=True)
@@ -86,6 +87,9 @@ class Stage(Record):
     #: How the INT8 model was quantized, when the backend says (ONNX: tool, format, calibration,
     #: weights, activations, io, percentile).
     quantization: Mapping[str, Any] | None = item()
+    #: INT8 from several calibration draws (calibration.draws > 1): each draw's figures,
+    #: their spread, and the draw this stage's file holds.
+    draws: CalibrationDraws | None = item(of=CalibrationDraws)
 
 
 @_frozen

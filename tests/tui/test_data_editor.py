@@ -108,8 +108,9 @@ async def test_npz_by_keyboard_offers_the_files_arrays_and_checks_the_data(
     async with app.run_test(size=(80, 24)) as pilot:
         await open_sample(pilot)
         assert app.focused is app.query_one("#k-calibration--samples")
-        # Samples → Seed → the calibration source's Kind: pick npz, then type the path.
-        await pilot.press("tab", "tab", "enter")
+        # Samples → Seed → Draws → Keep → the calibration source's Kind: pick npz, then
+        # type the path.
+        await pilot.press("tab", "tab", "tab", "tab", "enter")
         await pilot.pause()
         await pilot.press("down", "enter")
         await pilot.pause()

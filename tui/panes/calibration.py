@@ -56,6 +56,11 @@ class CalibrationPane(Guarded, VerticalScroll):
             yield Label(band_text(None), id="band")
             yield knob_label("calibration.seed")
             yield knob_widget("calibration.seed")
+        with Horizontal(classes="knobs"):  # PTQ: several draws, their spread, the one kept
+            yield knob_label("calibration.draws")
+            yield knob_widget("calibration.draws")
+            yield knob_label("calibration.keep")
+            yield knob_widget("calibration.keep")
         for split in ds.SPLITS:
             yield SourceEditor(split)
         yield Static("", id="pp-note", markup=False)

@@ -49,7 +49,8 @@ def npu_text(rep: Report, width: int = 80) -> str:
 
 
 def qat_text(rep: Report) -> str:
-    return "\n".join(say.qat_lines(rep))
+    """QAT's summary, and INT8 over several calibration draws (either, both or neither)."""
+    return "\n".join(say.draws_lines(rep) + say.qat_lines(rep))
 
 
 def findings_text(rep: Report) -> str:

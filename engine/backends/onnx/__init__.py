@@ -25,6 +25,9 @@ class OnnxBackend:
     def __init__(self, options: BackendOptions) -> None:
         self._opt = options
         self._export: Path | None = None
+        #: The calibration array the ranges in the work folder come from (the last INT8
+        #: conversion's: with calibration.draws > 1 not always the model kept).
+        self._calibrated: str | None = None
 
     def load(self, path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
              *, stage: str) -> LoadedModel:
@@ -63,6 +66,7 @@ class OnnxBackend:
                              self._opt.work_dir / "onnx_int8", stage=stage,
                              sink=self._opt.sink, cancel=self._opt.cancel,
                              log_path=str(self._opt.log_path))
+            self._calibrated = calibration
             return Converted(Path(out_path).stat().st_size, quantization=_int8_record(opts))
         return Converted(Path(out_path).stat().st_size)
 
@@ -78,6 +82,13 @@ class OnnxBackend:
         opts = quantize.Int8Options(granularity, self._opt.calibration_method,
                                     self._opt.percentile)
         x = np.load(calibration)
+        if calibration != self._calibrated:
+            # The ranges are another draw's (calibration.draws): calibrate again on the
+            # kept model's items, as its conversion did, so the analysis explains it.
+            quantize.to_int8(str(self._source()), str(work / "int8_again.onnx"), x, opts, work,
+                             stage=stage, sink=self._opt.sink, cancel=self._opt.cancel,
+                             log_path=str(self._opt.log_path))
+            self._calibrated = calibration
 
         def requantize(path: str, exclude: tuple[str, ...]) -> None:
             quantize.requantize(work, path, replace(opts, nodes_to_exclude=exclude),

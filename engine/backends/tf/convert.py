@@ -302,8 +302,9 @@ def convert(
 
     INT8 (without float fallback) runs in the converter's own three steps — the float
     conversion, calibration, ``mlir_quantize`` — taken one by one, so the float model can
-    come from ``float_model`` (a cached one) or be written to ``float_out``, and the
-    calibrated model be kept in ``keep["calibrated"]`` for the per-layer analysis. The
+    come from ``float_model`` (a cached one) or ``keep["float"]`` (an earlier conversion's,
+    with the same settings) or be written to ``float_out``, and the calibrated model be kept
+    in ``keep["calibrated"]`` for the per-layer analysis. The
     tensors, weights and ops are the converter's; the model carries no conversion metadata
     (the converter's hash of the float model it started from)."""
     t0 = time.perf_counter()
@@ -328,13 +329,15 @@ def convert(
             assert data is not None
             if float_model is not None:
                 base = Path(float_model).read_bytes()
+            elif keep is not None and isinstance(keep.get("float"), bytes):
+                base = keep["float"]  # this process's last INT8 conversion of this model
             else:
                 base = float_for_int8(conv)
-                if float_out is not None:
-                    Path(float_out).write_bytes(base)
+            if float_out is not None:
+                Path(float_out).write_bytes(base)
             calibrated = calibrate_float(base, data, on_sample)
             if keep is not None:
-                keep["calibrated"] = calibrated
+                keep["calibrated"], keep["float"] = calibrated, base
             blob = quantize(calibrated, granularity=granularity, io_type=io_type)
         else:
             blob = conv.convert()

@@ -186,7 +186,13 @@ def _child_main(log_path: str) -> int:
             state["saved_model"] = args["export_dir"]
             return {}
         if cmd == "convert":
+            # The float model INT8 starts from, kept for the next INT8 conversion with the
+            # same settings (calibration draws): only the calibration changes between them.
+            same = (state.get("saved_model"), args["granularity"], bool(args["allow_float"]))
+            kept_float = state.get("float_for_int8")
             keep: dict[str, Any] = {}
+            if args["to"] == "int8" and kept_float is not None and kept_float[0] == same:
+                keep["float"] = kept_float[1]
             res = convert.convert(
                 state["saved_model"], args["to"], args["out_path"],
                 calibration=args.get("calibration"), granularity=args["granularity"],
@@ -194,6 +200,8 @@ def _child_main(log_path: str) -> int:
                 on_sample=on_sample, keep=keep, float_model=args.get("float_model"),
                 float_out=args.get("float_out"),
             )
+            if isinstance(keep.get("float"), bytes):
+                state["float_for_int8"] = (same, keep["float"])
             if "calibrated" in keep:  # the per-layer analysis starts from it
                 state["calibrated"] = ((state["saved_model"], args.get("calibration"),
                                         args["granularity"], bool(args["allow_float"])),

@@ -58,12 +58,13 @@ class OnnxBackend:
             if calibration is None:
                 raise ConversionError("INT8 needs calibration data")
             opts = quantize.Int8Options(granularity, self._opt.calibration_method,
-                                        self._opt.percentile)
-            quantize.to_int8(str(src), out_path, np.load(calibration), opts,
-                             self._opt.work_dir / "onnx_int8", stage=stage,
-                             sink=self._opt.sink, cancel=self._opt.cancel,
-                             log_path=str(self._opt.log_path))
-            return Converted(Path(out_path).stat().st_size, quantization=_int8_record(opts))
+                                        self._opt.percentile, io_type=io_type)
+            io = quantize.to_int8(str(src), out_path, np.load(calibration), opts,
+                                  self._opt.work_dir / "onnx_int8", stage=stage,
+                                  sink=self._opt.sink, cancel=self._opt.cancel,
+                                  log_path=str(self._opt.log_path))
+            return Converted(Path(out_path).stat().st_size,
+                             quantization=_int8_record(opts, io))
         return Converted(Path(out_path).stat().st_size)
 
     def analyze_layers(self, calibration: str, int8_path: str, out_dir: str,
@@ -75,8 +76,9 @@ class OnnxBackend:
         if not (work / "ranges.json").is_file():
             raise ConversionError("the per-layer error needs the INT8 stage's calibration",
                                   "keep int8 in quantization.stages")
+        # The mixed models get the INT8 model's I/O types: the evaluation compares like with like.
         opts = quantize.Int8Options(granularity, self._opt.calibration_method,
-                                    self._opt.percentile)
+                                    self._opt.percentile, io_type=io_type)
         x = np.load(calibration)
 
         def requantize(path: str, exclude: tuple[str, ...]) -> None:
@@ -110,14 +112,29 @@ def _loaded(info: graph.OnnxInfo, shape: tuple[int, ...]) -> LoadedModel:
                        info.params, sorted(set(info.ops)))
 
 
-def _int8_record(opts: Any) -> dict[str, Any]:
+def _int8_record(opts: Any, io: dict[str, Any]) -> dict[str, Any]:
     """report.json ``stages.int8.quantization``: how the QDQ model was made."""
     rec: dict[str, Any] = {
         "tool": "onnxruntime quantize_static", "format": "QDQ", "calibration": opts.method,
         "weights": f"int8 symmetric {opts.granularity.replace('_', '-')}",
         "activations": "int8 asymmetric per-tensor",
-        "io": "float32 (QuantizeLinear/DequantizeLinear at the model's edges)",
+        "io_type": opts.io_type, "io": _io_words(opts.io_type, io),
+        "input_dtype": next(iter(io["input"].values()), None),
+        "output_dtypes": dict(io["outputs"]),
     }
     if opts.method == "percentile":
         rec["percentile"] = opts.percentile
     return rec
+
+
+def _io_words(io_type: str, io: dict[str, Any]) -> str:
+    """What the model's edges are, in words; any tensor the rewrite had to leave float named."""
+    if io_type == "float32":
+        return "float32 (QuantizeLinear/DequantizeLinear at the model's edges)"
+    kept = [n for n, t in (*io["input"].items(), *io["outputs"].items()) if t != io_type]
+    how = ("int8, the QuantizeLinear/DequantizeLinear at the model's edges removed"
+           if io_type == "int8" else
+           "uint8, converted to and from the int8 activations at the model's edges")
+    if kept:
+        how += f"; left float32: {', '.join(kept)} (not behind one per-tensor int8 Q/DQ)"
+    return how

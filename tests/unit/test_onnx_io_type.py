@@ -210,3 +210,25 @@ def test_a_job_scores_and_measures_integer_io_as_float_io(tmp_path: Path) -> Non
     assert "x" in f32 and "x" in u8 and "x" not in i8
     for r in reports.values():
         assert "x" in r["layer_analysis"]["ranking"]
+
+
+def test_a_reshape_before_the_input_quantization_becomes_an_integer_layer(tmp_path: Path) -> None:
+    """input → Reshape → Q (tf2onnx's NCHW → NHWC for one channel): the input is dequantized
+    into the Reshape and its Q stays, so the Reshape is an integer layer on the NPU and no
+    float conversion is left at the edge; the outputs are the float-I/O model's."""
+    g = Graph()
+    r = g.op("Reshape", ["x", g.const(np.array([1, 4, 4, 1], np.int64), "shape")])
+    y = g.op("Relu", [g.qdq(r, scale=0.02, zp=-5)])
+    fp = save(tmp_path, "reshape", g.model([("x", [1, 1, 4, 4])], [g.qdq(y, scale=0.02, zp=-5)]))
+    x = np.random.default_rng(2).uniform(-1, 1, (30, 1, 4, 4)).astype(np.float32)
+    ref = run_onnx(str(fp), x, workers=1).outputs[0]
+    placed = {}
+    for io_type in ("int8", "uint8"):
+        path, io = _rewritten(fp, io_type)
+        assert set(io["input"].values()) == {io_type} == set(io["outputs"].values())
+        assert np.abs(run_onnx(str(path), x, workers=1).outputs[0] - ref).max() <= 0.02 * 1.001
+        placed[io_type] = [(x["op"], x["placement"]) for x in analyze(path).to_dict()["layers"]]
+    assert placed["int8"] == [("RESHAPE", "NPU"), ("RELU", "NPU")]
+    assert placed["uint8"] == [("QUANTIZE", "NPU"), ("RESHAPE", "NPU"), ("RELU", "NPU"),
+                               ("QUANTIZE", "NPU")]
+    assert [x["op"] for x in analyze(fp).to_dict()["layers"]][:2] == ["RESHAPE", "QUANTIZE"]

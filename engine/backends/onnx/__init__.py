@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import ConversionError, ModelError
 from .. import BackendOptions, Converted, LayerErrors, LoadedModel, QatRequest, QatResult
-from . import graph
+from . import graph, io_types
 
 
 class OnnxBackend:
@@ -118,23 +118,9 @@ def _int8_record(opts: Any, io: dict[str, Any]) -> dict[str, Any]:
         "tool": "onnxruntime quantize_static", "format": "QDQ", "calibration": opts.method,
         "weights": f"int8 symmetric {opts.granularity.replace('_', '-')}",
         "activations": "int8 asymmetric per-tensor",
-        "io_type": opts.io_type, "io": _io_words(opts.io_type, io),
-        "input_dtype": next(iter(io["input"].values()), None),
-        "output_dtypes": dict(io["outputs"]),
+        **io_types.record(opts.io_type, io),
     }
     if opts.method == "percentile":
         rec["percentile"] = opts.percentile
     return rec
 
-
-def _io_words(io_type: str, io: dict[str, Any]) -> str:
-    """What the model's edges are, in words; any tensor the rewrite had to leave float named."""
-    if io_type == "float32":
-        return "float32 (QuantizeLinear/DequantizeLinear at the model's edges)"
-    kept = [n for n, t in (*io["input"].items(), *io["outputs"].items()) if t != io_type]
-    how = ("int8, the QuantizeLinear/DequantizeLinear at the model's edges removed"
-           if io_type == "int8" else
-           "uint8, converted to and from the int8 activations at the model's edges")
-    if kept:
-        how += f"; left float32: {', '.join(kept)} (not behind one per-tensor int8 Q/DQ)"
-    return how

@@ -66,6 +66,34 @@ def describe(model: Any) -> dict[str, Any]:
             "outputs": {o.name: dt(o) for o in g.output}}
 
 
+def record(io_type: str, io: dict[str, Any]) -> dict[str, Any]:
+    """report.json ``stages.int8.quantization``'s I/O keys for what :func:`set_io_type` did."""
+    if io_type == "float32":
+        words = "float32 (QuantizeLinear/DequantizeLinear at the model's edges)"
+    else:
+        words = ("int8, the QuantizeLinear/DequantizeLinear at the model's edges removed"
+                 if io_type == "int8" else
+                 "uint8, converted to and from the int8 activations at the model's edges")
+        kept = [n for n, t in (*io["input"].items(), *io["outputs"].items()) if t != io_type]
+        if kept:
+            words += (f"; left float32: {', '.join(kept)} (not behind one per-tensor int8 "
+                      "QuantizeLinear/DequantizeLinear)")
+    return {"io_type": io_type, "io": words,
+            "input_dtype": next(iter(io["input"].values()), None),
+            "output_dtypes": dict(io["outputs"])}
+
+
+def apply_to_file(path: str, io_type: str) -> dict[str, Any]:
+    """:func:`set_io_type` on a saved model (rewritten in place unless float32)."""
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(path)
+    io = set_io_type(model, io_type)
+    if io_type != "float32":
+        onnx.save(model, path)
+    return io
+
+
 def _maps(g: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     producer = {o: n for n in g.node for o in n.output if o}
     consumers: dict[str, list[Any]] = defaultdict(list)

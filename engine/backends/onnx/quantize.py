@@ -135,7 +135,6 @@ def requantize(work_dir: Path, out: str, opts: Int8Options, *,
     """The QDQ model from the ranges :func:`to_int8` calibrated in ``work_dir`` (again, with
     ``opts.nodes_to_exclude`` left in float, for the mixed models): no calibration pass.
     Its input and outputs are then made ``opts.io_type``; returns the types they have."""
-    import onnx  # noqa: PLC0415
     from onnxruntime.quantization import (  # noqa: PLC0415
         CalibrationMethod,
         QuantFormat,
@@ -157,11 +156,7 @@ def requantize(work_dir: Path, out: str, opts: Int8Options, *,
         except (ValueError, RuntimeError, KeyError) as exc:
             raise ConversionError(f"onnxruntime's quantizer failed: {type(exc).__name__}: {exc}",
                                   "the log has the details") from None
-    model = onnx.load(out)
-    io = io_types.set_io_type(model, opts.io_type)
-    if opts.io_type != "float32":
-        onnx.save(model, out)
-    return io
+    return io_types.apply_to_file(out, opts.io_type)
 
 
 @contextlib.contextmanager

@@ -374,7 +374,7 @@ class _Builder:
                 src, p = n.input[0], self.producer.get(n.input[0])
                 if p is not None and p.op_type == DQ and p.input[0] in graph_in:
                     src, p = p.input[0], None
-                if p is None and src not in self.producer:
+                if p is None:
                     named = src
             opts |= {"onnx_op": n.op_type, "onnx_name": named or n.name,
                      "onnx_provenance": provenance(n.op_type)}

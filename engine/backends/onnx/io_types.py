@@ -36,8 +36,8 @@ from ...errors import EvaluationError
 from ...evaluate import TensorIO
 
 Q, DQ = "QuantizeLinear", "DequantizeLinear"
-#: io_type → (onnx TensorProto element type, numpy type); float32 needs no rewrite.
-_TYPES = {"int8": (3, np.int8), "uint8": (2, np.uint8)}
+#: io_type → onnx's TensorProto element type (INT8, UINT8); float32 needs no rewrite.
+_TYPES = {"int8": 3, "uint8": 2}
 
 
 def set_io_type(model: Any, io_type: str) -> dict[str, Any]:
@@ -192,7 +192,7 @@ def _integer_input(g: Any, inits: dict[str, Any], inp: Any, io_type: str) -> Non
         for k, n in enumerate(new):
             g.node.insert(k, n)
         chain[0].input[list(chain[0].input).index(inp.name)] = f
-    inp.type.tensor_type.elem_type = _TYPES[io_type][0]
+    inp.type.tensor_type.elem_type = _TYPES[io_type]
 
 
 def _integer_output(g: Any, inits: dict[str, Any], out: Any, io_type: str) -> None:
@@ -220,7 +220,7 @@ def _integer_output(g: Any, inits: dict[str, Any], out: Any, io_type: str) -> No
         at = list(g.node).index(dq) + 1
         g.node.insert(at, helper.make_node(Q, [f, scale, z], [out.name],
                                            name=f"{out.name}_uint8_QuantizeLinear"))
-    out.type.tensor_type.elem_type = _TYPES[io_type][0]
+    out.type.tensor_type.elem_type = _TYPES[io_type]
 
 
 def model_io(model: Any) -> tuple[list[TensorIO], list[TensorIO]]:

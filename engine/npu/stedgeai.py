@@ -18,11 +18,11 @@ def stedgeai_commands(model_path: str | os.PathLike[str], model: Model | None = 
     and validate (on the board: accuracy metrics of the deployed model).
 
     ST's compiler takes an INT8 ``.tflite`` and an ONNX QDQ ``.onnx`` alike. It keeps a
-    ``.tflite``'s I/O types, but makes an ONNX quantized model's I/O int8 whatever the
-    graph's are (ST Edge AI Core's "How to change the I/O data type or layout"), so for
-    an ``.onnx`` given with its read ``model`` the lines say the graph's own types with
-    ``--input-data-type`` / ``--output-data-type``: what artq evaluated is what is deployed
-    (float32 I/O kept for ``io_type = "float32"``, uint8 for ``"uint8"``)."""
+    ``.tflite``'s I/O types, but not an ONNX quantized model's float32 I/O, which it aligns
+    with the int8 activations (ST Edge AI Core's "How to change the I/O data type or
+    layout"). So for an ``.onnx`` given with its read ``model`` the lines say the graph's
+    own types with ``--input-data-type`` / ``--output-data-type``: what artq evaluated is
+    what is deployed (float32 I/O kept for ``io_type = "float32"``, uint8 for ``"uint8"``)."""
     m = shlex.quote(str(Path(model_path)))
     io = _onnx_io_flags(model) if str(model_path).lower().endswith(".onnx") else ""
     return [

@@ -293,13 +293,15 @@ def analyze_npu(ctx: JobContext, emit: Sink) -> None:
     if "int8" not in ctx.stages:
         return
     from ..npu import analyze, headline, headline_markdown, stedgeai_commands  # noqa: PLC0415
+    from ..npu.driver import read_any  # noqa: PLC0415
 
     with timed(ctx, emit, "analyze"):
         int8 = ctx.stage_file("int8")
         try:
-            a = analyze(int8, ctx.target)  # the INT8 model parsed once, for all that follows
+            model = read_any(int8)  # the INT8 model parsed once, for all that follows
+            a = analyze(model, ctx.target)
             ctx.npu = a.to_dict()
-            ctx.stedgeai = stedgeai_commands(str(int8))
+            ctx.stedgeai = stedgeai_commands(str(int8), model)
             md = ""
             if "fp32" in ctx.stages:
                 ctx.headline = headline(ctx.stage_file("fp32"), a, ctx.target)

@@ -361,14 +361,21 @@ class _Builder:
             return index[name]
 
         operators: list[Operator] = []
+        graph_in = {i.name for i in g.input}
         for n, m in ops:
             outs = m.options.pop("onnx_outputs", tuple(n.output))
             opts = dict(m.options)
             # A layer is named by the float tensor it makes (a Q node: the one it quantizes),
             # as a TFLite layer by its output tensor: per-layer errors are keyed the same way.
-            # Only an input's Q: a Q after a float layer would take that layer's name.
-            graph_in = n.op_type == Q and n.input and n.input[0] not in self.producer
-            named = n.input[0] if graph_in else (n.output[0] if n.output else "")
+            # Only an input's Q: a Q after a float layer would take that layer's name. A uint8
+            # input's requantization (DQ → Q, io_type uint8) is named by the input too.
+            named = n.output[0] if n.output else ""
+            if n.op_type == Q and n.input:
+                src, p = n.input[0], self.producer.get(n.input[0])
+                if p is not None and p.op_type == DQ and p.input[0] in graph_in:
+                    src, p = p.input[0], None
+                if p is None:
+                    named = src
             opts |= {"onnx_op": n.op_type, "onnx_name": named or n.name,
                      "onnx_provenance": provenance(n.op_type)}
             if n.output and (s := self.shape(n.output[0])) is not None:

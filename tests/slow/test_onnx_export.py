@@ -36,3 +36,36 @@ def test_export_onnx_reproduces_the_bundled_digits_model(tmp_path: Path) -> None
     m = onnx.load(str(tmp_path / "digits.onnx"))
     dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 1, 32, 32]  # batch 1, channels first
+
+
+def test_the_digits_onnx_sample_has_int8_io_and_scores_as_with_float_io(tmp_path: Path) -> None:
+    """`artq run sample_configs/digits_onnx.toml`: int8.onnx has int8 input and output by
+    default, its INT8 top-1 is the float-I/O variant's within one item, and the NPU view
+    has no float conversion left at its edges (the float-I/O model's QUANTIZE, its Reshape
+    before it and its DEQUANTIZE run on the CPU)."""
+    from engine import load_config
+    from engine.job import run_job
+    from engine.npu import analyze
+
+    config = WEIGHTS.parents[2] / "sample_configs" / "digits_onnx.toml"
+    runs = {}
+    for io_type in ("int8", "float32"):
+        cfg = load_config(config, [f'output.runs_dir="{tmp_path}"', f'name="{io_type}"']
+                          + ([] if io_type == "int8" else ['quantization.io_type="float32"']))
+        res = run_job(cfg)
+        rep = res.report.to_dict()
+        g = onnx.load(str(res.run_dir / "int8.onnx")).graph
+        types = {v.type.tensor_type.elem_type for v in (*g.input, *g.output)}
+        assert types == ({onnx.TensorProto.INT8} if io_type == "int8" else {onnx.TensorProto.FLOAT})
+        assert rep["stages"]["int8"]["quantization"]["io_type"] == io_type
+        layers = analyze(res.run_dir / "int8.onnx").to_dict()["layers"]
+        runs[io_type] = (rep, [(x["op"], x["placement"]) for x in layers])
+    n = runs["int8"][0]["data"]["test"]["items"]
+    top1 = {k: r["stages"]["int8"]["metrics"]["top1"] for k, (r, _) in runs.items()}
+    assert abs(top1["int8"] - top1["float32"]) * n <= 1 + 1e-9
+    assert not [x for x in runs["int8"][1] if x[0] in ("QUANTIZE", "DEQUANTIZE")]
+    assert {x for x in runs["float32"][1] if x[0] in ("QUANTIZE", "DEQUANTIZE")} == {
+        ("QUANTIZE", "CPU"), ("DEQUANTIZE", "CPU")}
+    npu = {k: sum(p == "NPU" for _, p in placed) for k, (_, placed) in runs.items()}
+    assert npu["int8"] == npu["float32"] + 1  # the input's Reshape: integer on the NPU
+    assert "--input-data-type int8 --output-data-type int8" in runs["int8"][0]["stedgeai"][0]

@@ -227,6 +227,15 @@ def test_qat_recovers_most_of_what_ptq_loses_on_a_skewed_channel(tmp_path: Path,
     assert rep["status"] == "ok"
     assert rep["stages"]["int8"]["path"] == "int8.onnx"
     assert rep["stages"]["int8"]["quantization"]["weights"].startswith("int8 symmetric per-channel")
+    # io_type applies to the exported QDQ model as to a PTQ one: int8 input and output.
+    q = rep["stages"]["int8"]["quantization"]
+    assert (q["io_type"], q["input_dtype"], set(q["output_dtypes"].values())) == (
+        "int8", "int8", {"int8"})
+    import onnx
+
+    g = onnx.load(str(Path(rep["run_dir"]) / "int8.onnx")).graph
+    assert {v.type.tensor_type.elem_type for v in (*g.input, *g.output)} == {
+        onnx.TensorProto.INT8}
     ptq_drop = rep["comparison"]["ptq"]["drop"]
     qat_drop = rep["verdict"]["drop"]
     print(f"skewed PyTorch model: PTQ drop {ptq_drop:.2f}, QAT drop {qat_drop:.2f}")

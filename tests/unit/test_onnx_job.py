@@ -114,11 +114,12 @@ def test_framework_keys_are_refused_where_they_do_not_apply(tmp_path: Path) -> N
 
 
 def _input_scale(path: Path) -> float:
-    """The scale of the QuantizeLinear that quantizes the model input ``x``."""
+    """The scale of the model input ``x``: of the DequantizeLinear that reads it (the int8
+    input of the default io_type)."""
     m = onnx.load(str(path))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
-    q = next(n for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x")
-    return float(inits[q.input[1]])
+    dq = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "x")
+    return float(inits[dq.input[1]])
 
 
 def test_calibration_methods_change_the_scales(tmp_path: Path) -> None:
@@ -211,8 +212,10 @@ def test_per_tensor_error_flags_an_outlier_channel_and_builds_its_mixed_model(
     other channels get a level or two. The error analysis flags that tensor as a wasted
     range, and its mixed model keeps the Conv in float (no DequantizeLinear on its weight)."""
     model = conv_classifier(tmp_path / "m.onnx", outlier=300.0)
+    # Float I/O: the model quantizes its input itself, so the input's error has a layer row.
     res = run_job(_job(tmp_path, model, overrides=["analysis.debug_samples=8",
-                                                    "analysis.sensitivity_k=3"]))
+                                                    "analysis.sensitivity_k=3",
+                                                    "quantization.io_type=\"float32\""]))
     d = res.report.to_dict()
     la = d["layer_analysis"]
     assert la["debug_samples"] == 8 and "QuantizeLinear" in la["modes"]["layer"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import ConversionError, ModelError
 from .. import BackendOptions, Converted, LayerErrors, LoadedModel, QatRequest, QatResult
-from . import graph
+from . import graph, io_types
 
 
 class OnnxBackend:
@@ -61,13 +61,14 @@ class OnnxBackend:
             if calibration is None:
                 raise ConversionError("INT8 needs calibration data")
             opts = quantize.Int8Options(granularity, self._opt.calibration_method,
-                                        self._opt.percentile)
-            quantize.to_int8(str(src), out_path, np.load(calibration), opts,
-                             self._opt.work_dir / "onnx_int8", stage=stage,
-                             sink=self._opt.sink, cancel=self._opt.cancel,
-                             log_path=str(self._opt.log_path))
+                                        self._opt.percentile, io_type=io_type)
+            io = quantize.to_int8(str(src), out_path, np.load(calibration), opts,
+                                  self._opt.work_dir / "onnx_int8", stage=stage,
+                                  sink=self._opt.sink, cancel=self._opt.cancel,
+                                  log_path=str(self._opt.log_path))
             self._calibrated = calibration
-            return Converted(Path(out_path).stat().st_size, quantization=_int8_record(opts))
+            return Converted(Path(out_path).stat().st_size,
+                             quantization=_int8_record(opts, io))
         return Converted(Path(out_path).stat().st_size)
 
     def analyze_layers(self, calibration: str, int8_path: str, out_dir: str,
@@ -79,8 +80,9 @@ class OnnxBackend:
         if not (work / "ranges.json").is_file():
             raise ConversionError("the per-layer error needs the INT8 stage's calibration",
                                   "keep int8 in quantization.stages")
+        # The mixed models get the INT8 model's I/O types: the evaluation compares like with like.
         opts = quantize.Int8Options(granularity, self._opt.calibration_method,
-                                    self._opt.percentile)
+                                    self._opt.percentile, io_type=io_type)
         x = np.load(calibration)
         if calibration != self._calibrated:
             # The ranges are another draw's (calibration.draws): calibrate again on the
@@ -121,14 +123,15 @@ def _loaded(info: graph.OnnxInfo, shape: tuple[int, ...]) -> LoadedModel:
                        info.params, sorted(set(info.ops)))
 
 
-def _int8_record(opts: Any) -> dict[str, Any]:
+def _int8_record(opts: Any, io: dict[str, Any]) -> dict[str, Any]:
     """report.json ``stages.int8.quantization``: how the QDQ model was made."""
     rec: dict[str, Any] = {
         "tool": "onnxruntime quantize_static", "format": "QDQ", "calibration": opts.method,
         "weights": f"int8 symmetric {opts.granularity.replace('_', '-')}",
         "activations": "int8 asymmetric per-tensor",
-        "io": "float32 (QuantizeLinear/DequantizeLinear at the model's edges)",
+        **io_types.record(opts.io_type, io),
     }
     if opts.method == "percentile":
         rec["percentile"] = opts.percentile
     return rec
+

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...cancel import CancelToken
+from ...evaluate import quantize
 from ...events import Progress, Sink
 from ...layers import (
     Diagnosis,
@@ -32,6 +33,7 @@ from ...layers import (
     rank,
 )
 from .. import LayerErrors
+from .io_types import model_io
 
 MODES = {
     "layer": "each quantized tensor of int8.onnx before its QuantizeLinear against after its "
@@ -41,27 +43,52 @@ MODES = {
 }
 
 
+_OUT_SUFFIX = "_QuantizeLinear_Input"
+
+
 def _quantized_tensors(model: Any) -> dict[str, dict[str, Any]]:
-    """``{T: {"scale", "zero_point", "post", "node"}}`` for every quantized activation."""
+    """``{T: {"scale", "zero_point", "post", "node", "op"}}`` for every quantized activation.
+
+    ``post`` is the dequantized T in the QDQ model. With integer I/O (quantization.io_type)
+    an output's T has no DequantizeLinear: ``post`` is then the int8 graph output and
+    ``integer`` says to dequantize it here; the input's T is the float item itself
+    (``item``), ``post`` what its DequantizeLinear gives."""
     from onnx import numpy_helper  # noqa: PLC0415
 
     inits = {i.name: i for i in model.graph.initializer}
     producer = {o: n for n in model.graph.node for o in n.output}
     dq_of = {n.input[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    out: dict[str, dict[str, Any]] = {}
-    for n in model.graph.node:
-        if n.op_type != "QuantizeLinear" or n.input[0] in inits or n.output[0] not in dq_of:
-            continue
+    graph_out = {o.name for o in model.graph.output}
+
+    def params(n: Any) -> tuple[float, int, int] | None:
         scale = numpy_helper.to_array(inits[n.input[1]])
         zp = numpy_helper.to_array(inits[n.input[2]]) if len(n.input) > 2 else np.zeros(1)
         if scale.size != 1:
+            return None
+        # A uint8 edge (io_type uint8) on the int8 grid: the same levels, zero point − 128.
+        shift = 128 if zp.dtype == np.uint8 else 0
+        return float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]) - shift, int(zp.reshape(-1)[0])
+
+    out: dict[str, dict[str, Any]] = {}
+    for n in model.graph.node:
+        if n.op_type != "QuantizeLinear" or n.input[0] in inits:
+            continue
+        integer = n.output[0] not in dq_of
+        if integer and n.output[0] not in graph_out:
+            continue
+        if (p := params(n)) is None:
             continue
         src = producer.get(n.input[0])
-        out[n.input[0]] = {"scale": float(scale.reshape(-1)[0]),
-                           "zero_point": int(zp.reshape(-1)[0]),
-                           "post": dq_of[n.output[0]].output[0],
+        out[n.input[0]] = {"scale": p[0], "zero_point": p[1], "integer": integer, "post_zp": p[2],
+                           "post": n.output[0] if integer else dq_of[n.output[0]].output[0],
                            "node": src.name if src is not None else "",
                            "op": src.op_type if src is not None else "Input"}
+    for i in model.graph.input:
+        if i.name in inits or i.type.tensor_type.elem_type == 1 or i.name not in dq_of:
+            continue
+        if (p := params(dq_of[i.name])) is not None:
+            out[i.name] = {"scale": p[0], "zero_point": p[1], "item": True,
+                           "post": dq_of[i.name].output[0], "node": "", "op": "Input"}
     return out
 
 
@@ -116,9 +143,15 @@ def measure(float_path: Path, int8_path: str, x: np.ndarray, *, stage: str, sink
     f_model = onnx.load(str(float_path))
     f_names = {v for n in f_model.graph.node for v in n.output} | {
         i.name for i in f_model.graph.input}
-    names = [t for t in tensors if t in f_names]
-    fs = _session_with_outputs(f_model, names)
-    qs = _session_with_outputs(q_model, [*names, *(tensors[t]["post"] for t in names)])
+    # onnxruntime's quantizer renames a graph output's float tensor T to T_QuantizeLinear_Input
+    # (T itself is then its DequantizeLinear's output): it is the float model's T.
+    f_of = {t: t if t in f_names else t.removesuffix(_OUT_SUFFIX) for t in tensors}
+    names = [t for t in tensors if f_of[t] in f_names]
+    pre_names = [t for t in names if not tensors[t].get("item")]
+    post = [tensors[t]["post"] for t in names]
+    fs = _session_with_outputs(f_model, [f_of[t] for t in names])
+    qs = _session_with_outputs(q_model, [*pre_names, *post])
+    tin = model_io(q_model)[0][0]  # an integer input (io_type) is fed as the runner feeds it
     in_f, in_q = fs.get_inputs()[0].name, qs.get_inputs()[0].name
     layer = {t: ErrorAccumulator(tensors[t]["scale"]) for t in names}
     model = {t: ErrorAccumulator(tensors[t]["scale"]) for t in names}
@@ -127,12 +160,16 @@ def measure(float_path: Path, int8_path: str, x: np.ndarray, *, stage: str, sink
     for i in range(len(x)):
         cancel.check()
         item = np.ascontiguousarray(x[i : i + 1], np.float32)
-        fv = dict(zip(names, fs.run(names, {in_f: item}), strict=True))
-        post = [tensors[t]["post"] for t in names]
-        qv = qs.run([*names, *post], {in_q: item})
-        pre, deq = dict(zip(names, qv[: len(names)], strict=True)), dict(
-            zip(names, qv[len(names):], strict=True))
+        fv = dict(zip(names, fs.run([f_of[t] for t in names], {in_f: item}), strict=True))
+        qv = qs.run([*pre_names, *post], {in_q: quantize(item, tin)})
+        pre = dict(zip(pre_names, qv[: len(pre_names)], strict=True))
+        deq = dict(zip(names, qv[len(pre_names):], strict=True))
         for t in names:
+            if tensors[t].get("item"):
+                pre[t] = item
+            if tensors[t].get("integer"):
+                deq[t] = (deq[t].astype(np.float32) - tensors[t]["post_zp"]) * np.float32(
+                    tensors[t]["scale"])
             a = fused[t](pre[t]) if t in fused else pre[t]
             f, a, b = (_channels_last(np.asarray(v, np.float32)) for v in (fv[t], a, deq[t]))
             layer[t].add(a, b)

@@ -21,6 +21,7 @@ import numpy as np
 from ...cancel import CancelToken
 from ...errors import ConversionError
 from ...events import Progress, Sink
+from . import io_types
 
 #: calibration.method → onnxruntime's CalibrationMethod name.
 CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -32,6 +33,8 @@ class Int8Options:
     method: str = "minmax"
     percentile: float = 99.999
     nodes_to_exclude: tuple[str, ...] = ()
+    #: quantization.io_type: the graph's input and outputs (engine.backends.onnx.io_types).
+    io_type: str = "float32"
 
 
 def to_fp16(src: str, out: str) -> None:
@@ -83,8 +86,10 @@ def _calibrator_options(opts: Int8Options) -> dict[str, Any]:
 
 
 def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work_dir: Path,
-            *, stage: str, sink: Sink, cancel: CancelToken, log_path: str | None = None) -> None:
-    """QDQ INT8 of ``src`` calibrated on ``calibration`` (the model's input layout)."""
+            *, stage: str, sink: Sink, cancel: CancelToken,
+            log_path: str | None = None) -> dict[str, Any]:
+    """QDQ INT8 of ``src`` calibrated on ``calibration`` (the model's input layout); returns
+    the I/O types it has (:func:`engine.backends.onnx.io_types.describe`)."""
     import onnx  # noqa: PLC0415
     from onnxruntime.quantization import (  # noqa: PLC0415
         CalibrationDataReader,
@@ -122,12 +127,14 @@ def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work
             raise ConversionError(f"onnxruntime's calibration failed: {type(exc).__name__}: "
                                   f"{exc}", "check the model runs in onnxruntime in float; the "
                                   "log has the details") from None
-    requantize(work_dir, out, opts, log_path=log_path)
+    return requantize(work_dir, out, opts, log_path=log_path)
 
 
-def requantize(work_dir: Path, out: str, opts: Int8Options, *, log_path: str | None = None) -> None:
+def requantize(work_dir: Path, out: str, opts: Int8Options, *,
+               log_path: str | None = None) -> dict[str, Any]:
     """The QDQ model from the ranges :func:`to_int8` calibrated in ``work_dir`` (again, with
-    ``opts.nodes_to_exclude`` left in float, for the mixed models): no calibration pass."""
+    ``opts.nodes_to_exclude`` left in float, for the mixed models): no calibration pass.
+    Its input and outputs are then made ``opts.io_type``; returns the types they have."""
     from onnxruntime.quantization import (  # noqa: PLC0415
         CalibrationMethod,
         QuantFormat,
@@ -149,6 +156,7 @@ def requantize(work_dir: Path, out: str, opts: Int8Options, *, log_path: str | N
         except (ValueError, RuntimeError, KeyError) as exc:
             raise ConversionError(f"onnxruntime's quantizer failed: {type(exc).__name__}: {exc}",
                                   "the log has the details") from None
+    return io_types.apply_to_file(out, opts.io_type)
 
 
 @contextlib.contextmanager

@@ -98,10 +98,15 @@ class TorchBackend:
             task=req.task, evaluation=req.evaluation, qat=req.qat, train=req.train,
             validation=req.validation, calibration=req.calibration, ckpt_dir=req.ckpt_dir,
             resume=req.resume, out_path=req.out_path)
-        size = int(res.pop("size_bytes"))
+        from ..onnx import io_types  # noqa: PLC0415
         from .quant import QAT_RECORD  # noqa: PLC0415
 
-        return QatResult(size, res, quantization=dict(QAT_RECORD))
+        # quantization.io_type as for PTQ: the exported QDQ model's edges made integer.
+        io = io_types.apply_to_file(req.out_path, req.io_type)
+        res.pop("size_bytes")
+        size = Path(req.out_path).stat().st_size
+        return QatResult(size, res, quantization={**QAT_RECORD,
+                                                  **io_types.record(req.io_type, io)})
 
     def close(self) -> None:
         if self._onnx is not None:

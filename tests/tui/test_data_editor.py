@@ -107,9 +107,9 @@ async def test_npz_by_keyboard_offers_the_files_arrays_and_checks_the_data(
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_sample(pilot)
-        assert app.focused is app.query_one("#k-calibration--samples")
+        assert app.focused is app.query_one("#pane-calibration")
         # Samples → Seed → the calibration source's Kind: pick npz, then type the path.
-        await pilot.press("tab", "tab", "enter")
+        await pilot.press("tab", "tab", "tab", "enter")
         await pilot.pause()
         await pilot.press("down", "enter")
         await pilot.pause()
@@ -355,7 +355,7 @@ async def test_tuned_values_are_not_dropped_without_asking(tmp_path: Path) -> No
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_sample(pilot)
-        await pilot.press("5", "0", "enter")
+        await pilot.press("tab", "5", "0", "enter")
         await settle(pilot)
         sample = app.session
         app.pane("models").open_model(DIGITS_MODEL)

@@ -125,8 +125,8 @@ async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> Non
     async with app.run_test(size=(100, 30)) as pilot:
         await open_digits(pilot, app)
         assert app.query_one(TabbedContent).active == "calibration"
-        assert app.focused is app.query_one("#k-calibration--samples", Input)
-        await pilot.press("5", "0")  # the field's text is selected on focus: typing replaces it
+        assert app.focused is app.query_one("#pane-calibration")  # not a field: q still quits
+        await pilot.press("tab", "5", "0")  # Tab selects the field's text: typing replaces it
         assert app.query_one("#k-calibration--samples", Input).value == "50"
         assert "BELOW the guide's 100–500" in str(app.query_one("#band").render())
         await pilot.press("enter")  # submit → the data is checked again with 50 samples
@@ -147,7 +147,7 @@ async def test_launch_sends_only_what_changed_and_shows_the_verdict(runs: Path) 
     app = make_app(runs, runner)
     async with app.run_test(size=(100, 30)) as pilot:
         await open_digits(pilot, app)
-        await pilot.press("5", "0", "ctrl+r")  # Ctrl+R works while typing in the field
+        await pilot.press("tab", "5", "0", "ctrl+r")  # Ctrl+R works while typing in the field
         await settle(pilot, app)
         config, overrides = runner.started[0]
         assert config == str(app.samples[0])
@@ -345,7 +345,7 @@ async def test_save_writes_a_commented_config_that_runs(runs: Path, tmp_path: Pa
     app = make_app(runs, samples=[DIGITS])  # the real sample: relative paths, its comments
     async with app.run_test(size=(80, 24)) as pilot:
         await open_digits(pilot, app)
-        await pilot.press("5", "0", "ctrl+s")
+        await pilot.press("tab", "5", "0", "ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, SaveScreen)
         dest = tmp_path / "elsewhere" / "digits_50.toml"
@@ -448,7 +448,7 @@ async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:
                   clock=lambda: 0.0, checker=ThreadChecker(fixed_diagnostics), sweeper=sweeper)  # type: ignore[arg-type]
     async with app.run_test(size=(80, 24)) as pilot:
         await open_digits(pilot, app)
-        await pilot.press("5", "0")  # a tuned setting holds for every variant...
+        await pilot.press("tab", "5", "0")  # a tuned setting holds for every variant...
         await app.run_action("sweep")
         await pilot.pause()
         app.screen.query_one("#sweep-sets", Input).value = "calibration.samples=50,200 calibration.seed=0,1"

@@ -82,7 +82,7 @@ def test_models(snap_compare, env: dict[str, Path], size: str) -> None:
 def test_calibration(snap_compare, env: dict[str, Path], size: str) -> None:
     async def before(pilot) -> None:  # noqa: ANN001
         await open_digits(pilot)
-        await pilot.press("5", "0", "enter")
+        await pilot.press("tab", "5", "0", "enter")
         await settle(pilot)
 
     assert snap_compare(make(env, check=True), terminal_size=SIZES[size], run_before=before)

@@ -105,11 +105,19 @@ class StageStarted(Event):
 @_register
 @dataclass(frozen=True)
 class Progress(Event):
+    """``done`` of ``total`` for the whole stage (so a time left from them holds); a stage run
+    in epochs (QAT fine-tuning) also says where it is: ``batch`` of ``batches`` in ``epoch``
+    of ``epochs``."""
+
     kind: ClassVar[str] = "progress"
     stage: str
     done: int
     total: int | None = None
     message: str = ""
+    epoch: int | None = None
+    epochs: int | None = None
+    batch: int | None = None
+    batches: int | None = None
 
 
 @_register

@@ -220,7 +220,8 @@ def null_sink(event: Event) -> None:
 class ThrottledSink:
     """Pass at most ``rate`` progress events a second per stage; everything else passes.
 
-    The last progress of a stage (done == total) always passes, so a UI ends at 100 %.
+    The last progress of a stage (done == total) always passes, so a UI ends at 100 %; so
+    does the last batch of each epoch, so an epoch's count ends full.
     """
 
     def __init__(self, sink: Sink, rate: float = 10.0) -> None:
@@ -230,7 +231,8 @@ class ThrottledSink:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Progress) and event.done != event.total:
+        if (isinstance(event, Progress) and event.done != event.total
+                and (event.batch is None or event.batch != event.batches)):
             now = time.monotonic()
             with self._lock:
                 if now - self._last.get(event.stage, -1e9) < self._interval:

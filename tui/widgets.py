@@ -116,13 +116,27 @@ class StageRow(Static):
 
 
 class Toggle(Checkbox):
-    """A checkbox whose state is a character (X on, blank off), not only a colour: Textual's
-    own draws X either way and tells on from off by colour, which NO_COLOR erases."""
+    """A checkbox whose state is a character, ``[x]`` on and ``[ ]`` off, not only a colour:
+    Textual's own draws the same mark either way and tells on from off by colour, which
+    NO_COLOR erases (an unchecked INT8 looked checked)."""
+
+    BUTTON_LEFT, BUTTON_RIGHT = "[", "]"
 
     @property
     def _button(self) -> Any:
-        self.BUTTON_INNER = "X" if self.value else " "
+        self.BUTTON_INNER = "x" if self.value else " "
         return super()._button
+
+    def render(self) -> Any:
+        content = super().render()
+        if not self.has_focus:
+            return content
+        # The focused label in reverse video, which a monochrome terminal keeps (the theme's
+        # focus is a background colour; a reverse text-style in CSS does not reach it).
+        from textual.style import Style  # noqa: PLC0415
+
+        start = len(self._button.plain)
+        return content.stylize(Style(reverse=True, bold=True), start, len(content.plain))
 
 
 class LateMount(Widget):

@@ -218,9 +218,9 @@ class ArtqApp(GuardedApp, App[int]):
         self.pane("compare").swap()
 
     def action_compare_latest(self) -> None:
-        from .panes.compare import pick_pair  # noqa: PLC0415 - after the first paint
+        from .panes.compare import model_of, pick_pair  # noqa: PLC0415 - after the first paint
 
-        pair = pick_pair(finished(self.runs))
+        pair = pick_pair(finished(self.runs), None, {str(p): model_of(r) for p, r in self.runs})
         if not pair:
             self.notify("Compare needs two finished runs.", severity="warning")
             return

@@ -476,3 +476,7 @@ async def test_the_log_wraps_a_long_command_without_dropping_characters(tmp_path
         shown = [strip.text.rstrip() for strip in log.lines]
         assert all(len(s) <= log.scrollable_content_region.width for s in shown)
         assert "".join(shown).replace(" ", "") == line.replace(" ", "")
+        # The path breaks after a separator, not inside a name.
+        at = next(i for i, s in enumerate(shown) if "/home/" in s)
+        assert shown[at].endswith(("/", "=")) and not shown[at + 1].startswith(" ")
+        assert "calibration_set_2026.npz" in "\n".join(shown)

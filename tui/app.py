@@ -335,7 +335,7 @@ class ArtqApp(GuardedApp, App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every action in the palette, by name (the footer has room for the main ones)."""
-        yield from super().get_system_commands(screen)
+        yield from (c for c in super().get_system_commands(screen) if c.title not in keys.COVERED)
         for title, help_text, action in keys.commands():
             yield SystemCommand(title, help_text, partial(self.run_action, action))
 

@@ -45,6 +45,10 @@ BINDINGS = [
 ]
 
 
+#: Textual's own palette entries that ours cover ("Keys" is a second, partial help).
+COVERED = frozenset({"Keys"})
+
+
 def commands() -> list[tuple[str, str, str]]:
     """(title, help, action) of every palette entry."""
     from .panes.layers import COLUMNS  # noqa: PLC0415 - after the first paint

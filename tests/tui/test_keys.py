@@ -144,3 +144,40 @@ async def test_q_quits_at_once_when_no_job_runs_whatever_the_tab(runs: Path) -> 
             await pilot.press("q")
             await until(pilot, lambda: not app.is_running, f"q to quit on {tab}")  # noqa: B023
         assert app.return_code == 0
+
+
+async def test_help_covers_every_tab_and_the_palette_has_no_duplicates(runs: Path) -> None:
+    from collections import Counter
+
+    from rich.console import Console
+    from textual.command import CommandList
+    from textual.widgets import Static
+
+    app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs, samples=[small_digits(runs.parent)],
+                  clock=lambda: 0.0, checker=ThreadChecker(no_diagnostics))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        import io
+
+        console = Console(width=78, record=True, file=io.StringIO())
+        console.print(app.screen.query_one("#help-text", Static).content)
+        lines = console.export_text().splitlines()
+        for i, title in enumerate(keys.TAB_TITLES):
+            at = lines.index(f"{i + 1} {title}")  # a section of its own, for every tab
+            assert lines[at + 1].strip(), title  # with keys under it
+        assert any("Ctrl+Q" in line and "anywhere" in line for line in lines)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: app.screen.query(CommandList)
+                    and app.screen.query_one(CommandList).option_count > 30, "the palette")
+        palette = app.screen.query_one(CommandList)
+        titles = [str(palette.get_option_at_index(i).prompt).split("\n")[0]
+                  for i in range(palette.option_count)]
+        assert [t for t, n in Counter(titles).items() if n > 1] == []
+        # One entry per meaning: Textual's partial key list is not a second "Help".
+        assert "Help" in titles and "Keys" not in titles and titles.count("Quit") == 1
+        assert {f"Show {t}" for t in keys.TAB_TITLES} <= set(titles)
+        actions = [a for _, _, a in keys.commands()]
+        assert len(actions) == len(set(actions))

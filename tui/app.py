@@ -10,7 +10,7 @@ colour alone: rows say NPU/CPU, PASS/FAIL, done/running.
 
 Keys: printable letters are swallowed by a focused Input, so everything that must work
 anywhere has a Ctrl or F key with ``priority=True`` (launch Ctrl+R, cancel Ctrl+T, save
-Ctrl+S, open Ctrl+O, help F1, tabs F2–F7); digits 1–6 and ``?`` work when not typing.
+Ctrl+S, open Ctrl+O, help F1, tabs F2–F7, quit Ctrl+Q); digits, q and ? act when not typing.
 """
 
 from __future__ import annotations

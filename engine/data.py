@@ -128,7 +128,8 @@ def class_folders(root: Path) -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_dir() and not is_junk(d.name))
 
 
-def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) -> RawData:
+def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None,
+                stage: str = "data") -> RawData:
     """Images from a folder; sub-folder names are the class labels (sorted)."""
     if not root.is_dir():
         raise InputFileError(
@@ -165,7 +166,7 @@ def load_images(root: Path, key: str, sink: Sink, cancel: CancelToken | None) ->
         images.append(_read_image(f))
         if labelled:
             labels.append(subdirs.index(f.relative_to(root).parts[0]))
-        sink(Progress("data", i + 1, len(files), f"{key}: {f.name}"))
+        sink(Progress(stage, i + 1, len(files), f"{key}: {f.name}"))
     return RawData(
         str(root),
         images=images,
@@ -363,20 +364,23 @@ def load_source(
     key: str,
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
+    stage: str = "data",
 ) -> RawData:
-    """Load one data source as configured under ``key`` (e.g. ``data.calibration``)."""
+    """Load one data source as configured under ``key`` (e.g. ``data.calibration``); its
+    progress goes to ``stage``, the stage that is loading it (``qat_data`` for QAT's splits:
+    under ``data`` it moved the finished data row of the run again)."""
     if src.kind == "synthetic":
         from .samples import generate  # noqa: PLC0415 - only synthetic sources need it
 
         gen = generate(src.generator, src.split, src.count, src.seed)
-        sink(Progress("data", src.count, src.count, f"{key}: {src.count} synthetic items"))
+        sink(Progress(stage, src.count, src.count, f"{key}: {src.count} synthetic items"))
         labels = gen.labels
         if isinstance(labels, list) and labels and isinstance(labels[0], int | np.integer):
             labels = np.asarray(labels, np.int64)
         return RawData(f"synthetic:{src.generator}/{src.split}", images=gen.images, labels=labels)
     path = Path(src.path)
     if src.kind == "images":
-        return load_images(path, key, sink, cancel)
+        return load_images(path, key, sink, cancel, stage)
     if src.kind == "npz":
         return load_npz(path, src, key)
     return load_npy_dir(path, src, key, cancel)

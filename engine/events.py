@@ -107,11 +107,19 @@ class StageStarted(Event):
 @_register
 @dataclass(frozen=True)
 class Progress(Event):
+    """``done`` of ``total`` for the whole stage (so a time left from them holds); a stage run
+    in epochs (QAT fine-tuning) also says where it is: ``batch`` of ``batches`` in ``epoch``
+    of ``epochs``."""
+
     kind: ClassVar[str] = "progress"
     stage: str
     done: int
     total: int | None = None
     message: str = ""
+    epoch: int | None = None
+    epochs: int | None = None
+    batch: int | None = None
+    batches: int | None = None
 
 
 @_register
@@ -214,7 +222,8 @@ def null_sink(event: Event) -> None:
 class ThrottledSink:
     """Pass at most ``rate`` progress events a second per stage; everything else passes.
 
-    The last progress of a stage (done == total) always passes, so a UI ends at 100 %.
+    The last progress of a stage (done == total) always passes, so a UI ends at 100 %; so
+    does the last batch of each epoch, so an epoch's count ends full.
     """
 
     def __init__(self, sink: Sink, rate: float = 10.0) -> None:
@@ -224,7 +233,8 @@ class ThrottledSink:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Progress) and event.done != event.total:
+        if (isinstance(event, Progress) and event.done != event.total
+                and (event.batch is None or event.batch != event.batches)):
             now = time.monotonic()
             with self._lock:
                 if now - self._last.get(event.stage, -1e9) < self._interval:

@@ -31,7 +31,7 @@ from .present_interval import (
     resolve_text,
     versus_cell,  # noqa: F401
 )
-from .verdict import UNRESOLVED, db_text
+from .verdict import UNPLACED, UNPLACED_BEFORE, UNRESOLVED, db_text, placement_sentence
 
 if TYPE_CHECKING:  # only types: tui.format imports the numbers below at start-up
     from .report import Finding, Report
@@ -273,7 +273,15 @@ def verdict(rep: Report) -> tuple[str, str] | None:
 
 
 def advice(rep: Report) -> str:
-    return rep.verdict.advice if rep.verdict else ""
+    """The verdict's advice; where it was written before the placement was known (or by an
+    older artq) and the report's N6 estimate says how many ops run on the CPU, that count."""
+    text = rep.verdict.advice if rep.verdict else ""
+    summary = rep.npu.summary if rep.npu is not None else None
+    cpu_ops = summary.ops_cpu if summary is not None else None
+    if cpu_ops is not None:
+        for unknown in (UNPLACED, UNPLACED_BEFORE):
+            text = text.replace(unknown, placement_sentence(cpu_ops))
+    return text
 
 
 def error_lines(rep: Report) -> list[str]:

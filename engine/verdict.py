@@ -208,6 +208,23 @@ def judge(metric: str, fp32: float, int8: float | None, profile: str, method: st
                           images=images))
 
 
+#: The sentence of advice when the run did not place the model (older reports said this).
+UNPLACED = ("This run has no NPU placement: artq inspect on the INT8 model says which layers "
+            "would run on the CPU.")
+UNPLACED_BEFORE = "Check which layers fall back to the CPU before flashing."
+
+
+def placement_sentence(cpu_ops: int | None) -> str:
+    """What a passing verdict says about CPU fallbacks: only those there are (none is said
+    as none; not analysed as not analysed, never as an invitation to look for some)."""
+    if cpu_ops == 0:
+        return "Every op runs on the NPU."
+    if cpu_ops:
+        return (f"{cpu_ops} op{'s' if cpu_ops != 1 else ''} fall{'s' if cpu_ops == 1 else ''} "
+                "back to the CPU: see the placement before flashing.")
+    return UNPLACED
+
+
 def advise(drop: float, threshold: float, profile: str, method: str,
            cpu_ops: int | None = None, *, granularity: str = "per-channel",
            images: bool = True) -> str:
@@ -217,14 +234,7 @@ def advise(drop: float, threshold: float, profile: str, method: str,
             unit = "point" if threshold == 1 else "points"
             return (f"INT8 matches FP32 on this test set; it meets the {profile} bar "
                     f"(at most {threshold:g} {unit} of drop).")
-        # Pointing at CPU fallbacks only where there are some (or none were looked for).
-        if cpu_ops == 0:
-            then = "Every op runs on the NPU."
-        elif cpu_ops:
-            then = (f"{cpu_ops} op{'s' if cpu_ops != 1 else ''} fall{'s' if cpu_ops == 1 else ''} "
-                    "back to the CPU: see the placement before flashing.")
-        else:
-            then = "Check which layers fall back to the CPU before flashing."
+        then = placement_sentence(cpu_ops)  # CPU fallbacks only where there are some
         return f"INT8 loses {drop:.2f} points, within the {profile} bar ({threshold:g}). {then}"
     if granularity.replace("_", "-") == "per-tensor" and method == "ptq":
         # One scale for a whole weight tensor is the usual cause; the cheapest fix comes first.
@@ -324,13 +334,7 @@ def advise_fidelity(j: Judgement, profile: str, method: str, cpu_ops: int | None
         head = (f"INT8 reproduces {what} exactly." if j.exact else
                 f"INT8 keeps {what} at {db_text(j.value)} dB SQNR against FP32, above the {profile} "
                 f"bar ({j.bar:g} dB: {spread}).")
-        if cpu_ops == 0:
-            return f"{head} Every op runs on the NPU."
-        if cpu_ops:
-            return (f"{head} {cpu_ops} op{'s' if cpu_ops != 1 else ''} fall"
-                    f"{'s' if cpu_ops == 1 else ''} back to the CPU: see the placement before "
-                    "flashing.")
-        return f"{head} Check which layers fall back to the CPU before flashing."
+        return f"{head} {placement_sentence(cpu_ops)}"
     got = ("no signal to compare (FP32 gives all zeros there)" if j.value is None
            else f"{db_text(j.value)} dB SQNR against FP32")
     head = f"INT8 keeps {what} at {got}, under the {profile} bar ({j.bar:g} dB: {spread})."

@@ -10,7 +10,7 @@ colour alone: rows say NPU/CPU, PASS/FAIL, done/running.
 
 Keys: printable letters are swallowed by a focused Input, so everything that must work
 anywhere has a Ctrl or F key with ``priority=True`` (launch Ctrl+R, cancel Ctrl+T, save
-Ctrl+S, open Ctrl+O, help F1, tabs F2–F7); digits 1–6 and ``?`` work when not typing.
+Ctrl+S, open Ctrl+O, help F1, tabs F2–F7, quit Ctrl+Q); digits, q and ? act when not typing.
 """
 
 from __future__ import annotations
@@ -218,9 +218,9 @@ class ArtqApp(GuardedApp, App[int]):
         self.pane("compare").swap()
 
     def action_compare_latest(self) -> None:
-        from .panes.compare import pick_pair  # noqa: PLC0415 - after the first paint
+        from .panes.compare import model_of, pick_pair  # noqa: PLC0415 - after the first paint
 
-        pair = pick_pair(finished(self.runs))
+        pair = pick_pair(finished(self.runs), None, {str(p): model_of(r) for p, r in self.runs})
         if not pair:
             self.notify("Compare needs two finished runs.", severity="warning")
             return
@@ -335,7 +335,7 @@ class ArtqApp(GuardedApp, App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every action in the palette, by name (the footer has room for the main ones)."""
-        yield from super().get_system_commands(screen)
+        yield from (c for c in super().get_system_commands(screen) if c.title not in keys.COVERED)
         for title, help_text, action in keys.commands():
             yield SystemCommand(title, help_text, partial(self.run_action, action))
 

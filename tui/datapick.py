@@ -49,7 +49,7 @@ class DataTree(DirectoryTree):
 class DataPickScreen(ModalScreen[Path | None]):
     """Pick the data file or folder for a split."""
 
-    BINDINGS = [Binding("escape", "cancel", "Close", id="datapick_close")]
+    BINDINGS = [Binding("escape,q", "cancel", "Close", id="datapick_close")]  # q: not in the path field
     DEFAULT_CSS = """
     DataPickScreen { align: center middle; }
     DataPickScreen > Vertical {

@@ -121,3 +121,60 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
             else:
                 out[key] = v
     return out
+
+
+_SEPARATORS = "/\\=,"
+
+
+def _pieces(word: str) -> list[str]:
+    """A word cut after each separator: ``/a/b.npz`` → ``/``, ``a/``, ``b.npz``."""
+    out, cur = [], ""
+    for ch in word:
+        cur += ch
+        if ch in _SEPARATORS:
+            out.append(cur)
+            cur = ""
+    return [*out, cur] if cur else out
+
+
+def wrap_at_separators(text: str, width: int) -> str:
+    """``text`` in lines of at most ``width`` columns, every character kept: lines break at
+    spaces, and a word longer than the room left (a path, ``key=/a/path``) after a
+    separator (``/``, ``\\``, ``=``, ``,``), so a path wraps where it can be read and pasted
+    back together; only a piece wider than a whole line is cut inside."""
+    if width < 2:
+        return text
+    lines: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for token in [t for t in _split_spaces(para) if t]:
+            if len(line) + len(token) <= width:
+                line += token
+                continue
+            if token.isspace():  # a break: the space is not carried to the next line
+                lines.append(line.rstrip())
+                line = ""
+                continue
+            if len(token) <= width:
+                lines.append(line.rstrip())
+                line = token
+                continue
+            for piece in _pieces(token):
+                while len(piece) > width:
+                    if line:
+                        lines.append(line.rstrip())
+                        line = ""
+                    lines.append(piece[:width])
+                    piece = piece[width:]
+                if len(line) + len(piece) > width:
+                    lines.append(line.rstrip())
+                    line = ""
+                line += piece
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _split_spaces(text: str) -> list[str]:
+    import re  # noqa: PLC0415 - once, on the first long line
+
+    return re.split(r"(\s+)", text)

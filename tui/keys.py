@@ -9,7 +9,9 @@ TAB_TITLES = ("Models", "Calibration", "Quantize", "Results", "Layers", "Compare
 # Where focus goes when a tab is shown, so the tab's own keys work at once.
 TAB_FOCUS = {
     "models": "#picker",
-    "calibration": "#k-calibration--samples",
+    # The pane, not its first field: a tab never opens on a text field, so q, the digits and
+    # ? act the same on every tab; Tab goes into the fields.
+    "calibration": "#pane-calibration",
     "quantize": "#k-quantization--method",
     "results": "#pane-results",
     "layers": "#layer-table",
@@ -34,10 +36,17 @@ BINDINGS = [
     Binding("ctrl+o", "open", "Open", id="open", priority=True, show=False),
     Binding("f1", "help", "Help", id="help", priority=True),
     Binding("question_mark", "help", "Help", id="help_key", show=False),
+    # Ctrl+Q quits from anywhere, typing or not (shown: the way out of a field); q does the
+    # same wherever letters are not text: in a text field it is a letter.
+    Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     Binding("q", "quit", "Quit", id="quit_key", show=False),
     Binding("escape", "focus_pane", "Leave field", id="leave_field", show=False),
     *_tab_bindings(),
 ]
+
+
+#: Textual's own palette entries that ours cover ("Keys" is a second, partial help).
+COVERED = frozenset({"Keys"})
 
 
 def commands() -> list[tuple[str, str, str]]:
@@ -82,7 +91,10 @@ HELP_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("F2…F7  1…6", "tabs: Models, Calibration, Quantize, Results, Layers, Compare"),
         ("Tab  Shift+Tab", "next / previous field"),
         ("Esc", "leave a field (then letters and digits act as keys)"),
-        ("Ctrl+Q  q", "quit (a running job is cancelled first)"),
+        ("Ctrl+Q", "quit, from anywhere (while a job runs it asks first; quitting cancels it)"),
+        ("q", "the same, on every tab, unless a text field has the cursor: there q is a "
+              "letter (Esc leaves the field)"),
+        ("Esc  q", "close a dialog (q: unless typing in its field)"),
     ]),
     ("1 Models", [("↑ ↓  Enter", "a sample config: tune it; a run: read its results")]),
     ("2 Calibration", [("type, Tab", "sample count (guide 100–500), seed, data, preprocessing"),

@@ -75,9 +75,9 @@ def new_session(model_path: Path, folder: Path | None = None) -> tuple[Session, 
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question: Enter (or y) answers yes, Esc (or n) no."""
+    """A yes/no question: Enter (or y) answers yes, Esc (or n, or q as in every dialog) no."""
 
-    BINDINGS = [Binding("escape,n", "answer(False)", "No", id="confirm_no"),
+    BINDINGS = [Binding("escape,n,q", "answer(False)", "No", id="confirm_no"),
                 Binding("y", "answer(True)", "Yes", id="confirm_yes")]
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }

@@ -116,7 +116,7 @@ class ModelTree(DirectoryTree):
 class OpenScreen(Guarded, ModalScreen[Path | None]):
     """Pick a job config (.toml) or a model (.keras, .h5, .onnx, SavedModel folder) to open."""
 
-    BINDINGS = [Binding("escape", "cancel", "Close", id="open_close")]
+    BINDINGS = [Binding("escape,q", "cancel", "Close", id="open_close")]  # q: not in the path field
     DEFAULT_CSS = """
     OpenScreen { align: center middle; }
     OpenScreen > Vertical {
@@ -165,7 +165,7 @@ class AskScreen(Guarded, ModalScreen[Any]):
     Subclasses say what the typed text means in :meth:`answer` (``None``: not an answer).
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Close", id="ask_close")]
+    BINDINGS = [Binding("escape,q", "cancel", "Close", id="ask_close")]  # q: only off the field
     DEFAULT_CSS = """
     AskScreen { align: center middle; }
     AskScreen > Vertical {

@@ -43,6 +43,8 @@ class StageRow(Static):
         self.t0 = clock()
         self.seconds: float | None = None
         self.word = "running"
+        #: (epoch, epochs, batch, batches) of a stage run in epochs (QAT fine-tuning).
+        self.epoch: tuple[int, int, int, int] | None = None
 
     def on_mount(self) -> None:
         self.refresh_text()
@@ -50,9 +52,16 @@ class StageRow(Static):
     def on_resize(self) -> None:
         self.refresh_text()
 
-    def advance(self, done: int, total: int | None) -> None:
+    def advance(self, done: int, total: int | None,
+                epoch: tuple[int, int, int, int] | None = None) -> None:
         self.done_n, self.total = done, total or self.total
+        self.epoch = epoch
         self.refresh_text()
+
+    @property
+    def shown_done(self) -> int:
+        """Done, never past the total: a count over it read as ``344/250``."""
+        return min(self.done_n, self.total) if self.total else self.done_n
 
     def finish(self, seconds: float) -> None:
         self.seconds = seconds
@@ -82,14 +91,20 @@ class StageRow(Static):
         elapsed = max(self.clock() - self.t0, 0.0)
         left = ""
         if self.total and self.done_n:
-            left = f", {fmt.seconds(elapsed / self.done_n * (self.total - self.done_n))} left"
+            # Never negative: past the total the stage is finishing, not early.
+            rest = max(self.total - self.done_n, 0)
+            left = f", {fmt.seconds(elapsed / self.done_n * rest)} left"
         return f"{fmt.seconds(elapsed)}{left}"
 
     @property
     def bar_text(self) -> str:
-        counts = f" {self.done_n}/{self.total}" if self.total else ""
+        counts = f" {self.shown_done}/{self.total}" if self.total else ""
+        if self.epoch and self.word == "running":
+            # One epoch's batches per epoch; the bar and the time left are the whole stage's.
+            e, es, b, bs = self.epoch
+            counts = f" epoch {e}/{es} {min(b, bs)}/{bs}"
         width = (self.size.width or 80) - self.NAME_W - self.STATE_W - 2
-        frac = self.done_n / self.total if self.total else (1.0 if self.word == "done" else 0.0)
+        frac = self.shown_done / self.total if self.total else (1.0 if self.word == "done" else 0.0)
         return fmt.bar(frac, max(width - len(counts), 4)) + counts
 
     def refresh_text(self) -> None:
@@ -101,13 +116,27 @@ class StageRow(Static):
 
 
 class Toggle(Checkbox):
-    """A checkbox whose state is a character (X on, blank off), not only a colour: Textual's
-    own draws X either way and tells on from off by colour, which NO_COLOR erases."""
+    """A checkbox whose state is a character, ``[x]`` on and ``[ ]`` off, not only a colour:
+    Textual's own draws the same mark either way and tells on from off by colour, which
+    NO_COLOR erases (an unchecked INT8 looked checked)."""
+
+    BUTTON_LEFT, BUTTON_RIGHT = "[", "]"
 
     @property
     def _button(self) -> Any:
-        self.BUTTON_INNER = "X" if self.value else " "
+        self.BUTTON_INNER = "x" if self.value else " "
         return super()._button
+
+    def render(self) -> Any:
+        content = super().render()
+        if not self.has_focus:
+            return content
+        # The focused label in reverse video, which a monochrome terminal keeps (the theme's
+        # focus is a background colour; a reverse text-style in CSS does not reach it).
+        from textual.style import Style  # noqa: PLC0415
+
+        start = len(self._button.plain)
+        return content.stylize(Style(reverse=True, bold=True), start, len(content.plain))
 
 
 class LateMount(Widget):

@@ -37,7 +37,7 @@ def qat_stage(ctx: JobContext, backend: Backend, model: LoadedModel, calib_path:
             if src is None:
                 splits[split] = None
                 continue
-            raw = load_source(src, f"data.{split}", emit, cancel)
+            raw = load_source(src, f"data.{split}", emit, cancel, stage="qat_data")
             if spec is None and raw.images is not None:
                 spec = PreprocessSpec.resolve(cfg.preprocessing, input_shape)
             ds = prepare(raw, spec, input_shape, f"data.{split}")

@@ -256,10 +256,13 @@ def test_cancel_mid_epoch_and_resume_reach_the_uninterrupted_metric(tmp_path: Pa
 
     cancel = CancelToken()
     epochs_seen: list[int] = []
+    steps: list[Progress] = []
 
     def sink(ev: object) -> None:
         if isinstance(ev, EpochEnd):
             epochs_seen.append(ev.epoch)
+        if isinstance(ev, Progress) and ev.stage == "qat_train":
+            steps.append(ev)
         # Cancel inside the second epoch (20 steps of 32 items per epoch).
         if isinstance(ev, Progress) and ev.stage == "qat_train" and "epoch 2/" in ev.message:
             cancel.cancel()
@@ -275,8 +278,24 @@ def test_cancel_mid_epoch_and_resume_reach_the_uninterrupted_metric(tmp_path: Pa
     from engine.job import resume_config
     from engine.job import run_job as run_job_resumable
 
-    resumed = run_job_resumable(resume_config(run_dir), resume=run_dir).report.to_dict()
+    # The progress counts one epoch's batches per epoch (20 of 32 items), and the whole
+    # stage's done never passes its total: a count like 344/250 read as a broken bar. (At
+    # most 10 a second pass; an epoch's last batch always does.)
+    assert {(p.epochs, p.batches, p.total) for p in steps} == {(3, 20, 60)}
+    assert all(p.done == (p.epoch - 1) * 20 + p.batch and 1 <= p.batch <= 20 for p in steps)
+    assert [p.done for p in steps] == sorted(p.done for p in steps)
+    assert (1, 20) in [(p.epoch, p.batch) for p in steps] and steps[-1].epoch == 2
+    resumed_steps: list[Progress] = []
+    resumed = run_job_resumable(
+        resume_config(run_dir), resume=run_dir,
+        sink=lambda ev: resumed_steps.append(ev) if isinstance(ev, Progress)
+        and ev.stage == "qat_train" else None).report.to_dict()
     assert resumed["status"] == "ok"
+    # Resumed after epoch 1: epochs 2 and 3 are the stage's 40 batches, counted from 1.
+    assert {p.total for p in resumed_steps} == {40}
+    assert all(p.done == (p.epoch - 2) * 20 + p.batch for p in resumed_steps)
+    assert [(p.epoch, p.batch, p.done) for p in resumed_steps if p.batch == 20] == [
+        (2, 20, 20), (3, 20, 40)]
     assert resumed["qat"]["epochs_run"] == 3
     assert [e["val_metric"] for e in resumed["qat"]["history"]] == pytest.approx(
         [e["val_metric"] for e in full["qat"]["history"]], abs=1e-6)

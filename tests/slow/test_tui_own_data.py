@@ -1,12 +1,13 @@
 """A new user's own model and data, keyboard only at 80×24 (issue 17's done-when): a Keras
 .h5 sensor model (8×8×2 in, 3 classes) and an .npz with x_calib, x_test and y_test, both
 built here. Open the model, choose the data in 2 Calibration, run PTQ with the real worker,
-save the config, and ``artq run`` of the saved file makes the same metrics and a
-byte-identical int8.tflite.
+read the results, save the config, and ``artq run`` of the saved file makes the same metrics
+and a byte-identical int8.tflite.
 
-Keys: Ctrl+O, the .h5's path, Enter · Tab ×3 (Seed, Kind, Path), the .npz's path, Enter · Tab ×6
-(Browse, Inputs, Labels, Raw, test Kind, test Path), the .npz's path, Enter · Ctrl+R · (when
-done) Ctrl+S, Enter.
+Keys: Ctrl+O, Tab (to the path field), the .h5's path, Enter · (2 Calibration opens on the
+pane) Tab ×4 (Samples, Seed, Kind, Path), the .npz's path, Enter · Tab ×6 (Browse, Inputs,
+Labels, Raw, test Kind, test Path), the .npz's path, Enter · Ctrl+R · (when done) F5 (4
+Results), PgDn, F6 (5 Layers) · Ctrl+S, Enter · q.
 """
 
 from __future__ import annotations
@@ -63,12 +64,13 @@ async def test_own_model_and_npz_by_keyboard_then_artq_run_reproduces(
         await wait_for(pilot, lambda: app.painted and app.panes_ready(), 60)
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: app.screen.query("#open-path"), 10)
-        app.screen.query_one("#open-path", Input).focus()
+        await pilot.press("tab")  # from the file tree to the path field
+        assert app.focused is app.screen.query_one("#open-path", Input)
         await pilot.press(*str(model), "enter")
         await wait_for(pilot, lambda: app.session is not None
-                       and app.focused is app.query_one("#k-calibration--samples"), 60)
+                       and app.focused is app.query_one("#pane-calibration"), 60)
         assert app.session.config["evaluation"]["task"] == "classification"
-        await pilot.press("tab", "tab", "tab")
+        await pilot.press(*["tab"] * 6)  # Samples, Seed, Draws, Keep, Kind, Path
         assert app.focused is app.query_one("#ds-calibration-path")
         await pilot.press(*str(data), "enter")
         await pilot.press(*["tab"] * 6)
@@ -81,11 +83,23 @@ async def test_own_model_and_npz_by_keyboard_then_artq_run_reproduces(
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: runner.proc is not None and not runner.running
                        and "done" in str(app.query_one("#job-state").render()), 600)
+        # Read the results: the verdict and the stage table in 4 Results, the layers in 5.
+        await wait_for(pilot, lambda: app.report is not None, 30)
+        await pilot.press("f5")
+        await pilot.pause()
+        screen = "\n".join(s.text for s in app.screen._compositor.render_strips())
+        assert "Verdict: " in screen and "sensor" in screen, screen
+        await pilot.press("pagedown", "f6")
+        await wait_for(pilot, lambda: app.pane("layers").report is app.report, 30)
+        screen = "\n".join(s.text for s in app.screen._compositor.render_strips())
+        assert "CONV_2D" in screen and "reason" in screen, screen
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen.query("#save-path"), 10)
         assert app.screen.query_one("#save-path", Input).value == str(tmp_path / "sensor.toml")
         await pilot.press("enter")
-        await pilot.pause()
+        await wait_for(pilot, lambda: (tmp_path / "sensor.toml").is_file(), 10)
+        await pilot.press("q")  # no job runs: quits at once
+        await wait_for(pilot, lambda: not app.is_running, 10)
     (tui_run,) = [p for p in runs.iterdir() if (p / "report.json").is_file()]
     again = tmp_path / "again"
     r = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(tmp_path / "sensor.toml"),

@@ -107,10 +107,10 @@ async def test_npz_by_keyboard_offers_the_files_arrays_and_checks_the_data(
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_sample(pilot)
-        assert app.focused is app.query_one("#k-calibration--samples")
+        assert app.focused is app.query_one("#pane-calibration")
         # Samples → Seed → Draws → Keep → the calibration source's Kind: pick npz, then
         # type the path.
-        await pilot.press("tab", "tab", "tab", "tab", "enter")
+        await pilot.press("tab", "tab", "tab", "tab", "tab", "enter")
         await pilot.pause()
         await pilot.press("down", "enter")
         await pilot.pause()
@@ -356,7 +356,7 @@ async def test_tuned_values_are_not_dropped_without_asking(tmp_path: Path) -> No
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_sample(pilot)
-        await pilot.press("5", "0", "enter")
+        await pilot.press("tab", "5", "0", "enter")
         await settle(pilot)
         sample = app.session
         app.pane("models").open_model(DIGITS_MODEL)
@@ -477,3 +477,7 @@ async def test_the_log_wraps_a_long_command_without_dropping_characters(tmp_path
         shown = [strip.text.rstrip() for strip in log.lines]
         assert all(len(s) <= log.scrollable_content_region.width for s in shown)
         assert "".join(shown).replace(" ", "") == line.replace(" ", "")
+        # The path breaks after a separator, not inside a name.
+        at = next(i for i, s in enumerate(shown) if "/home/" in s)
+        assert shown[at].endswith(("/", "=")) and not shown[at + 1].startswith(" ")
+        assert "calibration_set_2026.npz" in "\n".join(shown)

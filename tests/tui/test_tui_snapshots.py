@@ -82,7 +82,7 @@ def test_models(snap_compare, env: dict[str, Path], size: str) -> None:
 def test_calibration(snap_compare, env: dict[str, Path], size: str) -> None:
     async def before(pilot) -> None:  # noqa: ANN001
         await open_digits(pilot)
-        await pilot.press("5", "0", "enter")
+        await pilot.press("tab", "5", "0", "enter")
         await settle(pilot)
 
     assert snap_compare(make(env, check=True), terminal_size=SIZES[size], run_before=before)
@@ -150,3 +150,25 @@ def test_error_dialog_80x24(snap_compare, env: dict[str, Path]) -> None:
 
     app = make(env, FakeRunner(env["runs"], fail=True))
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_qat_mid_epoch(snap_compare, env: dict[str, Path], size: str) -> None:
+    """QAT fine-tuning in its second epoch: epoch and batch of the epoch, the stage's bar."""
+    from engine.events import EpochEnd, Progress, RunStarted, StageFinished, StageStarted
+    from tui.messages import JobEvent
+
+    async def before(pilot) -> None:  # noqa: ANN001
+        await open_digits(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        pane = pilot.app.pane("quantize")
+        for ev in (RunStarted(str(env["runs"] / "q"), "qat", ["fp32", "int8"]),
+                   StageStarted("qat_data", "Loading QAT data"), StageFinished("qat_data", 0.4),
+                   StageStarted("qat_train", "QAT fine-tuning", 250),
+                   EpochEnd(1, 2, 0.31, 0.990, "top1", 1e-5, 0.0),
+                   Progress("qat_train", 219, 250, "epoch 2/2", 2, 2, 94, 125)):
+            pane.post_message(JobEvent(ev))
+        await settle(pilot)
+
+    assert snap_compare(make(env), terminal_size=SIZES[size], run_before=before)

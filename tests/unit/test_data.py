@@ -267,3 +267,21 @@ def test_grey_images_for_a_colour_model_are_counted() -> None:
     msg = grey_images(raw, "data.test", channels=3)
     assert "data.test (imgs): 2 of 3 images are greyscale" in msg and "copied to all three" in msg
     assert grey_images(raw, "data.test", channels=1) == ""
+
+
+def test_progress_goes_to_the_stage_that_loads_the_data(tmp_path: Path) -> None:
+    """QAT's train split loads in stage qat_data: its progress under ``data`` moved the
+    finished data row of the run again (the monitor keys rows by stage)."""
+    from engine.events import Progress
+
+    _image_tree(tmp_path / "imgs")
+    for src in (DataSource(kind="images", path=str(tmp_path / "imgs")),
+                DataSource(kind="synthetic", generator="digits", split="train", count=7)):
+        seen: list[Progress] = []
+        load_source(src, "data.train", seen.append, stage="qat_data")
+        assert seen and {p.stage for p in seen} == {"qat_data"}
+        assert all(p.done <= (p.total or 0) for p in seen)
+        assert seen[-1].done == len(load_source(src, "data.train"))
+    seen = []
+    load_source(DataSource(kind="images", path=str(tmp_path / "imgs")), "data.test", seen.append)
+    assert [(p.stage, p.done, p.total) for p in seen] == [("data", i, 6) for i in range(1, 7)]

@@ -130,8 +130,11 @@ def test_passing_advice_points_at_cpu_fallbacks_only_where_there_are_some() -> N
     assert judge("top1", 0.972, 0.968, "general", cpu_ops=1).advice.endswith(
         "1 op falls back to the CPU: see the placement before flashing.")
     assert "4 ops fall back to the CPU" in judge("top1", 0.972, 0.968, "general", cpu_ops=4).advice
-    assert judge("top1", 0.972, 0.968, "general").advice.endswith(
-        "Check which layers fall back to the CPU before flashing.")  # not analysed
+    # Not analysed: said as such, not as an invitation to look for fallbacks.
+    unplaced = judge("top1", 0.972, 0.968, "general").advice
+    assert unplaced.endswith("This run has no NPU placement: artq inspect on the INT8 model "
+                             "says which layers would run on the CPU.")
+    assert "fall back" not in unplaced
 
 
 def test_a_slower_int8_reads_slower_not_a_fraction_faster() -> None:
@@ -159,3 +162,27 @@ def test_advice_on_sensor_data_speaks_of_ranges_not_light() -> None:
     more = judge("top1", 0.97, 0.94, "general", images=False).advice
     assert "brightness" not in more and "the range and variety of the inputs" in more
     assert "brightness, contrast and size" in judge("top1", 0.97, 0.94, "general").advice
+
+
+def test_the_advice_shown_counts_the_cpu_ops_the_report_has() -> None:
+    """A report whose advice was written without the placement (or by an older artq) is
+    shown with the count its N6 estimate has: never 'check which layers fall back to the
+    CPU' when none does."""
+    from dataclasses import replace
+
+    from engine.present import advice
+    from engine.report import Npu, NpuSummary, Report
+    from engine.verdict import UNPLACED_BEFORE
+
+    v = judge("top1", 0.972, 0.968, "general")
+    old = replace(v, advice=v.advice.replace(v.advice.split(". ", 1)[1], UNPLACED_BEFORE))
+    for verdict in (v, old):
+        rep = Report(verdict=verdict, npu=Npu(summary=NpuSummary(ops_total=12, ops_npu=12,
+                                                                 ops_cpu=0)))
+        said = advice(rep)
+        assert said.endswith("Every op runs on the NPU.") and "fall back" not in said
+        rep = replace(rep, npu=Npu(summary=NpuSummary(ops_total=12, ops_npu=10, ops_cpu=2)))
+        assert advice(rep).endswith("2 ops fall back to the CPU: see the placement before "
+                                    "flashing.")
+    # No estimate in the report: the advice as written, saying the placement is unknown.
+    assert advice(Report(verdict=v)) == v.advice

@@ -38,12 +38,30 @@ def _delta(a: Any, b: Any, scale: float = 1.0, unit: str = "", digits: int = 2) 
     return f"{d:+.{digits}f}{unit}"
 
 
+def _images(c: dict[str, Any]) -> bool:
+    """Whether a run's data went through preprocessing (images, not model-ready arrays)."""
+    return any(c.get(f"data.{s}.kind") in ("synthetic", "images") or c.get(f"data.{s}.raw")
+               for s in ("calibration", "test", "train", "validation"))
+
+
+def means_something(key: str, ca: dict[str, Any], cb: dict[str, Any]) -> bool:
+    """Whether setting ``key`` acts in both runs: a QAT knob means nothing to a PTQ run, a
+    preprocessing knob nothing to model-ready arrays, a key one config lacks nothing to it."""
+    if ca.get(key) is None or cb.get(key) is None:
+        return False
+    qat = ca.get("quantization.method") == cb.get("quantization.method") == "qat"
+    if key.startswith(("quantization.qat.", "data.train.", "data.validation.")) and not qat:
+        return False
+    return not (key.startswith("preprocessing.") and not (_images(ca) and _images(cb)))
+
+
 def compare_rows(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
-    """(what, A, B, B − A) for everything two reports have: settings, metrics, sizes, N6."""
+    """(what, A, B, B − A) for what two reports both have: the settings that differ and act
+    in both, then metrics, sizes, N6 (a figure only one run has compares nothing)."""
     rows: list[tuple[str, str, str, str]] = []
     ca, cb = fmt.flatten(dict(a.config)), fmt.flatten(dict(b.config))
     for key in sorted(set(ca) | set(cb)):
-        if key in _NOISE or ca.get(key) == cb.get(key):
+        if key in _NOISE or ca.get(key) == cb.get(key) or not means_something(key, ca, cb):
             continue
         rows.append((f"set {key}", fmt.num(ca.get(key)), fmt.num(cb.get(key)),
                      _delta(ca.get(key), cb.get(key), digits=4)))
@@ -114,12 +132,22 @@ def compare_rows(a: Report, b: Report) -> list[tuple[str, str, str, str]]:
         rows.append((label, show(x), show(y), _delta(x, y, scale, unit, digits)))
     ta, tb = a.timing("total"), b.timing("total")
     rows.append(("run time", fmt.seconds(ta), fmt.seconds(tb), _delta(ta, tb, 1, " s", 1)))
-    return rows
+    empty = ("", "—", "None")
+    return [r for r in rows if r[0].startswith(("status", "verdict", "INT8 drop"))
+            or (r[1] not in empty and r[2] not in empty)]
 
 
-def pick_pair(finished: list[str], b: str | None = None) -> tuple[str, str] | None:
+def model_of(rep: Report | None) -> str | None:
+    """The model file a run quantized (what pairs two runs in Compare)."""
+    path = rep.model.path if rep is not None and rep.model is not None else None
+    return str(path) if path else None
+
+
+def pick_pair(finished: list[str], b: str | None = None,
+              models: dict[str, str | None] | None = None) -> tuple[str, str] | None:
     """(A, B) to compare: B the given run or the newest; A the newest other run of the same
-    job (a what-if is tried on one config), else the newest other run. Newest first in."""
+    model (``models``: run folder → model file; a what-if is tried on one model, whatever
+    the job is called), else of the same job, else the newest other run. Newest first in."""
     from .models import job_name  # noqa: PLC0415 - as set_runs imports run_label
 
     if not finished:
@@ -128,8 +156,10 @@ def pick_pair(finished: list[str], b: str | None = None) -> tuple[str, str] | No
     others = [r for r in finished if r != b]
     if not others:
         return None
-    same = [r for r in others if job_name(r) == job_name(b)]
-    return (same or others)[0], b
+    models = models or {}
+    same_model = [r for r in others if models.get(b) and models.get(r) == models.get(b)]
+    same_job = [r for r in others if job_name(r) == job_name(b)]
+    return (same_model or same_job or others)[0], b
 
 
 def read_sweep(folder: Path) -> dict[str, Any] | None:
@@ -209,6 +239,23 @@ def clip(text: str, width: int = CELL) -> str:
     return text[: width - 1 - tail] + "…" + text[-tail:]
 
 
+def clip_key(text: str, width: int) -> str:
+    """A setting's row name cut at its start: ``…qat.learning_rate`` keeps the key's end."""
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def fit_rows(rows: list[tuple[str, str, str, str]], width: int) -> list[tuple[str, ...]]:
+    """The rows cut to ``width`` columns so A and B both stay in view: A and B as wide as
+    their values (at most CELL), the name gets the rest, then the difference (each column
+    has 2 of padding, the scroll bars 4). A setting's name is cut at its start."""
+    delta = min(max((len(r[3]) for r in rows), default=5), 14)
+    room = width - 4 - 4 * 2 - delta
+    longest = max((len(v) for r in rows for v in r[1:3]), default=4)
+    what = min(max((len(r[0]) for r in rows), default=4), max(room - 2 * min(longest, CELL), 14))
+    cell = max(min(CELL, (room - what) // 2), 6)
+    return [(clip_key(w, what), clip(va, cell), clip(vb, cell), d) for w, va, vb, d in rows]
+
+
 def _fill(table: DataTable, heads: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """Replace the table's columns and rows, each column as wide as its widest cell.
 
@@ -248,14 +295,15 @@ class ComparePane(Guarded, VerticalScroll):
         self.set_runs(runs, sweeps)
         a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
         done = finished(runs)
+        models = {str(p): model_of(r) for p, r in runs}
         if a.is_blank() and b.is_blank():
-            pair = pick_pair(done)
+            pair = pick_pair(done, None, models)
             if pair:
                 self.compare(*pair)
             else:
                 self.show_pair(None, None)
         if pending and pending in done:
-            pair = pick_pair(done, pending)
+            pair = pick_pair(done, pending, models)
             if pair:
                 self.compare(*pair)
         sweep = self.query_one("#sweep-pick", Select)
@@ -277,6 +325,9 @@ class ComparePane(Guarded, VerticalScroll):
 
     def pick_sweep(self, folder: Path) -> None:
         self.query_one("#sweep-pick", Select).value = str(folder)
+
+    def on_resize(self) -> None:
+        self._compare_changed()
 
     def swap(self) -> None:
         a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
@@ -322,7 +373,7 @@ class ComparePane(Guarded, VerticalScroll):
             _fill(table, ("what", "A", "B", "B − A"),
                   [("Pick two finished runs (A and B) to compare.", "", "", "")])
             return
-        rows = [(what, clip(va), clip(vb), d) for what, va, vb, d in compare_rows(a, b)]
+        rows = fit_rows(compare_rows(a, b), self.size.width or self.app.size.width)
         _fill(table, ("what", "A", "B", "B − A"), rows)
 
     def show_sweep(self, sweep: dict[str, Any] | None) -> None:

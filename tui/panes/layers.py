@@ -3,6 +3,7 @@ by any column, filterable (CPU only, suspects only, text), with a detail pane.""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from textual import on
@@ -39,6 +40,56 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("reason", "reason", False),
 )
 HEADERS = {k: h for k, h, _ in COLUMNS}
+#: Under this width the table leaves out what the detail pane says anyway, so the flag and
+#: the reason stay readable (at 80 columns the reason was cut to nothing).
+NARROW = 100
+NARROW_HIDDEN = ("shape", "macs", "est_us", "rmse_scale")
+
+_NPU_UNIT = re.compile(r"runs on the NPU \((?:the )?(?P<unit>[^)]*)\)")
+# Whole phrases of engine.npu.rules' reasons and their short forms, then single words.
+_PHRASES = (
+    ("runs on the NPU as a view (no data movement)", "view, no data moved"),
+    ("of a dynamic tensor is computed at run time on the CPU", "dynamic: at run time"),
+    ("is not in ST's Neural-ART operator table", "not in ST's op table"),
+    ("is not accelerated by the NPU", "not accelerated"),
+    ("recurrent layers are not accelerated", "recurrent: not accelerated"),
+    ("runs in software on the CPU", "in software"),
+    ("conversion runs on the CPU", "on the CPU"),
+)
+_WORDS = (("convolution", "conv"), ("accelerators", "units"), ("software", "SW"),
+          ("operator", "op"), ("in SW", "SW"))
+
+
+def fit_words(text: str, room: int) -> str:
+    """``text`` in ``room`` columns by whole words, an ellipsis saying some were left out."""
+    if len(text) <= room:
+        return text
+    out = ""
+    for word in text.split():
+        if len(out) + len(word) + (1 if out else 0) > room - 1:
+            break
+        out = f"{out} {word}" if out else word
+    return (out or text[: room - 1]) + "…"
+
+
+def short_reason(reason: str, op: str = "", room: int = 26) -> str:
+    """A placement reason said in ``room`` columns: its head (the why, before a colon or a
+    bracket of detail), the op name left out (the op column has it), abbreviated in words.
+    The detail pane has the whole sentence."""
+    text = reason.strip()
+    if m := _NPU_UNIT.fullmatch(text):
+        text = m["unit"]
+    for long, short in _PHRASES:
+        text = text.replace(long, short)
+    text = re.split(r": | \(|; ", text, maxsplit=1)[0].strip()
+    if op and text.startswith(op + " "):
+        text = text[len(op) + 1:]
+    text = text.removeprefix("it ")
+    for long, short in _WORDS:
+        if len(text) <= room:
+            break
+        text = text.replace(long, short)
+    return fit_words(text, room)
 
 
 def layer_rows(rep: Report) -> list[dict[str, Any]]:
@@ -153,6 +204,25 @@ def detail_text(row: dict[str, Any], rep: Report) -> str:
     return "\n".join(lines)
 
 
+def count_line(shown: list[dict[str, Any]], rows: list[dict[str, Any]], sort: str,
+               hidden: list[str]) -> str:
+    """The line under the table: what the rows shown hold (the same suspects the flag column
+    shows), the whole run's when a filter hides some, the sort and the keys."""
+
+    def counts(rs: list[dict[str, Any]]) -> str:
+        n_sus = sum(1 for r in rs if r["suspect"])
+        return (f"{sum(1 for r in rs if r['placement'] != 'NPU')} CPU, "
+                f"{n_sus} SUSPECT{'' if n_sus == 1 else 's'}")
+
+    line = f"{len(shown)}/{len(rows)} layers: {counts(shown)}"
+    if len(shown) != len(rows):
+        line += f" (all: {counts(rows)})"
+    line += f" · by {sort}"
+    if hidden:
+        line += f" · {', '.join(hidden)} below"
+    return line + " · keys: t time, s sort, r reverse, u CPU, x suspects, / search"
+
+
 class LayersPane(Guarded, Vertical):
     # The footer has room for two at 80 columns; the count line under the table names the rest.
     BINDINGS = [
@@ -171,6 +241,7 @@ class LayersPane(Guarded, Vertical):
         self.report: Report | None = None
         self.sort_key = "index"
         self.desc = False
+        self._shown_cells: list[dict[str, str]] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="layer-filters"):
@@ -189,11 +260,37 @@ class LayersPane(Guarded, Vertical):
     def on_mount(self) -> None:
         self._columns()
 
+    def visible(self) -> list[str]:
+        """The columns the table shows at this width (all of them from NARROW on)."""
+        width = self.size.width or self.app.size.width
+        return [k for k, _, _ in COLUMNS if width >= NARROW or k not in NARROW_HIDDEN]
+
     def _columns(self) -> None:
         table = self.query_one("#layer-table", DataTable)
-        if not table.columns:
-            for key, header, _ in COLUMNS:
-                table.add_column(header, key=key)
+        want = self.visible()
+        if [str(c.value) for c in table.columns] != want:
+            table.clear(columns=True)
+            for key in want:
+                table.add_column(HEADERS[key], key=key)
+
+    def on_resize(self) -> None:
+        if [str(c.value) for c in self.query_one("#layer-table", DataTable).columns] != self.visible():
+            self.refill()
+
+    def _cells(self, r: dict[str, Any], keys: list[str]) -> list[str]:
+        cells = {
+            "index": str(r["index"]), "op": r["op"], "shape": r["shape"],
+            "placement": r["placement"], "macs": fmt.count(r["macs"], 3),
+            "est_us": fmt.fixed(r["est_us"], 1), "pct": fmt.fixed(r["pct"], 1),
+            "sqnr": fmt.fixed(r["sqnr"], 1), "rmse_scale": fmt.fixed(r["rmse_scale"], 2),
+            "flag": r["flag"].strip() or "—", "reason": "",
+        }
+        # The reason gets the columns the others leave (the table's scrollbar takes one).
+        used = sum(max(len(HEADERS[k]), max((len(c[k]) for c in self._shown_cells), default=0)) + 2
+                   for k in keys if k != "reason")
+        room = max((self.size.width or self.app.size.width) - used - 3, 12)
+        cells["reason"] = short_reason(r["reason"], r["op"], room)
+        return [cells[k] for k in keys]
 
     def show(self, rep: Report) -> None:
         self.report = rep
@@ -214,21 +311,22 @@ class LayersPane(Guarded, Vertical):
         )
         self._columns()  # a report can arrive before on_mount
         table.clear()
+        keys = [str(c.value) for c in table.columns]
+        self._shown_cells = [{k: v for k, v in zip(
+            ("index", "op", "shape", "placement", "macs", "est_us", "pct", "sqnr", "rmse_scale",
+             "flag"),
+            (str(r["index"]), r["op"], r["shape"], r["placement"], fmt.count(r["macs"], 3),
+             fmt.fixed(r["est_us"], 1), fmt.fixed(r["pct"], 1), fmt.fixed(r["sqnr"], 1),
+             fmt.fixed(r["rmse_scale"], 2), r["flag"].strip() or "—"), strict=True)}
+            for r in self.shown]
         for r in self.shown:
-            table.add_row(
-                str(r["index"]), r["op"], r["shape"],
-                r["placement"], fmt.count(r["macs"], 3), fmt.fixed(r["est_us"], 1),
-                fmt.fixed(r["pct"], 1), fmt.fixed(r["sqnr"], 1), fmt.fixed(r["rmse_scale"], 2),
-                r["flag"].strip() or "—", r["reason"][:60], key=str(r["index"]),
-            )
+            table.add_row(*self._cells(r, keys), key=str(r["index"]))
         arrow = "↓ desc" if self.desc else "↑ asc"
         self.query_one("#layer-dir", Label).update(arrow)
+        self.query_one("#layer-count", Label).update(count_line(
+            self.shown, self.rows, f"{HEADERS[self.sort_key]} {arrow[0]}",
+            [HEADERS[k] for k in NARROW_HIDDEN if k not in keys]))
         n_cpu = sum(1 for r in self.rows if r["placement"] != "NPU")
-        n_sus = sum(1 for r in self.rows if r["suspect"])
-        self.query_one("#layer-count", Label).update(
-            f"{len(self.shown)}/{len(self.rows)} layers, {n_cpu} CPU, {n_sus} suspect · by "
-            f"{HEADERS[self.sort_key]} {arrow[0]} · keys: t time, s sort, r reverse, u CPU, "
-            "x suspects, / search")
         if not self.rows:
             self.query_one("#layer-detail", Static).update(
                 "This run has no per-layer data (the NPU analysis did not run)."

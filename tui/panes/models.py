@@ -128,7 +128,10 @@ class ModelsPane(Guarded, Horizontal):
         picker.highlighted = index if index is not None else (1 if samples else None)
 
     def show(self, text: str) -> None:
-        self.query_one("#summary", Static).update(text)
+        summary = self.query_one("#summary", Static)
+        # Paths wrap after a separator, not at the edge mid-name (the padding takes 2).
+        width = (summary.size.width or self.app.size.width - 40) - 2
+        summary.update(fmt.wrap_at_separators(text, width) if width > 20 else text)
 
     def open_dialog(self, folder: Path) -> None:
         """A file picker: a job config, a model or a run folder (Ctrl+O)."""

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 EXIT_WORDS = {0: "done", 2: "FAILED: bad input", 3: "CANCELLED"}
 
 
+def epoch_of(ev: Any) -> tuple[int, int, int, int] | None:
+    """Where a stage run in epochs is (epoch, epochs, batch, batches), from its progress."""
+    parts = (ev.epoch, ev.epochs, ev.batch, ev.batches)
+    return parts if all(isinstance(p, int) and p > 0 for p in parts) else None  # type: ignore[return-value]
+
+
 def epoch_chart(history: list[dict[str, Any]], metric: str, width: int) -> str:
     """Loss (●) and validation metric (×) per epoch, one small chart each, values in words."""
     if not history:
@@ -237,7 +243,7 @@ class JobMonitor(Guarded, Vertical):
         elif isinstance(ev, Progress):
             row = self.rows.get(ev.stage)  # ids from engine.events.STAGES, as the engine sends them
             if row is not None:
-                row.advance(ev.done, ev.total)
+                row.advance(ev.done, ev.total, epoch_of(ev))
         elif isinstance(ev, StageFinished):
             row = self.rows.get(ev.stage)
             if row is not None:
@@ -331,7 +337,7 @@ class JobMonitor(Guarded, Vertical):
         elif isinstance(inner, StageStarted):
             row.label, row.total, row.done_n = f"{base}: {inner.label}", inner.total, 0
         elif isinstance(inner, Progress):
-            row.advance(inner.done, inner.total)
+            row.advance(inner.done, inner.total, epoch_of(inner))
         elif isinstance(inner, StageFinished) and row.total:
             row.done_n = row.total
         elif isinstance(inner, RunFinished):

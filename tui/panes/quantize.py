@@ -8,8 +8,22 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, RichLog, Static
 
+from .. import format as fmt
 from .knobs import knob_label, knob_widget
 from .monitor import JobMonitor
+
+
+class JobLog(RichLog):
+    """The job's log: a long line wraps at spaces and, inside a path, after a separator, so
+    a command or a path shown here reads whole and pastes back together."""
+
+    def write(self, content: object, *args: object, **kwargs: object) -> RichLog:  # type: ignore[override]
+        # Before its first layout (a hidden tab) the log has no width: the screen's, less
+        # its border and scroll bar.
+        width = self.scrollable_content_region.width or self.app.size.width - 4
+        if isinstance(content, str) and width > 1:
+            content = fmt.wrap_at_separators(content, width)
+        return super().write(content, *args, **kwargs)  # type: ignore[arg-type]
 
 
 class QuantizePane(JobMonitor):
@@ -36,7 +50,7 @@ class QuantizePane(JobMonitor):
         yield Static("", id="qat-chart", markup=False)
         # min_width: RichLog wraps at 78 columns at least, wider than the pane at 80, and
         # cut off the end of each long line (a command could not be copied whole).
-        yield RichLog(id="log", max_lines=1000, wrap=True, markup=False, min_width=20)
+        yield JobLog(id="log", max_lines=1000, wrap=True, markup=False, min_width=20)
 
     @on(Button.Pressed, "#launch-btn")
     def _launch_pressed(self) -> None:

@@ -274,7 +274,8 @@ def qat_train(
             losses_seen.append(loss)
             done_steps += 1
             emit(Progress(train_stage, done_steps, (epochs - st["epoch"]) * steps,
-                          f"epoch {epoch + 1}/{epochs} loss {np.mean(losses_seen):.4f}"))
+                          f"epoch {epoch + 1}/{epochs} loss {np.mean(losses_seen):.4f}",
+                          epoch=epoch + 1, epochs=epochs, batch=s + 1, batches=steps))
         metric_name, val, _ = _val_metric(task, q, x_va, y_va, evaluation, ref_val, out_names,
                                           st.get("judged_output"))
         epoch_times.append(time.perf_counter() - t0)

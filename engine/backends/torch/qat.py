@@ -158,7 +158,8 @@ def qat_train(
             seen.append(value)
             done_steps += 1
             emit(Progress(train_stage, done_steps, total,
-                          f"epoch {epoch + 1}/{epochs} loss {np.mean(seen):.4f}"))
+                          f"epoch {epoch + 1}/{epochs} loss {np.mean(seen):.4f}",
+                          epoch=epoch + 1, epochs=epochs, batch=s + 1, batches=steps))
         metric_name, val, _ = _val_metric(task, q, x_va, y_va, evaluation, ref_val,
                                           st.get("judged_output"))
         epoch_times.append(time.perf_counter() - t0)

@@ -30,7 +30,7 @@ import numpy as np
 
 from .cancel import CancelToken
 from .evaluate import dequantize, quantize, signature_io
-from .metrics import agreement
+from .metrics import sqnr_db
 from .tflite.bias import BIAS_OPS, BiasLayer, bias_layers, fold, read_bias, truncated, write_bias
 from .tflite.model import Model
 from .tflite.reader import read_model_bytes
@@ -258,21 +258,35 @@ def correct(int8: bytes, fp32: bytes, x: np.ndarray, *, sequential: bool = True,
     return out
 
 
-def sqnr(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Output SQNR in dB as the report defines it (engine.metrics: each channel about its
-    own mean); +inf for an exact match, −inf when there is no signal."""
-    a = agreement(pred, ref, classes=False)
-    if a["exact"]:
-        return math.inf
-    v = a["sqnr_db"]
+def signal(ref: np.ndarray) -> tuple[float, float]:
+    """The reference's variation Σ(ref − mean_c(ref))², each channel (last axis) about its
+    own mean, and its power Σref²: what :func:`sqnr` divides by (engine.metrics)."""
+    ref = np.asarray(ref, np.float64)
+    mean = ref.mean(axis=tuple(range(ref.ndim - 1)), keepdims=True) if ref.ndim > 1 else ref.mean()
+    d = ref - mean
+    return float(np.vdot(d, d)), float(np.vdot(ref, ref))
+
+
+def sqnr(pred: np.ndarray, ref: np.ndarray, sig: tuple[float, float] | None = None) -> float:
+    """Output SQNR in dB as the report defines it (engine.metrics.sqnr_db: each channel
+    about its own mean); +inf for an exact match, −inf when there is no signal. ``sig``:
+    the reference's :func:`signal`, when several predictions share one reference."""
+    ref64 = np.asarray(ref, np.float64)
+    e = np.asarray(pred, np.float64) - ref64
+    sst, power = sig if sig is not None else signal(ref64)
+    v = sqnr_db(float(np.vdot(e, e)), sst, power)
     return -math.inf if v is None else float(v)
 
 
 def layer_sqnr(runs: Sequence[Run], ref: Run, layers: Sequence[Layer],
                twins: dict[Any, Any]) -> list[list[float]]:
     """Per layer, the SQNR of its dequantized output in each run against the float run."""
-    return [[sqnr(dequantized(r.tensors[la.output], la), ref.tensors[twins[la.output]])
-             for r in runs] for la in layers]
+    out = []
+    for la in layers:
+        r = ref.tensors[twins[la.output]]
+        sig = signal(r)
+        out.append([sqnr(dequantized(run.tensors[la.output], la), r, sig) for run in runs])
+    return out
 
 
 def better(before: Sequence[float], after: Sequence[float]) -> bool:

@@ -280,3 +280,23 @@ def test_an_onnx_job_corrects_its_qdq_model_and_reports_as_a_tflite_one(tmp_path
     assert "int8.onnx" in render_markdown(res.report)
     d = json.loads((res.run_dir / "report.json").read_text())
     assert Report.from_dict(d).to_dict() == d
+
+
+def test_runs_take_batches_where_the_graph_allows_and_items_where_it_holds_batch_one(
+        models) -> None:  # noqa: ANN001
+    int8, fp32, x = models
+    la = _layers(int8, fp32)[1]
+    m = onnx.load_from_string(int8)
+    batched = qdq.run(m, x, [la.output]).tensors[la.output]
+    one_by_one = qdq._items(m, x, [la.output], 2, None)[la.output]  # noqa: SLF001
+    assert batched.dtype == np.int8 and batched.shape == (len(x), SIZE, SIZE, C)
+    assert np.array_equal(batched, one_by_one)
+    # A Reshape to [1, -1] holds the batch at 1: a batch of items cannot pass through it.
+    g = Graph()
+    w = g.const(np.ones((2, 3, 1, 1), np.float32), "w")
+    flat = g.op("Reshape", [g.op("Conv", ["x", w]), g.const(np.array([1, -1], np.int64))])
+    model = g.model([("x", [1, 3, 4, 4])], [flat])
+    xs = np.arange(5 * 48, dtype=np.float32).reshape(5, 3, 4, 4)
+    got = qdq.run(model, xs, [flat]).tensors[flat]
+    assert got.shape == (5, 32)
+    assert np.allclose(got, xs.sum(axis=1).reshape(5, 1, 16).repeat(2, axis=1).reshape(5, 32))

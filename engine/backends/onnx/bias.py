@@ -37,10 +37,13 @@ from ...bias_correction import (
     channel_error,
 )
 from ...cancel import CancelToken
+from ...errors import CancelledError
 from ...tflite.bias import fold, unclamped_q
 
 #: The nodes whose output is an affine map plus a per-output-channel int32 bias.
 LAYER_OPS = ("Conv", "Gemm")
+#: Items per onnxruntime call where the model takes a batch (its batch axis made dynamic).
+BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -180,12 +183,11 @@ def _channels_last(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, 1, -1)) if a.ndim >= 3 else a
 
 
-def _session(model: Any, names: Sequence[str]) -> Any:
-    """A session on ``model`` whose outputs are the tensors ``names`` (only they: the rest
-    of the graph is not needed)."""
+def _graph(model: Any, names: Sequence[str], batched: bool) -> bytes:
+    """``model`` serialized with the tensors ``names`` as its outputs (only they), its
+    nodes cut after the last that makes one of them (ONNX keeps nodes in topological order:
+    none after can change them), and with ``batched`` a dynamic batch axis."""
     import onnx  # noqa: PLC0415
-
-    from .run import session  # noqa: PLC0415
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -195,32 +197,84 @@ def _session(model: Any, names: Sequence[str]) -> Any:
     for n in m.graph.node:  # a QuantizeLinear's output has its zero point's type
         if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits:
             elem[n.output[0]] = inits[n.input[2]].data_type
+    wanted = set(names)
+    made = [i for i, n in enumerate(m.graph.node) if wanted & set(n.output)]
+    if made:
+        del m.graph.node[max(made) + 1 :]
     del m.graph.output[:]
     for name in names:
         m.graph.output.add().CopyFrom(onnx.helper.make_tensor_value_info(
             name, elem.get(name) or onnx.TensorProto.FLOAT, None))
-    return session(m.SerializeToString())
+    if batched:
+        dim = m.graph.input[0].type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_param = "batch"
+        del m.graph.value_info[:]  # shapes inferred for batch 1
+    return m.SerializeToString()
 
 
 def run(model: Any, x: np.ndarray, names: Sequence[str], *, workers: int = 2,
         cancel: CancelToken | None = None) -> Run:
     """The tensors ``names`` (raw: int8 for a QuantizeLinear's output; channels-last) for
-    every item of ``x`` (float32, the model's layout), one item at a time."""
+    every item of ``x`` (float32, the model's layout): BATCH items per call where the model
+    takes a batch, else one at a time."""
     import onnx  # noqa: PLC0415
 
     if isinstance(model, bytes | bytearray):
         model = onnx.load_from_string(bytes(model))
     names = list(dict.fromkeys(names))
-    sess = _session(model, names)
+    got: dict[str, np.ndarray] = {}
+    if len(x) > 1:
+        try:
+            got = _batched(model, x, names, workers, cancel)
+        except CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a graph that holds batch 1 (a Reshape to [1, -1])
+            got = {}
+    if not got:
+        got = _items(model, x, names, workers, cancel)
+    if cancel is not None:
+        cancel.check()
+    return Run(got, {})
+
+
+def _store(got: dict[str, np.ndarray], names: Sequence[str], outs: Sequence[np.ndarray],
+           n: int, a: int) -> None:
+    for k, o in zip(names, outs, strict=True):
+        o = _channels_last(o)
+        if k not in got:
+            got[k] = np.empty((n, *o.shape[1:]), o.dtype)
+        got[k][a : a + len(o)] = o
+
+
+def _batched(model: Any, x: np.ndarray, names: Sequence[str], workers: int,
+             cancel: CancelToken | None) -> dict[str, np.ndarray]:
+    from .run import session  # noqa: PLC0415
+
+    sess = session(_graph(model, names, True), threads=max(1, workers))
+    inp = sess.get_inputs()[0].name
+    got: dict[str, np.ndarray] = {}
+    for a in range(0, len(x), BATCH):
+        if cancel is not None:
+            cancel.check()
+        xs = np.ascontiguousarray(x[a : a + BATCH], np.float32)
+        outs = sess.run(names, {inp: xs})
+        if any(o.shape[:1] != (len(xs),) for o in outs):
+            raise ValueError("the graph does not keep the batch axis")
+        _store(got, names, outs, len(x), a)
+    return got
+
+
+def _items(model: Any, x: np.ndarray, names: Sequence[str], workers: int,
+           cancel: CancelToken | None) -> dict[str, np.ndarray]:
+    from .run import session  # noqa: PLC0415
+
+    sess = session(_graph(model, names, False))
     inp = sess.get_inputs()[0].name
     n = len(x)
     got: dict[str, np.ndarray] = {}
-    if n:
-        first = sess.run(names, {inp: np.ascontiguousarray(x[:1], np.float32)})
-        for k, a in zip(names, first, strict=True):
-            a = _channels_last(a)
-            got[k] = np.empty((n, *a.shape[1:]), a.dtype)
-            got[k][0] = a[0]
+    if n:  # the first item sizes the arrays the threads fill
+        _store(got, names, sess.run(names, {inp: np.ascontiguousarray(x[:1], np.float32)}), n, 0)
     nxt = [1]
     lock = threading.Lock()
 
@@ -232,15 +286,13 @@ def run(model: Any, x: np.ndarray, names: Sequence[str], *, workers: int = 2,
             if i >= n or (cancel is not None and cancel.cancelled):
                 return
             item = np.ascontiguousarray(x[i : i + 1], np.float32)
-            for k, a in zip(names, sess.run(names, {inp: item}), strict=True):
-                got[k][i] = _channels_last(a)[0]
+            _store(got, names, sess.run(names, {inp: item}), n, i)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, n))) as pool:
-        for f in [pool.submit(work) for _ in range(max(1, min(workers, n)))]:
+    threads = max(1, min(workers, n))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for f in [pool.submit(work) for _ in range(threads)]:
             f.result()
-    if cancel is not None:
-        cancel.check()
-    return Run(got, {})
+    return got
 
 
 def budget_items(fp32: Any, layers: Sequence[QdqLayer], x: np.ndarray) -> int:

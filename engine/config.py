@@ -139,10 +139,10 @@ class QuantizationConfig:
     stages: tuple[Stage, ...] = ("fp32", "fp16", "int8")
     #: Let ops without an INT8 kernel stay in float (they then run on the CPU, slowly).
     allow_float: StrictBool = False
-    #: "sequential": after PTQ, fold each conv/depthwise/FC layer's mean per-channel output
-    #: error on the calibration items into its int32 bias, one layer at a time (the
-    #: corrected model is kept only when its outputs are closer to FP32 on a held-out slice
-    #: of the calibration items). "off": the converter's model as it is.
+    #: "sequential": after PTQ (.tflite or QDQ .onnx), fold each conv/depthwise/FC layer's
+    #: mean per-channel output error on the calibration items into its int32 bias, one
+    #: layer at a time (the corrected model is kept only when its outputs are closer to
+    #: FP32 on a held-out slice of the calibration items). "off": the converter's model.
     bias_correction: Literal["off", "sequential"] = "off"
     qat: QatConfig = dataclasses.field(default_factory=QatConfig)
 

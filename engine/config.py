@@ -109,8 +109,9 @@ class CalibrationConfig:
     #: Which draw is kept: "median" (its figure on a held-out slice of the calibration data
     #: is the median) or "best" (the best there). Never chosen on the test set.
     keep: Literal["median", "best"] = "median"
-    #: Activation ranges from the data: minmax (as ST does); ONNX also entropy, percentile.
-    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    #: Activation ranges from the data: minmax (as ST does); ONNX also entropy, percentile,
+    #: mse (the range of least expected squared error over each tensor's histogram).
+    method: Literal["minmax", "entropy", "percentile", "mse"] = "minmax"
     #: percentile method: the % of each tensor's values its range keeps.
     percentile: Annotated[Number, Field(gt=90, le=100)] = 99.999
 

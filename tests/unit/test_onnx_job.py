@@ -124,7 +124,8 @@ def _input_scale(path: Path) -> float:
 
 def test_calibration_methods_change_the_scales(tmp_path: Path) -> None:
     """One outlier pixel in 1 of 40 items: min/max stretches the input range to it;
-    a 99.9 percentile and entropy clip it, so their scale is far finer."""
+    a 99.9 percentile and entropy clip it, so their scale is far finer; MSE keeps it
+    (clipping it would cost more than the coarser grid costs the other 2559 values)."""
     model = conv_classifier(tmp_path / "m.onnx")
     data = tmp_path / "d.npz"
     rng = np.random.default_rng(0)
@@ -132,7 +133,7 @@ def test_calibration_methods_change_the_scales(tmp_path: Path) -> None:
     x[3, 4, 4, 0] = 50.0
     np.savez(data, x=x, y=rng.integers(0, 4, 40))
     scales = {}
-    for method in ("minmax", "percentile", "entropy"):
+    for method in ("minmax", "percentile", "entropy", "mse"):
         extra = f'method = "{method}"\nsamples = 40' + (
             "\npercentile = 99.9" if method == "percentile" else "")
         cfg = _job(tmp_path, model, data=data, calibration=extra.replace("samples = 40", ""),
@@ -147,6 +148,7 @@ def test_calibration_methods_change_the_scales(tmp_path: Path) -> None:
     assert scales["percentile"] < scales["minmax"] / 10
     assert scales["entropy"] < scales["minmax"] / 2
     assert scales["percentile"] != scales["entropy"]
+    assert scales["minmax"] * 0.98 < scales["mse"] <= scales["minmax"]
 
 
 def test_cancel_during_calibration_marks_the_run_cancelled(tmp_path: Path) -> None:

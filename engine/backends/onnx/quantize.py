@@ -25,8 +25,7 @@ from . import io_types
 
 #: calibration.method → onnxruntime's CalibrationMethod name ("mse": the percentile
 #: calibrator's histograms, ranges chosen by :mod:`.ranges`).
-CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile",
-                       "mse": "Percentile"}
+CALIBRATION_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "mse": "Percentile"}
 
 
 @dataclass(frozen=True)
@@ -76,16 +75,13 @@ class _Reader:
 
 
 #: The calibrators' settings beside the method. Activations are asymmetric (ST's "sa"); the
-#: histogram methods get 2048 bins: onnxruntime's entropy default (128 bins for 128
-#: quantized bins) leaves its threshold search one candidate, the full range (min/max again).
+#: histogram methods get 2048 bins (a signed histogram of each tensor's values).
 def _calibrator_options(opts: Int8Options) -> dict[str, Any]:
     extra: dict[str, Any] = {"symmetric": False}
     if opts.method == "percentile":
         extra.update(num_bins=2048, percentile=float(opts.percentile))
     elif opts.method == "mse":
         extra.update(num_bins=2048)
-    elif opts.method == "entropy":
-        extra.update(num_bins=2048, num_quantized_bins=128)
     return extra
 
 

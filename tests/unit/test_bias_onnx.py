@@ -300,3 +300,23 @@ def test_runs_take_batches_where_the_graph_allows_and_items_where_it_holds_batch
     got = qdq.run(model, xs, [flat]).tensors[flat]
     assert got.shape == (5, 32)
     assert np.allclose(got, xs.sum(axis=1).reshape(5, 1, 16).repeat(2, axis=1).reshape(5, 32))
+
+
+def test_integer_graph_io_is_fed_and_read_as_the_evaluation_does(models) -> None:  # noqa: ANN001
+    """quantization.io_type = "int8": the input is the int8 tensor and the Gemm's int8
+    output is the graph output, under the float output's name."""
+    from engine.backends.onnx.io_types import set_io_type  # noqa: PLC0415
+
+    int8, fp32, x = models
+    m = onnx.load_from_string(_planted(int8, fp32))
+    io = set_io_type(m, "int8")
+    assert set(io["input"].values()) == set(io["outputs"].values()) == {"int8"}
+    planted = m.SerializeToString()
+    layers = _layers(planted, fp32)
+    assert [la.opcode for la in layers] == ["Conv"] * 3 + ["Gemm"]
+    assert layers[-1].output == layers[-1].name  # the graph output, read as int8
+    fixed = qdq.correct(planted, fp32, x)
+    before = _channel_lsb(planted, fp32, x, 1)
+    after = _channel_lsb(fixed.content, fp32, x, 1)
+    ok = np.isfinite(before) & np.isfinite(after)
+    assert before[ok].mean() > 3.0 and after[ok].mean() < 0.2 * before[ok].mean()

@@ -164,12 +164,12 @@ def _layer(n: Any, t: str, inits: dict[str, Any], producer: dict[str, Any],
     if qs.size != 1 or qz.dtype != np.int8:
         return None, f"output quantized {'per channel' if qs.size != 1 else 'to ' + str(qz.dtype)}"
     if t not in f_names:
-        # A graph output: the quantizer renamed T and gave its name to T's DequantizeLinear.
-        post = next((u.output[0] for u in users[q.output[0]]
-                     if u.op_type == "DequantizeLinear"), "")
-        if post not in f_names:
+        # A graph output: the quantizer renamed T and gave its name to T's DequantizeLinear
+        # (or, with an integer io_type, to the QuantizeLinear's output itself).
+        post = [u.output[0] for u in users[q.output[0]] if u.op_type == "DequantizeLinear"]
+        t = next((name for name in (*post, q.output[0]) if name in f_names), "")
+        if not t:
             return None, "no float tensor of that name"
-        t = post
     act = _act_range(f_producer.get(t), f_inits)
     if act is None:
         return None, f"float activation {f_producer[t].op_type}"
@@ -216,13 +216,19 @@ def _graph(model: Any, names: Sequence[str], batched: bool) -> bytes:
 def run(model: Any, x: np.ndarray, names: Sequence[str], *, workers: int = 2,
         cancel: CancelToken | None = None) -> Run:
     """The tensors ``names`` (raw: int8 for a QuantizeLinear's output; channels-last) for
-    every item of ``x`` (float32, the model's layout): BATCH items per call where the model
-    takes a batch, else one at a time."""
+    every item of ``x`` (float32, the model's layout; quantized first where the model's
+    input is integer): BATCH items per call where the model takes a batch, else one at a
+    time."""
     import onnx  # noqa: PLC0415
+
+    from ...evaluate import quantize  # noqa: PLC0415
+    from .io_types import model_io  # noqa: PLC0415
 
     if isinstance(model, bytes | bytearray):
         model = onnx.load_from_string(bytes(model))
     names = list(dict.fromkeys(names))
+    # An integer input (quantization.io_type) is fed as the evaluation feeds it.
+    x = quantize(x, model_io(model)[0][0])
     got: dict[str, np.ndarray] = {}
     if len(x) > 1:
         try:
@@ -257,7 +263,7 @@ def _batched(model: Any, x: np.ndarray, names: Sequence[str], workers: int,
     for a in range(0, len(x), BATCH):
         if cancel is not None:
             cancel.check()
-        xs = np.ascontiguousarray(x[a : a + BATCH], np.float32)
+        xs = np.ascontiguousarray(x[a : a + BATCH])
         outs = sess.run(names, {inp: xs})
         if any(o.shape[:1] != (len(xs),) for o in outs):
             raise ValueError("the graph does not keep the batch axis")
@@ -274,7 +280,7 @@ def _items(model: Any, x: np.ndarray, names: Sequence[str], workers: int,
     n = len(x)
     got: dict[str, np.ndarray] = {}
     if n:  # the first item sizes the arrays the threads fill
-        _store(got, names, sess.run(names, {inp: np.ascontiguousarray(x[:1], np.float32)}), n, 0)
+        _store(got, names, sess.run(names, {inp: np.ascontiguousarray(x[:1])}), n, 0)
     nxt = [1]
     lock = threading.Lock()
 
@@ -285,8 +291,7 @@ def _items(model: Any, x: np.ndarray, names: Sequence[str], workers: int,
                 nxt[0] += 1
             if i >= n or (cancel is not None and cancel.cancelled):
                 return
-            item = np.ascontiguousarray(x[i : i + 1], np.float32)
-            _store(got, names, sess.run(names, {inp: item}), n, i)
+            _store(got, names, sess.run(names, {inp: np.ascontiguousarray(x[i : i + 1])}), n, i)
 
     threads = max(1, min(workers, n))
     with ThreadPoolExecutor(max_workers=threads) as pool:

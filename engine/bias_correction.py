@@ -24,12 +24,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from .cancel import CancelToken
 from .evaluate import dequantize, quantize, signature_io
-from .metrics import agreement
+from .metrics import sqnr_db
 from .tflite.bias import BIAS_OPS, BiasLayer, bias_layers, fold, read_bias, truncated, write_bias
 from .tflite.model import Model
 from .tflite.reader import read_model_bytes
@@ -41,11 +42,31 @@ MIN_SUPPORT = 8
 REF_BUDGET = 1 << 30
 
 
+class Layer(Protocol):
+    """What the math needs of a layer, whatever its file: a ``.tflite``'s
+    :class:`~engine.tflite.bias.BiasLayer` or a QDQ ``.onnx``'s layer
+    (:mod:`engine.backends.onnx.bias`). Its output tensors are channels-last."""
+
+    name: str
+    opcode: str
+    out_scale: float
+    out_zero_point: int
+    act_range: tuple[float, float]
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def output(self) -> Any: ...
+
+    def unclamped_q(self) -> tuple[int, int]: ...
+
+
 @dataclass(frozen=True)
 class LayerFix:
     """What the correction did to one layer."""
 
-    layer: BiasLayer
+    layer: Layer
     #: Channels whose bias changed, hit the int32 limits, or were left (zero scale, no
     #: unclamped value to measure).
     changed: int
@@ -64,7 +85,7 @@ class Correction:
     #: (tensor name, why) of conv/depthwise/FC layers that could not be corrected.
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: Each corrected layer's output tensor → its float twin's, in the float model.
-    twins: dict[int, int] = field(default_factory=dict)
+    twins: dict[Any, Any] = field(default_factory=dict)
     #: Items the correction was fitted on (fewer than given when REF_BUDGET caps them).
     items: int = 0
 
@@ -86,10 +107,11 @@ def _interpreter(content: bytes):  # noqa: ANN202
 
 @dataclass
 class Run:
-    """Some tensors of a model (raw values, by index) and its outputs (dequantized, in
-    signature order, by signature name) over a set of items."""
+    """Some tensors of a model (raw values, by index in a ``.tflite``, by name in an
+    ``.onnx``) and its outputs (dequantized, in signature order, by signature name) over a
+    set of items."""
 
-    tensors: dict[int, np.ndarray]
+    tensors: dict[Any, np.ndarray]
     outputs: dict[str, np.ndarray]
 
 
@@ -166,11 +188,11 @@ def float_twins(int8: Model, fp32: Model, layers: Sequence[BiasLayer]) -> dict[i
     return twins
 
 
-def dequantized(q: np.ndarray, layer: BiasLayer) -> np.ndarray:
+def dequantized(q: np.ndarray, layer: Layer) -> np.ndarray:
     return (q.astype(np.float32) - np.float32(layer.out_zero_point)) * np.float32(layer.out_scale)
 
 
-def channel_error(q: np.ndarray, ref: np.ndarray, layer: BiasLayer) -> np.ndarray:
+def channel_error(q: np.ndarray, ref: np.ndarray, layer: Layer) -> np.ndarray:
     """Per-output-channel mean of dequantized INT8 − float, NaN where unmeasurable.
 
     The tensors are the layer's output *after* its fused activation: the value before it
@@ -236,21 +258,35 @@ def correct(int8: bytes, fp32: bytes, x: np.ndarray, *, sequential: bool = True,
     return out
 
 
-def sqnr(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Output SQNR in dB as the report defines it (engine.metrics: each channel about its
-    own mean); +inf for an exact match, −inf when there is no signal."""
-    a = agreement(pred, ref, classes=False)
-    if a["exact"]:
-        return math.inf
-    v = a["sqnr_db"]
+def signal(ref: np.ndarray) -> tuple[float, float]:
+    """The reference's variation Σ(ref − mean_c(ref))², each channel (last axis) about its
+    own mean, and its power Σref²: what :func:`sqnr` divides by (engine.metrics)."""
+    ref = np.asarray(ref, np.float64)
+    mean = ref.mean(axis=tuple(range(ref.ndim - 1)), keepdims=True) if ref.ndim > 1 else ref.mean()
+    d = ref - mean
+    return float(np.vdot(d, d)), float(np.vdot(ref, ref))
+
+
+def sqnr(pred: np.ndarray, ref: np.ndarray, sig: tuple[float, float] | None = None) -> float:
+    """Output SQNR in dB as the report defines it (engine.metrics.sqnr_db: each channel
+    about its own mean); +inf for an exact match, −inf when there is no signal. ``sig``:
+    the reference's :func:`signal`, when several predictions share one reference."""
+    ref64 = np.asarray(ref, np.float64)
+    e = np.asarray(pred, np.float64) - ref64
+    sst, power = sig if sig is not None else signal(ref64)
+    v = sqnr_db(float(np.vdot(e, e)), sst, power)
     return -math.inf if v is None else float(v)
 
 
-def layer_sqnr(runs: Sequence[Run], ref: Run, layers: Sequence[BiasLayer],
-               twins: dict[int, int]) -> list[list[float]]:
+def layer_sqnr(runs: Sequence[Run], ref: Run, layers: Sequence[Layer],
+               twins: dict[Any, Any]) -> list[list[float]]:
     """Per layer, the SQNR of its dequantized output in each run against the float run."""
-    return [[sqnr(dequantized(r.tensors[la.output], la), ref.tensors[twins[la.output]])
-             for r in runs] for la in layers]
+    out = []
+    for la in layers:
+        r = ref.tensors[twins[la.output]]
+        sig = signal(r)
+        out.append([sqnr(dequantized(run.tensors[la.output], la), r, sig) for run in runs])
+    return out
 
 
 def better(before: Sequence[float], after: Sequence[float]) -> bool:

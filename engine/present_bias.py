@@ -19,11 +19,12 @@ def bias_lines(rep: Report) -> list[str]:
     bc = rep.bias_correction
     if bc is None:
         return _bias_suggestion(rep)
+    int8 = _int8_file(rep)
     if bc.error:
-        return [f"Bias correction failed ({bc.error}): int8.tflite is the converter's model"]
+        return [f"Bias correction failed ({bc.error}): {int8} is the converter's model"]
     where = (f"{bc.heldout_items} held-out calibration items" if bc.heldout_items
              else f"the {bc.fit_items} calibration items it fitted on (too few to hold some out)")
-    kept = ("kept the corrected model (int8.tflite; the converter's is "
+    kept = (f"kept the corrected model ({int8}; the converter's is "
             f"{bc.other_path})" if bc.corrected else
             f"kept the converter's model: the correction did not help on {where} "
             f"(the corrected one is {bc.other_path})")
@@ -44,12 +45,19 @@ def bias_lines(rep: Report) -> list[str]:
     return lines
 
 
+def _int8_file(rep: Report) -> str:
+    """The INT8 stage's file name: int8.tflite, or int8.onnx for an ONNX model."""
+    path = str(rep.stage("int8").path or "")
+    return "int8.onnx" if path.endswith(".onnx") else "int8.tflite"
+
+
 def _bias_suggestion(rep: Report) -> list[str]:
-    """Off (the default) and a PTQ .tflite whose verdict fails on fidelity: say what may help."""
+    """Off (the default) and a PTQ INT8 model whose verdict fails on fidelity: say what
+    may help."""
     v = rep.verdict
     if (v is None or v.passed or v.unit != "dB" or rep.method != "ptq"
             or rep.setting("quantization.bias_correction", "off") != "off"
-            or not str(rep.stage("int8").path or "").endswith(".tflite")):
+            or not str(rep.stage("int8").path or "").endswith((".tflite", ".onnx"))):
         return []
     return [f"INT8 keeps '{v.output}' at {_db(v.int8)} SQNR: try quantization.bias_correction "
             "= \"sequential\" (on ST's MobileNet v2 person it took the test photos from 6.2 to "

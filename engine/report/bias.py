@@ -37,7 +37,8 @@ class BiasOutput(Record):
 
 @_frozen
 class BiasLayer(Record):
-    """One corrected layer: its output tensor (``name``), short ``layer`` name, op, how many
+    """One corrected layer: its output tensor (``name``; an ONNX model's float tensor),
+    short ``layer`` name, op (an ONNX model's node type), how many
     of its ``channels`` changed, hit the int32 limits or were ``left`` (zero scale, nothing
     unclamped to measure), the mean error removed in output LSB, and its output's SQNR."""
 
@@ -61,8 +62,8 @@ class SkippedLayer(Record):
 
 @_frozen
 class BiasCorrection(Record):
-    """``kept``: "corrected" or "uncorrected" — the model int8.tflite is; ``other_path`` the
-    file of the other. ``heldout_items`` 0: too few calibration items to hold some out, so
+    """``kept``: "corrected" or "uncorrected" — the model int8.tflite (or int8.onnx) is;
+    ``other_path`` the file of the other. ``heldout_items`` 0: too few calibration items to hold some out, so
     the choice was made on the items fitted on."""
 
     method: str = item("sequential", always=True)

@@ -55,15 +55,19 @@ class BiasLayer:
         return len(self.bias_scale)
 
     def unclamped_q(self) -> tuple[int, int]:
-        """The int8 values the output can take strictly inside its clamp: the activation's
-        range on the int8 grid, within −128…127."""
-        lo, hi = self.act_range
-        qlo, qhi = -128, 127
-        if math.isfinite(lo):
-            qlo = max(qlo, self.out_zero_point + round(lo / self.out_scale))
-        if math.isfinite(hi):
-            qhi = min(qhi, self.out_zero_point + round(hi / self.out_scale))
-        return qlo, qhi
+        return unclamped_q(self.act_range, self.out_scale, self.out_zero_point)
+
+
+def unclamped_q(act_range: tuple[float, float], scale: float, zero_point: int) -> tuple[int, int]:
+    """The int8 values an output can take strictly inside its clamp: the activation's
+    range on the int8 grid, within −128…127."""
+    lo, hi = act_range
+    qlo, qhi = -128, 127
+    if math.isfinite(lo):
+        qlo = max(qlo, zero_point + round(lo / scale))
+    if math.isfinite(hi):
+        qhi = min(qhi, zero_point + round(hi / scale))
+    return qlo, qhi
 
 
 def bias_layers(model: Model) -> tuple[list[BiasLayer], list[tuple[str, str]]]:

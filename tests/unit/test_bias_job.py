@@ -132,11 +132,12 @@ def test_a_correction_that_helps_is_kept_and_the_job_evaluates_it(
     assert sq == pytest.approx(out.test.after_db, abs=0.01)
 
 
-def _report(passed: bool, mode: str = "off", method: str = "ptq") -> Report:
+def _report(passed: bool, mode: str = "off", method: str = "ptq",
+            path: str = "int8.tflite") -> Report:
     return Report.from_dict({
         "schema": "artq.report/1", "status": "ok", "name": "r",
         "config": {"quantization": {"method": method, "bias_correction": mode}},
-        "stages": {"int8": {"path": "int8.tflite", "size_bytes": 1}},
+        "stages": {"int8": {"path": path, "size_bytes": 1}},
         "verdict": {"profile": "general", "threshold": 26.0, "metric": "sqnr_db", "fp32": None,
                     "int8": 6.2, "drop": None, "pass": passed, "advice": "", "output": "dense",
                     "unit": "dB"}})
@@ -151,6 +152,9 @@ def test_a_low_sqnr_with_the_correction_off_suggests_it() -> None:
     assert present.bias_lines(_report(True)) == []
     assert present.bias_lines(_report(False, method="qat")) == []
     assert present.bias_lines(_report(False, mode="sequential")) == []
+    # A QDQ .onnx is corrected too, so its low SQNR suggests it as well.
+    (onnx_line,) = present.bias_lines(_report(False, path="int8.onnx"))
+    assert 'bias_correction = "sequential"' in onnx_line
 
 
 def test_a_failed_correction_keeps_the_converters_model_and_says_why(

@@ -23,8 +23,9 @@ from ...errors import ConversionError
 from ...events import Progress, Sink
 from . import io_types
 
-#: calibration.method → onnxruntime's CalibrationMethod name.
-CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+#: calibration.method → onnxruntime's CalibrationMethod name ("mse": the percentile
+#: calibrator's histograms, ranges chosen by :mod:`.ranges`).
+CALIBRATION_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "mse": "Percentile"}
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,13 @@ class _Reader:
 
 
 #: The calibrators' settings beside the method. Activations are asymmetric (ST's "sa"); the
-#: histogram methods get 2048 bins: onnxruntime's entropy default (128 bins for 128
-#: quantized bins) leaves its threshold search one candidate, the full range (min/max again).
+#: histogram methods get 2048 bins (a signed histogram of each tensor's values).
 def _calibrator_options(opts: Int8Options) -> dict[str, Any]:
     extra: dict[str, Any] = {"symmetric": False}
     if opts.method == "percentile":
         extra.update(num_bins=2048, percentile=float(opts.percentile))
-    elif opts.method == "entropy":
-        extra.update(num_bins=2048, num_quantized_bins=128)
+    elif opts.method == "mse":
+        extra.update(num_bins=2048)
     return extra
 
 
@@ -121,13 +121,26 @@ def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work
             cal = create_calibrator(pre, None, str(work_dir / "augmented.onnx"), method,
                                     extra_options=_calibrator_options(opts))
             cal.collect_data(Reader(calibration, name, stage, sink, cancel))
-            save_tensors_data(cal.compute_data(), ranges)
+            save_tensors_data(_mse_data(cal, method) if opts.method == "mse"
+                              else cal.compute_data(), ranges)
             del cal
         except (ValueError, RuntimeError, KeyError) as exc:
             raise ConversionError(f"onnxruntime's calibration failed: {type(exc).__name__}: "
                                   f"{exc}", "check the model runs in onnxruntime in float; the "
                                   "log has the details") from None
     return requantize(work_dir, out, opts, log_path=log_path)
+
+
+def _mse_data(cal: Any, method: Any) -> Any:
+    """The calibrator's histograms turned into MSE-optimal ranges (:mod:`.ranges`), as the
+    calibration cache quantize_static reads with ``method``."""
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData  # noqa: PLC0415
+
+    from .ranges import mse_ranges  # noqa: PLC0415
+
+    found = mse_ranges(cal.collector.histogram_dict)
+    return TensorsData(method, {t: TensorData(lowest=lo, highest=hi)
+                                for t, (lo, hi) in found.items()})
 
 
 def requantize(work_dir: Path, out: str, opts: Int8Options, *,

@@ -422,6 +422,9 @@ class ArtqApp(GuardedApp, App[int]):
             await self.runner.cancel()
         if self.sweeper.running:
             await self.sweeper.cancel()
+        close = getattr(self.runner, "close", None)  # a warm worker waiting for the next job
+        if close is not None:
+            await close()
         self.exit(0)
 
 

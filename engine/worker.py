@@ -1,10 +1,12 @@
-"""``python -m engine.worker run|check|sweep ...``: the one child process a UI starts.
+"""``python -m engine.worker run|serve|check|sweep ...``: the one child process a UI starts.
 
     run CONFIG [--set KEY=VALUE]... [--resume] [--cache DIR]   a job (the old form without
                                                                ``run`` still works)
     check CONFIG --model JSON [--set KEY=VALUE]...             the calibration data check
     sweep CONFIG --set KEY=V1,V2... [--runs-dir DIR] [--jobs N] every variant, with each
                                                                variant's events as they come
+    serve                                                      job after job, requested on
+                                                               stdin (below)
 
 Streams versioned JSON-line events (:mod:`engine.events`, :mod:`engine.protocol`) on a
 private channel: the pipe that was stdout. File descriptors 1 and 2 are pointed at the run's

@@ -1,6 +1,7 @@
 """A TUI relaunch on a warm worker against a one-shot one (the worker the TUI starts per job).
 
     python benchmarks/warm_relaunch.py [--config sample_configs/ocr_crnn_conv.toml] [--rounds 1]
+                                       [--relaunches 1]
 
 With an empty cache, in one warm worker (``python -m engine.worker serve``): (1) the cold
 job, (2) a relaunch with only ``calibration.samples`` changed; then (3) the same kind of
@@ -8,6 +9,8 @@ relaunch (another count, so nothing of (2)'s is reused) in a one-shot worker
 (``python -m engine.worker run``), as the TUI did before. Prints each wall time (from the
 request to the worker's end-of-job event; for the one-shot, from its start to its exit),
 the ratios to the cold job, and whether the warm relaunch reused the TensorFlow child.
+``--relaunches N`` sends N warm relaunches (each another count) and prints each one's time
+and the resident memory of the idle TensorFlow children after it: it must not grow.
 """
 
 from __future__ import annotations
@@ -38,7 +41,21 @@ def _until_done(proc: subprocess.Popen[str]) -> dict:
     sys.exit(f"the serve worker ended early (code {proc.wait()})")
 
 
-def run_round(config: Path, work: Path) -> tuple[float, float, float]:
+def _rss_mb(pids: list[int]) -> str:
+    out = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            out.append("gone")
+            continue
+        kb = next(int(line.split()[1]) for line in status.splitlines()
+                  if line.startswith("VmRSS:"))
+        out.append(f"{kb / 1024:.0f}")
+    return "/".join(out) + " MB"
+
+
+def run_round(config: Path, work: Path, relaunches: int = 1) -> tuple[float, float, float]:
     from engine.config import load_config
 
     samples = load_config(config).calibration.samples
@@ -60,6 +77,12 @@ def run_round(config: Path, work: Path) -> tuple[float, float, float]:
 
     cold, d1 = warm(samples)
     relaunch, d2 = warm(n2)
+    if relaunches > 1:
+        print(f"  relaunch 1: {relaunch:.1f} s, idle TF children {_rss_mb(d2['pool']['idle_pids'])}")
+        for i in range(2, relaunches + 1):
+            t, d = warm(n2 + i)
+            print(f"  relaunch {i}: {t:.1f} s, idle TF children {_rss_mb(d['pool']['idle_pids'])}"
+                  f" (pool {d['pool']['opened']} opened, {d['pool']['reused']} reused)")
     serve.stdin.close()
     serve.wait(30)
     t0 = time.perf_counter()
@@ -83,12 +106,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "sample_configs/ocr_crnn_conv.toml"))
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--relaunches", type=int, default=1)
     args = ap.parse_args()
     for r in range(args.rounds):
         if args.rounds > 1:
             print(f"round {r + 1}")
         with tempfile.TemporaryDirectory(prefix="warm-relaunch-") as tmp:
-            run_round(Path(args.config).resolve(), Path(tmp))
+            run_round(Path(args.config).resolve(), Path(tmp), args.relaunches)
     return 0
 
 

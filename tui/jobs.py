@@ -128,6 +128,7 @@ class WorkerRunner:
         self.proc: Process | None = None
         self.running = False
         self._serve: Process | None = None
+        self._ending: Process | None = None
         self._post: Post | None = None
 
     @property
@@ -173,9 +174,13 @@ class WorkerRunner:
         from engine.protocol import JobDone  # noqa: PLC0415
 
         err = read_stderr(proc)
+        code: int | None = None
         async for ev in events(proc):
             post = self._post
             if isinstance(ev, JobDone):
+                if proc is self._ending:
+                    code = ev.exit_code  # cancelled: said once the worker has ended
+                    continue
                 if self.proc is proc:
                     self.running = False
                 if post is not None:
@@ -186,15 +191,17 @@ class WorkerRunner:
         rc, stderr = await finish(proc, err)
         if self._serve is proc:
             self._serve = None
-        if self._post is not None and self.proc is proc:  # it died in the middle of a job
+        if self._post is not None and self.proc is proc:  # cancelled, or died mid-job
             self.running = False
-            self._post(JobExited(rc, stderr))
+            self._post(JobExited(rc if code is None else code, stderr))
             self._post = None
 
     async def cancel(self) -> None:
         proc = self.proc
         if proc is not None and proc is self._serve:
-            self._serve = None  # cancel ends the warm worker too: the next job gets a new one
+            # Cancel ends the warm worker too (the next job gets a new one); the job's end
+            # is posted once it has exited, as a one-shot worker's is.
+            self._serve, self._ending = None, proc
         await stop(proc)
 
     async def close(self) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import site
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from .backends.pool import BackendPool
@@ -54,7 +56,9 @@ def serve(out: JsonLineWriter, cancel: CancelToken) -> int:
             req = _request(line)
             if req is not None and req.get("cmd") == "quit":
                 return 0
+            before = set(sys.modules)
             rc, run_dir = _serve_one(req, line, out, cancel, pool)
+            _forget_user_modules(before)
             point_fds_at(os.devnull)  # until the next run's folder exists
             out(JobDone(rc, run_dir, pool.stats()))
             if cancel.cancelled:
@@ -65,6 +69,19 @@ def serve(out: JsonLineWriter, cancel: CancelToken) -> int:
     finally:
         busy[0] = True  # a late SIGTERM must not interrupt the children's ending
         pool.close()
+
+
+def _forget_user_modules(before: set[str]) -> None:
+    """Drop the modules a job imported from outside Python's and artq's own folders: a
+    PyTorch model's code and its siblings run in this process, and an edit to them must show
+    in the next launch as it does in a one-shot worker."""
+    own = tuple(str(Path(p).resolve()) + os.sep for p in {
+        sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(),
+        str(Path(__file__).resolve().parent)})
+    for name in set(sys.modules) - before:
+        where = getattr(sys.modules.get(name), "__file__", None)
+        if where and not str(Path(where).resolve()).startswith(own):
+            del sys.modules[name]
 
 
 def _request(line: str) -> dict[str, Any] | None:

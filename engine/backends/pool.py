@@ -68,21 +68,17 @@ class BackendPool:
     def __call__(self, fmt: str, options: BackendOptions) -> Backend:
         if not poolable(fmt, options):
             return self._opener(fmt, options)
-        be = self._take()
-        if be is not None:
+        while (idle := self._take()) is not None:
             try:
-                be.rebind(options)
-            except Exception:  # noqa: BLE001 - a child that cannot be rebound is not used
-                be.close()
-                be = None
-            else:
-                self.reused += 1
-        if be is None:
-            be = self._opener(fmt, options)
-            self.opened += 1
-            if not isinstance(be, Reusable):
-                return be
-        return _Lent(self, be)
+                idle.rebind(options)
+            except Exception:  # noqa: BLE001 - died since (a crash): never used, try the next
+                idle.close()
+                continue
+            self.reused += 1
+            return _Lent(self, idle)
+        be = self._opener(fmt, options)
+        self.opened += 1
+        return _Lent(self, be) if isinstance(be, Reusable) else be
 
     def _take(self) -> Any | None:
         with self._lock:

@@ -17,7 +17,7 @@ from engine.backends import BackendOptions
 from engine.backends.pool import MAX_IDLE, BackendPool
 from engine.cancel import CancelToken
 from engine.config import load_config
-from engine.errors import CancelledError
+from engine.errors import CancelledError, ConversionError
 from engine.events import null_sink
 from engine.job import run_job
 
@@ -99,6 +99,24 @@ def test_a_dead_or_cancelled_backend_is_never_reused(tmp_path: Path) -> None:
     opener.opened[2].dead = True
     pool("keras", _opts(tmp_path))
     assert len(opener.opened) == 4 and pool.reused == 0 and opener.opened[2].closed
+
+
+def test_one_that_dies_as_it_is_rebound_is_skipped_for_the_next_idle(tmp_path: Path) -> None:
+    opener = WarmFactory()
+    pool = BackendPool(opener)
+    a, b = pool("keras", _opts(tmp_path, "a")), pool("keras", _opts(tmp_path, "b"))
+    a.close()
+    b.close()
+    doomed = opener.opened[1]  # handed out first (the last given back)
+
+    def crash(options: BackendOptions) -> None:
+        doomed.dead = True
+        raise ConversionError("the TensorFlow process exited", "")
+
+    doomed.rebind = crash  # type: ignore[method-assign]
+    pool("keras", _opts(tmp_path, "c"))
+    assert len(opener.opened) == 2 and pool.reused == 1 and opener.opened[0].rebinds == 1
+    assert doomed.closed and pool.idle == 0
 
 
 @pytest.mark.parametrize(("fmt", "legacy"), [("keras", True), ("onnx", False),

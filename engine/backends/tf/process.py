@@ -226,6 +226,8 @@ def _child_main(log_path: str) -> int:
         if cmd == "reset":  # the job is over: nothing of it may reach the next one
             state.clear()
             _clear_session()
+            _point_fds_at(os.devnull)  # idle: nothing more lands in that run's log
+            where["log"] = os.devnull
             return {}
         if cmd == "adopt":
             if not (Path(args["export_dir"]) / "saved_model.pb").is_file():

@@ -136,6 +136,19 @@ class SweepFinished(Event):
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@_register
+@dataclass(frozen=True)
+class JobDone(Event):
+    """``serve``: one request is over; ``exit_code`` is what ``run`` would have returned for
+    it (0 done, 2 bad input, 3 cancelled, ...). ``pool``: the warm worker's backends so far
+    (``opened``, ``reused``: counts; ``idle_pids``: the idle TensorFlow children)."""
+
+    kind: ClassVar[str] = "job_done"
+    exit_code: int
+    run_dir: str = ""
+    pool: dict[str, Any] = field(default_factory=dict)
+
+
 def read_event(line: str | bytes) -> Event | None:
     """One protocol line → its event; None for a line that is not one (never raises)."""
     try:

@@ -1,10 +1,12 @@
-"""``python -m engine.worker run|check|sweep ...``: the one child process a UI starts.
+"""``python -m engine.worker run|serve|check|sweep ...``: the one child process a UI starts.
 
     run CONFIG [--set KEY=VALUE]... [--resume] [--cache DIR]   a job (the old form without
                                                                ``run`` still works)
     check CONFIG --model JSON [--set KEY=VALUE]...             the calibration data check
     sweep CONFIG --set KEY=V1,V2... [--runs-dir DIR] [--jobs N] every variant, with each
                                                                variant's events as they come
+    serve                                                      job after job, requested on
+                                                               stdin (below)
 
 Streams versioned JSON-line events (:mod:`engine.events`, :mod:`engine.protocol`) on a
 private channel: the pipe that was stdout. File descriptors 1 and 2 are pointed at the run's
@@ -12,6 +14,23 @@ private channel: the pipe that was stdout. File descriptors 1 and 2 are pointed 
 or LiteRT prints can corrupt the protocol or a screen. SIGTERM cancels gracefully: the run
 (or every variant) is marked cancelled and keeps its log; a check just ends. Exit codes are the CLI's (0 done,
 1 a variant failed, 2 bad input, 3 cancelled).
+
+``serve`` is a warm worker: it runs job after job, each as ``run`` does (same events, fds on
+each run's log, preflight errors as one ``run_failed`` without a folder), and keeps its idle
+TensorFlow processes between them (:mod:`engine.backends.pool`), so a relaunch skips the
+TensorFlow import. Requests come one JSON object per line on stdin::
+
+    {"cmd": "run", "config": PATH, "overrides": ["KEY=VALUE", ...],
+     "cache": DIR | null | false, "resume": false}
+    {"cmd": "quit"}
+
+``config`` and ``overrides`` as ``run CONFIG --set ...``; ``cache``: a folder, null or absent
+for the user's cache folder, false for ``--no-cache``; ``resume`` as ``--resume``. After each
+request the worker writes a ``job_done`` event (:class:`engine.protocol.JobDone`) carrying
+the exit code ``run`` would have returned, the run folder and the pool's counters; a line
+that is not a request gets a ``run_failed`` and a ``job_done`` with code 2. SIGTERM cancels
+the running job (marked cancelled, its log kept) and then ends the worker (code 3); SIGTERM
+while idle, ``quit`` or the end of stdin end it at once, its TensorFlow processes with it.
 """
 
 from __future__ import annotations
@@ -23,6 +42,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .backends import BackendFactory
 from .cancel import CancelToken
 from .errors import EngineError
 from .events import Event, RunFailed, RunStarted
@@ -34,10 +54,10 @@ from .protocol import (
     open_private_channel,
 )
 
-SUBCOMMANDS = ("run", "check", "sweep")
+SUBCOMMANDS = ("run", "check", "sweep", "serve")
 
 
-def _point_fds_at(path: str) -> None:
+def point_fds_at(path: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -68,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="sets", action="append", default=[], required=True)
     sweep.add_argument("--runs-dir", default=None)
     sweep.add_argument("--jobs", type=int, default=0)
+    sub.add_parser("serve", help="run the jobs requested on stdin, one JSON line each, "
+                   "keeping TensorFlow warm between them")
     return parser
 
 
@@ -88,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args, out)
         if args.command == "sweep":
             return _sweep(args, out, cancel)
-        return _run(args, out, cancel)
+        if args.command == "serve":
+            from .serve import serve  # noqa: PLC0415
+
+            return serve(out, cancel)
+        cache = None if args.no_cache else args.cache
+        return run_one(args.config, args.overrides, args.resume, cache, out, cancel)
     except EngineError as exc:
         if not getattr(exc, "run_dir", None):
             # Stopped before a run folder existed: say so on the channel.
@@ -96,25 +123,32 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _run(args: argparse.Namespace, out: JsonLineWriter, cancel: CancelToken) -> int:
+def run_one(config: str, overrides: list[str], resume: bool, cache: str | bool | None,
+            out: JsonLineWriter, cancel: CancelToken, backend: BackendFactory | None = None,
+            started: list[str] | None = None) -> int:
+    """One job as ``run`` does it; ``cache``: a folder, None for the user's, False for none.
+    ``started`` gets the run folder(s) as they are made."""
     def sink(ev: Event) -> None:
         if isinstance(ev, RunStarted):
-            _point_fds_at(os.path.join(ev.run_dir, "log.txt"))
+            point_fds_at(os.path.join(ev.run_dir, "log.txt"))
+            if started is not None:
+                started.append(ev.run_dir)
         out(ev)
 
     from .config import load_config
     from .job import run_job
 
-    if args.resume:
+    if resume:
         from .job import resume_config
 
-        cfg = resume_config(args.config, args.overrides)
-        run_job(cfg, sink, cancel, resume=args.config)
+        cfg = resume_config(config, overrides)
+        run_job(cfg, sink, cancel, resume=config, backend=backend)
     else:
         from .cache import default_root
 
-        cache = None if args.no_cache else (args.cache or default_root())
-        run_job(load_config(args.config, args.overrides), sink, cancel, cache_dir=cache)
+        cache_dir = None if cache is False else (cache or default_root())
+        run_job(load_config(config, overrides), sink, cancel, cache_dir=cache_dir,
+                backend=backend)
     return 0
 
 

@@ -422,7 +422,16 @@ class ArtqApp(GuardedApp, App[int]):
             await self.runner.cancel()
         if self.sweeper.running:
             await self.sweeper.cancel()
+        await self._close_runner()
         self.exit(0)
+
+    async def _close_runner(self) -> None:
+        close = getattr(self.runner, "close", None)  # a warm worker waiting for the next job
+        if close is not None:
+            await close()
+
+    async def on_unmount(self) -> None:
+        await self._close_runner()  # however the app ends
 
 
 def run(app: ArtqApp, **run_options: Any) -> int:

@@ -2,7 +2,7 @@
 
 Measured: a TFLite conversion in a thread froze a Textual UI for up to 3.7 s; as a child
 process the UI never paused more than 60 ms and cancel took 0.05 s. Jobs, sweeps and data
-checks all run there: :func:`spawn` starts one (``run``, ``check`` or ``sweep``), its JSON
+checks all run there: :func:`spawn` starts one (``run``, ``serve``, ``check`` or ``sweep``), its JSON
 lines come back as events (:func:`events`), and :func:`stop` cancels it (SIGTERM, then
 SIGKILL to its process group after a grace). The runners are injected into the app, so
 tests drive the UI with fakes.
@@ -36,15 +36,17 @@ Deliver = Callable[[dict[str, Any]], object]
 Process = asyncio.subprocess.Process
 
 
-async def spawn(subcommand: str, args: list[str], python: str = sys.executable) -> Process:
-    """Start ``python -m engine.worker SUBCOMMAND ARGS`` with its protocol on stdout."""
+async def spawn(subcommand: str, args: list[str], python: str = sys.executable,
+                stdin: int = asyncio.subprocess.DEVNULL) -> Process:
+    """Start ``python -m engine.worker SUBCOMMAND ARGS`` with its protocol on stdout
+    (``stdin``: a pipe for ``serve``, which reads its requests there)."""
     from engine.protocol import worker_command, worker_env  # noqa: PLC0415 - not at start-up
 
     # asyncio subprocesses, not multiprocessing: spawn inside a running Textual app fails
     # with "bad value(s) in fds_to_keep" (measured).
     proc = await asyncio.create_subprocess_exec(
         *worker_command(subcommand, args, python),
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=worker_env(),
@@ -109,12 +111,25 @@ class Runner(Protocol):
 
 
 class WorkerRunner:
-    """A job: ``engine.worker run``; each event becomes a :class:`JobEvent`."""
+    """A job: each event becomes a :class:`JobEvent`, its end a :class:`JobExited`.
 
-    def __init__(self, python: str = sys.executable) -> None:
+    Warm (the default): one ``engine.worker serve`` kept alive between jobs, so a relaunch
+    finds TensorFlow imported (crnn_conv: see benchmarks/warm_relaunch.py); each launch is
+    one request on its stdin, and its ``job_done`` event gives the exit code. A resume, or
+    ``ARTQ_WARM=0`` in the environment, runs a one-shot ``engine.worker run`` as before.
+    Cancel is :func:`stop` either way; the runner then forgets that worker, and the next
+    launch starts a fresh one.
+    """
+
+    def __init__(self, python: str = sys.executable, warm: bool | None = None) -> None:
         self.python = python
+        self.warm = os.environ.get("ARTQ_WARM", "1") != "0" if warm is None else warm
+        #: The worker running the current (or last) job.
         self.proc: Process | None = None
         self.running = False
+        self._serve: Process | None = None
+        self._ending: Process | None = None
+        self._post: Post | None = None
 
     @property
     def pid(self) -> int | None:
@@ -125,12 +140,27 @@ class WorkerRunner:
     ) -> None:
         if self.running:
             raise RuntimeError("a job is already running")
+        if self.warm and not resume:
+            request = {"cmd": "run", "config": config, "overrides": list(overrides)}
+            for _ in range(2):  # a worker that died while idle: once more on a fresh one
+                serve = await self._serve_worker()
+                if await _send(serve, request):
+                    # Set before the loop runs the pump again: no event of this job is missed.
+                    self.proc, self.running, self._post = serve, True, post
+                    return
+                self._serve = None
         args = [config, *(["--resume"] if resume else [])]
         for o in overrides:
             args += ["--set", o]
         self.proc = await spawn("run", args, self.python)
         self.running = True
         asyncio.create_task(self._pump(self.proc, post))
+
+    async def _serve_worker(self) -> Process:
+        if self._serve is None or self._serve.returncode is not None:
+            self._serve = await spawn("serve", [], self.python, stdin=asyncio.subprocess.PIPE)
+            asyncio.create_task(self._pump_serve(self._serve))
+        return self._serve
 
     async def _pump(self, proc: Process, post: Post) -> None:
         err = read_stderr(proc)
@@ -140,8 +170,64 @@ class WorkerRunner:
         self.running = False
         post(JobExited(rc, stderr))
 
+    async def _pump_serve(self, proc: Process) -> None:
+        from engine.protocol import JobDone  # noqa: PLC0415
+
+        err = read_stderr(proc)
+        code: int | None = None
+        async for ev in events(proc):
+            post = self._post
+            if isinstance(ev, JobDone):
+                if proc is self._ending:
+                    code = ev.exit_code  # cancelled: said once the worker has ended
+                    continue
+                if self.proc is proc:
+                    self.running = False
+                if post is not None:
+                    post(JobExited(ev.exit_code, ""))
+                self._post = None
+            elif post is not None:
+                post(JobEvent(ev))
+        rc, stderr = await finish(proc, err)
+        if self._serve is proc:
+            self._serve = None
+        if self._post is not None and self.proc is proc:  # cancelled, or died mid-job
+            self.running = False
+            self._post(JobExited(rc if code is None else code, stderr))
+            self._post = None
+
     async def cancel(self) -> None:
-        await stop(self.proc)
+        proc = self.proc
+        if proc is not None and proc is self._serve:
+            # Cancel ends the warm worker too (the next job gets a new one); the job's end
+            # is posted once it has exited, as a one-shot worker's is.
+            self._serve, self._ending = None, proc
+        await stop(proc)
+
+    async def close(self) -> None:
+        """End the warm worker (the app quits): its stdin closed, then :func:`stop`."""
+        serve, self._serve = self._serve, None
+        if serve is None or serve.returncode is not None:
+            return
+        if serve.stdin is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                serve.stdin.close()
+        try:
+            await asyncio.wait_for(serve.wait(), GRACE_S)
+        except TimeoutError:
+            await stop(serve)
+
+
+async def _send(proc: Process, request: dict[str, Any]) -> bool:
+    """One request line to a serve worker; False when it is gone."""
+    if proc.returncode is not None or proc.stdin is None:
+        return False
+    try:
+        proc.stdin.write((json.dumps(request) + "\n").encode())
+        await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError, OSError, RuntimeError):
+        return False
+    return True
 
 
 class SweepRunner:

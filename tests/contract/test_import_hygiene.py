@@ -24,6 +24,9 @@ CASES: list[tuple[str, frozenset[str]]] = [
     ("engine.job", FRAMEWORKS | UI),
     ("engine.evaluate", FRAMEWORKS | UI),
     ("engine.worker", FRAMEWORKS | UI),
+    # The warm worker and its pool of TensorFlow children: TensorFlow only in the children.
+    ("engine.serve", FRAMEWORKS | UI | {"onnxruntime"}),
+    ("engine.backends.pool", FRAMEWORKS | UI | {"onnxruntime"}),
     # The analyses the TUI and sweeps call in-process.
     ("engine.diagnostics", FRAMEWORKS | UI),
     ("engine.layers", FRAMEWORKS | UI),

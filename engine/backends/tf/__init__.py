@@ -143,5 +143,25 @@ class TFBackend:
         size = int(res.pop("size_bytes"))
         return QatResult(size, res)
 
+    # --- a warm worker's pool (engine.backends.pool): one child, job after job
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc.alive()
+
+    def rebind(self, options: BackendOptions) -> None:
+        if options.legacy_keras != self._opt.legacy_keras:
+            raise ValueError("a Keras 2 child cannot serve a Keras 3 job, nor the reverse")
+        self._proc.rebind(str(options.log_path), options.sink, options.cancel)
+        self._opt = options
+        self._src = None
+
+    def reset(self) -> None:
+        self._src = None
+        self._proc.reset()
+
     def close(self) -> None:
         self._proc.close()

@@ -113,6 +113,23 @@ class TFProcess:
             f"the TensorFlow process exited (code {rc}) while {what}", f"see {self._log_path}"
         )
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def rebind(self, log_path: str, sink: Sink, cancel: CancelToken | None = None) -> None:
+        """Serve another job (a warm worker's next one): its sink and cancel token from now
+        on, and the child's fds 1 and 2 on its log (TensorFlow's C++ writes there)."""
+        self._sink, self._cancel, self._log_path = sink, cancel or CancelToken(), log_path
+        self.call("rebind", "starting on a new run", log_path=log_path)
+
+    def reset(self) -> None:
+        """Clear what the last job left in the child: its state and the Keras session."""
+        self.call("reset", "clearing the last job's state")
+
     def close(self) -> None:
         if self._proc.poll() is None:
             try:
@@ -152,6 +169,29 @@ def _rebuild_error(err: dict[str, Any]) -> errors.EngineError:
 # --- child side --------------------------------------------------------------------------
 
 
+def _point_fds_at(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _clear_session() -> None:
+    """Keras's global state (layer name counters, graphs) and the memory it holds: a job
+    served by a warm child starts as in a fresh one, and memory does not grow run by run."""
+    import gc  # noqa: PLC0415
+
+    import keras  # noqa: PLC0415 - in the child, after TensorFlow
+
+    keras.backend.clear_session()
+    legacy = sys.modules.get("tf_keras")  # a recurrent model rebuilt in tf-keras
+    if legacy is not None:
+        legacy.backend.clear_session()
+    gc.collect()
+
+
 def _child_main(log_path: str) -> int:
     from ...events import Log, Progress  # noqa: PLC0415
     from ...protocol import JsonLineWriter, open_private_channel  # noqa: PLC0415
@@ -162,6 +202,7 @@ def _child_main(log_path: str) -> int:
     from . import convert  # imports TensorFlow, with fds 1 and 2 already on the log
 
     state: dict[str, Any] = {}
+    where = {"log": log_path}  # the current run's log (a warm child serves run after run)
 
     def handle(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         # Progress goes out under the stage id the parent gave (args["stage"]).
@@ -178,6 +219,16 @@ def _child_main(log_path: str) -> int:
             )
             state["saved_model"] = args["export_dir"]
             return info
+        if cmd == "rebind":  # a warm worker's next run: its log from now on
+            _point_fds_at(str(args["log_path"]))
+            where["log"] = str(args["log_path"])
+            return {"pid": os.getpid()}
+        if cmd == "reset":  # the job is over: nothing of it may reach the next one
+            state.clear()
+            _clear_session()
+            _point_fds_at(os.devnull)  # idle: nothing more lands in that run's log
+            where["log"] = os.devnull
+            return {}
         if cmd == "adopt":
             if not (Path(args["export_dir"]) / "saved_model.pb").is_file():
                 raise errors.ConversionError(
@@ -238,7 +289,7 @@ def _child_main(log_path: str) -> int:
             out(Log(f"{cmd} failed: {type(exc).__name__}: {exc}", "error"))
             err = errors.ConversionError(
                 f"{cmd} failed in TensorFlow: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
-                f"the full traceback is in {log_path}",
+                f"the full traceback is in {where['log']}",
             )
             out.write({"kind": "reply", "ok": False, "error": err.to_dict()})
     return 0

@@ -14,7 +14,7 @@ from .. import datasource as ds
 from ..calibcheck import finding_text
 from ..guard import Guarded
 from ..settings import SettingError, set_args
-from ..widgets import ImagePreview
+from ..widgets import ImagePreview, QuietFocus
 from .knobs import knob_label, knob_widget
 from .sources import SourceEditor
 
@@ -46,7 +46,7 @@ def band_text(samples: int | None) -> str:
     return f"{gauge} {word}"
 
 
-class CalibrationPane(Guarded, VerticalScroll):
+class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
     _watching = False
 
     def compose(self) -> ComposeResult:

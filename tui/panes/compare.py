@@ -17,6 +17,7 @@ from engine.report import Agreement, NpuSummary, Report, StageMetrics
 
 from .. import format as fmt
 from ..guard import Guarded
+from ..widgets import QuietFocus
 
 # Config keys that differ between any two runs and say nothing about the try.
 _NOISE = {"output.runs_dir", "name"}
@@ -269,7 +270,7 @@ def _fill(table: DataTable, heads: tuple[str, ...], rows: list[tuple[str, ...]])
         table.add_row(*row)
 
 
-class ComparePane(Guarded, VerticalScroll):
+class ComparePane(Guarded, QuietFocus, VerticalScroll):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
             yield Label("A", classes="knob-label")

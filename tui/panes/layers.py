@@ -23,7 +23,7 @@ from engine.report import (
 
 from .. import format as fmt
 from ..guard import Guarded
-from ..widgets import Toggle
+from ..widgets import QuietFocus, Toggle
 
 # (key, header, descending first?) — numbers that mean "cost" sort largest first.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
@@ -223,7 +223,7 @@ def count_line(shown: list[dict[str, Any]], rows: list[dict[str, Any]], sort: st
     return line + " · keys: t time, s sort, r reverse, u CPU, x suspects, / search"
 
 
-class LayersPane(Guarded, Vertical):
+class LayersPane(Guarded, QuietFocus, Vertical):
     # The footer has room for two at 80 columns; the count line under the table names the rest.
     BINDINGS = [
         Binding("t", "sort_time", "By time", id="layers_sort_time"),

@@ -15,6 +15,7 @@ from engine import present as say
 
 from .. import format as fmt
 from ..guard import Guarded
+from ..widgets import QuietFocus
 
 if TYPE_CHECKING:
     from engine.report import Report
@@ -85,7 +86,7 @@ def config_text(cfg: dict[str, Any], source: str) -> str:
     ])
 
 
-class ModelsPane(Guarded, Horizontal):
+class ModelsPane(Guarded, QuietFocus, Horizontal):
     """Left: what can be opened. Right: what it is."""
 
     def __init__(self, id: str | None = None) -> None:

@@ -21,7 +21,7 @@ from ..guard import Guarded
 from ..messages import JobEvent, JobExited, SweepDone, SweepProgress
 from ..session import read_report
 from ..settings import set_args, toml_value
-from ..widgets import StageRow
+from ..widgets import QuietFocus, StageRow
 
 if TYPE_CHECKING:
     from textual.widgets import RichLog
@@ -51,7 +51,7 @@ def epoch_chart(history: list[dict[str, Any]], metric: str, width: int) -> str:
     return "\n".join(rows)
 
 
-class JobMonitor(Guarded, Vertical):
+class JobMonitor(Guarded, QuietFocus, Vertical):
     """The Quantize pane's job side; the pane composes ``#stages``, ``#log``, ``#qat-chart``,
     ``#job-state`` and the launch and cancel buttons."""
 

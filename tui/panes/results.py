@@ -14,6 +14,7 @@ from engine.report import Report
 
 from .. import format as fmt
 from ..guard import Guarded
+from ..widgets import QuietFocus
 
 
 def verdict_text(rep: Report) -> str:
@@ -61,7 +62,7 @@ def findings_text(rep: Report) -> str:
     return "\n".join(lines) or "None."
 
 
-class ResultsPane(Guarded, VerticalScroll):
+class ResultsPane(Guarded, QuietFocus, VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("No results yet: launch a job or pick a past run.", id="verdict", markup=False)
         yield DataTable(id="stage-table", zebra_stripes=True, cursor_type="row")

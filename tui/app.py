@@ -3,10 +3,8 @@
 This module is the shell: the tabs, keys, palette and dialogs, the session and the runs,
 and routing between panes; each pane (:mod:`tui.panes`) owns its widgets and handlers, and
 the job monitor lives with 3 Quantize. Engine work happens only in ``engine.worker``
-processes (:mod:`tui.jobs`, injected so tests fake them); this module never imports
-TensorFlow, and nothing heavier than the standard library and Textual before the first
-paint (configs are validated in a thread: pydantic costs ~0.15 s). State is never shown by
-colour alone: rows say NPU/CPU, PASS/FAIL, done/running.
+processes (:mod:`tui.jobs`, injected so tests fake them); nothing heavier than Textual is
+imported before the first paint. State is never shown by colour alone.
 
 Keys: printable letters are swallowed by a focused Input, so everything that must work
 anywhere has a Ctrl or F key with ``priority=True`` (launch Ctrl+R, cancel Ctrl+T, save
@@ -17,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import os
 import sys
 import time
@@ -100,6 +99,7 @@ class ArtqApp(GuardedApp, App[int]):
         #: The folder of the job launched last (set by the job monitor).
         self.run_dir: str | None = None
         self.painted = False
+        self._panes_ready = False
         #: Where internal errors' tracebacks are written (the dialog names it).
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
         self._runs_seen: tuple[Any, ...] = ()
@@ -158,13 +158,10 @@ class ArtqApp(GuardedApp, App[int]):
     def _warm_imports(self) -> None:
         # Pay these imports off the UI thread: pydantic for configs (~0.3 s), and the NPU
         # rule table behind the layer detail pane (~0.15 s, it brings the .tflite reader).
-        import engine.config  # noqa: F401, PLC0415
-        import engine.events  # noqa: F401, PLC0415
-        import engine.npu.rules  # noqa: F401, PLC0415
-        import engine.protocol  # noqa: F401, PLC0415
-        import engine.report  # noqa: F401, PLC0415 - the typed report every pane reads
-        import engine.rundir  # noqa: F401, PLC0415
-        import tui.screens  # noqa: F401, PLC0415 - the dialogs, with Textual's file tree
+        # Also the typed report every pane reads, and the dialogs (with Textual's file tree).
+        for name in ("engine.config", "engine.events", "engine.npu.rules", "engine.protocol",
+                     "engine.report", "engine.rundir", "tui.screens"):
+            importlib.import_module(name)
 
         # Measured: with the app's widgets, styles and these modules in the heap, a full
         # garbage collection took 100-135 ms, a visible stall while a job runs. What exists
@@ -178,10 +175,15 @@ class ArtqApp(GuardedApp, App[int]):
     def panes_ready(self) -> bool:
         """Whether the lazily mounted panes are there yet (they follow the first paint)."""
         # A pane is in the DOM before its children, and a Select before its own parts.
+        if self._panes_ready:
+            return True
         last = ("#sweep-chart", "#log", "#diagnostics", "#layer-detail", "#findings")
         if not all(self.query(sel) for sel in last):
             return False
-        return all(w.is_mounted for w in self.query("Select, SelectOverlay, DataTable, Input"))
+        # Once true, true for good (panes are never unmounted): the query walks every widget.
+        self._panes_ready = all(w.is_mounted for w in self.query(
+            "Select, SelectOverlay, DataTable, Input"))
+        return self._panes_ready
 
     # --- runs ----------------------------------------------------------------------
 
@@ -426,8 +428,7 @@ class ArtqApp(GuardedApp, App[int]):
         self.exit(0)
 
     async def _close_runner(self) -> None:
-        close = getattr(self.runner, "close", None)  # a warm worker waiting for the next job
-        if close is not None:
+        if (close := getattr(self.runner, "close", None)) is not None:  # a warm worker
             await close()
 
     async def on_unmount(self) -> None:

@@ -46,8 +46,19 @@ def band_text(samples: int | None) -> str:
     return f"{gauge} {word}"
 
 
+#: The splits every job reads; QAT's train and validation editors come when needed.
+ALWAYS = ("calibration", "test")
+
+
 class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
     _watching = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Each split's config table, generators and model shape, as last loaded: an editor
+        #: mounted later starts from it.
+        self._tables: dict[str, tuple[Any, tuple[str, ...], Any]] = {}
+        self._ready: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
@@ -61,8 +72,11 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
             yield knob_widget("calibration.draws")
             yield knob_label("calibration.keep")
             yield knob_widget("calibration.keep")
-        for split in ds.SPLITS:
+        for split in ALWAYS:
             yield SourceEditor(split)
+        # QAT's train/validation editors are mounted when a QAT job first needs them: a
+        # hundred widgets fewer in every PTQ session (each focus change and refresh walks
+        # them, hidden or not).
         yield Static("", id="pp-note", markup=False)
         with Horizontal(classes="knobs"):
             yield knob_label("preprocessing.color")
@@ -102,7 +116,9 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
         model_shape = tuple(shape[1:]) if shape and all(isinstance(d, int) for d in shape[1:]) \
             else None
         for split in ds.SPLITS:
-            self.editor(split).load(data.get(split), tuple(sorted(GENERATORS)), model_shape)
+            self._tables[split] = (data.get(split), tuple(sorted(GENERATORS)), model_shape)
+            if self.has_editor(split):
+                self.editor(split).load(*self._tables[split])
         if not self._watching:  # once: every session load would add a watcher
             self._watching = True
             method = self.screen.query_one("#k-quantization--method")
@@ -111,6 +127,10 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
 
     def editor(self, split: str) -> SourceEditor:
         return self.query_one(f"#ds-{split}", SourceEditor)
+
+    def has_editor(self, split: str) -> bool:
+        """Whether the split's editor is there, with its table loaded."""
+        return split in ALWAYS or split in self._ready
 
     def used_splits(self) -> list[str]:
         """The splits the tuned job reads: train and validation only for QAT (validation
@@ -121,20 +141,35 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
         out = ["calibration", "test"]
         if qat:
             out.append("train")
-            if self.editor("validation").base is not None:
+            if self._tables.get("validation", (None,))[0] is not None:
                 out.append("validation")
         return out
 
     def show_splits(self) -> None:
         used = self.used_splits()
+        missing = [s for s in used if not self.has_editor(s)]
+        if missing:
+            self.call_next(self._add_editors, missing)  # then shows the splits again
+            return
         for split in ds.SPLITS:
-            self.editor(split).display = split in used
+            if self.has_editor(split):
+                self.editor(split).display = split in used
         self.show_preprocessing()
+
+    async def _add_editors(self, splits: list[str]) -> None:
+        splits = [s for s in splits if not self.has_editor(s) and not self.query(f"#ds-{s}")]
+        if splits:
+            await self.mount(*(SourceEditor(s) for s in splits), before="#pp-note")
+            for split in splits:
+                if split in self._tables:
+                    self.editor(split).load(*self._tables[split])
+                self._ready.add(split)
+        self.show_splits()
 
     def show_preprocessing(self) -> None:
         """Preprocessing acts on images only: when every split is model-ready (raw =
         false) its fields are disabled, and the note says why."""
-        used = self.used_splits()
+        used = [s for s in self.used_splits() if self.has_editor(s)]
         ready = [s for s in used if ds.model_ready(self.editor(s).source)]
         images = [s for s in used if s not in ready]
         for name in PREPROCESSING:
@@ -153,7 +188,8 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
         """The data tables' overrides; SettingError naming the first field with a problem."""
         out: dict[str, Any] = {}
         for split in self.used_splits():
-            out.update(self.editor(split).overrides())
+            if self.has_editor(split):  # one chosen a moment ago is the config's, untouched
+                out.update(self.editor(split).overrides())
         return out
 
     @on(SourceEditor.Edited)

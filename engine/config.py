@@ -146,6 +146,8 @@ class QuantizationConfig:
     #: layer at a time (the corrected model is kept only when its outputs are closer to
     #: FP32 on a held-out slice of the calibration items). "off": the converter's model.
     bias_correction: Literal["off", "sequential"] = "off"
+    #: Cross-layer equalization of a Keras model before PTQ (engine.equalize); kept if better.
+    equalize: StrictBool = False
     qat: QatConfig = dataclasses.field(default_factory=QatConfig)
 
 

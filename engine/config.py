@@ -142,10 +142,10 @@ class QuantizationConfig:
     #: Let ops without an INT8 kernel stay in float (they then run on the CPU, slowly).
     allow_float: StrictBool = False
     #: "sequential": after PTQ (.tflite or QDQ .onnx), fold each conv/depthwise/FC layer's
-    #: mean per-channel output error on the calibration items into its int32 bias, one
-    #: layer at a time (the corrected model is kept only when its outputs are closer to
-    #: FP32 on a held-out slice of the calibration items). "off": the converter's model.
+    #: mean per-channel output error on the calibration items into its int32 bias, layer by
+    #: layer; kept only if closer to FP32 on held-out items. "off": the converter's model.
     bias_correction: Literal["off", "sequential"] = "off"
+    equalize: StrictBool = False  #: cross-layer equalization (engine.equalize), if better
     qat: QatConfig = dataclasses.field(default_factory=QatConfig)
 
 

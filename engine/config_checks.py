@@ -65,6 +65,7 @@ def check_semantics(cfg: JobConfig) -> None:
         elif not ds.path:
             raise ConfigError(f"a {ds.kind} source needs a path", file=src, key=f"{key}.path")
     _check_draws(cfg)
+    _check_equalize(cfg)
     if cfg.quantization.method == "qat" and cfg.data.train is None:
         raise ConfigError("QAT needs training data",
                           "add a [data.train] table (and optionally [data.validation])",
@@ -86,3 +87,22 @@ def _check_draws(cfg: JobConfig) -> None:
                           "INT8 ranges come from its training, not from one calibration draw",
                           "set calibration.draws = 1 for QAT, or quantization.method = \"ptq\"",
                           file=cfg.source, key="calibration.draws")
+
+
+def _check_equalize(cfg: JobConfig) -> None:
+    """Equalization rescales a Keras model's weights before its PTQ conversion."""
+    q, key = cfg.quantization, "quantization.equalize"
+    if not q.equalize:
+        return
+    if cfg.model.torch or not cfg.model.path.lower().endswith((".keras", ".h5", ".hdf5")):
+        raise ConfigError("applies to Keras models (.keras, .h5): it rescales their weights "
+                          "before the conversion", "set quantization.equalize = false",
+                          file=cfg.source, key=key)
+    if q.method == "qat" or "int8" not in q.stages:
+        raise ConfigError("applies to a PTQ INT8 conversion",
+                          'use quantization.method = "ptq" with int8 in quantization.stages, '
+                          "or set quantization.equalize = false", file=cfg.source, key=key)
+    if cfg.calibration.draws != 1:
+        raise ConfigError(f"cannot be combined with calibration.draws = {cfg.calibration.draws}",
+                          "set calibration.draws = 1, or quantization.equalize = false",
+                          file=cfg.source, key=key)

@@ -42,6 +42,7 @@ STAGES: tuple[StageDef, ...] = (
     StageDef("qat_train", "QAT fine-tuning"),
     StageDef("convert_int8", "Converting to INT8"),
     StageDef("draws_heldout", "Choosing among calibration draws (held-out slice)"),
+    StageDef("equalize", "Equalizing weights across layers"),
     StageDef("bias_correction", "Correcting INT8 biases"),
     StageDef("layers", "Per-layer error"),
     StageDef("evaluate_fp32", "Evaluating FP32"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .present_bias import bias_lines  # noqa: F401 - the bias correction's words, re-exported
+from .present_bias import bias_lines, equalize_lines  # noqa: F401 - the bias correction's words, re-exported
 from .present_draws import draws_detail, draws_headline, draws_lines, draws_table  # noqa: F401
 
 # The uncertainty's words live in present_interval (for this module's size); the faces

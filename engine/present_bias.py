@@ -45,6 +45,35 @@ def bias_lines(rep: Report) -> list[str]:
     return lines
 
 
+def equalize_lines(rep: Report) -> list[str]:
+    """What cross-layer equalization did: pairs, float drift, the outputs' SQNR of the
+    plain → equalized INT8 on the held-out calibration slice (which chose) and the test set."""
+    eq = rep.equalization
+    if eq is None:
+        return []
+    int8 = _int8_file(rep)
+    drift = f"float outputs moved by {max(eq.float_diff):.1e}" if eq.float_diff else ""
+    if eq.error:
+        return [f"Equalization not used ({eq.error}): {int8} is the plain model"]
+    if not eq.pairs:
+        return [f"Equalization found no pair of layers to balance ({len(eq.skipped)} conv/FC "
+                f"layers skipped): {int8} is the plain model"]
+    kept = (f"kept the equalized model ({int8}; the plain one is {eq.other_path})"
+            if eq.kept == "equalized" else
+            f"kept the plain model: equalizing did not help on {eq.heldout_items} held-out "
+            f"calibration items (the equalized one is {eq.other_path})")
+    lines = [f"Equalization ({len(eq.pairs)} layer pairs, {drift}): {kept}"]
+    for o in eq.outputs:
+        parts = [f"{_db(p.before_db)} → {_db(p.after_db)} on {what}" for p, what in (
+            (o.calibration, f"{eq.heldout_items} held-out calibration items"),
+            (o.test, f"{eq.test_items} test items")) if p is not None]
+        lines.append(f"output '{o.name}' SQNR, plain → equalized: " + "; ".join(parts))
+    if eq.skipped:
+        lines.append(f"{len(eq.skipped)} conv/FC layers start no pair: "
+                     + "; ".join(f"{s.name} ({s.why})" for s in eq.skipped[:3]))
+    return lines
+
+
 def _int8_file(rep: Report) -> str:
     """The INT8 stage's file name: int8.tflite, or int8.onnx for an ONNX model."""
     path = str(rep.stage("int8").path or "")

@@ -188,7 +188,8 @@ def print_summary(console: Console, rep: Report) -> None:
     say_plain(say.headline(rep))
     for line in say.npu_lines(rep):
         say_plain(line)
-    for line in say.draws_lines(rep) + say.qat_lines(rep) + say.bias_lines(rep):
+    for line in (say.draws_lines(rep) + say.qat_lines(rep) + say.equalize_lines(rep)
+                 + say.bias_lines(rep)):
         say_plain(line)
     if v := say.verdict(rep):
         style = {"PASS": "bold green", "FAIL": "bold red"}.get(v[0], "bold yellow")

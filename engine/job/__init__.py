@@ -32,6 +32,7 @@ from . import lanes, stages
 from .bias import bias_correction, correct_mixed
 from .context import REPORT_SCHEMA, JobContext, build_report
 from .draws import convert_draws, score_draws_on_test
+from .equalize import equalize
 from .preflight import checked, preflight
 from .qat import find_ptq_run, qat_stage, resume_config
 from .sensitivity import SENSITIVITY_MAX_ITEMS, sensitivity
@@ -88,11 +89,13 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
                 stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
         cancel.check()
         if lane is not None and "fp32" in floats and (
-                ctx.draws is not None or cfg.quantization.bias_correction != "off"):
+                ctx.draws is not None or cfg.quantization.bias_correction != "off"
+                or cfg.quantization.equalize):
             lane.converted("fp32")  # the draws and the correction measure against FP32
         if ctx.draws is not None:  # calibration.draws > 1: after FP32, the reference
             cal, calib_path = convert_draws(ctx, be, calib_path, emit, cancel)  # convert_int8, draws_heldout
         cancel.check()
+        equalize(ctx, be, calib_path, cal, test, emit, cancel)                   # equalize
         bias_correction(ctx, cal, test, emit, cancel)                            # bias_correction
         stages.layer_errors(ctx, be, calib_path, emit)                           # layers
         correct_mixed(ctx, emit)  # the kept bias correction, into the mixed models too

@@ -63,6 +63,7 @@ class JobContext:
     findings: list[dict[str, Any]] = field(default_factory=list)  # preprocess, diagnose
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # convert_*, evaluate_*
     qat: dict[str, Any] | None = None  # qat_train
+    equalization: dict[str, Any] | None = None  # equalize
     bias_correction: dict[str, Any] | None = None  # bias_correction
     layer_errors: LayerErrors | None = None  # layers (TF side, not reported as such)
     layer_analysis: dict[str, Any] | None = None  # layers
@@ -133,7 +134,8 @@ def build_report(ctx: JobContext, status: str, err: EngineError | None = None) -
     optional = {"npu": ctx.npu, "headline": ctx.headline, "stedgeai": ctx.stedgeai,
                 "layers": ctx.layers, "sensitivity": ctx.sensitivity,
                 "layer_analysis": ctx.layer_analysis, "comparison": ctx.comparison,
-                "qat": ctx.qat, "bias_correction": ctx.bias_correction}
+                "qat": ctx.qat, "equalization": ctx.equalization,
+                "bias_correction": ctx.bias_correction}
     report.update({k: v for k, v in optional.items() if v is not None})
     if err is not None:
         report["error"] = err.to_dict()

@@ -8,6 +8,7 @@ from ..verdict import Verdict
 from .bias import BiasCorrection, BiasLayer, BiasOutput, SkippedLayer, SqnrChange
 from .document import REPORT, SCHEMA, Report, ReportError, read_report
 from .draws import CalibrationDraw, CalibrationDraws, DrawFigures
+from .equalize import Equalization, EqualizedPair
 from .layers import (
     ErrorFigures,
     LayerAnalysis,
@@ -37,7 +38,7 @@ from .record import Record
 
 __all__ = [
     "REPORT", "SCHEMA", "Agreement", "BiasCorrection", "BiasLayer", "BiasOutput",
-    "CalibrationDraw", "CalibrationDraws", "DrawFigures",
+    "CalibrationDraw", "CalibrationDraws", "DrawFigures", "Equalization", "EqualizedPair",
     "SkippedLayer", "SqnrChange", "CacheUse", "Comparison", "DataInfo", "DataSplit", "ErrorFigures",
     "ErrorInfo", "Finding", "Headline", "HeadlineSide", "LayerAnalysis", "LayerError",
     "LayerRow", "LayerSensitivity", "ModelInfo", "Npu", "NpuLayer", "NpuSummary", "Pool",

@@ -11,6 +11,7 @@ from typing import Any, Self
 from ..errors import EngineError
 from ..verdict import Verdict
 from .bias import BiasCorrection
+from .equalize import Equalization
 from .layers import LayerAnalysis, LayerRow, SensitivityEntry
 from .npu import Headline, Npu, NpuLayer
 from .parts import (
@@ -66,6 +67,7 @@ class Report(Record):
     layer_analysis: LayerAnalysis | None = item(of=LayerAnalysis)
     comparison: Comparison | None = item(of=Comparison)
     qat: Qat | None = item(of=Qat)
+    equalization: Equalization | None = item(of=Equalization)
     bias_correction: BiasCorrection | None = item(of=BiasCorrection)
     error: ErrorInfo | None = item(of=ErrorInfo)
     cache: CacheUse | None = item(of=CacheUse)

@@ -125,6 +125,8 @@ def render_markdown(report: Report | Mapping[str, Any], npu_markdown: str = "") 
         out.append("")
 
     out.extend(_draws_markdown(rep))
+    if eq_lines := say.equalize_lines(rep):
+        out += ["## Cross-layer equalization", "", *(f"- {line}" for line in eq_lines), ""]
     out.extend(_bias_markdown(rep))
     out.extend(_layers_markdown(rep))
 

@@ -80,6 +80,25 @@ class TFBackend:
                 finish(tmp, {"granularity": granularity})
             return res
 
+    def equalize(self, calibration: str, export_dir: str, out_path: str, granularity: str,
+                 io_type: str, allow_float: bool, *, stage: str) -> dict[str, object]:
+        """The loaded Keras model with its weights equalized (``quantization.equalize``),
+        exported to ``export_dir`` and converted to an INT8 ``out_path``; the pairs, the
+        skipped layers and how far the float outputs moved on the calibration items."""
+        if self._src is None:
+            raise ConversionError("equalization needs the model loaded first")
+        return self._proc.call(
+            "equalize", "equalizing the weights", stage=stage, path=self._src.path,
+            fmt=self._src.fmt, input_shape=self._src.input_shape,
+            custom_objects=self._opt.custom_objects, calibration=calibration,
+            export_dir=export_dir, out_path=out_path, granularity=granularity,
+            io_type=io_type, allow_float=allow_float)
+
+    def adopt(self, export_dir: str, *, stage: str) -> None:
+        """Later stages (the per-layer analysis) start from ``export_dir``'s model."""
+        self._proc.call("adopt", "using the equalized model", stage=stage,
+                        export_dir=export_dir)
+
     def _convert(self, args: dict[str, object], stage_name: str, stage: str) -> Converted:
         try:
             res = self._proc.call("convert", f"converting to {stage_name.upper()}", stage=stage,

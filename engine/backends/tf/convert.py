@@ -24,7 +24,7 @@ from ...errors import ConversionError, ModelError  # noqa: E402
 from ...modelfile import inspect_model_file, static_input_shape  # noqa: E402
 
 
-def _load_keras(path: str, fmt: str, custom_objects: str = "") -> Any:
+def load_keras(path: str, fmt: str, custom_objects: str = "") -> Any:
     """The Keras model in ``path``; ``custom_objects``: the ``model.custom_objects`` spec,
     whose dict Keras needs to rebuild the user's own layer classes."""
     import keras  # noqa: PLC0415
@@ -49,6 +49,9 @@ def _load_keras(path: str, fmt: str, custom_objects: str = "") -> Any:
         # Some Keras 2 .h5 files only load in tf-keras. The file was checked for Lambda
         # layers before we got here, so loading it runs no code from the file.
         return _load_tf_keras(path, k3_error, objects, custom_objects)
+
+
+_load_keras = load_keras  # the name the QAT path and older tests use
 
 
 def _load_tf_keras(path: str, k3_error: BaseException | None,
@@ -89,13 +92,19 @@ def load_and_export(
     """
     if fmt == "saved_model":
         return _export_saved_model(path, input_shape, export_dir)
-    model = _load_keras(path, fmt, custom_objects)
+    model = load_keras(path, fmt, custom_objects)
     if via_tf_keras and _is_keras3(model):
         import tf_keras  # noqa: PLC0415
 
         from .keras_compat import rebuild_in_tf_keras  # noqa: PLC0415
 
         model = rebuild_in_tf_keras(model, tf_keras)
+    return export_keras(model, path, input_shape, export_dir)
+
+
+def export_keras(model: Any, path: str, input_shape: list[int] | None,
+                 export_dir: str) -> dict[str, Any]:
+    """Write ``model`` (loaded from ``path``) as a SavedModel with a batch of 1."""
     if len(model.inputs) != 1:
         raise ModelError(
             f"{path}: the model has {len(model.inputs)} inputs; artq handles single-input models",

@@ -258,6 +258,10 @@ def _child_main(log_path: str) -> int:
                                         args["granularity"], bool(args["allow_float"])),
                                        keep["calibrated"])
             return res
+        if cmd == "equalize":  # a second INT8 model, from the equalized weights
+            from .equalize import equalize_and_convert  # noqa: PLC0415
+
+            return equalize_and_convert(on_sample=on_sample, **args)
         if cmd == "analyze_layers":
             from .layer_error import analyze_layers  # noqa: PLC0415
 

@@ -103,15 +103,13 @@ class PreprocessConfig:
 class CalibrationConfig:
     samples: PosInt = 200
     seed: StrictInt = 0
-    #: PTQ: convert and score this many draws of the calibration set (draw 0 is the one
-    #: ``seed`` draws); the report gives their spread and the draw kept.
+    #: PTQ: convert and score this many calibration draws (draw 0 is ``seed``'s).
     draws: PosInt = 1
     #: Which draw is kept: "median" (its figure on a held-out slice of the calibration data
     #: is the median) or "best" (the best there). Never chosen on the test set.
     keep: Literal["median", "best"] = "median"
-    #: Activation ranges from the data: minmax (as ST does); ONNX also percentile and mse
-    #: (the range of least expected squared error over each tensor's histogram). "entropy"
-    #: was dropped: it never beat minmax on the models measured (README).
+    #: Activation ranges: minmax (as ST does); ONNX also percentile and mse (least expected
+    #: squared error over each tensor's histogram). README: why "entropy" was dropped.
     method: Literal["minmax", "percentile", "mse"] = "minmax"
     #: percentile method: the % of each tensor's values its range keeps.
     percentile: Annotated[Number, Field(gt=90, le=100)] = 99.999
@@ -192,8 +190,7 @@ class AnalysisConfig:
 
 @dataclass(config=_STRICT)
 class OutputConfig:
-    #: Where run folders go; relative to the config file when set there, else to the
-    #: current directory.
+    #: Where run folders go; relative to the config file when set there, else to the cwd.
     runs_dir: StrictStr = "runs"
 
 

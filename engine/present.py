@@ -31,6 +31,7 @@ from .present_interval import (
     resolve_text,
     versus_cell,  # noqa: F401
 )
+from .present_qat import qat_lines, qat_note  # noqa: F401 - QAT's words, re-exported
 from .verdict import UNPLACED, UNPLACED_BEFORE, UNRESOLVED, db_text, placement_sentence
 
 if TYPE_CHECKING:  # only types: tui.format imports the numbers below at start-up
@@ -418,37 +419,3 @@ def sensitivity_advice(rep: Report, limit: int = 3) -> list[str]:
     entries = rep.sensitivity or ()
     tried = [e for e in entries if e.tried]
     return [e.suggestion for e in (tried[:limit] if tried else entries[:1])]
-
-
-def qat_note(rep: Report) -> str:
-    """What QAT's fine-tuning did, in one line; says so when it kept the starting point."""
-    qat = rep.qat
-    if qat is None:
-        return ""
-    best = qat.best_val
-    line = (f"QAT: {_q(qat.epochs_run)} epoch{'' if qat.epochs_run == 1 else 's'}, best validation {qat.metric or ''} "
-            f"{f'{best:.4f}' if isinstance(best, int | float) else '—'} at epoch "
-            f"{_q(qat.best_epoch)}{' (stopped early)' if qat.stopped_early else ''}")
-    if qat.best_epoch == 0:
-        line += (". No epoch beat the starting point on the validation data, so the INT8 model "
-                 "has PTQ's ranges and the float weights (epoch 0): try another learning rate, "
-                 "more epochs or more varied validation data")
-    return line
-
-
-def _q(v: Any) -> str:
-    return "?" if v is None else str(v)
-
-
-def qat_lines(rep: Report) -> list[str]:
-    """QAT's note, then its PTQ baseline and what QAT regained over it."""
-    lines = [qat_note(rep)] if rep.qat else []
-    ptq = rep.comparison.ptq if rep.comparison else None
-    if ptq is not None:
-        lines.append(f"PTQ baseline: INT8 drop {drop_text(ptq.drop)}, {size(ptq.size_bytes)} "
-                     f"(run {ptq.run_dir or '?'})")
-        drop = rep.verdict.drop if rep.verdict else None
-        if ptq.drop is not None and drop is not None:
-            lines.append(f"QAT regained {ptq.drop - drop:+.2f} points over PTQ "
-                         f"(INT8 drop {drop_text(drop)} against {drop_text(ptq.drop)})")
-    return lines

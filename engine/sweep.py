@@ -8,8 +8,7 @@ The cartesian product of the ``--set`` values is run as child processes
 cores. Each variant is a normal run folder; what the variants share (synthetic data, the
 exported model, the FP32 and FP16 stages and their test outputs) is computed once, by the
 first variant to need it, in a cache folder inside the sweep folder
-(:mod:`engine.cache`). The sweep folder ``runs/<time>-sweep-<name>/`` holds ``sweep.json``
-(schema ``artq.sweep/1``) and ``sweep.md`` with the table and a chart of drop per variant.
+(:mod:`engine.cache`). The sweep folder holds ``sweep.json`` and ``sweep.md``.
 """
 
 from __future__ import annotations
@@ -221,9 +220,8 @@ def _run_variant(
     for o in [*extra, *v.overrides]:
         args += ["--set", o]
     cmd = worker_command("run", [*args, "--cache", str(cache)])
-    env = worker_env()
-    if parallel_runs > 1:  # the variants already fill the cores: one TF process each
-        env["ARTQ_PARALLEL"] = "0"
+    # Variants side by side already fill the cores: one TF process each.
+    env = {**worker_env(), **({"ARTQ_PARALLEL": "0"} if parallel_runs > 1 else {})}
     t0 = time.perf_counter()
     run_dir, error = "", ""
     with lock:

@@ -8,6 +8,7 @@ enough for the orchestrator to evaluate, place, judge and report every stage.
 from __future__ import annotations
 
 import json
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,11 +62,18 @@ class FakeBackend:
     own_process: bool = False
     #: A stage id whose call runs until the backend's cancel token is set (a long convert).
     block_in: str | None = None
+    #: Shared by a factory's backends when both block_in and fail_in are set: set when one
+    #: blocks; the failing call waits for it, so the failure meets a busy second backend.
+    blocking: threading.Event | None = None
 
     def _enter(self, stage: str) -> None:
         self.calls.append(stage)
+        if stage == self.block_in and self.blocking is not None:
+            self.blocking.set()
         while stage == self.block_in and not self.options.cancel.wait(0.01):
             pass
+        if stage == self.fail_in and self.blocking is not None:
+            self.blocking.wait(10)  # fail only once the other backend is blocked
         self.options.cancel.check()  # as the TF child's handle does on every line
         if stage == self.fail_in:
             raise ConversionError(f"fake failure in {stage}", "a test asked for it")
@@ -127,10 +135,11 @@ class FakeFactory:
     def __init__(self, fail_in: str | None = None, own_process: bool = False,
                  block_in: str | None = None) -> None:
         self.fail_in, self.own_process, self.block_in = fail_in, own_process, block_in
+        self.blocking = threading.Event() if block_in and fail_in else None
         self.opened: list[FakeBackend] = []
 
     def __call__(self, fmt: str, options: BackendOptions) -> FakeBackend:
         be = FakeBackend(options, self.fail_in, own_process=self.own_process,
-                         block_in=self.block_in)
+                         block_in=self.block_in, blocking=self.blocking)
         self.opened.append(be)
         return be

@@ -6,6 +6,7 @@ Every number here is fixed, so snapshots of the screens are the same on every ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -367,3 +368,26 @@ class FakeSweeper:
 
     async def cancel(self) -> None:
         self.running = False
+
+
+async def settle(pilot: Any) -> None:
+    """Let the app's work land: pause (every queued message handled, which may start a
+    worker), and while a worker runs, wait for it and pause again; done at the first pause
+    that finds the panes mounted and no worker running. Not the file picker's directory
+    loader: it waits for requests as long as its dialog is open."""
+    from textual.worker import WorkerCancelled, WorkerState  # noqa: PLC0415
+
+    app = pilot.app
+    for _ in range(100):
+        await pilot.pause()
+        busy = [w for w in app.workers if w.group != "_loader"
+                and w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
+        ready = getattr(app, "panes_ready", lambda: True)()
+        if not busy and ready:
+            return
+        with contextlib.suppress(WorkerCancelled):
+            if busy:
+                await app.workers.wait_for_complete(busy)
+            else:
+                await pilot.pause(0.02)  # the panes mount after the first paint
+    raise AssertionError("the app kept starting work: it never settled")

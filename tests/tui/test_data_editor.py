@@ -7,7 +7,6 @@ The model is the digits sample (input ?×32×32×1); the data are written here w
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 from fakes import FakeRunner, small_digits, until
+from fakes import settle as settle_app
 from textual.widgets import Input, OptionList, Select, Static
-from textual.worker import WorkerCancelled
 
 from engine.config import load_config
 from tui.app import ArtqApp
@@ -68,13 +67,8 @@ def make_app(tmp_path: Path, runner: FakeRunner | None = None) -> ArtqApp:
                    checker=ThreadChecker(no_diagnostics), open_dir=tmp_path / "data")
 
 
-async def settle(pilot: Any) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerCancelled):
-            await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
+async def settle(pilot) -> None:  # noqa: ANN001
+    await settle_app(pilot)
 
 async def open_sample(pilot: Any) -> None:
     await settle(pilot)

@@ -8,14 +8,13 @@ Esc. While a job runs, quitting asks first (the fake job here is held running).
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 from fakes import FakeRunner, small_digits, until
+from fakes import settle as settle_app
 from textual.widgets import Input, OptionList, TabbedContent, TabPane
 from textual.widgets._footer import FooterKey
-from textual.worker import WorkerCancelled
 
 from tui import keys
 from tui.app import ArtqApp
@@ -36,12 +35,7 @@ def runs(tmp_path: Path) -> Path:
 
 
 async def settle(pilot) -> None:  # noqa: ANN001
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerCancelled):
-            await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
+    await settle_app(pilot)
 
 async def start_held_job(pilot, app: ArtqApp, runner: FakeRunner) -> None:  # noqa: ANN001
     await settle(pilot)

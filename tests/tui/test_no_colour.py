@@ -4,13 +4,12 @@ bold, underline survive a monochrome terminal; a shade of background does not)."
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 from fakes import FakeRunner, layers_shown, seed_runs, small_digits, until
+from fakes import settle as settle_app
 from textual.strip import Strip
-from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
 from tui.jobs import ThreadChecker
@@ -38,12 +37,7 @@ def styled(strip: Strip, text: str, attr: str) -> bool:
 
 
 async def settle(pilot) -> None:  # noqa: ANN001
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerCancelled):
-            await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
+    await settle_app(pilot)
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ArtqApp:

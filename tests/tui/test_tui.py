@@ -5,7 +5,6 @@ Real engine work is in tests/slow/test_tui_worker.py; snapshots in tests/tui/tes
 
 from __future__ import annotations
 
-import contextlib
 import io
 import tomllib
 from pathlib import Path
@@ -13,9 +12,9 @@ from typing import Any
 
 import pytest
 from fakes import DIGITS, FakeRunner, FakeSweeper, layers_shown, seed_runs, small_digits, until
+from fakes import settle as settle_app
 from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
 from textual.widgets._footer import FooterKey
-from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
 from tui.jobs import SubprocessChecker, ThreadChecker
@@ -66,12 +65,7 @@ def make_app(runs: Path, runner: FakeRunner | None = None, samples: list[Path] |
 
 async def settle(pilot, app: ArtqApp) -> None:  # noqa: ANN001
     """Let thread workers (config load, data check, run list) finish and their results land."""
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerCancelled):  # an exclusive worker replaced by a newer one
-            await app.workers.wait_for_complete()
-    await pilot.pause()
-
+    await settle_app(pilot)
 
 async def open_digits(pilot, app: ArtqApp) -> None:  # noqa: ANN001
     await settle(pilot, app)

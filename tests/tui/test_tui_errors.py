@@ -5,7 +5,6 @@ so; and random keys and values on every pane leave it up with no traceback writt
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 from pathlib import Path
@@ -13,8 +12,8 @@ from typing import Any
 
 import pytest
 from fakes import FakeRunner, seed_runs, small_digits
+from fakes import settle as settle_app
 from textual.widgets import Input, Select, TabbedContent
-from textual.worker import WorkerCancelled
 
 from engine.events import Log, RunStarted
 from tui.app import ArtqApp, run
@@ -33,15 +32,8 @@ def make_app(runs: Path, runner: FakeRunner) -> ArtqApp:
                    clock=lambda: 0.0, checker=ThreadChecker(no_findings))
 
 
-async def settle(pilot: Any) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        # Not the file picker's directory loader: it waits for requests as long as it is open.
-        ours = [w for w in pilot.app.workers if w.group != "_loader"]
-        with contextlib.suppress(WorkerCancelled):
-            if ours:  # an empty list means every worker to wait_for_complete
-                await pilot.app.workers.wait_for_complete(ours)
-
+async def settle(pilot) -> None:  # noqa: ANN001
+    await settle_app(pilot)
 
 async def open_sample(pilot: Any) -> None:
     await settle(pilot)

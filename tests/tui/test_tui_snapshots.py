@@ -6,13 +6,12 @@ times), fixed diagnostics, no cursor blink, paths shown relative to the checkout
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 from fakes import DIGITS, ROOT, FakeRunner, layers_shown, seed_runs, until
+from fakes import settle as settle_app
 from textual.widgets import Input, OptionList
-from textual.worker import WorkerCancelled
 
 from tui.app import ArtqApp
 from tui.jobs import ThreadChecker
@@ -50,14 +49,10 @@ def make(env: dict[str, Path], runner: FakeRunner | None = None, check: bool = F
 
 
 async def settle(pilot) -> None:  # noqa: ANN001
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerCancelled):
-            await pilot.app.workers.wait_for_complete()
+    await settle_app(pilot)
     for widget in pilot.app.query(Input):
         widget.cursor_blink = False
     await pilot.pause()
-
 
 async def open_digits(pilot) -> None:  # noqa: ANN001
     await settle(pilot)

@@ -175,13 +175,11 @@ class ArtqApp(GuardedApp, App[int]):
     def panes_ready(self) -> bool:
         """Whether the lazily mounted panes are there yet (they follow the first paint)."""
         # A pane is in the DOM before its children, and a Select before its own parts.
-        if self._panes_ready:
-            return True
         last = ("#sweep-chart", "#log", "#diagnostics", "#layer-detail", "#findings")
         if not all(self.query(sel) for sel in last):
-            return False
-        # Once true, true for good (panes are never unmounted): the query walks every widget.
-        self._panes_ready = all(w.is_mounted for w in self.query(
+            return False  # not yet, or no more: the app is closing
+        # Once mounted, mounted for good: the query below walks every widget.
+        self._panes_ready = self._panes_ready or all(w.is_mounted for w in self.query(
             "Select, SelectOverlay, DataTable, Input"))
         return self._panes_ready
 

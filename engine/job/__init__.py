@@ -88,10 +88,10 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             elif ctx.draws is None:
                 stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
         cancel.check()
-        if lane is not None and "fp32" in floats and (
-                ctx.draws is not None or cfg.quantization.bias_correction != "off"
-                or cfg.quantization.equalize):
-            lane.converted("fp32")  # the draws and the correction measure against FP32
+        if lane is not None and "fp32" in floats:
+            # Every stage from here may measure against FP32 (draws, equalization, bias
+            # correction): one wait, not a list of who needs it to keep up to date.
+            lane.converted("fp32")
         if ctx.draws is not None:  # calibration.draws > 1: after FP32, the reference
             cal, calib_path = convert_draws(ctx, be, calib_path, emit, cancel)  # convert_int8, draws_heldout
         cancel.check()

@@ -56,7 +56,12 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     """Every stage of a job, in the order it runs (FP32/FP16 in a lane of their own beside
     INT8 when the backend allows: see :mod:`.lanes`)."""
     cfg = ctx.cfg
-    cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)                # data
+    # A framework process imports its framework first (TensorFlow: ~3.5 s). Generated data
+    # cannot fail on a user's file, so it is rendered while that import runs; files are
+    # read first, so a bad one is said before any framework starts.
+    generated = all(getattr(cfg.data, s).kind == "synthetic" for s in ("calibration", "test"))
+    if not generated:
+        cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)            # data
     options = BackendOptions(
         ctx.run.log_path, ctx.work, emit, cancel,
         legacy_keras=cfg.quantization.method == "qat",
@@ -68,6 +73,8 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     lane = lanes.FloatLane(ctx, backend, options, floats, emit, cancel) if floats else None
     outputs: dict[str, list[np.ndarray]] = {}
     try:
+        if generated:
+            cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)        # data
         model = stages.export_model(ctx, be, emit)                               # load
         if lane is not None:
             lane.start(model)                              # convert_fp32/fp16, evaluate_fp32/fp16

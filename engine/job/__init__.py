@@ -70,14 +70,16 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
         weights=cfg.model.weights, cache=ctx.cache, model_key=ctx.model_key)
     be = backend(ctx.model_file.format, options)
     floats = lanes.wanted(ctx, be)
-    lane = lanes.FloatLane(ctx, backend, options, floats, emit, cancel) if floats else None
+    lane: lanes.FloatLane | None = None
     outputs: dict[str, list[np.ndarray]] = {}
     try:
         if generated:
             cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)        # data
+        if floats:  # after the data: its import would take a core from the first one's
+            lane = lanes.FloatLane(ctx, backend, options, floats, emit, cancel)
         model = stages.export_model(ctx, be, emit)                               # load
         if lane is not None:
-            lane.start(model)                              # convert_fp32/fp16, evaluate_fp32/fp16
+            lane.start(model)                              # convert_fp32/fp16, evaluate_fp16
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
         stages.check_export(ctx, be, test, emit)                                 # check_export
         calib_path = stages.diagnose(ctx, cal, test, emit)                       # diagnose
@@ -107,6 +109,27 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
         stages.layer_errors(ctx, be, calib_path, emit)                           # layers
         correct_mixed(ctx, emit)  # the kept bias correction, into the mixed models too
         be.close()
+        # The INT8 side is done while the lane may still convert FP16: FP32 is evaluated
+        # here, and the lane evaluates FP16 against it while INT8 is judged and its
+        # sensitivity measured.
+        for stage in cfg.quantization.stages:                                    # evaluate_*
+            cancel.check()
+            if lane is not None and stage in lane.evaluates:
+                continue
+
+            def evaluate(s: str = stage) -> list[np.ndarray]:
+                return stages.evaluate(ctx, s, test, task, outputs.get("fp32"), emit, cancel)
+
+            outputs[stage] = shared_evaluation(ctx, stage, evaluate, emit) if stage in (
+                "fp32", "fp16") else evaluate()
+            if stage == "fp32" and lane is not None:
+                lane.reference(outputs["fp32"])
+        score_draws_on_test(ctx, test, outputs, emit, cancel)                    # draws_test
+        stages.analyze_npu(ctx, emit)                                            # analyze
+        cancel.check()
+        # Judged first: sensitivity scores mixed models on the output the verdict found worst.
+        verdict = stages.judge_int8(ctx, task, outputs, test)
+        sensitivity(ctx, test, task, outputs, verdict, emit, cancel)             # sensitivity
         if lane is not None:
             outputs.update(lane.join())
             lane = None
@@ -116,24 +139,7 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
             lane.abort()
     # Stages in the configured order, however the lanes finished.
     ctx.stages = {s: ctx.stages[s] for s in cfg.quantization.stages if s in ctx.stages}
-
-    for stage in cfg.quantization.stages:                                        # evaluate_*
-        cancel.check()
-        if stage in outputs:
-            continue
-
-        def evaluate(s: str = stage) -> list[np.ndarray]:
-            return stages.evaluate(ctx, s, test, task, outputs.get("fp32"), emit, cancel)
-
-        outputs[stage] = shared_evaluation(ctx, stage, evaluate, emit) if stage in (
-            "fp32", "fp16") else evaluate()
-    score_draws_on_test(ctx, test, outputs, emit, cancel)                        # draws_test
-    stages.analyze_npu(ctx, emit)                                                # analyze
-    cancel.check()
     stages.stage_drops(ctx, task)
-    # Judged first: sensitivity scores mixed models on the output the verdict found worst.
-    verdict = stages.judge_int8(ctx, task, outputs, test)
-    sensitivity(ctx, test, task, outputs, verdict, emit, cancel)                 # sensitivity
     stages.layers_table(ctx)
     ctx.verdict = verdict
     if ctx.ptq_ref is not None:

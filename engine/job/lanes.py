@@ -1,4 +1,4 @@
-"""The float lane: FP32 and FP16 converted and evaluated beside INT8.
+"""The float lane: FP32 and FP16 converted beside INT8, and FP16 evaluated there too.
 
 The FP32/FP16 conversions do not depend on the calibration, and a converter holds its
 process's interpreter lock, so with a second core they go to a second framework process
@@ -59,7 +59,8 @@ class FloatLane:
     """A thread driving a second backend through the float stages.
 
     Opened before the model loads, so the second process imports its framework while the
-    first exports; :meth:`start` gives it the export, :meth:`evaluate_on` the test data.
+    first exports; :meth:`start` gives it the export, :meth:`evaluate_on` the test data and
+    :meth:`reference` FP32's outputs, against which it evaluates FP16.
     """
 
     def __init__(self, ctx: JobContext, factory: BackendFactory, options: BackendOptions,
@@ -70,7 +71,14 @@ class FloatLane:
         self._stop = CancelToken()
         self._be = factory(ctx.model_file.format, dataclasses.replace(options, cancel=self._stop))
         self._converted = {s: threading.Event() for s in floats}
+        #: The float stages this lane evaluates: FP16. FP32 is evaluated by the job once
+        #: INT8 is done, and handed here (:meth:`reference`) as FP16's reference.
+        self.evaluates = [s for s in floats if s != "fp32"]
         self._data = threading.Event()
+        self._ref = threading.Event()
+        self._fp32: list[np.ndarray] | None = None
+        if "fp32" not in ctx.cfg.quantization.stages:
+            self._ref.set()  # no FP32 stage: FP16 is its own reference
         self._test: Dataset | None = None
         self._task: Task | None = None
         self._error: BaseException | None = None
@@ -87,6 +95,11 @@ class FloatLane:
         self._test, self._task = test, task
         self._data.set()
 
+    def reference(self, fp32: list[np.ndarray]) -> None:
+        """FP32's test outputs, which FP16's evaluation measures against."""
+        self._fp32 = fp32
+        self._ref.set()
+
     def converted(self, stage: str) -> None:
         """Wait until ``stage``'s model file is written (raises what stopped the lane)."""
         while not self._converted[stage].wait(0.1):
@@ -96,7 +109,9 @@ class FloatLane:
 
     def join(self) -> dict[str, list[np.ndarray]]:
         """Wait for the lane; its test outputs by stage, or what stopped it, raised here."""
-        self._data.set()  # a lane never given data (an earlier stop) must not wait for it
+        # A lane never given data or FP32's outputs (an earlier stop) must not wait for them.
+        self._data.set()
+        self._ref.set()
         if self._thread is not None:
             while self._thread.is_alive():
                 self._thread.join(0.1)
@@ -109,6 +124,7 @@ class FloatLane:
         self._aborted = True
         self._stop.cancel()
         self._data.set()
+        self._ref.set()
         if self._thread is not None:
             self._thread.join(10)
         self._be.close()
@@ -127,15 +143,17 @@ class FloatLane:
                 shared_convert(ctx, s, _convert(ctx, be, s, self.emit), self.emit)
                 self._converted[s].set()
             be.close()  # its work is done: free the memory before the evaluations
+            if not self.evaluates:
+                return
             self._data.wait()
+            self._ref.wait()
             if self._aborted or self._test is None or self._task is None:
                 return
             test, task = self._test, self._task
-            for s in self.floats:
+            for s in self.evaluates:
                 self._stop.check()
                 self.outputs[s] = shared_evaluation(ctx, s, _evaluate(
-                    ctx, s, test, task, self.outputs.get("fp32"), self.emit, self._stop),
-                    self.emit)
+                    ctx, s, test, task, self._fp32, self.emit, self._stop), self.emit)
         except BaseException as exc:  # noqa: BLE001 - handed to the job's thread by join()
             if not self._aborted:
                 self._error = exc if not isinstance(exc, KeyboardInterrupt) else CancelledError()

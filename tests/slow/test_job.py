@@ -84,7 +84,10 @@ def test_events_stream_stages_progress_and_metrics(tiny_run) -> None:
     assert {"convert_fp32", "convert_fp16", "convert_int8", "evaluate_int8"} <= set(started)
     cal = [e for e in events if isinstance(e, Progress) and e.stage == "convert_int8"]
     assert cal and cal[-1].done == cal[-1].total == 32
-    assert [e.stage for e in events if isinstance(e, StageMetrics)] == ["fp32", "fp16", "int8"]
+    measured = [e.stage for e in events if isinstance(e, StageMetrics)]
+    # FP16 is evaluated in the float lane while INT8 is, so their order varies; both are
+    # measured against FP32, which comes first.
+    assert sorted(measured) == ["fp16", "fp32", "int8"] and measured[0] == "fp32"
     assert isinstance(events[-1], RunFinished) and events[-1].status == "ok"
 
 

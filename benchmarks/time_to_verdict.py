@@ -6,8 +6,13 @@ For each case, side by side in one run:
   (a) a plain guide-style script in a fresh Python: import TensorFlow, load the model,
       full-INT8 conversion with the same calibration items, evaluate INT8 on the test items;
   (b) a cold ``artq run`` with its default stages and analyses (an empty cache);
-  (c) a relaunch with only ``calibration.samples`` changed (the cache (b) filled).
-Prints each wall time, (b)'s and (c)'s stage times, and the ratios b/a and c/b.
+  (c) a relaunch with only ``calibration.samples`` changed (the cache (b) filled), as a
+      new ``artq run`` process: it imports TensorFlow again;
+  (d) the same pair the way the TUI launches it, in one warm worker (``python -m
+      engine.worker serve``, an empty cache of its own): the cold job (d1), then the
+      relaunch with ``calibration.samples`` changed (d2), served by the TensorFlow child
+      the cold job left.
+Prints each wall time, (b)'s and (c)'s stage times, and the ratios b/a, c/b and d2/d1.
 
 The mobilenet case needs ../shared/real_models next to the checkout (ST's model zoo
 MobileNet v2 person classifier; never copied into the repository).
@@ -28,6 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CASES = {
     # name: (config, model input H×W×C, legacy .h5 loaded with tf-keras)
@@ -109,6 +115,34 @@ def stages(report: dict) -> str:
     return ", ".join(parts) + (f"  [cached: {', '.join(reused)}]" if reused else "")
 
 
+def warm_pair(config: Path, samples: int, other: int, work: Path,
+              env: dict[str, str]) -> tuple[float, float, bool]:
+    """(d): the cold job and the relaunch in one serve worker, as the TUI sends them; their
+    wall times (request to end of job) and whether the relaunch reused the TF child."""
+    from warm_relaunch import _until_done  # noqa: PLC0415 - the same reading of the events
+
+    serve = subprocess.Popen([sys.executable, "-m", "engine.worker", "serve"], cwd=ROOT,
+                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             bufsize=1)
+    assert serve.stdin is not None
+    times, done = [], []
+    for count in (samples, other):
+        req = {"cmd": "run", "config": str(config), "cache": str(work / "cache-warm"),
+               "overrides": [f"output.runs_dir={json.dumps(str(work / 'runs-warm'))}",
+                             f"calibration.samples={count}"]}
+        t0 = time.perf_counter()
+        serve.stdin.write(json.dumps(req) + "\n")
+        serve.stdin.flush()
+        done.append(_until_done(serve))
+        times.append(time.perf_counter() - t0)
+    serve.stdin.close()
+    serve.wait(30)
+    if any(d["exit_code"] not in (0, 4) for d in done):
+        sys.exit(f"a warm job failed: {[d['exit_code'] for d in done]}")
+    reused = done[1]["pool"]["reused"] > 0 and done[1]["pool"]["opened"] == done[0]["pool"]["opened"]
+    return times[0], times[1], reused
+
+
 def run_case(name: str, work: Path) -> tuple[float, float, float]:
     config, shape, legacy = CASES[name]
     model, cal, test, samples = model_ready(config, shape, work)
@@ -120,12 +154,15 @@ def run_case(name: str, work: Path) -> tuple[float, float, float]:
     b, out_b = timed(artq, env)
     other = max(10, samples // 2)
     c, out_c = timed([*artq, "--set", f"calibration.samples={other}"], env)
+    d1, d2, reused = warm_pair(config, samples, other, work, env)
     rb, rc = json.loads(out_b), json.loads(out_c)
     print(f"{name}: (a) plain script {a:.1f} s · (b) artq cold {b:.1f} s · "
           f"(c) relaunch, calibration.samples {samples}→{other}: {c:.1f} s")
     print(f"  (b) stages: {stages(rb)}")
     print(f"  (c) stages: {stages(rc)}")
-    print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}")
+    print(f"  (d) as the TUI launches, one warm worker: cold {d1:.1f} s · relaunch {d2:.1f} s"
+          f" (TensorFlow child reused: {'yes' if reused else 'no'})")
+    print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}   d2/d1 = {d2 / d1:.2f}   d2/b = {d2 / b:.2f}")
     return a, b, c
 
 

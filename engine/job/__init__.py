@@ -14,6 +14,7 @@ import contextlib
 import shutil
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ import tomlkit
 from ..backends import BackendFactory, BackendOptions, open_backend
 from ..cancel import CancelToken
 from ..config import JobConfig, replace
+from ..data import Dataset
 from ..errors import CancelledError, EngineError
 from ..events import RunFailed, RunFinished, RunStarted, Sink, ThrottledSink, null_sink
 from ..report import Report, render_markdown
 from ..rundir import EventLog, RunDir
+from ..tasks import Task
 from . import lanes, stages
 from .bias import bias_correction, correct_mixed
 from .context import REPORT_SCHEMA, JobContext, build_report
@@ -106,24 +109,20 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
         cancel.check()
         equalize(ctx, be, calib_path, cal, test, emit, cancel)                   # equalize
         bias_correction(ctx, cal, test, emit, cancel)                            # bias_correction
-        stages.layer_errors(ctx, be, calib_path, emit)                           # layers
-        correct_mixed(ctx, emit)  # the kept bias correction, into the mixed models too
-        be.close()
-        # The INT8 side is done while the lane may still convert FP16: FP32 is evaluated
-        # here, and the lane evaluates FP16 against it while INT8 is judged and its
-        # sensitivity measured.
-        for stage in cfg.quantization.stages:                                    # evaluate_*
-            cancel.check()
-            if lane is not None and stage in lane.evaluates:
-                continue
-
-            def evaluate(s: str = stage) -> list[np.ndarray]:
-                return stages.evaluate(ctx, s, test, task, outputs.get("fp32"), emit, cancel)
-
-            outputs[stage] = shared_evaluation(ctx, stage, evaluate, emit) if stage in (
-                "fp32", "fp16") else evaluate()
-            if stage == "fp32" and lane is not None:
-                lane.reference(outputs["fp32"])
+        # INT8 is final from here. With the framework in a process of its own, the stages are
+        # evaluated in a thread of this one while it measures the per-layer error
+        # (crnn_conv: 0.5 s each); in one process they would only take turns.
+        beside = getattr(be, "own_process", False)
+        with ThreadPoolExecutor(1, thread_name_prefix="evaluate") as pool:
+            evaluated = pool.submit(_evaluate_stages, ctx, lane, test, task, outputs, emit,
+                                    cancel) if beside else None
+            stages.layer_errors(ctx, be, calib_path, emit)                       # layers
+            correct_mixed(ctx, emit)  # the kept bias correction, into the mixed models too
+            be.close()
+            if evaluated is not None:
+                evaluated.result()
+            else:
+                _evaluate_stages(ctx, lane, test, task, outputs, emit, cancel)   # evaluate_*
         score_draws_on_test(ctx, test, outputs, emit, cancel)                    # draws_test
         stages.analyze_npu(ctx, emit)                                            # analyze
         cancel.check()
@@ -144,6 +143,25 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     ctx.verdict = verdict
     if ctx.ptq_ref is not None:
         ctx.comparison = {"ptq": ctx.ptq_ref.ptq_summary().to_dict()}
+
+
+def _evaluate_stages(ctx: JobContext, lane: lanes.FloatLane | None, test: Dataset, task: Task,
+                     outputs: dict[str, list[np.ndarray]], emit: Sink,
+                     cancel: CancelToken) -> None:
+    """Each stage on the test set, in the configured order, into ``outputs``; FP16 is left
+    to the float lane when it has one, and gets FP32's outputs as its reference."""
+    for stage in ctx.cfg.quantization.stages:
+        cancel.check()
+        if lane is not None and stage in lane.evaluates:
+            continue
+
+        def evaluate(s: str = stage) -> list[np.ndarray]:
+            return stages.evaluate(ctx, s, test, task, outputs.get("fp32"), emit, cancel)
+
+        outputs[stage] = shared_evaluation(ctx, stage, evaluate, emit) if stage in (
+            "fp32", "fp16") else evaluate()
+        if stage == "fp32" and lane is not None:
+            lane.reference(outputs["fp32"])
 
 
 def run_job(

@@ -120,3 +120,28 @@ def test_a_failed_int8_stops_a_float_lane_still_converting(job, two_cores) -> No
                    "ConversionError")
     main, second = factory.opened
     assert second.calls[-1] == "convert_fp16" and second.closed and main.closed
+
+
+def test_the_lane_measures_fp16_against_the_jobs_fp32(job, two_cores,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # FP16 made to differ from FP32 (the int8 model in its place): measured against FP32's
+    # outputs, which the job evaluates and hands over, it is not exact; measured against
+    # itself it would be.
+    import fake_backend
+
+    convert = fake_backend.FakeBackend.convert
+
+    def fp16_differs(self, stage_name: str, out_path: str, *args: Any, **kw: Any) -> Any:
+        res = convert(self, stage_name, out_path, *args, **kw)
+        if stage_name == "fp16":
+            Path(out_path).write_bytes(fake_backend.INT8_MODEL)
+        return res
+
+    monkeypatch.setattr(fake_backend.FakeBackend, "convert", fp16_differs)
+    _, inline = _run(job(), FakeFactory())
+    lane = FakeFactory(own_process=True)
+    _, laned = _run(job(), lane)
+    assert len(lane.opened) == 2
+    fp16 = laned.report.to_dict()["stages"]["fp16"]["metrics"]["outputs"][0]
+    assert not fp16["exact"] and fp16["sqnr_db"] is not None
+    assert _stable(inline.report.to_dict()) == _stable(laned.report.to_dict())

@@ -145,3 +145,23 @@ def test_the_lane_measures_fp16_against_the_jobs_fp32(job, two_cores,
     fp16 = laned.report.to_dict()["stages"]["fp16"]["metrics"]["outputs"][0]
     assert not fp16["exact"] and fp16["sqnr_db"] is not None
     assert _stable(inline.report.to_dict()) == _stable(laned.report.to_dict())
+
+
+@pytest.mark.parametrize("stage", ["evaluate_fp32", "evaluate_int8", "layers",
+                                   "evaluate_fp16"])
+def test_an_error_while_evaluating_beside_the_layers_fails_the_run(job, two_cores,
+                                                                  stage: str) -> None:
+    # The evaluations run in a thread while the framework's process measures the per-layer
+    # error, and FP16's in the lane: an error on any of them fails the run with its log.
+    def boom(ev: Event) -> None:
+        if isinstance(ev, StageStarted) and ev.stage == stage:
+            raise RuntimeError(f"boom in {stage}")
+
+    events: list[Event] = []
+    factory = FakeFactory(own_process=True)
+    with pytest.raises(EngineError) as info:
+        _run(job(), factory, sink=lambda ev: (events.append(ev), boom(ev)))
+    rep = _assert_marked(Path(info.value.run_dir), "failed", events,  # type: ignore[attr-defined]
+                         "EngineError")
+    assert rep["error"]["message"] == f"internal error: RuntimeError: boom in {stage}"
+    assert all(be.closed for be in factory.opened) and len(factory.opened) == 2

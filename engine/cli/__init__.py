@@ -69,7 +69,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> int:
+    """``artq`` as a command: :func:`main`, allowed to start a TensorFlow child for ``run``
+    before it reads the job (engine/backends/prewarm.py)."""
+    return main(prewarm=True)
+
+
+def main(argv: list[str] | None = None, *, prewarm: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         # The workbench is the common case; skip building every command's parser for it.
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         from tui.app import main as tui_main
 
         return tui_main(runs_dir=getattr(args, "runs_dir", None))
+    args.prewarm = prewarm
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows up here, not in Python's flush at exit

@@ -35,3 +35,37 @@ def test_json_prints_the_report_only_and_strict_sets_code_4(tmp_path: Path) -> N
         r3 = artq("run", str(job), "--strict-confident",
                   "--set", "quantization.stages=['fp32','int8']")
         assert r3.returncode == 4, r3.stderr
+
+
+def test_the_child_started_before_the_job_is_read_changes_nothing(tmp_path: Path) -> None:
+    """``artq run`` starts its TensorFlow child as it begins (engine/backends/prewarm.py):
+    the same report and model bytes as with ``ARTQ_PREWARM=0``, and the child's start is in
+    the run's log."""
+    import os
+    import subprocess
+    import sys
+
+    from commands import child_env
+
+    job = job_file(tmp_path, extra="\n[quantization]\nstages = ['fp32', 'int8']\n")
+    reports, folders = [], []
+    for prewarm in ("1", "0"):
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(job), "--json",
+                            "--no-cache"], capture_output=True, text=True, timeout=300,
+                           env={**child_env(), "ARTQ_PREWARM": prewarm})
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        folders.append(Path(rep["run_dir"]))
+        for stage in rep["stages"].values():
+            stage.pop("items_per_s", None)  # a speed, not a result
+        reports.append({k: v for k, v in rep.items()
+                        if k not in ("created", "run_dir", "timings", "config_source")})
+    assert json.dumps(reports[0]).replace(str(folders[0]), "<run>") == \
+        json.dumps(reports[1]).replace(str(folders[1]), "<run>")
+    for name in ("fp32.tflite", "int8.tflite"):
+        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes()
+    early = "--- TensorFlow's start (before this run's log existed) ---"
+    assert early in (folders[0] / "log.txt").read_text(errors="replace")
+    assert early not in (folders[1] / "log.txt").read_text(errors="replace")
+    assert not [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("artq-tf-*.log")
+                if p.stat().st_mtime > folders[0].stat().st_mtime]

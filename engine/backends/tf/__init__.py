@@ -171,10 +171,10 @@ class TFBackend:
     def alive(self) -> bool:
         return self._proc.alive()
 
-    def rebind(self, options: BackendOptions) -> None:
+    def rebind(self, options: BackendOptions, wait: bool = True) -> None:
         if options.legacy_keras != self._opt.legacy_keras:
             raise ValueError("a Keras 2 child cannot serve a Keras 3 job, nor the reverse")
-        self._proc.rebind(str(options.log_path), options.sink, options.cancel)
+        self._proc.rebind(str(options.log_path), options.sink, options.cancel, wait=wait)
         self._opt = options
         self._src = None
 
@@ -184,3 +184,8 @@ class TFBackend:
 
     def close(self) -> None:
         self._proc.close()
+
+    def terminate(self) -> None:
+        """End the child now: one that did no work needs no clean exit, and one still
+        importing TensorFlow would read a request to quit only after the import."""
+        self._proc.terminate()

@@ -53,6 +53,8 @@ class TFProcess:
                 bufsize=1,
             )
         self._lines: queue.Queue[str | None] = queue.Queue()
+        #: Replies owed to requests sent without waiting (:meth:`rebind` with wait=False).
+        self._owed = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -62,14 +64,17 @@ class TFProcess:
             self._lines.put(line)
         self._lines.put(None)
 
-    def call(self, cmd: str, what: str, **args: Any) -> dict[str, Any]:
-        """Send one request and relay its events until the reply; raise on error."""
+    def _send(self, cmd: str, what: str, args: dict[str, Any]) -> None:
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
             self._proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._died(what) from None
+
+    def call(self, cmd: str, what: str, **args: Any) -> dict[str, Any]:
+        """Send one request and relay its events until the reply; raise on error."""
+        self._send(cmd, what, args)
         while True:
             # Checked on every line too: a busy child (a batch event per step) never lets
             # the queue run empty.
@@ -87,6 +92,11 @@ class TFProcess:
             except json.JSONDecodeError:
                 continue
             if msg.get("kind") == "reply":
+                if self._owed:  # the reply to a request sent earlier without waiting
+                    self._owed -= 1
+                    if not msg.get("ok"):
+                        raise _rebuild_error(msg.get("error") or {})
+                    continue
                 if msg.get("ok"):
                     return msg.get("result") or {}
                 raise _rebuild_error(msg.get("error") or {})
@@ -120,11 +130,19 @@ class TFProcess:
     def alive(self) -> bool:
         return self._proc.poll() is None
 
-    def rebind(self, log_path: str, sink: Sink, cancel: CancelToken | None = None) -> None:
+    def rebind(self, log_path: str, sink: Sink, cancel: CancelToken | None = None,
+               wait: bool = True) -> None:
         """Serve another job (a warm worker's next one): its sink and cancel token from now
-        on, and the child's fds 1 and 2 on its log (TensorFlow's C++ writes there)."""
+        on, and the child's fds 1 and 2 on its log (TensorFlow's C++ writes there).
+
+        ``wait=False`` only sends the request: a child still importing TensorFlow answers
+        it after the import, and the next call reads that answer first."""
         self._sink, self._cancel, self._log_path = sink, cancel or CancelToken(), log_path
-        self.call("rebind", "starting on a new run", log_path=log_path)
+        if wait:
+            self.call("rebind", "starting on a new run", log_path=log_path)
+        else:
+            self._send("rebind", "starting on a new run", {"log_path": log_path})
+            self._owed += 1
 
     def reset(self) -> None:
         """Clear what the last job left in the child: its state and the Keras session."""

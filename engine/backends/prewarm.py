@@ -1,0 +1,102 @@
+"""A TensorFlow child started as ``artq run`` begins, handed to the job when it opens one.
+
+The child spends its first ~3.5 s importing TensorFlow. Started by the job, that import began
+about a second into the command (the CLI's own imports, the config, preflight, the run
+folder); started here, right after the arguments are parsed, it runs beside them. The job
+gets it through a :data:`~engine.backends.BackendFactory` whose first Keras or SavedModel
+backend is this one, rebound to the run's log without waiting for the import to end. Any
+other backend (ONNX, PyTorch, QAT's Keras 2, the float lane's second one) is opened as usual,
+and an unused child is ended. What the child wrote before the run's log existed (its
+TensorFlow import) is added to that log afterwards, so nothing of it is lost.
+
+Importing this module imports no framework.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..cancel import CancelToken
+from ..events import null_sink
+from . import Backend, BackendFactory, BackendOptions, open_backend
+from .pool import poolable
+
+#: Model file suffixes TensorFlow's backend opens (a folder is a SavedModel).
+TF_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def worth_starting(config: str | os.PathLike[str]) -> bool:
+    """Whether the config's model, as written in the file, is TensorFlow's and its job PTQ.
+
+    A quick look at the raw TOML, not a validation: ``--set`` may still change the model,
+    and a config that does not parse says so in the real load. A wrong guess costs a child
+    that is ended unused."""
+    try:
+        with open(config, "rb") as f:
+            raw = tomllib.load(f)
+        model = str(raw["model"]["path"])
+        method = str((raw.get("quantization") or {}).get("method", "ptq"))
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    if method == "qat":
+        return False  # QAT's child needs Keras 2, chosen before TensorFlow is imported
+    path = Path(model) if Path(model).is_absolute() else Path(config).parent / model
+    return path.suffix.lower() in TF_SUFFIXES or path.is_dir()
+
+
+class Prewarmed:
+    """A BackendFactory (call it) whose first TensorFlow backend is one already started."""
+
+    def __init__(self, start: Callable[[BackendOptions], Any] | None = None,
+                 opener: BackendFactory = open_backend) -> None:
+        self._opener = opener
+        fd, log = tempfile.mkstemp(prefix="artq-tf-", suffix=".log")
+        os.close(fd)
+        self._early_log = Path(log)
+        options = BackendOptions(self._early_log, Path(tempfile.gettempdir()), null_sink,
+                                 CancelToken())
+        if start is None:
+            from .tf import TFBackend  # noqa: PLC0415 - the parent side only: no TensorFlow
+
+            start = TFBackend
+        self._be: Any | None = start(options)
+        self.used = False
+
+    def __call__(self, fmt: str, options: BackendOptions) -> Backend:
+        be, self._be = self._be, None
+        if be is not None and poolable(fmt, options) and be.alive():
+            try:
+                be.rebind(options, wait=False)
+            except Exception:  # noqa: BLE001 - it died since: open one as usual
+                be.close()
+            else:
+                self.used = True
+                return be
+        elif be is not None:
+            _end(be)
+        return self._opener(fmt, options)
+
+    def close(self, run_dir: str | os.PathLike[str] | None = None) -> None:
+        """End the child if no job took it; add what it wrote before the run's log existed
+        to ``run_dir``'s log.txt (when the job took it)."""
+        if self._be is not None:
+            _end(self._be)
+            self._be = None
+        with contextlib.suppress(OSError):
+            early = self._early_log.read_bytes()
+            if self.used and early and run_dir is not None and Path(run_dir).is_dir():
+                with open(Path(run_dir) / "log.txt", "ab") as log:
+                    log.write(b"\n--- TensorFlow's start (before this run's log existed) ---\n")
+                    log.write(early)
+            self._early_log.unlink()
+
+
+def _end(be: Any) -> None:
+    # Unused: ended at once (a TF child in its import reads "quit" only after it, ~3 s on).
+    getattr(be, "terminate", be.close)()

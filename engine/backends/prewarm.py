@@ -65,7 +65,11 @@ class Prewarmed:
             from .tf import TFBackend  # noqa: PLC0415 - the parent side only: no TensorFlow
 
             start = TFBackend
-        self._be: Any | None = start(options)
+        try:
+            self._be: Any | None = start(options)
+        except BaseException:
+            self._early_log.unlink(missing_ok=True)
+            raise
         self.used = False
 
     def __call__(self, fmt: str, options: BackendOptions) -> Backend:

@@ -25,7 +25,8 @@ from .protocol import JobDone, JsonLineWriter
 from .worker import point_fds_at, run_one
 
 REQUEST_HINT = ('send one JSON object per line: {"cmd": "run", "config": PATH, '
-                '"overrides": ["KEY=VALUE", ...]} or {"cmd": "quit"}')
+                '"overrides": ["KEY=VALUE", ...]}, {"cmd": "warm", "format": "keras"} or '
+                '{"cmd": "quit"}')
 
 
 class _Ended(Exception):
@@ -56,6 +57,11 @@ def serve(out: JsonLineWriter, cancel: CancelToken) -> int:
             req = _request(line)
             if req is not None and req.get("cmd") == "quit":
                 return 0
+            if req is not None and req.get("cmd") == "warm":
+                # No job and no answer: a TensorFlow child starts importing for the next one.
+                pool.prestart(str(req.get("format", "")))
+                busy[0] = False
+                continue
             before = set(sys.modules)
             rc, run_dir = _serve_one(req, line, out, cancel, pool)
             _forget_user_modules(before)

@@ -22,13 +22,16 @@ TensorFlow import. Requests come one JSON object per line on stdin::
 
     {"cmd": "run", "config": PATH, "overrides": ["KEY=VALUE", ...],
      "cache": DIR | null | false, "resume": false}
+    {"cmd": "warm", "format": "keras"}
     {"cmd": "quit"}
 
 ``config`` and ``overrides`` as ``run CONFIG --set ...``; ``cache``: a folder, null or absent
 for the user's cache folder, false for ``--no-cache``; ``resume`` as ``--resume``. After each
 request the worker writes a ``job_done`` event (:class:`engine.protocol.JobDone`) carrying
 the exit code ``run`` would have returned, the run folder and the pool's counters; a line
-that is not a request gets a ``run_failed`` and a ``job_done`` with code 2. SIGTERM cancels
+that is not a request gets a ``run_failed`` and a ``job_done`` with code 2. ``warm`` starts
+an idle TensorFlow process for a job to come (none when one waits already) and is not
+answered. SIGTERM cancels
 the running job (marked cancelled, its log kept) and then ends the worker (code 3); SIGTERM
 while idle, ``quit`` or the end of stdin end it at once, its TensorFlow processes with it.
 """

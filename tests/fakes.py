@@ -288,6 +288,11 @@ class FakeRunner:
         self.resumed: list[str] = []
         self.cancelled = False
         self._post: Any = None
+        #: The sessions it was asked to warm up for (model summary, config).
+        self.warmed: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    async def warm_up(self, model: dict[str, Any], config: dict[str, Any]) -> None:
+        self.warmed.append((model, config))
 
     async def start(self, config: str, overrides: list[str], post: Any, resume: bool = False) -> None:
         self.started.append((config, list(overrides)))

@@ -276,6 +276,8 @@ class ArtqApp(GuardedApp, App[int]):
             self.notify(f"The model file is missing: {session.model.get('path')}", title="Model missing",
                         severity="warning", timeout=8)
         self.action_check_data()
+        if (warm_up := getattr(self.runner, "warm_up", None)) is not None:  # while one tunes
+            self.run_worker(warm_up(session.model, session.config), group="warm-up")
         if go:
             self.action_show_tab("calibration")
 

@@ -156,6 +156,13 @@ class WorkerRunner:
         self.running = True
         asyncio.create_task(self._pump(self.proc, post))
 
+    async def warm_up(self, model: dict[str, Any], config: dict[str, Any]) -> None:
+        """A session was opened: for a job that will want one, the warm worker starts a
+        TensorFlow process now, while the user tunes, so the first launch skips its import."""
+        fmt = warm_format(model, config)
+        if self.warm and not self.running and fmt is not None:
+            await _send(await self._serve_worker(), {"cmd": "warm", "format": fmt})
+
     async def _serve_worker(self) -> Process:
         if self._serve is None or self._serve.returncode is not None:
             self._serve = await spawn("serve", [], self.python, stdin=asyncio.subprocess.PIPE)
@@ -216,6 +223,15 @@ class WorkerRunner:
             await asyncio.wait_for(serve.wait(), GRACE_S)
         except TimeoutError:
             await stop(serve)
+
+
+def warm_format(model: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """The model format to start a TensorFlow process for, for a session's job: a Keras or
+    SavedModel PTQ job's; None for QAT's (Keras 2, chosen at the process's start) and for
+    ONNX and PyTorch models (they run in the worker itself)."""
+    fmt = (model or {}).get("format")
+    method = (config.get("quantization") or {}).get("method", "ptq")
+    return fmt if method == "ptq" and fmt in ("keras", "h5", "saved_model") else None
 
 
 async def _send(proc: Process, request: dict[str, Any]) -> bool:

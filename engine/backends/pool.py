@@ -13,6 +13,7 @@ cancel isolation stay those of a fresh process. Importing this module imports no
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from . import Backend, BackendFactory, BackendOptions
@@ -79,6 +80,31 @@ class BackendPool:
         be = self._opener(fmt, options)
         self.opened += 1
         return _Lent(self, be) if isinstance(be, Reusable) else be
+
+    def prestart(self, fmt: str) -> bool:
+        """Fill the idle backends (:data:`MAX_IDLE`: the job's and its float lane's) for a
+        job of this format to come (the TUI asks when a session opens a Keras model: the
+        first launch then skips TensorFlow's import in both). Nothing when they are idle
+        already, or the format's backends are not pooled."""
+        import os  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+
+        from ..cancel import CancelToken  # noqa: PLC0415
+        from ..events import null_sink  # noqa: PLC0415
+
+        options = BackendOptions(Path(os.devnull), Path(tempfile.gettempdir()), null_sink,
+                                 CancelToken())
+        started = False
+        while poolable(fmt, options) and self.idle < self.max_idle:
+            be = self._opener(fmt, options)
+            self.opened += 1
+            if not isinstance(be, Reusable):
+                be.close()
+                break
+            with self._lock:
+                self._idle.append(be)
+            started = True
+        return started
 
     def _take(self) -> Any | None:
         with self._lock:

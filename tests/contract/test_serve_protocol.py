@@ -155,3 +155,14 @@ async def test_the_tui_runner_sends_launches_to_one_warm_worker(tmp_path: Path) 
     await cold.start(cfg, [], post_cold)
     await asyncio.wait_for(done.wait(), 60)
     assert codes == [2] and cold.proc is not None and cold.proc.returncode == 2
+
+
+def test_warm_is_not_answered_and_starts_nothing_for_a_model_it_cannot_pool(
+        tmp_path: Path) -> None:
+    # An ONNX model's backend runs in the worker itself: nothing to start ahead, no answer,
+    # and the worker goes on reading requests.
+    lines, rc, _ = _serve([json.dumps({"cmd": "warm", "format": "onnx"}), "not json",
+                           json.dumps({"cmd": "quit"})])
+    assert rc == 0
+    assert [d["kind"] for d in lines] == ["run_failed", "job_done"]  # the bad line's only
+    assert lines[-1]["pool"] == {"opened": 0, "reused": 0, "idle_pids": []}

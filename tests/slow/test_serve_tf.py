@@ -116,3 +116,28 @@ def test_a_relaunch_on_a_warm_worker_reuses_tensorflow_and_gives_the_same_bytes(
     reports = [_strip(json.loads((r / "report.json").read_text()), str(r))
                for r in (warm_run, cold_run)]
     assert reports[0] == reports[1]
+
+
+def test_warm_starts_tensorflow_before_the_first_job_which_then_takes_it(
+        tiny_model: Path, tmp_path: Path) -> None:
+    """What the TUI sends when a Keras session opens: the first job then opens no
+    TensorFlow process of its own (the job's and the float lane's were started ahead)."""
+    cfg = str(tiny_job(tmp_path, tiny_model, test_count=40))
+    serve = subprocess.Popen([sys.executable, "-m", "engine.worker", "serve"], env=child_env(),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             bufsize=1)
+    assert serve.stdin is not None
+    try:
+        serve.stdin.write(json.dumps({"cmd": "warm", "format": "keras"}) + "\n")
+        serve.stdin.write(json.dumps({"cmd": "run", "config": cfg, "cache": False,
+                                      "overrides": []}) + "\n")
+        serve.stdin.flush()
+        events = _until(serve, "job_done")
+        assert events[-2]["kind"] == "run_finished" and events[-2]["status"] == "ok"
+        assert events[-1]["pool"]["opened"] == 2 and events[-1]["pool"]["reused"] == 2
+        serve.stdin.close()
+        assert serve.wait(60) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()

@@ -146,6 +146,9 @@ async def test_launch_sends_only_what_changed_and_shows_the_verdict(runs: Path) 
     app = make_app(runs, runner)
     async with app.run_test(size=(100, 30)) as pilot:
         await open_digits(pilot, app)
+        # The session's model was offered for a warm-up as it opened, before any launch.
+        ((model, config),) = runner.warmed
+        assert model["format"] == "keras" and config["quantization"]["method"] == "ptq"
         await pilot.press("tab", "5", "0", "ctrl+r")  # Ctrl+R works while typing in the field
         await settle(pilot, app)
         config, overrides = runner.started[0]

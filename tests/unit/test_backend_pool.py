@@ -174,3 +174,26 @@ def test_a_job_through_the_pool_reuses_its_backends(tmp_path: Path) -> None:
     cancelled = [b for b in blocking.opened if "convert_int8" in b.calls]
     assert len(cancelled) == 1 and cancelled[0].closed
     assert pool2.idle == sum(not b.closed for b in blocking.opened)
+
+
+def test_prestart_leaves_idle_backends_for_the_next_job_and_its_lane(tmp_path: Path) -> None:
+    opener = WarmFactory()
+    pool = BackendPool(opener)
+    assert pool.prestart("keras") and pool.idle == MAX_IDLE == pool.opened == 2
+    assert not pool.prestart("keras")  # they wait already
+    assert not pool.prestart("onnx") and len(opener.opened) == 2  # not pooled: none started
+    first, second = pool("keras", _opts(tmp_path, "job")), pool("keras", _opts(tmp_path, "lane"))
+    assert sorted([first.inner.pid, second.inner.pid]) == sorted(b.pid for b in opener.opened)
+    assert pool.reused == 2
+    assert first.inner.options.log_path == tmp_path / "job.log"  # rebound to the job
+
+
+def test_the_tui_warms_up_for_keras_and_savedmodel_ptq_jobs_only() -> None:
+    from tui.jobs import warm_format
+
+    ptq, qat = {"quantization": {"method": "ptq"}}, {"quantization": {"method": "qat"}}
+    assert warm_format({"format": "keras"}, ptq) == "keras"
+    assert warm_format({"format": "saved_model"}, {}) == "saved_model"  # PTQ by default
+    assert warm_format({"format": "keras"}, qat) is None  # Keras 2, chosen at its start
+    assert warm_format({"format": "onnx"}, ptq) is None  # runs in the worker itself
+    assert warm_format({}, ptq) is None  # no model read yet

@@ -30,10 +30,10 @@ for the user's cache folder, false for ``--no-cache``; ``resume`` as ``--resume`
 request the worker writes a ``job_done`` event (:class:`engine.protocol.JobDone`) carrying
 the exit code ``run`` would have returned, the run folder and the pool's counters; a line
 that is not a request gets a ``run_failed`` and a ``job_done`` with code 2. ``warm`` starts
-an idle TensorFlow process for a job to come (none when one waits already) and is not
-answered. SIGTERM cancels
-the running job (marked cancelled, its log kept) and then ends the worker (code 3); SIGTERM
-while idle, ``quit`` or the end of stdin end it at once, its TensorFlow processes with it.
+idle TensorFlow processes for a job to come and its float lane (none when they wait
+already) and is not answered. SIGTERM cancels the running job (marked cancelled, its log
+kept) and then ends the worker (code 3); SIGTERM while idle, ``quit`` or the end of stdin
+end it at once, its TensorFlow processes with it.
 """
 
 from __future__ import annotations

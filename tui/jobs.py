@@ -231,6 +231,7 @@ def warm_format(model: dict[str, Any], config: dict[str, Any]) -> str | None:
     ONNX and PyTorch models (they run in the worker itself)."""
     fmt = (model or {}).get("format")
     method = (config.get("quantization") or {}).get("method", "ptq")
+    # engine.backends.pool.TF_FORMATS: not imported, engine.backends reaches the frameworks.
     return fmt if method == "ptq" and fmt in ("keras", "h5", "saved_model") else None
 
 

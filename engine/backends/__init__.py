@@ -146,6 +146,16 @@ class BackendOptions:
     cache: Any = None
     model_key: str = ""
 
+    @classmethod
+    def ahead(cls, log_path: Path) -> BackendOptions:
+        """For a backend started before its job exists (rebound when a job takes it): no
+        sink, no cancel of its own, scratch in the system's temporary folder."""
+        import tempfile  # noqa: PLC0415 - only where backends are started ahead
+
+        from ..events import null_sink  # noqa: PLC0415
+
+        return cls(log_path, Path(tempfile.gettempdir()), null_sink, CancelToken())
+
 
 BackendFactory = Callable[[str, BackendOptions], Backend]
 """``factory(model_format, options)``: opens the backend for a model of that format."""

@@ -12,6 +12,7 @@ cancel isolation stay those of a fresh process. Importing this module imports no
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -86,14 +87,7 @@ class BackendPool:
         job of this format to come (the TUI asks when a session opens a Keras model: the
         first launch then skips TensorFlow's import in both). Nothing when they are idle
         already, or the format's backends are not pooled."""
-        import os  # noqa: PLC0415
-        import tempfile  # noqa: PLC0415
-
-        from ..cancel import CancelToken  # noqa: PLC0415
-        from ..events import null_sink  # noqa: PLC0415
-
-        options = BackendOptions(Path(os.devnull), Path(tempfile.gettempdir()), null_sink,
-                                 CancelToken())
+        options = BackendOptions.ahead(Path(os.devnull))  # its import's chatter: nowhere
         started = False
         while poolable(fmt, options) and self.idle < self.max_idle:
             be = self._opener(fmt, options)

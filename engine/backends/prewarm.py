@@ -22,8 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..cancel import CancelToken
-from ..events import null_sink
 from . import Backend, BackendFactory, BackendOptions, open_backend
 from .pool import poolable
 
@@ -59,8 +57,7 @@ class Prewarmed:
         fd, log = tempfile.mkstemp(prefix="artq-tf-", suffix=".log")
         os.close(fd)
         self._early_log = Path(log)
-        options = BackendOptions(self._early_log, Path(tempfile.gettempdir()), null_sink,
-                                 CancelToken())
+        options = BackendOptions.ahead(self._early_log)
         if start is None:
             from .tf import TFBackend  # noqa: PLC0415 - the parent side only: no TensorFlow
 

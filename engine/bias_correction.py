@@ -141,6 +141,7 @@ def run(content: bytes, x: np.ndarray, tensors: Sequence[int], *, workers: int =
             if i >= n or (cancel is not None and cancel.cancelled):
                 return
             it.set_tensor(tin.index, xq[i : i + 1])
+            it.reset_all_variables()  # an LSTM's state: from zero for each item
             it.invoke()
             for k, a in got.items():
                 a[i] = it.get_tensor(k)[0]

@@ -214,6 +214,9 @@ def run_model(
             if cancel is not None and cancel.cancelled:
                 return False
             it.set_tensor(tin.index, xq[i - a : i - a + 1])
+            # Each item is an input of its own. An INT8 LSTM keeps its state in variable
+            # tensors that invoke() leaves as the last item ended (0.4 µs to reset).
+            it.reset_all_variables()
             it.invoke()
             for k, view in enumerate(out):
                 raw[k][i] = view()[0]

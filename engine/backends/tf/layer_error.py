@@ -198,6 +198,7 @@ def layer_mode(
     inp = it.get_input_details()[0]
     for i in range(len(x)):
         it.set_tensor(inp["index"], np.asarray(x[i : i + 1], inp["dtype"]))
+        it.reset_all_variables()  # an LSTM's state: from zero for each item
         it.invoke()
         for qi, fi in pairs:
             acc[qi].add(it.get_tensor(fi), _dequantize(it.get_tensor(qi), td[qi]))
@@ -237,8 +238,10 @@ def model_mode(
     for i in range(len(x)):
         item = np.asarray(x[i : i + 1], np.float32)
         fit.set_tensor(f_in["index"], item)
+        fit.reset_all_variables()  # an LSTM's state: from zero for each item
         fit.invoke()
         qit.set_tensor(q_in[0].index, quantize_input(item, q_in[0]))
+        qit.reset_all_variables()
         qit.invoke()
         for qi, fi in twin.items():
             f = fit.get_tensor(fi)

@@ -130,6 +130,9 @@ class WorkerRunner:
         self._serve: Process | None = None
         self._ending: Process | None = None
         self._post: Post | None = None
+        # A warm-up and a launch may both ask for the worker while it is being spawned:
+        # two would start, and the first job's worker would not be the one kept.
+        self._spawning = asyncio.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -164,10 +167,12 @@ class WorkerRunner:
             await _send(await self._serve_worker(), {"cmd": "warm", "format": fmt})
 
     async def _serve_worker(self) -> Process:
-        if self._serve is None or self._serve.returncode is not None:
-            self._serve = await spawn("serve", [], self.python, stdin=asyncio.subprocess.PIPE)
-            asyncio.create_task(self._pump_serve(self._serve))
-        return self._serve
+        async with self._spawning:
+            if self._serve is None or self._serve.returncode is not None:
+                self._serve = await spawn("serve", [], self.python,
+                                          stdin=asyncio.subprocess.PIPE)
+                asyncio.create_task(self._pump_serve(self._serve))
+            return self._serve
 
     async def _pump(self, proc: Process, post: Post) -> None:
         err = read_stderr(proc)

@@ -166,3 +166,21 @@ def test_warm_is_not_answered_and_starts_nothing_for_a_model_it_cannot_pool(
     assert rc == 0
     assert [d["kind"] for d in lines] == ["run_failed", "job_done"]  # the bad line's only
     assert lines[-1]["pool"] == {"opened": 0, "reused": 0, "idle_pids": []}
+
+
+async def test_a_warm_up_and_a_launch_at_once_share_one_warm_worker() -> None:
+    # Opening a session asks for the worker (warm-up) and Ctrl+R may follow before it has
+    # started: both must get the same one, or the job's worker is not the one the runner
+    # keeps and cancels (seen: a cancelled job reported over while its worker lived on).
+    import asyncio
+
+    from tui.jobs import WorkerRunner
+
+    runner = WorkerRunner(warm=True)
+    first, second = await asyncio.gather(runner._serve_worker(), runner._serve_worker())
+    try:
+        assert first is second
+        assert first.returncode is None
+    finally:
+        await runner.close()
+    assert first.returncode == 0

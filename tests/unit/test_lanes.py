@@ -165,3 +165,38 @@ def test_an_error_while_evaluating_beside_the_layers_fails_the_run(job, two_core
                          "EngineError")
     assert rep["error"]["message"] == f"internal error: RuntimeError: boom in {stage}"
     assert all(be.closed for be in factory.opened) and len(factory.opened) == 2
+
+
+def test_the_per_layer_error_does_not_wait_for_the_lanes_fp32(job, two_cores) -> None:
+    # Nothing before the evaluations needs FP32's file unless draws, equalization or bias
+    # correction measure against it: the per-layer error starts once INT8 is written, and
+    # FP32 is evaluated once the lane has written it.
+    import threading
+
+    from fake_backend import FakeBackend
+
+    layers_started = threading.Event()
+    order: list[str] = []
+
+    class Gated(FakeBackend):
+        def _enter(self, stage: str) -> None:
+            if stage == "layers":
+                layers_started.set()
+            if stage == "convert_fp32":
+                layers_started.wait(10)  # held until the main lane is past INT8
+                order.append("fp32 converted")
+            super()._enter(stage)
+
+    class GatedFactory(FakeFactory):
+        def __call__(self, fmt: str, options: Any) -> FakeBackend:
+            be = Gated(options, own_process=True)
+            self.opened.append(be)
+            return be
+
+    inline = FakeFactory()
+    _, a = _run(job(), inline)
+    events, b = _run(job(), GatedFactory(own_process=True))
+    started = [e.stage for e in events if isinstance(e, StageStarted)]
+    assert started.index("layers") < started.index("evaluate_fp32")
+    assert layers_started.is_set() and order == ["fp32 converted"]
+    assert _stable(a.report.to_dict()) == _stable(b.report.to_dict())

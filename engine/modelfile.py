@@ -38,6 +38,10 @@ _UNSAFE_TF_NAMES = {"py_func", "py_function", "numpy_function", "print", "Print"
                     "load_library", "load_op_library", "write_file", "read_file", "eager_py_func"}
 
 
+#: The formats TensorFlow's backend opens (its child process; the rest run in-process).
+TF_FORMATS = ("keras", "h5", "saved_model")
+
+
 @dataclass(frozen=True)
 class ModelFile:
     path: str

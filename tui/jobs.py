@@ -234,10 +234,11 @@ def warm_format(model: dict[str, Any], config: dict[str, Any]) -> str | None:
     """The model format to start a TensorFlow process for, for a session's job: a Keras or
     SavedModel PTQ job's; None for QAT's (Keras 2, chosen at the process's start) and for
     ONNX and PyTorch models (they run in the worker itself)."""
+    from engine.modelfile import TF_FORMATS  # noqa: PLC0415 - framework-free, no backend
+
     fmt = (model or {}).get("format")
     method = (config.get("quantization") or {}).get("method", "ptq")
-    # engine.backends.pool.TF_FORMATS: not imported, engine.backends reaches the frameworks.
-    return fmt if method == "ptq" and fmt in ("keras", "h5", "saved_model") else None
+    return fmt if method == "ptq" and fmt in TF_FORMATS else None
 
 
 async def _send(proc: Process, request: dict[str, Any]) -> bool:

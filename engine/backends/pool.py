@@ -17,10 +17,9 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..modelfile import TF_FORMATS
 from . import Backend, BackendFactory, BackendOptions
 
-#: Model formats whose backend runs in a TensorFlow child process.
-TF_FORMATS = ("keras", "h5", "saved_model")
 #: The main backend and the float lane's: what a PTQ job opens at most.
 MAX_IDLE = 2
 

@@ -28,6 +28,11 @@ def test_the_lean_export_computes_the_keras_model(tmp_path: Path) -> None:
     h = keras.layers.Dropout(0.5)(h)  # a seed generator's state: a variable of its own
     out = keras.layers.Dense(3)(keras.layers.Flatten()(h))
     model = keras.Model(inp, out)
+
+    def no_fallback(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the lean export failed and fell back to Keras's")
+
+    model.export = no_fallback  # this test is about the lean SavedModel itself
     info = export_keras(model, "m.keras", None, str(tmp_path / "sm"))
     assert info["outputs"][0]["signature"] == "output_0"
     x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)

@@ -11,8 +11,12 @@ For each case, side by side in one run:
   (d) the same pair the way the TUI launches it, in one warm worker (``python -m
       engine.worker serve``, an empty cache of its own): the cold job (d1), then the
       relaunch with ``calibration.samples`` changed (d2), served by the TensorFlow child
-      the cold job left.
-Prints each wall time, (b)'s and (c)'s stage times, and the ratios b/a, c/b and d2/d1.
+      the cold job left;
+  (e) the same relaunch as a new ``artq run`` with a warm worker started (``artq worker
+      start``): a first run through it (e1, the cache (b) filled), then the relaunch with
+      ``calibration.samples`` changed (e2), each timed as the whole ``artq run`` command.
+(a)-(d) run with no warm worker. Prints each wall time, (b)'s and (c)'s stage times, and the
+ratios b/a, c/b, d2/d1 and e2/b.
 
 The mobilenet case needs ../shared/real_models next to the checkout (ST's model zoo
 MobileNet v2 person classifier; never copied into the repository).
@@ -143,10 +147,35 @@ def warm_pair(config: Path, samples: int, other: int, work: Path,
     return times[0], times[1], reused
 
 
+def cli_warm_pair(artq: list[str], samples: int, other: int, work: Path,
+                  env: dict[str, str]) -> tuple[float, float, str]:
+    """(e): ``artq run`` twice with a warm worker started; their wall times and what the
+    relaunch said about where it ran."""
+    env = {**env, "ARTQ_WORKER_SOCKET": str(work / "w.sock")}
+    cli = [sys.executable, "-m", "engine.cli"]
+    subprocess.run([*cli, "worker", "start"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    try:
+        times, said = [], ""
+        for count in (samples, other):
+            t0 = time.perf_counter()
+            p = subprocess.run([*artq, "--set", f"calibration.samples={count}"], env=env,
+                               cwd=ROOT, capture_output=True, text=True)
+            times.append(time.perf_counter() - t0)
+            if p.returncode not in (0, 4):
+                sys.exit(f"a run on the warm worker failed ({p.returncode}):\n{p.stderr[-3000:]}")
+            said = next((ln for ln in p.stderr.splitlines() if "warm worker" in ln), "not on it")
+    finally:
+        subprocess.run([*cli, "worker", "stop"], env=env, cwd=ROOT, capture_output=True)
+    return times[0], times[1], said
+
+
 def run_case(name: str, work: Path) -> tuple[float, float, float]:
     config, shape, legacy = CASES[name]
     model, cal, test, samples = model_ready(config, shape, work)
-    env = {**os.environ, "ARTQ_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(ROOT)}
+    # No warm worker for (a)-(d), even if the user has one running.
+    env = {**os.environ, "ARTQ_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(ROOT),
+           "ARTQ_WORKER_SOCKET": str(work / "none.sock")}
     a, out = timed([sys.executable, "-c", PLAIN, str(model), str(cal), str(test),
                     "1" if legacy else "0"], env)
     artq = [sys.executable, "-m", "engine.cli", "run", str(config), "--json",
@@ -155,6 +184,7 @@ def run_case(name: str, work: Path) -> tuple[float, float, float]:
     other = max(10, samples // 2)
     c, out_c = timed([*artq, "--set", f"calibration.samples={other}"], env)
     d1, d2, reused = warm_pair(config, samples, other, work, env)
+    e1, e2, said = cli_warm_pair(artq, samples, other, work, env)
     rb, rc = json.loads(out_b), json.loads(out_c)
     print(f"{name}: (a) plain script {a:.1f} s · (b) artq cold {b:.1f} s · "
           f"(c) relaunch, calibration.samples {samples}→{other}: {c:.1f} s")
@@ -162,7 +192,10 @@ def run_case(name: str, work: Path) -> tuple[float, float, float]:
     print(f"  (c) stages: {stages(rc)}")
     print(f"  (d) as the TUI launches, one warm worker: cold {d1:.1f} s · relaunch {d2:.1f} s"
           f" (TensorFlow child reused: {'yes' if reused else 'no'})")
-    print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}   d2/d1 = {d2 / d1:.2f}   d2/b = {d2 / b:.2f}")
+    print(f"  (e) artq run with a warm worker started: first {e1:.1f} s · relaunch {e2:.1f} s"
+          f" ({said.strip()})")
+    print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}   d2/d1 = {d2 / d1:.2f}   d2/b = {d2 / b:.2f}"
+          f"   e2/b = {e2 / b:.2f}")
     return a, b, c
 
 

@@ -7,6 +7,8 @@
                                                                variant's events as they come
     serve                                                      job after job, requested on
                                                                stdin (below)
+    listen SOCKET [--idle-s S] [--log FILE]                    job after job, requested on
+                                                               a Unix socket (engine.listen)
 
 Streams versioned JSON-line events (:mod:`engine.events`, :mod:`engine.protocol`) on a
 private channel: the pipe that was stdout. File descriptors 1 and 2 are pointed at the run's
@@ -57,7 +59,7 @@ from .protocol import (
     open_private_channel,
 )
 
-SUBCOMMANDS = ("run", "check", "sweep", "serve")
+SUBCOMMANDS = ("run", "check", "sweep", "serve", "listen")
 
 
 def point_fds_at(path: str) -> None:
@@ -93,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=0)
     sub.add_parser("serve", help="run the jobs requested on stdin, one JSON line each, "
                    "keeping TensorFlow warm between them")
+    listen = sub.add_parser("listen", help="run the jobs requested on a Unix socket, "
+                            "keeping TensorFlow warm between them (artq worker start)")
+    listen.add_argument("socket")
+    listen.add_argument("--idle-s", type=float, default=1800.0)
+    listen.add_argument("--log", default=os.devnull)
+    listen.add_argument("--warm", default="keras",
+                        help="the model format whose framework starts at once ('' for none)")
     return parser
 
 
@@ -101,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "run")  # the form before subcommands: ``engine.worker CONFIG ...``
     args = _parser().parse_args(argv)
+    if args.command == "listen":  # no private channel: its clients come on the socket
+        from .listen import listen  # noqa: PLC0415
+
+        return listen(args.socket, args.idle_s, args.log, args.warm)
 
     out = JsonLineWriter(open_private_channel(None))
     cancel = CancelToken()

@@ -33,6 +33,9 @@ if "ARTQ_CACHE_DIR" not in os.environ:
     import tempfile
 
     os.environ["ARTQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="artq-test-cache-")
+# Never the user's warm worker (`artq worker start`): a run the tests start runs in its own
+# process unless a test starts a worker of its own.
+os.environ["ARTQ_WORKER_SOCKET"] = os.path.join(os.environ["ARTQ_CACHE_DIR"], "no-worker.sock")
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 # ROOT for the engine and tui packages; TESTS for the helpers (models, fakes, npu_models)

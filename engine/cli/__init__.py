@@ -6,6 +6,7 @@
     artq sweep CONFIG --set   what-if variants side by side
     artq samples ...          list or retrain the bundled samples
     artq cache info|clear     the cache runs share
+    artq worker start|stop    keep TensorFlow warm between runs
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ examples:
   artq inspect runs/<run>/int8.tflite --target stm32n6570-dk
   artq sweep sample_configs/ocr_crnn_conv.toml --set calibration.samples=10,50,100,200,500
   artq run --resume runs/<cancelled QAT run>
+  artq worker start    # then every `artq run` skips TensorFlow's import
 """
 
 
-COMMANDS = ("run", "inspect", "sweep", "samples", "cache")
+COMMANDS = ("run", "inspect", "sweep", "samples", "cache", "worker")
 #: Exit code when stdout's reader closed the pipe early (see _stdout_closed).
 STDOUT_CLOSED = 141
 

@@ -26,9 +26,9 @@ from rich.table import Table
 
 from ..cancel import CancelToken
 from ..errors import EngineError, VerdictFailed
-from ..events import STAGE_LABELS, Event, Log, StageFinished, StageStarted
+from ..events import STAGE_LABELS, Event, Log, RunFailed, StageFinished, StageStarted
 from ..events import Progress as ProgressEvent
-from ..report import Report
+from ..report import Report, read_report
 from ..verdict import FAIL, UNRESOLVED, Verdict
 from .console import Console
 
@@ -71,6 +71,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="continue a cancelled or failed QAT run (a run folder) from its last "
                    "epoch checkpoint")
+    p.add_argument("--no-worker", action="store_true",
+                   help="run the job in this process even when a warm worker runs "
+                   "(`artq worker start`)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
 
@@ -200,6 +203,12 @@ def print_summary(console: Console, rep: Report) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    conn = _warm_worker(args)
+    if conn is not None:  # TensorFlow is warm there: no import here
+        try:
+            return _run(args, None, [None], conn)
+        finally:
+            conn.close()
     # First: TensorFlow's ~3.5 s import then runs beside this command's own start.
     prewarmed = _prewarm(args)
     ran: list[str | None] = [None]  # the run folder, which gets the early child's log
@@ -208,6 +217,48 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if prewarmed is not None:
             prewarmed.close(ran[0])
+
+
+def _warm_worker(args: argparse.Namespace) -> Any:
+    """The warm worker's connection when one runs this artq and may take the job, else None
+    (said when one runs but cannot: busy, or another artq)."""
+    if args.resume or not args.config or getattr(args, "no_worker", False):
+        return None
+    from ..warm import connect
+
+    conn, why = connect()
+    if why and not args.quiet:
+        Console(stderr=True).print(f"note: {escape(why)}; running the job here", highlight=False)
+    return conn
+
+
+class _FailedThere(EngineError):
+    """A job the warm worker ran ended failed or cancelled: what it said, with its code."""
+
+    def __init__(self, failed: RunFailed | None, code: int, run_dir: str) -> None:
+        super().__init__(failed.message if failed else f"the job ended with code {code}",
+                         failed.hint if failed else "")
+        self.exit_code = code
+        self.run_dir = run_dir or (failed.run_dir if failed else "") or None
+
+
+def _run_there(conn: Any, config: str, overrides: list[str], cache: Any,
+               sink: Any) -> Report:
+    """The job on the warm worker: its events to ``sink``; its report, or its failure."""
+    failed: list[RunFailed] = []
+
+    def relay(ev: Event) -> None:
+        if isinstance(ev, RunFailed):
+            failed.append(ev)
+        sink(ev)
+
+    done = conn.run(config, overrides, cache, relay)
+    if done.exit_code != 0:
+        raise _FailedThere(failed[-1] if failed else None, done.exit_code, done.run_dir)
+    rep = read_report(done.run_dir)
+    if rep is None:
+        raise _FailedThere(None, 1, done.run_dir)
+    return rep
 
 
 def _prewarm(args: argparse.Namespace) -> Any:
@@ -226,12 +277,12 @@ def _prewarm(args: argparse.Namespace) -> Any:
         return None
 
 
-def _run(args: argparse.Namespace, backend: Any, ran: list[str | None]) -> int:
+def _run(args: argparse.Namespace, backend: Any, ran: list[str | None],
+         conn: Any = None) -> int:
     err_console = Console(stderr=True)
     out_console = Console()
     from .. import config as config_mod
     from ..cache import default_root
-    from ..job import run_job
 
     cancel = CancelToken()
     pressed = [0]
@@ -240,6 +291,8 @@ def _run(args: argparse.Namespace, backend: Any, ran: list[str | None]) -> int:
         pressed[0] += 1
         if pressed[0] == 1:
             cancel.cancel()
+            if conn is not None:
+                conn.cancel()
             err_console.print("[yellow]cancelling… (Ctrl-C again to force)[/]")
         else:
             raise KeyboardInterrupt
@@ -257,8 +310,8 @@ def _run(args: argparse.Namespace, backend: Any, ran: list[str | None]) -> int:
         elif not args.config:
             raise config_mod.ConfigError("give a job config (or --resume RUN)",
                                          "for example: artq run sample_configs/digits_ptq.toml")
-        else:
-            overrides = list(args.overrides)
+        overrides = list(args.overrides)
+        if not args.resume:
             if args.runs_dir:
                 overrides.append(f"output.runs_dir={json.dumps(str(Path(args.runs_dir).resolve()))}")
             cfg = config_mod.load_config(args.config, overrides)
@@ -272,13 +325,23 @@ def _run(args: argparse.Namespace, backend: Any, ran: list[str | None]) -> int:
         old = signal.signal(signal.SIGINT, on_sigint)
         # kill, a job scheduler or a closed SSH session: cancel as Ctrl-C does, so the run
         # folder says "cancelled" and keeps its log instead of looking unfinished.
-        old_term = signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
+        old_term = signal.signal(signal.SIGTERM, lambda *_: (
+            cancel.cancel(), conn.cancel() if conn is not None else None))
         try:
             with RichSink(err_console, quiet=args.quiet) as sink:
-                result = run_job(cfg, sink, cancel, resume=args.resume,
-                                 cache_dir=None if args.no_cache else default_root(),
-                                 backend=backend)
-                ran[0] = str(result.run_dir)
+                if conn is not None:
+                    if not args.quiet:
+                        err_console.print(f"on the warm worker (pid {conn.worker.pid})",
+                                          highlight=False)
+                    rep = _run_there(conn, args.config, overrides,
+                                     False if args.no_cache else str(default_root()), sink)
+                else:
+                    from ..job import run_job
+
+                    rep = run_job(cfg, sink, cancel, resume=args.resume,
+                                  cache_dir=None if args.no_cache else default_root(),
+                                  backend=backend).report
+                ran[0] = rep.run_dir
         finally:
             signal.signal(signal.SIGINT, old)
             signal.signal(signal.SIGTERM, old_term)
@@ -299,8 +362,7 @@ def _run(args: argparse.Namespace, backend: Any, ran: list[str | None]) -> int:
         err_console.print("[yellow]cancelled[/]")
         return 3
     if args.json:
-        sys.stdout.write(json.dumps(result.report.to_dict(), indent=2) + "\n")
-    rep = result.report
+        sys.stdout.write(json.dumps(rep.to_dict(), indent=2) + "\n")
     if not args.json:
         print_summary(out_console, rep)
     v = rep.verdict

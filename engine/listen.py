@@ -97,6 +97,8 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
                 busy[0] = False
             if ending[0]:
                 return 3  # SIGTERM during a job: it was cancelled, now the worker ends
+            if warm:
+                pool.prestart(warm)  # after a cancel (its processes ended): warm again
     except _Stop:
         return 3
     finally:

@@ -110,10 +110,25 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
                 os.unlink(path)
 
 
+class _ToClient:
+    """The connection's writing end: a client gone (reset, closed) costs its events only."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._f = conn.makefile("w", encoding="utf-8", buffering=1)
+
+    def write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._f.write(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._f.flush()
+
+
 def _session(conn: socket.socket, pool: BackendPool, current: list[CancelToken]) -> bool:
     """One connection: its requests until it ends; True when it asked the worker to stop."""
     rfile = conn.makefile("r", encoding="utf-8")
-    out = JsonLineWriter(conn.makefile("w", encoding="utf-8", buffering=1))
+    out = JsonLineWriter(_ToClient(conn))  # type: ignore[arg-type]
     while True:
         try:
             line = rfile.readline()

@@ -99,6 +99,8 @@ def test_a_busy_worker_is_passed_over_with_a_note(tmp_path: Path, sock: Path) ->
             held.sendall(b'{"cmd": "hello"}\n')
             assert json.loads(held.makefile().readline())["pid"] == worker.pid
             run = _artq(sock, "run", cfg)
+        # Free again, it meets the passed-over run's connection (its client gone) and goes on.
+        status = _artq(sock, "worker", "status")
         assert worker.poll() is None
     finally:
         worker.terminate()
@@ -107,6 +109,7 @@ def test_a_busy_worker_is_passed_over_with_a_note(tmp_path: Path, sock: Path) ->
     assert "note: the warm worker is busy with another job; running the job here" in run.stderr
     assert "on the warm worker" not in run.stderr
     assert "[run folder marked failed: " in _error_line(run.stderr)
+    assert status.returncode == 0 and f"pid {worker.pid}" in status.stdout
 
 
 def test_a_worker_of_another_artq_is_passed_over_with_a_note(tmp_path: Path,

@@ -65,9 +65,19 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
         if not busy[0]:
             raise _Stop()
 
+    def prestart() -> None:
+        # Not interrupted halfway (a child started but not yet pooled would outlive us).
+        busy[0] = True
+        if warm:
+            pool.prestart(warm)
+        busy[0] = False
+        if ending[0]:
+            raise _Stop()
+
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound = -1
     try:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a stale socket: the caller checked that nothing answers on it
@@ -79,8 +89,7 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
         srv.listen(8)
         srv.settimeout(idle_s)
         bound = os.stat(path).st_ino
-        if warm:
-            pool.prestart(warm)  # the first job's TensorFlow child starts importing now
+        prestart()  # the first job's TensorFlow processes start importing now
         while True:
             try:
                 conn, _ = srv.accept()
@@ -97,8 +106,7 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
                 busy[0] = False
             if ending[0]:
                 return 3  # SIGTERM during a job: it was cancelled, now the worker ends
-            if warm:
-                pool.prestart(warm)  # after a cancel (its processes ended): warm again
+            prestart()  # after a cancel, which ended its processes: warm again
     except _Stop:
         return 3
     finally:

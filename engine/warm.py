@@ -51,10 +51,10 @@ def _private_dir(sock: Path) -> Path:
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = d.stat()
     except OSError as exc:
-        raise InputFileError(f"{d}: cannot make the warm worker's folder ({exc.strerror})",
+        raise InputFileError(str(d), f"cannot make the warm worker's folder ({exc.strerror})",
                              f"set {SOCKET_ENV} to a socket path in a folder of your own") from None
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise InputFileError(f"{d}: the warm worker's folder is open to other users",
+        raise InputFileError(str(d), "the warm worker's folder is open to other users",
                              f"chmod 700 {d}, or set {SOCKET_ENV} to a path in a folder of "
                              "your own") from None
     return d
@@ -158,7 +158,10 @@ def start(idle_minutes: float = IDLE_MINUTES, path: Path | None = None,
         conn.close()
         return conn.worker
     if why:
-        raise InputFileError(f"{sock_path}: {why}", "artq worker stop, then artq worker start")
+        raise InputFileError(str(sock_path), why, "artq worker stop, then artq worker start")
+    if len(os.fsencode(sock_path)) > 100:  # the kernel's limit for a socket's path: 107
+        raise InputFileError(str(sock_path), "too long for a socket's path",
+                             f"set {SOCKET_ENV} to a shorter one")
     folder = _private_dir(sock_path)
     log = folder / "worker.log"
     proc = subprocess.Popen(

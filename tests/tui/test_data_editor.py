@@ -90,6 +90,13 @@ async def put(pilot: Any, split: str, field: str, value: Any) -> None:
     await pilot.pause()
 
 
+def asks(app: ArtqApp) -> bool:
+    """A question is up, its Yes button focused (Enter answers it): what a pause waited for."""
+    from tui.newjob import ConfirmScreen  # noqa: PLC0415
+
+    return isinstance(app.screen, ConfirmScreen) and getattr(app.focused, "id", None) == "confirm-yes"
+
+
 def refused(app: ArtqApp) -> SettingError:
     with pytest.raises(SettingError) as info:
         app.overrides()
@@ -97,7 +104,10 @@ def refused(app: ArtqApp) -> SettingError:
 
 
 async def test_npz_by_keyboard_offers_the_files_arrays_and_checks_the_data(
-        tmp_path: Path, data: dict[str, Path]) -> None:
+        tmp_path: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The path is typed relative to the working folder, as a user in the data's folder
+    # would: each key costs a pilot round (~0.1 s), and the absolute tmp path was 70 keys.
+    monkeypatch.chdir(data["dir"])
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_sample(pilot)
@@ -110,7 +120,7 @@ async def test_npz_by_keyboard_offers_the_files_arrays_and_checks_the_data(
         await pilot.pause()
         assert app.query_one("#ds-calibration-kind", Select).value == "npz"
         assert "PROBLEM: choose a file or folder" in msg(app, "calibration", "path")
-        await pilot.press("tab", *str(data["npz"]), "enter")
+        await pilot.press("tab", *"own.npz", "enter")
         await settle(pilot)
         xs = app.query_one("#ds-calibration-x", Select)
         offered = [str(p) for p, _ in xs._options]
@@ -123,7 +133,7 @@ async def test_npz_by_keyboard_offers_the_files_arrays_and_checks_the_data(
         # The data check ran on the file: 40 items, all drawn.
         await until(pilot, lambda: "own.npz: 40 items" in str(
             app.query_one("#calib-stats", Static).render()), "the check of the npz")
-        assert app.overrides() == {
+        assert app.overrides() == {  # the typed path, made absolute against the cwd
             "data.calibration.kind": "npz", "data.calibration.path": str(data["npz"]),
             "data.calibration.x": "x_calib", "data.calibration.y": ""}
 
@@ -354,7 +364,7 @@ async def test_tuned_values_are_not_dropped_without_asking(tmp_path: Path) -> No
         await settle(pilot)
         sample = app.session
         app.pane("models").open_model(DIGITS_MODEL)
-        await pilot.pause()
+        await until(pilot, lambda: asks(app), "the question")
         assert isinstance(app.screen, ConfirmScreen)
         assert "calibration.samples = 50" in str(app.screen.query_one("#confirm-message").render())
         await pilot.press("escape")
@@ -362,7 +372,7 @@ async def test_tuned_values_are_not_dropped_without_asking(tmp_path: Path) -> No
         assert app.session is sample
         assert app.query_one("#k-calibration--samples", Input).value == "50"
         app.pane("models").open_model(DIGITS_MODEL)
-        await pilot.pause()
+        await until(pilot, lambda: asks(app), "the question")
         await pilot.press("enter")
         await settle(pilot)
         assert app.session is not sample and app.session.name == "digits"
@@ -391,14 +401,14 @@ async def test_quit_while_a_job_runs_asks_first(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")
         await until(pilot, lambda: runner.running, "the job to start")
         await pilot.press("escape", "q")  # out of the field, then q
-        await pilot.pause()
+        await until(pilot, lambda: asks(app), "q to ask")
         assert isinstance(app.screen, ConfirmScreen) and runner.running
         await pilot.press("escape")  # keep the job
-        await pilot.pause()
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "the question to close")
         assert not isinstance(app.screen, ConfirmScreen) and runner.running
         assert app.is_running
         await pilot.press("q")
-        await pilot.pause()
+        await until(pilot, lambda: asks(app), "q to ask")
         await pilot.press("enter")
         await until(pilot, lambda: not app.is_running, "the app to quit")
         assert not runner.running

@@ -112,7 +112,7 @@ async def test_missing_model_is_said_and_not_launched(runs: Path, tmp_path: Path
         await settle(pilot, app)
         assert "MISSING" in text_of(app, "#summary")
         await pilot.press("ctrl+r")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, ErrorDialog), "the error dialog")
         assert isinstance(app.screen, ErrorDialog)
         assert runner.started == []
         await pilot.press("escape")

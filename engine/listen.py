@@ -1,7 +1,7 @@
 """``python -m engine.worker listen SOCKET``: the warm worker ``artq worker start`` leaves
 running, which ``artq run`` reaches over a Unix socket instead of importing TensorFlow again.
 
-It runs one job at a time, each as ``serve`` runs it (:func:`engine.serve._serve_one`: the
+It runs one job at a time, each as ``serve`` runs it (:func:`engine.serve.serve_one`: the
 same events, the run's log on fds 1 and 2, preflight errors as one ``run_failed``), and keeps
 its :class:`engine.backends.pool.BackendPool` between jobs, so a relaunch skips the
 TensorFlow import and the model's load. One request per connection, one JSON line each::
@@ -34,7 +34,7 @@ from .backends.pool import BackendPool
 from .cancel import CancelToken
 from .events import RunFailed
 from .protocol import JobDone, JsonLineWriter
-from .serve import _forget_user_modules, _request, _serve_one
+from .serve import forget_user_modules, parse_request, serve_one
 from .worker import point_fds_at
 
 ENGINE_DIR = str(Path(__file__).resolve().parent)
@@ -144,7 +144,7 @@ def _session(conn: socket.socket, pool: BackendPool, current: list[CancelToken])
             return False
         if not line:
             return False
-        req = _request(line)
+        req = parse_request(line)
         cmd = req.get("cmd") if req is not None else None
         if cmd == "hello":
             out.write(hello())
@@ -166,7 +166,7 @@ def _run(req: dict[str, Any] | None, line: str, rfile: Any, out: JsonLineWriter,
         with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
             while True:
                 got = rfile.readline()
-                if not got or (_request(got) or {}).get("cmd") == "cancel":
+                if not got or (parse_request(got) or {}).get("cmd") == "cancel":
                     break
         cancel.cancel()
 
@@ -182,8 +182,8 @@ def _run(req: dict[str, Any] | None, line: str, rfile: Any, out: JsonLineWriter,
     threading.Thread(target=watch, name="artq-client-watch", daemon=True).start()
     before = set(sys.modules)
     try:
-        rc, run_dir = _serve_one(req, line, out, cancel, pool)
+        rc, run_dir = serve_one(req, line, out, cancel, pool)
     finally:
         os.chdir(here)
-    _forget_user_modules(before)
+    forget_user_modules(before)
     out(JobDone(rc, run_dir, pool.stats()))

@@ -54,7 +54,7 @@ def serve(out: JsonLineWriter, cancel: CancelToken) -> int:
             if not line.strip():
                 busy[0] = False
                 continue
-            req = _request(line)
+            req = parse_request(line)
             if req is not None and req.get("cmd") == "quit":
                 return 0
             if req is not None and req.get("cmd") == "warm":
@@ -63,8 +63,8 @@ def serve(out: JsonLineWriter, cancel: CancelToken) -> int:
                 busy[0] = False
                 continue
             before = set(sys.modules)
-            rc, run_dir = _serve_one(req, line, out, cancel, pool)
-            _forget_user_modules(before)
+            rc, run_dir = serve_one(req, line, out, cancel, pool)
+            forget_user_modules(before)
             point_fds_at(os.devnull)  # until the next run's folder exists
             out(JobDone(rc, run_dir, pool.stats()))
             if cancel.cancelled:
@@ -77,7 +77,7 @@ def serve(out: JsonLineWriter, cancel: CancelToken) -> int:
         pool.close()
 
 
-def _forget_user_modules(before: set[str]) -> None:
+def forget_user_modules(before: set[str]) -> None:
     """Drop the modules a job imported from outside Python's and artq's own folders: a
     PyTorch model's code and its siblings run in this process, and an edit to them must show
     in the next launch as it does in a one-shot worker."""
@@ -90,7 +90,7 @@ def _forget_user_modules(before: set[str]) -> None:
             del sys.modules[name]
 
 
-def _request(line: str) -> dict[str, Any] | None:
+def parse_request(line: str) -> dict[str, Any] | None:
     try:
         req = json.loads(line)
     except json.JSONDecodeError:
@@ -107,7 +107,7 @@ def _valid(req: dict[str, Any] | None) -> bool:
             and (cache is None or cache is False or isinstance(cache, str)))
 
 
-def _serve_one(req: dict[str, Any] | None, line: str, out: JsonLineWriter,
+def serve_one(req: dict[str, Any] | None, line: str, out: JsonLineWriter,
                cancel: CancelToken, pool: BackendPool) -> tuple[int, str]:
     """Run one request; its exit code (as ``run``'s) and its run folder ("" if none)."""
     if req is None or not _valid(req):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.serve import _forget_user_modules
+from engine.serve import forget_user_modules
 
 
 def test_user_modules_a_job_imported_are_forgotten_and_the_rest_kept(
@@ -21,7 +21,7 @@ def test_user_modules_a_job_imported_are_forgotten_and_the_rest_kept(
     before = set(sys.modules)
     assert importlib.import_module("artq_test_sibling").VALUE == 1
     importlib.import_module("wave")  # the standard library: Python's own, kept
-    _forget_user_modules(before)
+    forget_user_modules(before)
     assert "artq_test_sibling" not in sys.modules and "wave" in sys.modules
     # Another size too: in the same second, an unchanged size lets Python reuse the .pyc.
     (tmp_path / "artq_test_sibling.py").write_text("VALUE = 2  # edited\n")

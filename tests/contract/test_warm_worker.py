@@ -19,15 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from commands import child_env
+from commands import artq, child_env
 from test_serve_protocol import _job
 
 
 @pytest.fixture
-def sock() -> Iterator[Path]:
+def sock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # A Unix socket's path has a ~100-byte limit: pytest's tmp_path can be longer.
     with tempfile.TemporaryDirectory(prefix="aw-") as d:
         os.chmod(d, 0o700)
+        monkeypatch.setenv("ARTQ_WORKER_SOCKET", str(Path(d) / "w.sock"))
         yield Path(d) / "w.sock"
 
 
@@ -46,11 +47,6 @@ def _listen(sock: Path, python: str = sys.executable) -> subprocess.Popen[bytes]
     return p
 
 
-def _artq(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
-                          text=True, env=_env(sock), timeout=120)
-
-
 def _error_line(err: str) -> str:
     return next(line for line in err.splitlines() if line.startswith("error:"))
 
@@ -60,11 +56,11 @@ def test_a_run_goes_to_the_warm_worker_says_so_and_fails_as_here(tmp_path: Path,
     cfg = str(_job(tmp_path))  # starts, then fails loading its data: no TensorFlow needed
     worker = _listen(sock)
     try:
-        there = [_artq(sock, "run", cfg) for _ in range(2)]
-        here = _artq(sock, "run", cfg, "--no-worker")
-        status = _artq(sock, "worker", "status")
+        there = [artq("run", cfg) for _ in range(2)]
+        here = artq("run", cfg, "--no-worker")
+        status = artq("worker", "status")
         assert worker.poll() is None  # failed jobs leave the worker up
-        stop = _artq(sock, "worker", "stop")
+        stop = artq("worker", "stop")
         assert worker.wait(30) == 0
     finally:
         if worker.poll() is None:
@@ -86,7 +82,7 @@ def test_a_run_goes_to_the_warm_worker_says_so_and_fails_as_here(tmp_path: Path,
     assert status.returncode == 0 and f"pid {worker.pid}" in status.stdout
     assert stop.returncode == 0 and f"(pid {worker.pid}) stopped" in stop.stdout
     assert not sock.exists()  # the worker removed its socket
-    after = _artq(sock, "worker", "status")
+    after = artq("worker", "status")
     assert after.returncode == 1 and "no warm worker runs" in after.stdout
 
 
@@ -98,9 +94,9 @@ def test_a_busy_worker_is_passed_over_with_a_note(tmp_path: Path, sock: Path) ->
             held.connect(str(sock))  # another client's connection: the worker serves it
             held.sendall(b'{"cmd": "hello"}\n')
             assert json.loads(held.makefile().readline())["pid"] == worker.pid
-            run = _artq(sock, "run", cfg)
+            run = artq("run", cfg)
         # Free again, it meets the passed-over run's connection (its client gone) and goes on.
-        status = _artq(sock, "worker", "status")
+        status = artq("worker", "status")
         assert worker.poll() is None
     finally:
         worker.terminate()
@@ -119,8 +115,8 @@ def test_a_worker_of_another_artq_is_passed_over_with_a_note(tmp_path: Path,
     other_python.symlink_to(sys.executable)
     worker = _listen(sock, str(other_python))
     try:
-        run = _artq(sock, "run", cfg)
-        status = _artq(sock, "worker", "status")
+        run = artq("run", cfg)
+        status = artq("worker", "status")
     finally:
         worker.terminate()
         worker.wait(30)

@@ -24,26 +24,22 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .backends.pool import BackendPool
 from .cancel import CancelToken
 from .events import RunFailed
 from .protocol import JobDone, JsonLineWriter
-from .serve import forget_user_modules, parse_request, serve_one
+from .serve import parse_request, serve_one
+from .warm import identity
 from .worker import point_fds_at
-
-ENGINE_DIR = str(Path(__file__).resolve().parent)
 
 
 def hello() -> dict[str, Any]:
-    """Who this worker is: a client runs its job here only if all but the pid are its own."""
-    return {"kind": "hello", "version": __version__, "engine": ENGINE_DIR,
-            "python": sys.executable, "pid": os.getpid()}
+    """Who this worker is: a client runs its job here only if all but the pid are its own
+    (:func:`engine.warm.identity`)."""
+    return {"kind": "hello", **identity(), "pid": os.getpid()}
 
 
 class _Stop(Exception):
@@ -99,10 +95,9 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
             try:
                 with conn:
                     conn.settimeout(None)
-                    if _session(conn, pool, current):
+                    if _session(conn, pool, current, log_path):
                         return 0
             finally:
-                point_fds_at(log_path)
                 busy[0] = False
             if ending[0]:
                 return 3  # SIGTERM during a job: it was cancelled, now the worker ends
@@ -133,7 +128,8 @@ class _ToClient:
             self._f.flush()
 
 
-def _session(conn: socket.socket, pool: BackendPool, current: list[CancelToken]) -> bool:
+def _session(conn: socket.socket, pool: BackendPool, current: list[CancelToken],
+             log_path: str) -> bool:
     """One connection: its requests until it ends; True when it asked the worker to stop."""
     rfile = conn.makefile("r", encoding="utf-8")
     out = JsonLineWriter(_ToClient(conn))  # type: ignore[arg-type]
@@ -153,12 +149,12 @@ def _session(conn: socket.socket, pool: BackendPool, current: list[CancelToken])
         elif cmd == "cancel":
             continue  # no job runs: nothing to cancel
         else:
-            _run(req, line, rfile, out, pool, current)
+            _run(req, line, rfile, out, pool, current, log_path)
             return False
 
 
 def _run(req: dict[str, Any] | None, line: str, rfile: Any, out: JsonLineWriter,
-         pool: BackendPool, current: list[CancelToken]) -> None:
+         pool: BackendPool, current: list[CancelToken], log_path: str) -> None:
     cancel = current[0] = CancelToken()
 
     def watch() -> None:
@@ -180,10 +176,7 @@ def _run(req: dict[str, Any] | None, line: str, rfile: Any, out: JsonLineWriter,
         out(JobDone(2, "", pool.stats()))
         return
     threading.Thread(target=watch, name="artq-client-watch", daemon=True).start()
-    before = set(sys.modules)
     try:
-        rc, run_dir = serve_one(req, line, out, cancel, pool)
+        serve_one(req, line, out, cancel, pool, log_path)
     finally:
         os.chdir(here)
-    forget_user_modules(before)
-    out(JobDone(rc, run_dir, pool.stats()))

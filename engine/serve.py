@@ -62,11 +62,7 @@ def serve(out: JsonLineWriter, cancel: CancelToken) -> int:
                 pool.prestart(str(req.get("format", "")))
                 busy[0] = False
                 continue
-            before = set(sys.modules)
-            rc, run_dir = serve_one(req, line, out, cancel, pool)
-            forget_user_modules(before)
-            point_fds_at(os.devnull)  # until the next run's folder exists
-            out(JobDone(rc, run_dir, pool.stats()))
+            serve_one(req, line, out, cancel, pool)
             if cancel.cancelled:
                 return 3
             busy[0] = False
@@ -107,9 +103,22 @@ def _valid(req: dict[str, Any] | None) -> bool:
             and (cache is None or cache is False or isinstance(cache, str)))
 
 
-def serve_one(req: dict[str, Any] | None, line: str, out: JsonLineWriter,
-               cancel: CancelToken, pool: BackendPool) -> tuple[int, str]:
-    """Run one request; its exit code (as ``run``'s) and its run folder ("" if none)."""
+def serve_one(req: dict[str, Any] | None, line: str, out: JsonLineWriter, cancel: CancelToken,
+              pool: BackendPool, idle_fds: str = os.devnull) -> int:
+    """One run request as both warm workers serve it (``serve`` here, ``listen`` on a
+    socket): the job; then the modules it imported forgotten, fds 1 and 2 back on
+    ``idle_fds`` until the next run's folder exists, and its ``job_done``. Its exit code."""
+    before = set(sys.modules)
+    rc, run_dir = _run_request(req, line, out, cancel, pool)
+    forget_user_modules(before)
+    point_fds_at(idle_fds)
+    out(JobDone(rc, run_dir, pool.stats()))
+    return rc
+
+
+def _run_request(req: dict[str, Any] | None, line: str, out: JsonLineWriter,
+                 cancel: CancelToken, pool: BackendPool) -> tuple[int, str]:
+    """The job; its exit code (as ``run``'s) and its run folder ("" if none)."""
     if req is None or not _valid(req):
         out(RunFailed("", "failed", "ConfigError",
                       f"serve: not a run request: {line.strip()[:200]}", REQUEST_HINT))

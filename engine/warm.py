@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import EngineError, InputFileError
 from .events import Event
 from .protocol import JobDone, read_event, worker_command, worker_env
@@ -29,6 +31,13 @@ from .protocol import JobDone, read_event, worker_command, worker_env
 SOCKET_ENV = "ARTQ_WORKER_SOCKET"
 #: How long a worker waits for a request before it ends and gives its memory back.
 IDLE_MINUTES = 30.0
+
+
+def identity() -> dict[str, str]:
+    """This artq as a warm worker names itself: a job goes only to a worker running the
+    same version from the same engine folder with the same Python."""
+    return {"version": __version__, "engine": str(Path(__file__).resolve().parent),
+            "python": sys.executable}
 
 
 class WorkerLost(EngineError):
@@ -117,7 +126,6 @@ def connect(path: Path | None = None, timeout: float = 2.0) -> tuple[Connection 
     sock_path = path or socket_path()
     if not sock_path.exists():
         return None, ""
-    from .listen import hello  # only now: a run without a worker need not import it
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -138,9 +146,8 @@ def connect(path: Path | None = None, timeout: float = 2.0) -> tuple[Connection 
         info = json.loads(line)
     except json.JSONDecodeError:
         info = {}
-    me = hello()
-    if not isinstance(info, dict) or any(info.get(k) != me[k] for k in ("version", "engine",
-                                                                         "python")):
+    me = identity()
+    if not isinstance(info, dict) or any(info.get(k) != v for k, v in me.items()):
         conn.close()
         return None, (f"the warm worker runs another artq ({info.get('version', '?')} from "
                       f"{info.get('engine', '?')}); restart it: artq worker stop, then "

@@ -235,11 +235,10 @@ def _warm_worker(args: argparse.Namespace) -> Any:
 class _FailedThere(EngineError):
     """A job the warm worker ran ended failed or cancelled: what it said, with its code."""
 
-    def __init__(self, failed: RunFailed | None, code: int, run_dir: str) -> None:
-        super().__init__(failed.message if failed else f"the job ended with code {code}",
-                         failed.hint if failed else "")
+    def __init__(self, message: str, hint: str, code: int, run_dir: str) -> None:
+        super().__init__(message, hint)
         self.exit_code = code
-        self.run_dir = run_dir or (failed.run_dir if failed else "") or None
+        self.run_dir = run_dir or None
 
 
 def _run_there(conn: Any, config: str, overrides: list[str], cache: Any,
@@ -253,11 +252,16 @@ def _run_there(conn: Any, config: str, overrides: list[str], cache: Any,
         sink(ev)
 
     done = conn.run(config, overrides, cache, relay)
+    lost = "see the worker's log in the run folder, or run again with --no-worker"
     if done.exit_code != 0:
-        raise _FailedThere(failed[-1] if failed else None, done.exit_code, done.run_dir)
+        said = failed[-1] if failed else None
+        raise _FailedThere(said.message if said else f"the job ended with code {done.exit_code}",
+                           said.hint if said else lost, done.exit_code,
+                           done.run_dir or (said.run_dir if said else ""))
     rep = read_report(done.run_dir)
     if rep is None:
-        raise _FailedThere(None, 1, done.run_dir)
+        raise _FailedThere(f"{done.run_dir}: the run ended without a readable report.json",
+                           lost, 1, done.run_dir)
     return rep
 
 

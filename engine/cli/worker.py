@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("action", choices=("start", "stop", "status"),
                    help="start: in the background (or say the one running); stop: end it, "
-                   "cancelling a job it runs; status: whether one runs")
+                   "cancelling a job it runs; status: whether one runs (exit code 1 when "
+                   "none does)")
     p.add_argument("--idle-minutes", type=float, default=None, metavar="M",
                    help="start: end after M minutes without a job (default 30)")
     return p

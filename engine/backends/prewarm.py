@@ -4,9 +4,10 @@ The child spends its first ~3.5 s importing TensorFlow. Started by the job, that
 about a second into the command (the CLI's own imports, the config, preflight, the run
 folder); started here, right after the arguments are parsed, it runs beside them. The job
 gets it through a :data:`~engine.backends.BackendFactory` whose first Keras or SavedModel
-backend is this one, rebound to the run's log without waiting for the import to end. Any
-other backend (ONNX, PyTorch, QAT's Keras 2, the float lane's second one) is opened as usual,
-and an unused child is ended. What the child wrote before the run's log existed (its
+backend is this one, rebound to the run's log without waiting for the import to end. The
+second (the float lane's) is the child's spare, forked from it once TensorFlow is imported,
+so a run imports TensorFlow once (:mod:`engine.backends.tf.process`). Any other backend
+(ONNX, PyTorch, QAT's Keras 2, a third) is opened as usual, and an unused child is ended. What the child wrote before the run's log existed (its
 TensorFlow import) is added to that log afterwards, so nothing of it is lost.
 
 Importing this module imports no framework.
@@ -61,13 +62,16 @@ class Prewarmed:
         if start is None:
             from .tf import TFBackend  # noqa: PLC0415 - the parent side only: no TensorFlow
 
-            start = TFBackend
+            def start(options: BackendOptions) -> Any:
+                return TFBackend(options, spare=True)
         try:
             self._be: Any | None = start(options)
         except BaseException:
             self._early_log.unlink(missing_ok=True)
             raise
         self.used = False
+        #: The early child once the job took it: its spare is the next backend's.
+        self._first: Any | None = None
 
     def __call__(self, fmt: str, options: BackendOptions) -> Backend:
         be, self._be = self._be, None
@@ -78,9 +82,16 @@ class Prewarmed:
                 be.close()
             else:
                 self.used = True
+                self._first = be
                 return be
         elif be is not None:
             _end(be)
+        if self._first is not None and poolable(fmt, options):
+            first, self._first = self._first, None
+            sibling = getattr(first, "sibling", None)
+            spare = sibling(options) if sibling is not None else None
+            if spare is not None:
+                return spare
         return self._opener(fmt, options)
 
     def close(self, run_dir: str | os.PathLike[str] | None = None) -> None:

@@ -41,7 +41,7 @@ def test_the_first_keras_backend_is_the_early_child_rebound_without_waiting(
     first = pre("keras", _opts(tmp_path, "run"))
     assert first is made[0] and made[0].waited == [False]  # its import is not waited for
     assert first.options.log_path == tmp_path / "run.log"
-    second = pre("keras", _opts(tmp_path, "lane"))  # the float lane's: a fresh one
+    second = pre("keras", _opts(tmp_path, "lane"))  # the float lane's: no spare, a fresh one
     assert second is opener.opened[0]
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
@@ -50,6 +50,45 @@ def test_the_first_keras_backend_is_the_early_child_rebound_without_waiting(
     assert not made[0].closed  # the job closes what it took
     log = (run / "log.txt").read_text()
     assert log.startswith("the run's own log\n") and log.endswith("importing TensorFlow\n")
+
+
+class ForkingFake(EarlyFake):
+    """An early child with a spare: :meth:`sibling` hands it out once, for a Keras 3 job."""
+
+    spare: EarlyFake | None = None
+
+    def sibling(self, options: BackendOptions) -> EarlyFake | None:
+        spare, self.spare = self.spare, None
+        if spare is None or options.legacy_keras:
+            return None
+        spare.rebind(options)
+        return spare
+
+
+def test_the_second_keras_backend_is_the_early_childs_spare_and_a_third_is_fresh(
+        tmp_path: Path) -> None:
+    made: list[EarlyFake] = []
+
+    def start(options: BackendOptions) -> ForkingFake:
+        be = ForkingFake(options)
+        be.waited = []
+        be.spare = EarlyFake(BackendOptions.ahead(tmp_path / "spare.log"))
+        be.spare.waited = []
+        made.append(be)
+        return be
+
+    opener = FakeFactory()
+    pre = Prewarmed(start=start, opener=opener)
+    spare = made[0].spare
+    first = pre("keras", _opts(tmp_path, "run"))
+    assert first is made[0]
+    # Another framework's backend is opened as usual: the spare stays for a Keras one.
+    assert pre("onnx", _opts(tmp_path, "onnx")) is opener.opened[0]
+    lane = pre("keras", _opts(tmp_path, "lane"))  # the float lane: no TensorFlow import
+    assert lane is spare and lane.options.log_path == tmp_path / "lane.log"
+    assert len(opener.opened) == 1
+    third = pre("keras", _opts(tmp_path, "more"))  # one spare only
+    assert third is opener.opened[1]
 
 
 @pytest.mark.parametrize("why", ["onnx", "qat", "dead"])

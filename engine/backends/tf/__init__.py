@@ -33,13 +33,25 @@ class TFBackend:
     #: Each instance is a child process of its own: a second one converts beside the first.
     own_process = True
 
-    def __init__(self, options: BackendOptions) -> None:
+    def __init__(self, options: BackendOptions, *, spare: bool = False,
+                 _proc: TFProcess | None = None) -> None:
+        """``spare``: the child also forks a second one after its TensorFlow import, which
+        :meth:`sibling` hands out (the float lane's, with no import of its own)."""
         self._opt = options
         # tfmot needs Keras 2; the switch must be set before TF is imported, so only the QAT
         # job's own child gets it and the rest of the engine stays on Keras 3.
         env = {"TF_USE_LEGACY_KERAS": "1"} if options.legacy_keras else None
-        self._proc = TFProcess(str(options.log_path), options.sink, options.cancel, env=env)
+        self._proc = _proc or TFProcess(str(options.log_path), options.sink, options.cancel,
+                                        env=env, spare=spare)
         self._src: _Source | None = None
+
+    def sibling(self, options: BackendOptions) -> TFBackend | None:
+        """A second backend on this one's spare (see ``spare``); None when it has none
+        (not asked for, taken already, its child ended, or another Keras)."""
+        if options.legacy_keras != self._opt.legacy_keras:
+            return None
+        proc = self._proc.take_spare(str(options.log_path), options.sink, options.cancel)
+        return None if proc is None else TFBackend(options, _proc=proc)
 
     def load(self, path: str, fmt: str, input_shape: list[int] | None, export_dir: str,
              *, stage: str) -> LoadedModel:

@@ -5,31 +5,173 @@ to load, export and convert; the child streams progress events and ends each req
 a reply. Why a process: a conversion holds the GIL (a UI thread froze for 3.7 s, measured),
 a Keras 3 LSTM crashes the INT8 converter with SIGSEGV (measured), and TF's C++ logging
 writes straight to fds 1 and 2. A crash here becomes a clear :class:`ConversionError`.
+
+A child started with ``spare=True`` forks a second one as soon as its TensorFlow import is
+done (the *spare*), and :meth:`TFProcess.take_spare` hands it out: a job's float lane then
+costs no second import (~3.5 s of CPU, which on two cores is time taken from the first).
+The fork comes before any TensorFlow op has run: the only other threads are OpenBLAS's
+idle pools, which are fork-safe. The spare is the first child's child: the parent watches
+it through a pidfd and learns how it ended from the first child.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import queue
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ... import errors
 from ...cancel import CancelToken
 from ...events import Sink, event_from_dict
 
 _GRACE_S = 3.0
+#: The environment variable naming the socket a child forks its spare on.
+_SPARE_FD = "ARTQ_TF_SPARE_FD"
+
+
+def spares_work() -> bool:
+    """This system can hand a socket to another process and watch a grandchild (Linux),
+    and ``ARTQ_SPARE=0`` is not set."""
+    if not (hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")):
+        return False
+    if os.environ.get("ARTQ_SPARE") == "0":  # the user's word: every child imports its own
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # a kernel older than 5.3
+        return False
+    return True
+
+
+class _SpareLink:
+    """The parent's end of the socket a child forks its spare on, and what the child says
+    there: the spare's pid once forked, then how it ended."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pid: int | None = None
+        self.pidfd: int | None = None
+        self.code: int | None = None
+        #: Set when the pid is known, or when the child can no longer fork (it ended).
+        self.forked = threading.Event()
+        #: Set when the child said how the spare ended, or can no longer say.
+        self.ended = threading.Event()
+        threading.Thread(target=self._read, daemon=True, name="tf-spare").start()
+
+    def _read(self) -> None:
+        try:
+            with self.sock.makefile("r", encoding="utf-8") as lines:
+                for line in lines:
+                    msg = json.loads(line)
+                    if "forked" in msg:
+                        self.pid = int(msg["forked"])
+                        # Opened at once, while the spare waits for its socket: the pid
+                        # cannot have been reused yet.
+                        with contextlib.suppress(OSError):
+                            self.pidfd = os.pidfd_open(self.pid)
+                        self.forked.set()
+                    elif "ended" in msg:
+                        self.code = int(msg["code"])
+                        self.ended.set()
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.forked.set()
+            self.ended.set()
+
+    def close(self) -> None:
+        """No spare wanted: it reads the end of its socket and exits."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+class _Spare:
+    """The calls :class:`TFProcess` makes on its ``Popen``, answered for a spare: a
+    grandchild, signalled and watched through its pidfd, talking over a socket."""
+
+    def __init__(self, link: _SpareLink, channel: socket.socket) -> None:
+        self._link = link
+        self._channel = channel
+        self.stdin: IO[str] | None = channel.makefile("w", encoding="utf-8")
+        self.stdout: IO[str] | None = channel.makefile("r", encoding="utf-8")
+        self.returncode: int | None = None
+        self._gone = False
+
+    @property
+    def pid(self) -> int:
+        """Known once its parent has forked it (after its import): 0 until then."""
+        self._link.forked.wait(5.0)
+        return self._link.pid or 0
+
+    def _exited(self, timeout: float | None) -> bool:
+        if not self._link.forked.wait(timeout):
+            return False  # its parent is still importing TensorFlow
+        fd = self._link.pidfd
+        if fd is None:
+            return True  # never forked (its parent ended first), or already gone
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+
+    def poll(self) -> int | None:
+        if not self._gone and self._exited(0):
+            self._finish()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._gone:
+            if not self._exited(timeout):
+                raise subprocess.TimeoutExpired("the spare TensorFlow process", timeout or 0)
+            self._finish()
+        assert self.returncode is not None
+        return self.returncode
+
+    def _finish(self) -> None:
+        # Its parent reaps it and says the code: a moment later, or after a conversion of
+        # its own (which holds its interpreter lock). 1 when it cannot tell in time.
+        self._link.ended.wait(2.0)
+        self._gone = True
+        self.returncode = self._link.code if self._link.code is not None else 1
+        self._channel.close()
+        if self._link.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._link.pidfd)
+            self._link.pidfd = None
+        self._link.close()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self._link.pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._link.pidfd, sig)
+        else:  # not forked yet: it finds its socket shut and exits
+            with contextlib.suppress(OSError):
+                self._channel.shutdown(socket.SHUT_RDWR)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
 
 
 class TFProcess:
-    """Parent-side handle on the TensorFlow child."""
+    """Parent-side handle on the TensorFlow child.
+
+    ``spare=True``: the child also forks a spare after its import, for :meth:`take_spare`
+    (ignored where :func:`spares_work` is false).
+    """
 
     def __init__(
         self,
@@ -37,32 +179,78 @@ class TFProcess:
         sink: Sink,
         cancel: CancelToken | None = None,
         env: dict[str, str] | None = None,
+        *,
+        spare: bool = False,
+        _child: _Spare | None = None,
     ) -> None:
         self._sink = sink
         self._cancel = cancel or CancelToken()
         self._log_path = log_path
-        env = {**os.environ, **(env or {})}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-        with open(log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.backends.tf.process", log_path],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=env,
-                text=True,
-                bufsize=1,
-            )
+        self._spare: _SpareLink | None = None
+        self._proc: subprocess.Popen[str] | _Spare
+        if _child is not None:
+            self._proc = _child
+        else:
+            env = {**os.environ, **(env or {})}
+            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+            env.pop(_SPARE_FD, None)
+            theirs: socket.socket | None = None
+            if spare and spares_work():
+                ours, theirs = socket.socketpair()
+                env[_SPARE_FD] = str(theirs.fileno())
+            try:
+                with open(log_path, "ab") as log:
+                    self._proc = subprocess.Popen(
+                        [sys.executable, "-m", "engine.backends.tf.process", log_path],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=log,
+                        env=env,
+                        text=True,
+                        bufsize=1,
+                        pass_fds=(theirs.fileno(),) if theirs is not None else (),
+                    )
+            finally:
+                if theirs is not None:
+                    theirs.close()
+            if theirs is not None:
+                self._spare = _SpareLink(ours)
         self._lines: queue.Queue[str | None] = queue.Queue()
         #: Replies owed to requests sent without waiting (:meth:`rebind` with wait=False).
         self._owed = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
+    def take_spare(self, log_path: str, sink: Sink,
+                   cancel: CancelToken | None = None) -> TFProcess | None:
+        """The spare this child forked (or will fork once imported), as a TFProcess of its
+        own logging to ``log_path``; None when there is none: not asked for, already
+        taken, or this child has ended."""
+        link, self._spare = self._spare, None
+        if link is None:
+            return None
+        if not self.alive():
+            link.close()
+            return None
+        ours, theirs = socket.socketpair()
+        try:
+            socket.send_fds(link.sock, [json.dumps({"log_path": log_path}).encode()],
+                            [theirs.fileno()])
+        except OSError:
+            ours.close()
+            link.close()
+            return None
+        finally:
+            theirs.close()
+        return TFProcess(log_path, sink, cancel, _child=_Spare(link, ours))
+
     def _read(self) -> None:
         assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            self._lines.put(line)
+        try:
+            for line in self._proc.stdout:
+                self._lines.put(line)
+        except (OSError, ValueError):  # a spare's socket, closed as it was ended
+            pass
         self._lines.put(None)
 
     def _send(self, cmd: str, what: str, args: dict[str, Any]) -> None:
@@ -149,7 +337,13 @@ class TFProcess:
         """Clear what the last job left in the child: its state and the Keras session."""
         self.call("reset", "clearing the last job's state")
 
+    def _drop_spare(self) -> None:
+        if self._spare is not None:
+            self._spare.close()
+            self._spare = None
+
     def close(self) -> None:
+        self._drop_spare()
         if self._proc.poll() is None:
             try:
                 assert self._proc.stdin is not None
@@ -160,6 +354,7 @@ class TFProcess:
                 self.terminate()
 
     def terminate(self) -> None:
+        self._drop_spare()
         if self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -212,18 +407,70 @@ def _clear_session() -> None:
 
 
 def _child_main(log_path: str) -> int:
-    from ...events import Log, Progress  # noqa: PLC0415
     from ...protocol import JsonLineWriter, open_private_channel  # noqa: PLC0415
 
     # Ctrl-C in a terminal reaches the whole process group; the parent decides for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = JsonLineWriter(open_private_channel(log_path))
-    from . import convert  # imports TensorFlow, with fds 1 and 2 already on the log
+    channel = open_private_channel(log_path)
+    from . import convert  # noqa: F401 - imports TensorFlow, with fds 1 and 2 on the log
 
     # TensorFlow's import leaves ~290,000 objects that live as long as the process. The
     # converter runs a full gc.collect() in every conversion, and scanning them took ~0.25 s
     # of each (crnn_conv: a third of an FP16 conversion). Frozen, they are never scanned.
     gc.freeze()
+    requests: Iterable[str] = sys.stdin
+    out = JsonLineWriter(channel)
+    spare_fd = os.environ.pop(_SPARE_FD, "")
+    if spare_fd:
+        mine = _fork_spare(int(spare_fd), channel)
+        if mine is not None:  # this is the spare, handed its socket: it serves that
+            requests, out, log_path = mine
+    return _serve(requests, out, log_path)
+
+
+def _fork_spare(fd: int, channel: IO[str]) -> tuple[Iterable[str], Any, str] | None:
+    """Fork the spare. In this child: None, once a thread watches the spare. In the spare:
+    when the parent hands it a socket, its requests, its writer and its log; when the
+    parent shuts the link instead (no second child wanted), it exits."""
+    from ...protocol import JsonLineWriter  # noqa: PLC0415
+
+    link = socket.socket(fileno=fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        def watch() -> None:
+            _, status = os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                link.sendall(json.dumps({"ended": pid,
+                                         "code": os.waitstatus_to_exitcode(status)}).encode()
+                             + b"\n")
+
+        with contextlib.suppress(OSError):  # the parent shut it already: the spare exits
+            link.sendall(json.dumps({"forked": pid}).encode() + b"\n")
+        threading.Thread(target=watch, daemon=True, name="spare-watch").start()
+        return None
+    # The spare: the first child's pipes are not its own.
+    channel.close()
+    sys.stdin.close()
+    try:
+        msg, fds, _, _ = socket.recv_fds(link, 65536, 1)
+    except OSError:
+        os._exit(0)
+    link.close()
+    if not fds:
+        os._exit(0)
+    log_path = str(json.loads(msg)["log_path"])
+    _point_fds_at(log_path)
+    sock = socket.socket(fileno=fds[0])
+    return (sock.makefile("r", encoding="utf-8"),
+            JsonLineWriter(sock.makefile("w", encoding="utf-8")), log_path)
+
+
+def _serve(requests: Iterable[str], out: Any, log_path: str) -> int:
+    """Answer requests (one JSON line each) until "quit" or their end."""
+    from ...events import Log, Progress  # noqa: PLC0415
+    from . import convert  # noqa: PLC0415 - imported already
 
     state: dict[str, Any] = {}
     where = {"log": log_path}  # the current run's log (a warm child serves run after run)
@@ -297,7 +544,7 @@ def _child_main(log_path: str) -> int:
             return qat_train(emit=out, **args)
         raise errors.EngineError(f"unknown request {cmd!r}")
 
-    for line in sys.stdin:
+    for line in requests:
         try:
             msg = json.loads(line)
         except json.JSONDecodeError:

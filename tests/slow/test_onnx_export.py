@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from commands import artq_process as artq
@@ -15,10 +16,23 @@ from onnx import numpy_helper
 WEIGHTS = Path(__file__).resolve().parents[2] / "engine" / "samples" / "weights"
 
 
-def _fingerprint(path: Path) -> tuple[list[str], list[bytes]]:
-    m = onnx.load(str(path))
-    return ([n.op_type for n in m.graph.node],
-            sorted(numpy_helper.to_array(i).tobytes() for i in m.graph.initializer))
+def _same_model(a: Path, b: Path) -> None:
+    """The same operators in the same order, and the same weights: each initializer of ``a``
+    matched by one of ``b`` of its shape and type, equal to within a few float32 steps.
+
+    Not bytes: TensorFlow folds the batch norms into the convolution weights with the CPU's
+    own vector code, and an AVX-512 machine gave folded values up to 3.6e-7 apart (relative)
+    from the bundled file's; the raw weights were identical."""
+    ma, mb = onnx.load(str(a)), onnx.load(str(b))
+    assert [n.op_type for n in ma.graph.node] == [n.op_type for n in mb.graph.node]
+    left = [numpy_helper.to_array(i) for i in mb.graph.initializer]
+    for init in ma.graph.initializer:
+        x = numpy_helper.to_array(init)
+        match = next((k for k, y in enumerate(left) if y.shape == x.shape
+                      and y.dtype == x.dtype and np.allclose(x, y, rtol=1e-6, atol=1e-9)), None)
+        assert match is not None, f"{init.name} {x.shape}: no weights like it in {b.name}"
+        left.pop(match)
+    assert not left
 
 
 def test_export_onnx_reproduces_the_bundled_digits_model(tmp_path: Path) -> None:
@@ -32,7 +46,7 @@ def test_export_onnx_reproduces_the_bundled_digits_model(tmp_path: Path) -> None
     r = artq("samples", "export-onnx", "digits", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "argmax agreement 1.0000" in r.stdout
-    assert _fingerprint(tmp_path / "digits.onnx") == _fingerprint(WEIGHTS / "digits.onnx")
+    _same_model(tmp_path / "digits.onnx", WEIGHTS / "digits.onnx")
     m = onnx.load(str(tmp_path / "digits.onnx"))
     dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 1, 32, 32]  # batch 1, channels first

@@ -65,6 +65,8 @@ def greedy_decode(scores: np.ndarray, charset: str) -> list[str]:
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insertions, deletions and substitutions all cost 1)."""
+    if a == b:  # most items of a usable model: no table to fill
+        return 0
     if len(a) < len(b):
         a, b = b, a
     row = list(range(len(b) + 1))

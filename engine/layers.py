@@ -115,12 +115,34 @@ class ErrorAccumulator:
     def add(self, f: np.ndarray, q: np.ndarray) -> None:
         f64 = np.asarray(f, np.float64)
         q64 = np.asarray(q, np.float64)
+        c = f64.shape[-1] if f64.ndim else 1
+        fc, qc = f64.reshape(-1, c), q64.reshape(-1, c)
+        e = qc - fc
+        # Sums of products without a temporary array each: this runs for every tensor of
+        # every debug item (MobileNet v2: ~1.6 s of a 2.9 s analysis, halved).
+        ff_c, ee_c = np.einsum("ij,ij->j", fc, fc), np.einsum("ij,ij->j", e, e)
+        ff, ee = float(ff_c.sum()), float(ee_c.sum())
+        qq, qf = float(np.einsum("ij,ij->", qc, qc)), float(np.einsum("ij,ij->", qc, fc))
+        total = float(e.sum())
+        if not math.isfinite(ff + ee + qq + qf + total):
+            self._add_finite(f64, q64)
+            return
+        self.n += e.size
+        self.ff += ff
+        self.qq += qq
+        self.qf += qf
+        self.ee += ee
+        self.e += total
+        if e.size:
+            self.max_abs = max(self.max_abs, float(e.max()), -float(e.min()))
+        self._add_channels(ff_c, ee_c)
+
+    def _add_finite(self, f64: np.ndarray, q64: np.ndarray) -> None:
+        # rsqrt(0), x/0 in the float copy: count them, keep them out of the sums.
         bad = ~(np.isfinite(f64) & np.isfinite(q64))
-        if bad.any():
-            # rsqrt(0), x/0 in the float copy: count them, keep them out of the sums.
-            self.nonfinite += int(bad.sum())
-            f64 = np.where(bad, 0.0, f64)
-            q64 = np.where(bad, 0.0, q64)
+        self.nonfinite += int(bad.sum())
+        f64 = np.where(bad, 0.0, f64)
+        q64 = np.where(bad, 0.0, q64)
         e = q64 - f64
         self.n += e.size
         self.ff += float(np.sum(f64 * f64))
@@ -132,7 +154,9 @@ class ErrorAccumulator:
             self.max_abs = max(self.max_abs, float(np.max(np.abs(e))))
         c = f64.shape[-1] if f64.ndim else 1
         fc, ec = f64.reshape(-1, c), e.reshape(-1, c)
-        ff_c, ee_c = np.sum(fc * fc, axis=0), np.sum(ec * ec, axis=0)
+        self._add_channels(np.sum(fc * fc, axis=0), np.sum(ec * ec, axis=0))
+
+    def _add_channels(self, ff_c: np.ndarray, ee_c: np.ndarray) -> None:
         if self.ch_ff is None or self.ch_ee is None:
             self.ch_ff, self.ch_ee = ff_c, ee_c
         else:
@@ -198,8 +222,12 @@ class RangeAccumulator:
     def add(self, f: np.ndarray) -> None:
         f32 = np.asarray(f, np.float32)
         if self.scale > 0:
-            idx = np.clip(np.rint(f32 / self.scale) + self.zp, self.qmin, self.qmax) - self.qmin
-            self.hist += np.bincount(idx.astype(np.int64).ravel(), minlength=self.hist.size)
+            # The grid index rint(f / scale) + zp − qmin, clipped, in one array, in place.
+            idx = f32 / self.scale
+            np.rint(idx, out=idx)
+            idx += self.zp - self.qmin
+            np.clip(idx, 0, self.qmax - self.qmin, out=idx)
+            self.hist += np.bincount(idx.astype(np.intp).ravel(), minlength=self.hist.size)
         c = f32.shape[-1] if f32.ndim else 1
         fc = f32.reshape(-1, c)
         mn, mx = fc.min(axis=0), fc.max(axis=0)

@@ -24,8 +24,10 @@ where TFLite's whole-model verify mode would measure a rebuilt copy.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -299,10 +301,12 @@ def analyze_layers(
     # One progress bar: the calibration pass, then each debug item in both modes.
     total = len(data) + 2 * n
     done = [0]
+    lock = threading.Lock()
 
     def tick(message: str = "") -> None:
-        done[0] += 1
-        emit(Progress(stage, done[0], total, message))
+        with lock:  # both modes tick, each from its own thread
+            done[0] += 1
+            emit(Progress(stage, done[0], total, message))
 
     def on_sample(_done: int, _of: int) -> None:
         tick("calibrating once for the analysis")
@@ -325,10 +329,15 @@ def analyze_layers(
         emit(Log("the analysis' calibration did not reproduce int8.tflite's ranges exactly; "
                  "layer-mode figures describe a near twin of the shipped model", "warning"))
 
-    debug = quantize(calibrated, granularity=granularity, io_type="float32",
-                     numeric_verify=True)
-    layer = layer_mode(debug, x, int8, tick)
-    model, ranges = model_mode(calibrated, int8_path, x, tick)
+    # The two modes share nothing but the calibrated model: the model mode runs in a thread
+    # while this one builds the debug model and runs the layer mode. Their interpreters and
+    # numpy sums let go of the interpreter lock, so on two cores they overlap.
+    with ThreadPoolExecutor(1, thread_name_prefix="model-mode") as pool:
+        by_model = pool.submit(model_mode, calibrated, int8_path, x, tick)
+        debug = quantize(calibrated, granularity=granularity, io_type="float32",
+                         numeric_verify=True)
+        layer = layer_mode(debug, x, int8, tick)
+        model, ranges = by_model.result()
 
     diags: dict[str, Diagnosis] = {}
     errors: dict[str, dict[str, Any]] = {}

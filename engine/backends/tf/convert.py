@@ -332,7 +332,8 @@ def convert(
     conversion, calibration, ``mlir_quantize`` — taken one by one, so the float model can
     come from ``float_model`` (a cached one) or ``keep["float"]`` (an earlier conversion's,
     with the same settings) or be written to ``float_out``, and the calibrated model be kept
-    in ``keep["calibrated"]`` for the per-layer analysis. The
+    in ``keep["calibrated"]`` (and the INT8 model in ``keep["int8"]``) for the per-layer
+    analysis. The
     tensors, weights and ops are the converter's; the model carries no conversion metadata
     (the converter's hash of the float model it started from)."""
     t0 = time.perf_counter()
@@ -367,6 +368,8 @@ def convert(
             if keep is not None:
                 keep["calibrated"], keep["float"] = calibrated, base
             blob = quantize(calibrated, granularity=granularity, io_type=io_type)
+            if keep is not None:
+                keep["int8"] = blob
         else:
             blob = conv.convert()
     except ConversionError:

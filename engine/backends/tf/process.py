@@ -528,7 +528,7 @@ def _serve(requests: Iterable[str], out: Any, log_path: str) -> int:
             if "calibrated" in keep:  # the per-layer analysis starts from it
                 state["calibrated"] = ((state["saved_model"], args.get("calibration"),
                                         args["granularity"], bool(args["allow_float"])),
-                                       keep["calibrated"])
+                                       keep["calibrated"], (args["io_type"], keep["int8"]))
             return res
         if cmd == "equalize":  # a second INT8 model, from the equalized weights
             from .equalize import equalize_and_convert  # noqa: PLC0415

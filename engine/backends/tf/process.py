@@ -90,6 +90,7 @@ class _SpareLink:
         finally:
             self.forked.set()
             self.ended.set()
+            self.sock.close()
 
     def close(self) -> None:
         """No spare wanted: it reads the end of its socket and exits."""
@@ -107,7 +108,6 @@ class _Spare:
         self._channel = channel
         self.stdin: IO[str] | None = channel.makefile("w", encoding="utf-8")
         self.stdout: IO[str] | None = channel.makefile("r", encoding="utf-8")
-        self.returncode: int | None = None
         self._gone = False
 
     @property
@@ -116,14 +116,29 @@ class _Spare:
         self._link.forked.wait(5.0)
         return self._link.pid or 0
 
+    @property
+    def returncode(self) -> int | None:
+        """None while it runs; then its code as its parent told it (1 until told)."""
+        if not self._gone:
+            return None
+        return self._link.code if self._link.code is not None else 1
+
+    def exit_code(self, timeout: float) -> int | None:
+        """Its code, once its parent has told it. That parent reaps it, and first finishes
+        a conversion of its own if it is in one (a conversion holds its interpreter lock):
+        only a crash's message waits for this, not a close."""
+        self._link.ended.wait(timeout)
+        return self.returncode
+
     def _exited(self, timeout: float | None) -> bool:
         if not self._link.forked.wait(timeout):
             return False  # its parent is still importing TensorFlow
         fd = self._link.pidfd
         if fd is None:
             return True  # never forked (its parent ended first), or already gone
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return bool(ready)
+        watch = select.poll()  # a pidfd is readable once the process has ended
+        watch.register(fd, select.POLLIN)
+        return bool(watch.poll(None if timeout is None else int(timeout * 1000)))
 
     def poll(self) -> int | None:
         if not self._gone and self._exited(0):
@@ -135,21 +150,17 @@ class _Spare:
             if not self._exited(timeout):
                 raise subprocess.TimeoutExpired("the spare TensorFlow process", timeout or 0)
             self._finish()
-        assert self.returncode is not None
-        return self.returncode
+        code = self.returncode
+        assert code is not None
+        return code
 
     def _finish(self) -> None:
-        # Its parent reaps it and says the code: a moment later, or after a conversion of
-        # its own (which holds its interpreter lock). 1 when it cannot tell in time.
-        self._link.ended.wait(2.0)
         self._gone = True
-        self.returncode = self._link.code if self._link.code is not None else 1
         self._channel.close()
         if self._link.pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._link.pidfd)
             self._link.pidfd = None
-        self._link.close()
 
     def _signal(self, sig: signal.Signals) -> None:
         if self._link.pidfd is not None:
@@ -210,6 +221,10 @@ class TFProcess:
                         bufsize=1,
                         pass_fds=(theirs.fileno(),) if theirs is not None else (),
                     )
+            except BaseException:
+                if theirs is not None:
+                    ours.close()
+                raise
             finally:
                 if theirs is not None:
                     theirs.close()
@@ -299,6 +314,8 @@ class TFProcess:
             rc = self._proc.returncode
         if self._cancel.cancelled:
             return errors.CancelledError()
+        if isinstance(self._proc, _Spare):
+            rc = self._proc.exit_code(10.0)
         if rc is not None and rc < 0:
             try:
                 sig = signal.Signals(-rc).name

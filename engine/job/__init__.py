@@ -78,27 +78,37 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
     try:
         if generated:
             cal_raw, test_raw, task = stages.load_data(ctx, emit, cancel)        # data
-        if floats:  # after the data: its import would take a core from the first one's
+        if floats:  # after the data: a lane with a TensorFlow import of its own (no
+            # spare, see engine.backends.prewarm) would take a core from the first one's
             lane = lanes.FloatLane(ctx, backend, options, floats, emit, cancel)
         model = stages.export_model(ctx, be, emit)                               # load
         if lane is not None:
             lane.start(model)                              # convert_fp32/fp16, evaluate_fp16
         cal, test = stages.prepare_data(ctx, cal_raw, test_raw, model, task, emit)  # preprocess
         stages.check_export(ctx, be, test, emit)                                 # check_export
-        calib_path = stages.diagnose(ctx, cal, test, emit)                       # diagnose
+        calib_path = stages.save_calibration(ctx, cal)
         if lane is not None:
             lane.evaluate_on(test, task)
-        for stage in cfg.quantization.stages:
-            cancel.check()
-            if stage in floats:
-                continue
-            if stage == "int8" and cfg.quantization.method == "qat":
-                qat_stage(ctx, be, model, calib_path, emit, cancel)  # qat_data, qat_train, convert_int8
-            elif stage in ("fp32", "fp16"):
-                shared_convert(ctx, stage, lambda s=stage: stages.convert(         # convert_*
-                    ctx, be, s, calib_path, emit), emit)
-            elif ctx.draws is None:
-                stages.convert(ctx, be, stage, calib_path, emit)                 # convert_int8
+        # With the framework in a process of its own, the diagnostics (numpy, here) run in a
+        # thread while it converts: the conversions do not read them (MobileNet v2: 0.5 s).
+        beside = getattr(be, "own_process", False)
+        with ThreadPoolExecutor(1, thread_name_prefix="diagnose") as side:
+            diagnosed = side.submit(stages.diagnose, ctx, cal, test, emit) if beside else None
+            if diagnosed is None:
+                stages.diagnose(ctx, cal, test, emit)                            # diagnose
+            for stage in cfg.quantization.stages:
+                cancel.check()
+                if stage in floats:
+                    continue
+                if stage == "int8" and cfg.quantization.method == "qat":
+                    qat_stage(ctx, be, model, calib_path, emit, cancel)  # qat_data, qat_train, convert_int8
+                elif stage in ("fp32", "fp16"):
+                    shared_convert(ctx, stage, lambda s=stage: stages.convert(     # convert_*
+                        ctx, be, s, calib_path, emit), emit)
+                elif ctx.draws is None:
+                    stages.convert(ctx, be, stage, calib_path, emit)             # convert_int8
+            if diagnosed is not None:
+                diagnosed.result()
         cancel.check()
         q = cfg.quantization
         if lane is not None and "fp32" in floats and (
@@ -115,7 +125,6 @@ def _pipeline(ctx: JobContext, emit: Sink, cancel: CancelToken, backend: Backend
         # INT8 is final from here. With the framework in a process of its own, the stages are
         # evaluated in a thread of this one while it measures the per-layer error
         # (crnn_conv: 0.5 s each); in one process they would only take turns.
-        beside = getattr(be, "own_process", False)
         with ThreadPoolExecutor(1, thread_name_prefix="evaluate") as pool:
             evaluated = pool.submit(_evaluate_stages, ctx, lane, test, task, outputs, emit,
                                     cancel) if beside else None

@@ -167,9 +167,15 @@ def check_export(ctx: JobContext, backend: Backend, test: Dataset, emit: Sink) -
         t.summary = dict(ctx.model["export_check"])
 
 
-def diagnose(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink) -> Path:
-    """Calibration diagnostics on the data as the model will see it (numpy, no TF), then
-    the calibration array saved for the backend; returns its path."""
+def save_calibration(ctx: JobContext, cal: Dataset) -> Path:
+    """The calibration array as the backend reads it; returns its path."""
+    calib_path = ctx.work / "calibration.npy"
+    np.save(calib_path, to_model(cal.x, ctx.layout))
+    return calib_path
+
+
+def diagnose(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink) -> None:
+    """Calibration diagnostics on the data as the model will see it (numpy, no TF)."""
     from ..diagnostics import diagnose as run_diagnostics  # noqa: PLC0415
 
     with timed(ctx, emit, "diagnose") as t:
@@ -177,9 +183,6 @@ def diagnose(ctx: JobContext, cal: Dataset, test: Dataset, emit: Sink) -> Path:
             ctx.findings.append(d.to_dict())
             emit(Finding(d.code, d.severity, d.message, d.evidence, d.fix))
         t.summary = {"findings": len(ctx.findings)}
-    calib_path = ctx.work / "calibration.npy"
-    np.save(calib_path, to_model(cal.x, ctx.layout))
-    return calib_path
 
 
 def convert(ctx: JobContext, backend: Backend, stage: str, calib_path: Path, emit: Sink) -> None:

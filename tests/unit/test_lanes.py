@@ -200,3 +200,41 @@ def test_the_per_layer_error_does_not_wait_for_the_lanes_fp32(job, two_cores) ->
     assert started.index("layers") < started.index("evaluate_fp32")
     assert layers_started.is_set() and order == ["fp32 converted"]
     assert _stable(a.report.to_dict()) == _stable(b.report.to_dict())
+
+
+def test_the_diagnostics_run_while_the_framework_process_converts(job, two_cores,
+                                                                  monkeypatch) -> None:
+    """With the backend in a process of its own, the calibration diagnostics (numpy, in the
+    job's process) do not wait for the conversions, nor they for them: the diagnostics
+    below see INT8's conversion start while they are still running."""
+    import threading
+
+    from fake_backend import FakeBackend
+
+    import engine.diagnostics
+
+    int8_started, seen = threading.Event(), []
+    real = engine.diagnostics.diagnose
+
+    def slow_diagnostics(*args: Any, **kwargs: Any) -> Any:
+        seen.append(int8_started.wait(5))
+        return real(*args, **kwargs)
+
+    class Gated(FakeBackend):
+        def _enter(self, stage: str) -> None:
+            if stage == "convert_int8":
+                int8_started.set()
+            super()._enter(stage)
+
+    class GatedFactory(FakeFactory):
+        def __call__(self, fmt: str, options: Any) -> FakeBackend:
+            be = Gated(options, own_process=True)
+            self.opened.append(be)
+            return be
+
+    monkeypatch.setattr(engine.diagnostics, "diagnose", slow_diagnostics)
+    events, res = _run(job(), GatedFactory(own_process=True))
+    assert seen == [True]
+    assert res.report.to_dict()["status"] == "ok"
+    finished = [e.stage for e in events if isinstance(e, StageFinished)]
+    assert "diagnose" in finished and "convert_int8" in finished

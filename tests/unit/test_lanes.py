@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_backend import FakeFactory
+from fake_backend import FakeBackend, FakeFactory
 from test_orchestrator import JOB, _assert_marked, _run  # noqa: F401 - the shared job
 from test_orchestrator import job as job  # noqa: F401 - the fixture, re-exported
 
@@ -32,6 +32,27 @@ def no_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lanes, "usable_cores", lambda: 2)
     monkeypatch.delenv("ARTQ_PARALLEL", raising=False)
+
+
+class _Hooked(FakeFactory):
+    """Opens fake backends in processes of their own whose every call first passes
+    ``hook(stage)`` (to hold a stage back, or see when it starts)."""
+
+    def __init__(self, hook: Any) -> None:
+        super().__init__(own_process=True)
+        self.hook = hook
+
+    def __call__(self, fmt: str, options: Any) -> FakeBackend:
+        hook = self.hook
+
+        class Hooked(FakeBackend):
+            def _enter(self, stage: str) -> None:
+                hook(stage)
+                super()._enter(stage)
+
+        be = Hooked(options, own_process=True)
+        self.opened.append(be)
+        return be
 
 
 def _stable(rep: dict[str, Any]) -> dict[str, Any]:
@@ -173,29 +194,19 @@ def test_the_per_layer_error_does_not_wait_for_the_lanes_fp32(job, two_cores) ->
     # FP32 is evaluated once the lane has written it.
     import threading
 
-    from fake_backend import FakeBackend
-
     layers_started = threading.Event()
     order: list[str] = []
 
-    class Gated(FakeBackend):
-        def _enter(self, stage: str) -> None:
-            if stage == "layers":
-                layers_started.set()
-            if stage == "convert_fp32":
-                layers_started.wait(10)  # held until the main lane is past INT8
-                order.append("fp32 converted")
-            super()._enter(stage)
-
-    class GatedFactory(FakeFactory):
-        def __call__(self, fmt: str, options: Any) -> FakeBackend:
-            be = Gated(options, own_process=True)
-            self.opened.append(be)
-            return be
+    def hook(stage: str) -> None:
+        if stage == "layers":
+            layers_started.set()
+        if stage == "convert_fp32":
+            layers_started.wait(10)  # held until the main lane is past INT8
+            order.append("fp32 converted")
 
     inline = FakeFactory()
     _, a = _run(job(), inline)
-    events, b = _run(job(), GatedFactory(own_process=True))
+    events, b = _run(job(), _Hooked(hook))
     started = [e.stage for e in events if isinstance(e, StageStarted)]
     assert started.index("layers") < started.index("evaluate_fp32")
     assert layers_started.is_set() and order == ["fp32 converted"]
@@ -209,8 +220,6 @@ def test_the_diagnostics_run_while_the_framework_process_converts(job, two_cores
     below see INT8's conversion start while they are still running."""
     import threading
 
-    from fake_backend import FakeBackend
-
     import engine.diagnostics
 
     int8_started, seen = threading.Event(), []
@@ -220,20 +229,12 @@ def test_the_diagnostics_run_while_the_framework_process_converts(job, two_cores
         seen.append(int8_started.wait(5))
         return real(*args, **kwargs)
 
-    class Gated(FakeBackend):
-        def _enter(self, stage: str) -> None:
-            if stage == "convert_int8":
-                int8_started.set()
-            super()._enter(stage)
-
-    class GatedFactory(FakeFactory):
-        def __call__(self, fmt: str, options: Any) -> FakeBackend:
-            be = Gated(options, own_process=True)
-            self.opened.append(be)
-            return be
+    def hook(stage: str) -> None:
+        if stage == "convert_int8":
+            int8_started.set()
 
     monkeypatch.setattr(engine.diagnostics, "diagnose", slow_diagnostics)
-    events, res = _run(job(), GatedFactory(own_process=True))
+    events, res = _run(job(), _Hooked(hook))
     assert seen == [True]
     assert res.report.to_dict()["status"] == "ok"
     finished = [e.stage for e in events if isinstance(e, StageFinished)]

@@ -6,22 +6,16 @@ a reply. Why a process: a conversion holds the GIL (a UI thread froze for 3.7 s,
 a Keras 3 LSTM crashes the INT8 converter with SIGSEGV (measured), and TF's C++ logging
 writes straight to fds 1 and 2. A crash here becomes a clear :class:`ConversionError`.
 
-A child started with ``spare=True`` forks a second one as soon as its TensorFlow import is
-done (the *spare*), and :meth:`TFProcess.take_spare` hands it out: a job's float lane then
-costs no second import (~3.5 s of CPU, which on two cores is time taken from the first).
-The fork comes before any TensorFlow op has run: the only other threads are OpenBLAS's
-idle pools, which are fork-safe. The spare is the first child's child: the parent watches
-it through a pidfd and learns how it ended from the first child.
+A child started with ``spare=True`` also forks a second one once its import is done, which
+:meth:`TFProcess.take_spare` hands out (:mod:`.spare`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
 import queue
-import select
 import signal
 import socket
 import subprocess
@@ -30,151 +24,14 @@ import threading
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ... import errors
 from ...cancel import CancelToken
 from ...events import Sink, event_from_dict
+from .spare import SPARE_FD, Spare, SpareLink, fork_spare, spares_work
 
 _GRACE_S = 3.0
-#: The environment variable naming the socket a child forks its spare on.
-_SPARE_FD = "ARTQ_TF_SPARE_FD"
-
-
-def spares_work() -> bool:
-    """This system can hand a socket to another process and watch a grandchild (Linux),
-    and ``ARTQ_SPARE=0`` is not set."""
-    if not (hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")):
-        return False
-    if os.environ.get("ARTQ_SPARE") == "0":  # the user's word: every child imports its own
-        return False
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:  # a kernel older than 5.3
-        return False
-    return True
-
-
-class _SpareLink:
-    """The parent's end of the socket a child forks its spare on, and what the child says
-    there: the spare's pid once forked, then how it ended."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.pid: int | None = None
-        self.pidfd: int | None = None
-        self.code: int | None = None
-        #: Set when the pid is known, or when the child can no longer fork (it ended).
-        self.forked = threading.Event()
-        #: Set when the child said how the spare ended, or can no longer say.
-        self.ended = threading.Event()
-        threading.Thread(target=self._read, daemon=True, name="tf-spare").start()
-
-    def _read(self) -> None:
-        try:
-            with self.sock.makefile("r", encoding="utf-8") as lines:
-                for line in lines:
-                    msg = json.loads(line)
-                    if "forked" in msg:
-                        self.pid = int(msg["forked"])
-                        # Opened at once, while the spare waits for its socket: the pid
-                        # cannot have been reused yet.
-                        with contextlib.suppress(OSError):
-                            self.pidfd = os.pidfd_open(self.pid)
-                        self.forked.set()
-                    elif "ended" in msg:
-                        self.code = int(msg["code"])
-                        self.ended.set()
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.forked.set()
-            self.ended.set()
-            self.sock.close()
-
-    def close(self) -> None:
-        """No spare wanted: it reads the end of its socket and exits."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-
-
-class _Spare:
-    """The calls :class:`TFProcess` makes on its ``Popen``, answered for a spare: a
-    grandchild, signalled and watched through its pidfd, talking over a socket."""
-
-    def __init__(self, link: _SpareLink, channel: socket.socket) -> None:
-        self._link = link
-        self._channel = channel
-        self.stdin: IO[str] | None = channel.makefile("w", encoding="utf-8")
-        self.stdout: IO[str] | None = channel.makefile("r", encoding="utf-8")
-        self._gone = False
-
-    @property
-    def pid(self) -> int:
-        """Known once its parent has forked it (after its import): 0 until then."""
-        self._link.forked.wait(5.0)
-        return self._link.pid or 0
-
-    @property
-    def returncode(self) -> int | None:
-        """None while it runs; then its code as its parent told it (1 until told)."""
-        if not self._gone:
-            return None
-        return self._link.code if self._link.code is not None else 1
-
-    def exit_code(self, timeout: float) -> int | None:
-        """Its code, once its parent has told it. That parent reaps it, and first finishes
-        a conversion of its own if it is in one (a conversion holds its interpreter lock):
-        only a crash's message waits for this, not a close."""
-        self._link.ended.wait(timeout)
-        return self.returncode
-
-    def _exited(self, timeout: float | None) -> bool:
-        if not self._link.forked.wait(timeout):
-            return False  # its parent is still importing TensorFlow
-        fd = self._link.pidfd
-        if fd is None:
-            return True  # never forked (its parent ended first), or already gone
-        watch = select.poll()  # a pidfd is readable once the process has ended
-        watch.register(fd, select.POLLIN)
-        return bool(watch.poll(None if timeout is None else int(timeout * 1000)))
-
-    def poll(self) -> int | None:
-        if not self._gone and self._exited(0):
-            self._finish()
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        if not self._gone:
-            if not self._exited(timeout):
-                raise subprocess.TimeoutExpired("the spare TensorFlow process", timeout or 0)
-            self._finish()
-        code = self.returncode
-        assert code is not None
-        return code
-
-    def _finish(self) -> None:
-        self._gone = True
-        self._channel.close()
-        if self._link.pidfd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._link.pidfd)
-            self._link.pidfd = None
-
-    def _signal(self, sig: signal.Signals) -> None:
-        if self._link.pidfd is not None:
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(self._link.pidfd, sig)
-        else:  # not forked yet: it finds its socket shut and exits
-            with contextlib.suppress(OSError):
-                self._channel.shutdown(socket.SHUT_RDWR)
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
 
 
 class TFProcess:
@@ -192,23 +49,23 @@ class TFProcess:
         env: dict[str, str] | None = None,
         *,
         spare: bool = False,
-        _child: _Spare | None = None,
+        _child: Spare | None = None,
     ) -> None:
         self._sink = sink
         self._cancel = cancel or CancelToken()
         self._log_path = log_path
-        self._spare: _SpareLink | None = None
-        self._proc: subprocess.Popen[str] | _Spare
+        self._spare: SpareLink | None = None
+        self._proc: subprocess.Popen[str] | Spare
         if _child is not None:
             self._proc = _child
         else:
             env = {**os.environ, **(env or {})}
             env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-            env.pop(_SPARE_FD, None)
+            env.pop(SPARE_FD, None)
             theirs: socket.socket | None = None
             if spare and spares_work():
                 ours, theirs = socket.socketpair()
-                env[_SPARE_FD] = str(theirs.fileno())
+                env[SPARE_FD] = str(theirs.fileno())
             try:
                 with open(log_path, "ab") as log:
                     self._proc = subprocess.Popen(
@@ -229,7 +86,7 @@ class TFProcess:
                 if theirs is not None:
                     theirs.close()
             if theirs is not None:
-                self._spare = _SpareLink(ours)
+                self._spare = SpareLink(ours)
         self._lines: queue.Queue[str | None] = queue.Queue()
         #: Replies owed to requests sent without waiting (:meth:`rebind` with wait=False).
         self._owed = 0
@@ -257,7 +114,7 @@ class TFProcess:
             return None
         finally:
             theirs.close()
-        return TFProcess(log_path, sink, cancel, _child=_Spare(link, ours))
+        return TFProcess(log_path, sink, cancel, _child=Spare(link, ours))
 
     def _read(self) -> None:
         assert self._proc.stdout is not None
@@ -314,7 +171,7 @@ class TFProcess:
             rc = self._proc.returncode
         if self._cancel.cancelled:
             return errors.CancelledError()
-        if isinstance(self._proc, _Spare):
+        if isinstance(self._proc, Spare):
             rc = self._proc.exit_code(10.0)
         if rc is not None and rc < 0:
             try:
@@ -437,51 +294,12 @@ def _child_main(log_path: str) -> int:
     gc.freeze()
     requests: Iterable[str] = sys.stdin
     out = JsonLineWriter(channel)
-    spare_fd = os.environ.pop(_SPARE_FD, "")
+    spare_fd = os.environ.pop(SPARE_FD, "")
     if spare_fd:
-        mine = _fork_spare(int(spare_fd), channel)
+        mine = fork_spare(int(spare_fd), channel)
         if mine is not None:  # this is the spare, handed its socket: it serves that
             requests, out, log_path = mine
     return _serve(requests, out, log_path)
-
-
-def _fork_spare(fd: int, channel: IO[str]) -> tuple[Iterable[str], Any, str] | None:
-    """Fork the spare. In this child: None, once a thread watches the spare. In the spare:
-    when the parent hands it a socket, its requests, its writer and its log; when the
-    parent shuts the link instead (no second child wanted), it exits."""
-    from ...protocol import JsonLineWriter  # noqa: PLC0415
-
-    link = socket.socket(fileno=fd)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        def watch() -> None:
-            _, status = os.waitpid(pid, 0)
-            with contextlib.suppress(OSError):
-                link.sendall(json.dumps({"ended": pid,
-                                         "code": os.waitstatus_to_exitcode(status)}).encode()
-                             + b"\n")
-
-        with contextlib.suppress(OSError):  # the parent shut it already: the spare exits
-            link.sendall(json.dumps({"forked": pid}).encode() + b"\n")
-        threading.Thread(target=watch, daemon=True, name="spare-watch").start()
-        return None
-    # The spare: the first child's pipes are not its own.
-    channel.close()
-    sys.stdin.close()
-    try:
-        msg, fds, _, _ = socket.recv_fds(link, 65536, 1)
-    except OSError:
-        os._exit(0)
-    link.close()
-    if not fds:
-        os._exit(0)
-    log_path = str(json.loads(msg)["log_path"])
-    _point_fds_at(log_path)
-    sock = socket.socket(fileno=fds[0])
-    return (sock.makefile("r", encoding="utf-8"),
-            JsonLineWriter(sock.makefile("w", encoding="utf-8")), log_path)
 
 
 def _serve(requests: Iterable[str], out: Any, log_path: str) -> int:

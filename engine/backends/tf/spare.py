@@ -27,8 +27,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 #: The environment variable naming the socket a child forks its spare on.
-SPARE_FD = "ARTQ_TFSPARE_FD"
-
+SPARE_FD = "ARTQ_TF_SPARE_FD"
 
 
 def spares_work() -> bool:

@@ -15,8 +15,8 @@ For each case, side by side in one run:
   (e) the same relaunch as a new ``artq run`` with a warm worker started (``artq worker
       start``): a first run through it (e1, the cache (b) filled), then the relaunch with
       ``calibration.samples`` changed (e2), each timed as the whole ``artq run`` command.
-(a)-(d) run with no warm worker. Prints each wall time, (b)'s and (c)'s stage times, and the
-ratios b/a, c/b, d2/d1 and e2/b.
+(a)-(d) run with no warm worker. Prints each wall time, (b)'s, (c)'s and (d2)'s stage times,
+and the ratios b/a, c/b, d2/d1 and e2/b.
 
 artq's modules are compiled to bytecode first, as pip compiles every package it installs
 (TensorFlow's included, which the plain script imports): where PYTHONDONTWRITEBYTECODE is
@@ -198,6 +198,10 @@ def run_case(name: str, work: Path) -> tuple[float, float, float]:
     print(f"  (c) stages: {stages(rc)}")
     print(f"  (d) as the TUI launches, one warm worker: cold {d1:.1f} s · relaunch {d2:.1f} s"
           f" (TensorFlow child reused: {'yes' if reused else 'no'})")
+    relaunched = max((work / "runs-warm").glob("*/report.json"), default=None,
+                     key=lambda p: p.stat().st_mtime)
+    if relaunched is not None:
+        print(f"  (d2) stages: {stages(json.loads(relaunched.read_text()))}")
     print(f"  (e) artq run with a warm worker started: first {e1:.1f} s · relaunch {e2:.1f} s"
           f" ({said.strip()})")
     print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}   d2/d1 = {d2 / d1:.2f}   d2/b = {d2 / b:.2f}"

@@ -57,17 +57,20 @@ from tui.messages import JobEvent, JobExited, SweepDone, SweepProgress
 
 
 async def until(pilot: Any, cond: Callable[[], object], what: str = "the condition",
-                tries: int = 500) -> None:
+                timeout: float = 30.0) -> None:
     """Let the app run until ``cond()`` holds: a bounded wait on a condition, not a sleep.
 
     The app runs on this event loop, so yielding to it is enough; a pilot pause between
     checks would also post a message to each of its ~300 widgets and wait for them all
-    (about 20 ms of CPU a check, most of the TUI tests' time)."""
-    for _ in range(tries):
-        if cond():
-            return
+    (about 20 ms of CPU a check, most of the TUI tests' time). The bound is wall time, and
+    generous: a CI machine running TensorFlow tests beside took over 5 s for a sweep's
+    table to land, and a test that passes never waits for the bound."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def layers_shown(app: Any) -> bool:

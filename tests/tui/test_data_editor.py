@@ -443,7 +443,7 @@ async def test_a_run_made_elsewhere_shows_up_without_a_restart(tmp_path: Path) -
                 return False
             return True
 
-        await until(pilot, listed, "the new run in 1 Models", tries=1500)
+        await until(pilot, listed, "the new run in 1 Models")
 
 
 def test_runs_that_differ_in_one_key_say_it_in_their_labels(tmp_path: Path) -> None:

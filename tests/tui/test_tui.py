@@ -132,7 +132,7 @@ async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> Non
         await settle(pilot, app)
         # The diagnostics come second, from the child process.
         await until(pilot, lambda: "too_few_samples" in text_of(app, "#diagnostics"),
-                    "the diagnostics", tries=2000)
+                    "the diagnostics")
         stats = text_of(app, "#calib-stats")
         assert "120 items, 50 drawn" in stats and "range" in stats and "classes" in stats
         preview = app.query_one("#preview", ImagePreview)

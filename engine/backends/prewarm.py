@@ -6,9 +6,10 @@ folder); started here, right after the arguments are parsed, it runs beside them
 gets it through a :data:`~engine.backends.BackendFactory` whose first Keras or SavedModel
 backend is this one, rebound to the run's log without waiting for the import to end. The
 second (the float lane's) is the child's spare, forked from it once TensorFlow is imported,
-so a run imports TensorFlow once (:mod:`engine.backends.tf.process`). Any other backend
-(ONNX, PyTorch, QAT's Keras 2, a third) is opened as usual, and an unused child is ended. What the child wrote before the run's log existed (its
-TensorFlow import) is added to that log afterwards, so nothing of it is lost.
+so a run imports TensorFlow once (:mod:`engine.backends.tf.spare`). Any other backend
+(ONNX, PyTorch, QAT's Keras 2, a third) is opened as usual, and an unused child is ended.
+What the child wrote before the run's log existed (its TensorFlow import) is added to that
+log afterwards, so nothing of it is lost.
 
 Importing this module imports no framework.
 """

@@ -148,7 +148,8 @@ def test_stage_drops_and_findings_reach_the_report(outlier_run) -> None:
     assert any(isinstance(e, Finding) and e.code == "too_few_samples" for e in events)
 
 
-def test_int8_in_two_steps_is_the_converters_model_and_feeds_the_analysis(exported) -> None:
+def test_int8_in_two_steps_is_the_converters_model_and_feeds_the_analysis(
+        exported, monkeypatch: pytest.MonkeyPatch) -> None:
     """INT8 as calibrate-then-quantize keeps the calibrated model for the per-layer
     analysis (one converter pass fewer) and is the one-step converter's model: same ops,
     tensors, quantization and weights; the analysis gives the same figures either way."""
@@ -175,9 +176,21 @@ def test_int8_in_two_steps_is_the_converters_model_and_feeds_the_analysis(export
     sm = str(exported["saved_model"])
     fresh = analyze_layers(state={"saved_model": sm}, **args)
     key = (sm, str(exported["cal"]), "per_channel", False)
+    from engine.backends.tf import layer_error
+
+    passes: list[bool] = []
+
+    def counted(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        passes.append(bool(k.get("numeric_verify")))
+        return quantize(*a, **k)
+
+    quantize = layer_error.quantize
+    monkeypatch.setattr(layer_error, "quantize", counted)
     reused = analyze_layers(state={"saved_model": sm, "calibrated": (
         key, keep["calibrated"], ("int8", keep["int8"]))}, **args)
     assert reused["reproduced"] and reused["errors"] == fresh["errors"]
+    # The file is the stage's own bytes: only the debug model is quantized, not INT8 again.
+    assert passes == [True]
     # A file that is no longer the stage's bytes (bias correction rewrites it) is judged by
     # its ranges, which the kept model's quantization still gives.
     changed = analyze_layers(state={"saved_model": sm, "calibrated": (

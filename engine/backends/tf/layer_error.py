@@ -323,12 +323,13 @@ def analyze_layers(
     else:
         calibrated = calibrate(state["saved_model"], data, granularity=granularity,
                                allow_float=allow_float, on_sample=on_sample)
-    shipped = _interpreter(path=int8_path)
+    int8_bytes = Path(int8_path).read_bytes()
+    shipped = _interpreter(content=int8_bytes)
     int8 = _quantized_outputs(shipped)
     # The file as the INT8 stage wrote it: its calibration reproduces it by construction,
     # and quantizing again is not needed to say so. A file changed since (bias correction)
     # or calibrated here is compared by its ranges.
-    reproduced = made is not None and Path(int8_path).read_bytes() == made
+    reproduced = made is not None and int8_bytes == made
     if not reproduced:
         again = _quantized_outputs(_interpreter(content=made or quantize(
             calibrated, granularity=granularity, io_type=io_type)))

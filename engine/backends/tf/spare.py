@@ -166,7 +166,6 @@ class Spare:
         self._signal(signal.SIGKILL)
 
 
-
 # --- child side ------------------------------------------------------------------------
 
 
@@ -209,5 +208,3 @@ def fork_spare(fd: int, channel: IO[str]) -> tuple[Iterable[str], Any, str] | No
     sock = socket.socket(fileno=fds[0])
     return (sock.makefile("r", encoding="utf-8"),
             JsonLineWriter(sock.makefile("w", encoding="utf-8")), log_path)
-
-

@@ -33,7 +33,7 @@ from . import keys
 from .guard import GuardedApp
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
-from .session import finished, read_report, runs_signature, sample_configs, session_text
+from .session import RunsAsks, finished, read_report, runs_signature, sample_configs, session_text
 from .settings import Session, SettingError, changes
 from .widgets import KeysFooter, LateMount
 
@@ -103,6 +103,7 @@ class ArtqApp(GuardedApp, App[int]):
         #: Where internal errors' tracebacks are written (the dialog names it).
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
         self._runs_seen: tuple[Any, ...] = ()
+        self._asks = RunsAsks()
 
     # --- layout ------------------------------------------------------------------
 
@@ -185,15 +186,18 @@ class ArtqApp(GuardedApp, App[int]):
 
     # --- runs ----------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="runs")
     def refresh_runs(self, pending: str | None = None, new_sweep: bool = False) -> None:
         """Read the runs folder again (``pending``: a run just done, to compare; ``new_sweep``:
         a sweep just done, to show)."""
+        self._read_runs(self._asks.ask(pending, new_sweep))
+
+    @work(thread=True, exclusive=True, group="runs")
+    def _read_runs(self, read: int) -> None:
         from engine.rundir import list_runs  # noqa: PLC0415 - see the note above RECENT_RUNS
 
         runs = [(p, read_report(p)) for p in list_runs(self.runs_dir)[:RECENT_RUNS]]
         sweeps = [p for p, _ in runs if (p / "sweep.json").is_file()]
-        self.call_from_thread(self._runs_loaded, runs, sweeps, pending, new_sweep)
+        self.call_from_thread(self._runs_loaded, read, runs, sweeps)
 
     def _poll_runs(self) -> None:
         seen = runs_signature(self.runs_dir)
@@ -201,11 +205,13 @@ class ArtqApp(GuardedApp, App[int]):
             self._runs_seen = seen
             self.refresh_runs()
 
-    def _runs_loaded(self, runs: list[tuple[Path, Report | None]], sweeps: list[Path],
-                     pending: str | None, new_sweep: bool) -> None:
+    def _runs_loaded(self, read: int, runs: list[tuple[Path, Report | None]], sweeps: list[Path]) -> None:
+        if read != self._asks.read:
+            return  # a newer read is on its way (a cancelled thread still ends)
         if not self.panes_ready():
-            self.set_timer(0.05, partial(self._runs_loaded, runs, sweeps, pending, new_sweep))
+            self.set_timer(0.05, partial(self._runs_loaded, read, runs, sweeps))
             return
+        pending, new_sweep = self._asks.take()
         self.runs = runs
         self.pane("models").fill(self.samples, runs)
         if self.pane("compare").runs_loaded(runs, sweeps, pending, new_sweep):
@@ -218,14 +224,8 @@ class ArtqApp(GuardedApp, App[int]):
         self.pane("compare").swap()
 
     def action_compare_latest(self) -> None:
-        from .panes.compare import model_of, pick_pair  # noqa: PLC0415 - after the first paint
-
-        pair = pick_pair(finished(self.runs), None, {str(p): model_of(r) for p, r in self.runs})
-        if not pair:
-            self.notify("Compare needs two finished runs.", severity="warning")
-            return
-        self.pane("compare").compare(*pair)
-        self.action_show_tab("compare")
+        if self.pane("compare").compare_latest(self.runs):
+            self.action_show_tab("compare")
 
     def show_report(self, rep: Report) -> None:
         """A run's report in 4 Results, then 5 Layers."""

@@ -3,6 +3,7 @@ sample configs, and the runs' reports (read once per change of report.json)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,29 @@ from .settings import Session, base_values
 
 if TYPE_CHECKING:
     from engine.report import Report
+
+@dataclass
+class RunsAsks:
+    """What callers asked of the next read of the runs folder (a run just done, to compare; a
+    sweep just done, to show), kept apart from the reads themselves: each read cancels the one
+    before, and a read cancelled before its thread started never runs. Seen: the 2 s poll
+    fired in the tick a sweep ended, and the sweep never showed in 6 Compare."""
+
+    read: int = 0  # reads asked for; only the newest one's listing is shown
+    pending: str | None = None
+    new_sweep: bool = False
+
+    def ask(self, pending: str | None, new_sweep: bool) -> int:
+        self.pending = pending or self.pending
+        self.new_sweep = self.new_sweep or new_sweep
+        self.read += 1
+        return self.read
+
+    def take(self) -> tuple[str | None, bool]:
+        asked = self.pending, self.new_sweep
+        self.pending, self.new_sweep = None, False
+        return asked
+
 
 _REPORTS: dict[str, tuple[float, Report | None]] = {}
 

@@ -7,8 +7,8 @@ import contextlib
 from dataclasses import replace
 from pathlib import Path
 
-from fakes import FakeRunner, make_report, seed_runs, small_digits, until, write_run
-from textual.widgets import DataTable, Select
+from fakes import FakeRunner, make_report, seed_runs, settle, small_digits, until, write_run
+from textual.widgets import DataTable, Select, TabbedContent
 from textual.worker import WorkerCancelled
 
 from engine.report import ModelInfo
@@ -103,3 +103,25 @@ async def test_at_60_columns_both_runs_stay_in_view(tmp_path: Path) -> None:
         assert "99.20 %" in drop and "98.10 %" in drop and "-1.10 pts" in drop
         samples = next(line for line in screen if "samples" in line and "200" in line)
         assert "50" in samples.split("200", 1)[1]
+
+
+async def test_compare_latest_pairs_the_newest_finished_runs_or_says_why_not(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs, samples=[small_digits(tmp_path)],
+                  clock=lambda: 0.0, checker=ThreadChecker(lambda c, s=None: ([], "")))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.action_compare_latest()
+        await pilot.pause()
+        assert [n.message for n in app._notifications] == ["Compare needs two finished runs."]
+        assert app.query_one(TabbedContent).active == "models"
+        seed_runs(runs)
+        app.refresh_runs()
+        await until(pilot, lambda: len(app.runs) == 4, "the seeded runs")
+        app.action_compare_latest()
+        assert app.query_one(TabbedContent).active == "compare"
+        # The unfinished run (newest) is not one of the pair.
+        assert (app.query_one("#cmp-a", Select).value, app.query_one("#cmp-b", Select).value) == (
+            str(runs / "20260101-010000-digits_ptq"), str(runs / "20260101-020000-digits_ptq"))
+        assert app.query_one("#cmp-table", DataTable).row_count > 3

@@ -469,6 +469,23 @@ async def test_sweep_from_the_palette_lands_in_compare(runs: Path) -> None:
         assert "sweep OK" in str(app.query_one("#job-state").render())
 
 
+async def test_a_sweep_ending_in_the_tick_the_runs_poll_fires_still_lands_in_compare(
+        runs: Path) -> None:
+    """Each read of the runs folder cancels the one before; one cancelled before it started
+    never runs, and the sweep's ask to be shown went with it."""
+    sweeper = FakeSweeper(runs, hold=True)
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle_app(pilot)
+        await sweeper.start("cfg.toml", [], str(runs), lambda message: None)
+        await sweeper.finish()
+        app.refresh_runs(new_sweep=True)  # the sweep's end...
+        app.refresh_runs()  # ...and the poll, before the first read's thread has started
+        await until(pilot, lambda: app.query_one(TabbedContent).active == "compare"
+                    and app.query_one("#sweep-table", DataTable).row_count == 2,
+                    "the sweep's table in 6 Compare")
+
+
 async def test_a_sweep_shows_each_variant_as_it_runs(runs: Path) -> None:
     sweeper = FakeSweeper(runs, hold=True)
     app = ArtqApp(runner=FakeRunner(runs), runs_dir=runs, samples=[small_digits(runs.parent)],

@@ -330,6 +330,17 @@ class ComparePane(Guarded, QuietFocus, VerticalScroll):
     def on_resize(self) -> None:
         self._compare_changed()
 
+    def compare_latest(self, runs: list[tuple[Path, Report | None]]) -> bool:
+        """The two newest finished runs of one model, side by side; whether there were two."""
+        from ..session import finished  # noqa: PLC0415
+
+        pair = pick_pair(finished(runs), None, {str(p): model_of(r) for p, r in runs})
+        if not pair:
+            self.app.notify("Compare needs two finished runs.", severity="warning")
+            return False
+        self.compare(*pair)
+        return True
+
     def swap(self) -> None:
         a, b = self.query_one("#cmp-a", Select), self.query_one("#cmp-b", Select)
         if not a.is_blank() and not b.is_blank():

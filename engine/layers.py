@@ -44,15 +44,11 @@ SQNR_CAP_DB = 100.0
 
 #: Ops whose INT8 output shares its input's scale: an outlier range passes through them to
 #: the next op, so keeping a tensor in float means keeping these consumers in float too.
-SAME_SCALE_OPS = frozenset(
-    {
-        "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE",
-        "STRIDED_SLICE", "SLICE", "GATHER", "PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK",
-        "UNPACK", "CONCATENATION", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "REDUCE_MAX",
-        "REDUCE_MIN", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "TILE", "BROADCAST_TO",
-        "MAXIMUM", "MINIMUM",
-    }
-)
+SAME_SCALE_OPS = frozenset({
+    "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE",
+    "STRIDED_SLICE", "SLICE", "GATHER", "PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK", "UNPACK",
+    "CONCATENATION", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "REDUCE_MAX", "REDUCE_MIN",
+    "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "TILE", "BROADCAST_TO", "MAXIMUM", "MINIMUM"})
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ _UNSAFE_TF_PARTS = {"io", "gfile", "summary", "saved_model", "debugging", "sysco
 _UNSAFE_TF_NAMES = {"py_func", "py_function", "numpy_function", "print", "Print",
                     "load_library", "load_op_library", "write_file", "read_file", "eager_py_func"}
 
-
 #: The formats TensorFlow's backend opens (its child process; the rest run in-process).
 TF_FORMATS = ("keras", "h5", "saved_model")
 
@@ -77,9 +76,8 @@ def _walk_layers(cfg: Any) -> list[tuple[str, str, Any]]:
         inner = cfg.get("config")
         if isinstance(cls, str) and isinstance(inner, dict) and "name" in inner:
             found.append((cls, str(inner.get("name")), inner))
-        for v in cfg.values():
-            found.extend(_walk_layers(v))
-    elif isinstance(cfg, list):
+        cfg = list(cfg.values())
+    if isinstance(cfg, list):
         for v in cfg:
             found.extend(_walk_layers(v))
     return found

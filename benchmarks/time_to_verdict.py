@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import hashlib
 import json
 import os
 import subprocess
@@ -176,8 +177,19 @@ def cli_warm_pair(artq: list[str], samples: int, other: int, work: Path,
     return times[0], times[1], said
 
 
+def sources() -> str:
+    """artq's sources as the cache keys see them (engine.cache.code_digest, computed afresh
+    here: that one is computed once per process). An edit during a case gives its relaunches
+    other keys, so they find nothing cached."""
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "engine").rglob("*.py")):
+        h.update(str(f.relative_to(ROOT)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
 def run_case(name: str, work: Path) -> tuple[float, float, float]:
     config, shape, legacy = CASES[name]
+    before = sources()
     model, cal, test, samples = model_ready(config, shape, work)
     # No warm worker for (a)-(d), even if the user has one running.
     env = {**os.environ, "ARTQ_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(ROOT),
@@ -206,6 +218,10 @@ def run_case(name: str, work: Path) -> tuple[float, float, float]:
           f" ({said.strip()})")
     print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}   d2/d1 = {d2 / d1:.2f}   d2/b = {d2 / b:.2f}"
           f"   e2/b = {e2 / b:.2f}")
+    if sources() != before:
+        print(f"  NOT COMPARABLE: artq's sources under {ROOT / 'engine'} changed during this "
+              "case, and with them the cache keys; run the benchmark from a tree no one edits "
+              "(git worktree add ../bench HEAD)")
     return a, b, c
 
 

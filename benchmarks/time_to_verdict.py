@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import hashlib
 import json
 import os
 import subprocess
@@ -177,19 +176,13 @@ def cli_warm_pair(artq: list[str], samples: int, other: int, work: Path,
     return times[0], times[1], said
 
 
-def sources() -> str:
-    """artq's sources as the cache keys see them (engine.cache.code_digest, computed afresh
-    here: that one is computed once per process). An edit during a case gives its relaunches
-    other keys, so they find nothing cached."""
-    h = hashlib.sha256()
-    for f in sorted((ROOT / "engine").rglob("*.py")):
-        h.update(str(f.relative_to(ROOT)).encode() + f.read_bytes())
-    return h.hexdigest()
-
-
 def run_case(name: str, work: Path) -> tuple[float, float, float]:
+    from engine.cache import sources_digest  # noqa: PLC0415 - after sys.path has ROOT
+
     config, shape, legacy = CASES[name]
-    before = sources()
+    # The cache keys include a digest of artq's sources: an edit during the case gives its
+    # relaunches other keys, so they would find nothing cached.
+    before = sources_digest()
     model, cal, test, samples = model_ready(config, shape, work)
     # No warm worker for (a)-(d), even if the user has one running.
     env = {**os.environ, "ARTQ_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(ROOT),
@@ -218,7 +211,7 @@ def run_case(name: str, work: Path) -> tuple[float, float, float]:
           f" ({said.strip()})")
     print(f"  b/a = {b / a:.2f}   c/b = {c / b:.2f}   d2/d1 = {d2 / d1:.2f}   d2/b = {d2 / b:.2f}"
           f"   e2/b = {e2 / b:.2f}")
-    if sources() != before:
+    if sources_digest() != before:
         print(f"  NOT COMPARABLE: artq's sources under {ROOT / 'engine'} changed during this "
               "case, and with them the cache keys; run the benchmark from a tree no one edits "
               "(git worktree add ../bench HEAD)")

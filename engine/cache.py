@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -69,21 +70,22 @@ def _versions() -> list[str]:
     return out
 
 
-_CODE: list[str] = []
+def sources_digest() -> str:
+    """sha256 of artq's own sources as they are now (see :func:`code_digest`)."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
+@functools.cache
 def code_digest() -> str:
-    """sha256 of artq's own sources: an entry made by other code (a checkout one commit
-    on, an edited generator or metric) is never reused, though the version string is the
-    same."""
-    if not _CODE:
-        h = hashlib.sha256()
-        root = Path(__file__).resolve().parent
-        for f in sorted(root.rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-        _CODE.append(h.hexdigest())
-    return _CODE[0]
+    """sha256 of artq's own sources, once per process: an entry made by other code (a
+    checkout one commit on, an edited generator or metric) is never reused, though the
+    version string is the same."""
+    return sources_digest()
 
 
 def file_digest(path: str | Path) -> str:

@@ -13,6 +13,7 @@ from .settings import Session, base_values
 if TYPE_CHECKING:
     from engine.report import Report
 
+
 @dataclass
 class RunsAsks:
     """What callers asked of the next read of the runs folder (a run just done, to compare; a

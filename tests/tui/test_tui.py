@@ -638,3 +638,21 @@ def test_compare_rows_say_whether_two_runs_differ_beyond_noise(tmp_path: Path) -
     assert rows["INT8 drop B − A, paired"][2] == "+0.20 ±0.28, within noise"
     rows = {r[0]: r[1:] for r in compare_rows(a, run("c", 40))}
     assert rows["INT8 drop B − A, paired"][2] == "+3.70 ±1.17"
+
+
+async def test_a_key_typed_right_after_a_tab_switch_keeps_the_focus_it_moved(runs: Path) -> None:
+    """The tab's focus is set again after the refresh (the pane may not have been displayed);
+    a Tab typed before that refresh moved the focus on, and the second setting undid it."""
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_digits(pilot, app)
+        app.action_show_tab("calibration")
+        pane = app.query_one("#pane-calibration")
+        assert app.focused is pane
+        moved = next(w for w in pane.query("Input") if w.focusable)
+        app.set_focus(moved)  # what the Tab key does, before the refresh
+        await pilot.pause()
+        assert app.focused is moved
+        app.action_show_tab("models")  # the refresh still focuses a pane shown late
+        await pilot.pause()
+        assert app.focused is not moved and app.query_one(TabbedContent).active == "models"

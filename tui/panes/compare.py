@@ -16,6 +16,7 @@ from engine import present as say
 from engine.report import Agreement, NpuSummary, Report, StageMetrics
 
 from .. import format as fmt
+from ..choice import Choice
 from ..guard import Guarded
 from ..widgets import QuietFocus
 
@@ -274,13 +275,13 @@ class ComparePane(Guarded, QuietFocus, VerticalScroll):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="knobs"):
             yield Label("A", classes="knob-label")
-            yield Select([], id="cmp-a", compact=True, prompt="run A")
+            yield Choice([], id="cmp-a", compact=True, prompt="run A")
             yield Label("B", classes="knob-label")
-            yield Select([], id="cmp-b", compact=True, prompt="run B")
+            yield Choice([], id="cmp-b", compact=True, prompt="run B")
         yield DataTable(id="cmp-table", zebra_stripes=True, cursor_type="row")
         yield Label("Sweeps (artq sweep)", classes="section")
         with Horizontal(classes="knobs"):
-            yield Select([], id="sweep-pick", compact=True, prompt="no sweep yet")
+            yield Choice([], id="sweep-pick", compact=True, prompt="no sweep yet")
         yield DataTable(id="sweep-table", zebra_stripes=True, cursor_type="row")
         yield Static("", id="sweep-chart", markup=False)
 

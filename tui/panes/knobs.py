@@ -7,6 +7,7 @@ from typing import Any
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select
 
+from ..choice import Choice
 from ..settings import KNOB, KNOBS, Knob, parse, show
 from ..widgets import Toggle
 
@@ -18,7 +19,7 @@ def knob_label(key: str) -> Label:
 def knob_widget(key: str) -> Widget:
     k = KNOB[key]
     if k.kind == "choice":
-        return Select([(c.replace("_", "-"), c) for c in k.choices], allow_blank=False,
+        return Choice([(c.replace("_", "-"), c) for c in k.choices], allow_blank=False,
                       value=k.choices[0], id=k.wid, compact=True, classes="knob")
     if k.kind in ("bool", "stage"):
         return Toggle(k.label, id=k.wid, compact=True, classes="knob")

@@ -22,6 +22,7 @@ from engine.report import (
 )
 
 from .. import format as fmt
+from ..choice import Choice
 from ..guard import Guarded
 from ..widgets import QuietFocus, Toggle
 
@@ -246,7 +247,7 @@ class LayersPane(Guarded, QuietFocus, Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="layer-filters"):
             yield Label("Sort", classes="knob-label")
-            yield Select([(h, k) for k, h, _ in COLUMNS], value="index", allow_blank=False,
+            yield Choice([(h, k) for k, h, _ in COLUMNS], value="index", allow_blank=False,
                          id="layer-sort", compact=True)
             yield Label("↑ asc", id="layer-dir")
             yield Toggle("CPU only", id="layer-cpu", compact=True)

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from .. import datasource as ds
+from ..choice import Choice
 from ..settings import SettingError
 from ..widgets import Toggle
 
@@ -85,7 +86,7 @@ class SourceEditor(Vertical):
         with Horizontal(classes="ds-row"):
             yield Label(TITLES[s], classes="ds-title")
             yield Label("Kind", classes="ds-label")
-            yield Select(kinds, allow_blank=False, value="synthetic", id=self.fid("kind"),
+            yield Choice(kinds, allow_blank=False, value="synthetic", id=self.fid("kind"),
                          compact=True, classes="ds-kind")
             yield Static("", id=self.fid("kind-msg"), classes="ds-msg", markup=False)
         with Horizontal(classes="ds-row", id=self.fid("path-row")):
@@ -97,7 +98,7 @@ class SourceEditor(Vertical):
         for field, label in (("x", "Inputs"), ("y", "Labels")):
             with Horizontal(classes="ds-row", id=self.fid(f"{field}-row")):
                 yield Label(label, classes="ds-label")
-                yield Select([], prompt="(choose an array)", id=self.fid(field), compact=True)
+                yield Choice([], prompt="(choose an array)", id=self.fid(field), compact=True)
                 yield Static("", id=self.fid(f"{field}-msg"), classes="ds-msg", markup=False)
         with Horizontal(classes="ds-row", id=self.fid("raw-row")):
             yield Label("Raw", classes="ds-label")
@@ -105,7 +106,7 @@ class SourceEditor(Vertical):
             yield Static("", id=self.fid("raw-msg"), classes="ds-msg", markup=False)
         with Horizontal(classes="ds-row", id=self.fid("generator-row")):
             yield Label("Generator", classes="ds-label")
-            yield Select([], prompt="(choose)", id=self.fid("generator"), compact=True,
+            yield Choice([], prompt="(choose)", id=self.fid("generator"), compact=True,
                          classes="ds-gen")
             yield Static("", id=self.fid("generator-msg"), classes="ds-msg", markup=False)
         # Items and Seed share a row; a problem names its field.

@@ -1,0 +1,114 @@
+"""A Select that costs one widget until it is opened.
+
+Textual's Select is five widgets: the current value (a row of three Statics) and a hidden
+OptionList. The app has about twenty, so they were a third of its widgets, and every widget
+adds to each restyle, layout and start (measured: a start with them stripped took 15–25 %
+less). Here the current value is drawn by one widget, and the list is mounted the first
+time it is opened. Values, options, keys, clicks and the Changed message are Select's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.cells import cell_len, set_cell_size
+from rich.text import Text
+from textual import events
+from textual.css.query import NoMatches
+from textual.widgets import Select
+from textual.widgets._select import NoSelection, SelectCurrent, SelectOverlay
+
+
+class ChoiceCurrent(SelectCurrent):
+    """The current value and the arrow, drawn as one line."""
+
+    def compose(self):  # type: ignore[no-untyped-def]  # no child widgets
+        yield from ()
+
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+        return 1  # a container with no children would be 0 lines high
+
+    def update(self, label: Any) -> None:
+        self.label = label
+        self.has_value = label is not Select.NULL
+        self.refresh()
+
+    def render(self) -> Text:
+        label = self.placeholder if isinstance(self.label, NoSelection) else self.label
+        text = label.copy() if isinstance(label, Text) else Text(str(label))
+        # Select's label is drawn at half strength until there is a value; so is the arrow.
+        dim = "" if self.has_value else "dim"
+        arrow = "▲" if self.parent is not None and self.parent.has_class("-expanded") else "▼"
+        width = max(self.content_size.width - 2, 0)
+        plain = set_cell_size(text.plain, width) if cell_len(text.plain) != width else text.plain
+        line = Text(plain, style=dim)
+        if isinstance(label, Text):
+            line = text
+            line.truncate(width, pad=True)
+            line.stylize(dim)
+        return line + Text(" " + arrow, style="dim")
+
+    async def _on_click(self, event: events.Click) -> None:
+        event.stop()
+        event.prevent_default()  # not SelectCurrent's Toggle: the list may not be there yet
+        choice = self.parent
+        if isinstance(choice, Choice):
+            if choice.expanded:
+                choice.expanded = False
+            else:
+                await choice.action_show_overlay()
+
+
+class Choice(Select[Any]):
+    """Select, with its option list mounted on first opening."""
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield ChoiceCurrent(self.prompt)
+
+    def _overlay(self) -> SelectOverlay | None:
+        try:
+            return self.query_one(SelectOverlay)
+        except NoMatches:
+            return None
+
+    def _setup_options_renderables(self) -> None:
+        if self._overlay() is not None:
+            super()._setup_options_renderables()
+
+    def _watch_value(self, value: Any) -> None:
+        self._value = value
+        try:
+            current = self.query_one(SelectCurrent)
+        except NoMatches:
+            return
+        if value == self.NULL:
+            current.update(self.NULL)
+        else:
+            for index, (prompt, known) in enumerate(self._options):
+                if known == value:
+                    overlay = self._overlay()
+                    if overlay is not None:
+                        overlay.highlighted = index
+                    current.update(prompt)
+                    break
+        self.post_message(self.Changed(self, value))
+
+    def _watch_expanded(self, expanded: bool) -> None:
+        super()._watch_expanded(expanded)
+        self.query_one(SelectCurrent).refresh()  # the arrow turns
+
+    def _watch_prompt(self, prompt: str) -> None:
+        if self._overlay() is not None:
+            super()._watch_prompt(prompt)
+        elif self.is_mounted:
+            current = self.query_one(SelectCurrent)
+            current.placeholder = prompt
+            current.refresh()
+
+    async def action_show_overlay(self) -> None:
+        if self._overlay() is None:
+            overlay = SelectOverlay(type_to_search=self._type_to_search)
+            overlay.compact = self.compact  # Select binds it in compose; set once here
+            await self.mount(overlay)
+            self._setup_options_renderables()
+        super().action_show_overlay()

@@ -40,9 +40,8 @@ from .widgets import KeysFooter, LateMount
 if TYPE_CHECKING:
     from engine.report import Report
 
-# Not imported here: engine.events (a dozen dataclasses, ~15 ms), engine.rundir and
-# RichLog (rich.pretty, ~15 ms). The first screen needs none of them; they are imported
-# where used, and the warm-up thread imports them after the first paint.
+# Not imported here: engine.events (~15 ms), engine.rundir, RichLog (rich.pretty, ~15 ms).
+# The first screen needs none; imported where used, and warmed up after the first paint.
 
 RECENT_RUNS = 30
 RUNS_POLL_S = 2.0
@@ -99,7 +98,7 @@ class ArtqApp(GuardedApp, App[int]):
         #: The folder of the job launched last (set by the job monitor).
         self.run_dir: str | None = None
         self.painted = False
-        self._panes_ready = False
+        self._last_mounted: list[Any] = []
         #: Where internal errors' tracebacks are written (the dialog names it).
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
         self._runs_seen: tuple[Any, ...] = ()
@@ -170,19 +169,20 @@ class ArtqApp(GuardedApp, App[int]):
         self.call_from_thread(gc.freeze)
 
     def pane(self, tab: str) -> Any:
-        """A tab's pane (typed loosely: the classes are imported after the first paint)."""
-        return self.query_one(f"#pane-{tab}")
+        return self.query_one(f"#pane-{tab}")  # typed loosely: imported after the first paint
 
     def panes_ready(self) -> bool:
         """Whether the lazily mounted panes are there yet (they follow the first paint)."""
-        # A pane is in the DOM before its children, and a Select before its own parts.
-        last = ("#sweep-chart", "#log", "#diagnostics", "#layer-detail", "#findings")
-        if not all(self.query(sel) for sel in last):
-            return False  # not yet, or no more: the app is closing
-        # Once mounted, mounted for good: the query below walks every widget.
-        self._panes_ready = self._panes_ready or all(w.is_mounted for w in self.query(
-            "Select, SelectOverlay, DataTable, Input"))
-        return self._panes_ready
+        if self._last_mounted:  # found once: ready while they stay (not while the app closes)
+            return all(w.is_attached for w in self._last_mounted)
+        # A pane is in the DOM before its children. Each query walks every widget, and this
+        # is asked every turn while a session opens: so only until the answer is yes.
+        last = [self.query(s) for s in ("#sweep-chart", "#log", "#diagnostics", "#layer-detail",
+                                        "#findings")]
+        if not all(last) or not all(w.is_mounted for w in self.query("Select, DataTable, Input")):
+            return False
+        self._last_mounted = [q.first() for q in last]
+        return True
 
     # --- runs ----------------------------------------------------------------------
 

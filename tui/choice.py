@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual import events
 from textual.css.query import NoMatches
@@ -35,18 +34,12 @@ class ChoiceCurrent(SelectCurrent):
 
     def render(self) -> Text:
         label = self.placeholder if isinstance(self.label, NoSelection) else self.label
-        text = label.copy() if isinstance(label, Text) else Text(str(label))
-        # Select's label is drawn at half strength until there is a value; so is the arrow.
-        dim = "" if self.has_value else "dim"
-        arrow = "▲" if self.parent is not None and self.parent.has_class("-expanded") else "▼"
-        width = max(self.content_size.width - 2, 0)
-        plain = set_cell_size(text.plain, width) if cell_len(text.plain) != width else text.plain
-        line = Text(plain, style=dim)
-        if isinstance(label, Text):
-            line = text
-            line.truncate(width, pad=True)
-            line.stylize(dim)
-        return line + Text(" " + arrow, style="dim")
+        line = label.copy() if isinstance(label, Text) else Text(str(label))
+        line.truncate(max(self.content_size.width - 2, 0), pad=True)  # the arrow keeps its place
+        if not self.has_value:
+            line.stylize("dim")  # Select draws the prompt at half strength, and the arrow
+        expanded = self.parent is not None and self.parent.has_class("-expanded")
+        return line + Text(" ▲" if expanded else " ▼", style="dim")
 
     async def _on_click(self, event: events.Click) -> None:
         event.stop()

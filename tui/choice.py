@@ -69,21 +69,15 @@ class Choice(Select[Any]):
             super()._setup_options_renderables()
 
     def _watch_value(self, value: Any) -> None:
+        # Select's, less the list's highlight: the list may not be there, and opening it
+        # highlights the value anyway (_watch_expanded).
         self._value = value
         try:
             current = self.query_one(SelectCurrent)
         except NoMatches:
             return
-        if value == self.NULL:
-            current.update(self.NULL)
-        else:
-            for index, (prompt, known) in enumerate(self._options):
-                if known == value:
-                    overlay = self._overlay()
-                    if overlay is not None:
-                        overlay.highlighted = index
-                    current.update(prompt)
-                    break
+        current.update(next((p for p, v in self._options if v == value), self.NULL)
+                       if value != self.NULL else self.NULL)
         self.post_message(self.Changed(self, value))
 
     def _watch_expanded(self, expanded: bool) -> None:
@@ -91,7 +85,8 @@ class Choice(Select[Any]):
         self.query_one(SelectCurrent).refresh()  # the arrow turns
 
     def _watch_prompt(self, prompt: str) -> None:
-        if self._overlay() is not None:
+        if self._overlay() is not None:  # Select's would look for the list
+
             super()._watch_prompt(prompt)
         elif self.is_mounted:
             current = self.query_one(SelectCurrent)

@@ -57,6 +57,10 @@ async def test_keys_open_the_list_and_pick_from_it() -> None:
         assert pick.value == "b" and not pick.expanded
         assert app.focused is pick and shown(app, "pick").endswith("▼")
         assert app.changes[-1] == ("pick", "b")
+        pick.value = "c"  # set while closed: the list opens on it
+        await pilot.press("enter")
+        await pilot.pause()
+        assert pick.query_one(SelectOverlay).highlighted == 2
 
 
 async def test_a_click_opens_it_and_options_set_while_closed_are_offered() -> None:
@@ -64,14 +68,15 @@ async def test_a_click_opens_it_and_options_set_while_closed_are_offered() -> No
     async with app.run_test(size=(40, 8)) as pilot:
         later = app.query_one("#later", Choice)
         later.set_options([("one", 1), ("two", 2)])
+        later.prompt = "(pick one)"  # before the list exists
         await pilot.pause()
-        assert later.is_blank()
+        assert later.is_blank() and shown(app, "later").startswith("(pick one)")
         await pilot.click("#later")
         await pilot.pause()
         assert later.expanded
         overlay = later.query_one(SelectOverlay)
         assert [str(overlay.get_option_at_index(i).prompt) for i in range(overlay.option_count)] \
-            == ["(choose)", "one", "two"]
+            == ["(pick one)", "one", "two"]
         await pilot.press("down", "down", "enter")
         await pilot.pause()
         assert later.value == 2 and shown(app, "later").startswith("two")

@@ -99,7 +99,7 @@ assert run_job(load_config(tmp / "job.toml")).status == "ok"
 """
     loaded = modules_after(code)
     assert "onnxruntime" in loaded  # the job really ran on the ONNX path
-    # onnxruntime's quant_pre_process (onnxruntime.tools) imports torch itself when it is
-    # installed: that is onnxruntime's import, not artq's, so torch is not counted here.
-    tf = FRAMEWORKS - {"torch"}
-    assert not loaded & tf, sorted(loaded & tf)
+    assert not loaded & FRAMEWORKS, sorted(loaded & FRAMEWORKS)
+    # onnxruntime's symbolic shape inference (onnxruntime.tools) brings sympy, and PyTorch
+    # where it is installed (~4 s): skipped here, where ONNX's own inference knows every shape.
+    assert "sympy" not in loaded

@@ -111,7 +111,7 @@ def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work
     # (or the worker's event stream).
     with _stdout_to(log_path):
         try:
-            quant_pre_process(src, str(pre))
+            quant_pre_process(src, str(pre), skip_symbolic_shape=shapes_all_known(src))
         except Exception:  # noqa: BLE001 - symbolic inference fails on some graphs: retry without
             quant_pre_process(src, str(pre), skip_symbolic_shape=True)
         name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
@@ -129,6 +129,30 @@ def to_int8(src: str, out: str, calibration: np.ndarray, opts: Int8Options, work
                                   f"{exc}", "check the model runs in onnxruntime in float; the "
                                   "log has the details") from None
     return requantize(work_dir, out, opts, log_path=log_path)
+
+
+def shapes_all_known(path: str) -> bool:
+    """Whether ONNX's own shape inference gives every tensor of the graph a fixed shape.
+
+    Then onnxruntime's symbolic shape inference has nothing to add, and it is skipped: it
+    costs an import of sympy, and of PyTorch where that is installed (onnxruntime.tools
+    imports it; about 4 s). A graph with an open dimension, an unknown tensor or a subgraph
+    still gets it."""
+    import onnx  # noqa: PLC0415
+
+    try:
+        graph = onnx.shape_inference.infer_shapes(onnx.load(path)).graph
+    except Exception:  # noqa: BLE001 - whatever ONNX cannot infer, the symbolic pass may
+        return False
+    fixed = {v.name for v in (*graph.input, *graph.output, *graph.value_info)
+             if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")
+             and all(d.HasField("dim_value") and d.dim_value > 0
+                     for d in v.type.tensor_type.shape.dim)}
+    fixed |= {t.name for t in graph.initializer}
+    subgraphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    return all(name in fixed for name in (v.name for v in graph.input)) and all(
+        not any(a.type in subgraphs for a in node.attribute)
+        and all(not out or out in fixed for out in node.output) for node in graph.node)
 
 
 def _mse_data(cal: Any, method: Any) -> Any:

@@ -1,0 +1,38 @@
+"""When the INT8 stage skips onnxruntime's symbolic shape inference: only where ONNX's own
+inference already fixes every tensor's shape (the pass costs a sympy import, and a PyTorch
+one where that is installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+from onnx_models import conv_classifier
+
+from engine.backends.onnx.quantize import shapes_all_known
+
+
+def test_a_static_graph_needs_no_symbolic_pass(tmp_path: Path) -> None:
+    assert shapes_all_known(str(conv_classifier(tmp_path / "m.onnx")))
+
+
+def test_an_open_batch_dimension_keeps_it(tmp_path: Path) -> None:
+    assert not shapes_all_known(str(conv_classifier(tmp_path / "m.onnx", shape=("N", 1, 8, 8))))
+
+
+def test_a_tensor_of_unknown_length_keeps_it(tmp_path: Path) -> None:
+    # NonZero's output length depends on the data: ONNX leaves it open.
+    graph = helper.make_graph(
+        [helper.make_node("NonZero", ["x"], ["nz"]),
+         helper.make_node("Cast", ["nz"], ["y"], to=TensorProto.FLOAT)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "nz.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert not shapes_all_known(str(path))
+
+
+def test_an_unreadable_file_keeps_it(tmp_path: Path) -> None:
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert not shapes_all_known(str(tmp_path / "bad.onnx"))

@@ -36,3 +36,11 @@ def test_a_tensor_of_unknown_length_keeps_it(tmp_path: Path) -> None:
 def test_an_unreadable_file_keeps_it(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     assert not shapes_all_known(str(tmp_path / "bad.onnx"))
+
+
+def test_weights_in_an_external_file_are_not_needed_to_tell(tmp_path: Path) -> None:
+    model = onnx.load(conv_classifier(tmp_path / "m.onnx"))
+    onnx.save(model, tmp_path / "ext.onnx", save_as_external_data=True,
+              all_tensors_to_one_file=True, location="ext.bin", size_threshold=0)
+    (tmp_path / "ext.bin").write_bytes(b"")  # the weights gone: shapes are in the graph
+    assert shapes_all_known(str(tmp_path / "ext.onnx"))

@@ -141,7 +141,7 @@ def shapes_all_known(path: str) -> bool:
     import onnx  # noqa: PLC0415
 
     try:
-        graph = onnx.shape_inference.infer_shapes(onnx.load(path)).graph
+        graph = onnx.shape_inference.infer_shapes(onnx.load(path, load_external_data=False)).graph
     except Exception:  # noqa: BLE001 - whatever ONNX cannot infer, the symbolic pass may
         return False
     fixed = {v.name for v in (*graph.input, *graph.output, *graph.value_info)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,14 +43,21 @@ def counts(output: str) -> dict[str, int]:
     return {}
 
 
-def run_suite(tree: Path, extra: list[str]) -> tuple[float, dict[str, int], int, str]:
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run_suite(tree: Path, extra: list[str]) -> tuple[float, float, dict[str, int], int, str]:
+    """(wall s, CPU s, counts, exit code, output) of one run of the fast suite in ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    start = time.perf_counter()
+    cpu, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run([sys.executable, *COMMAND, *extra], cwd=tree, env=env,
                           capture_output=True, text=True)
     wall = time.perf_counter() - start
     out = proc.stdout + proc.stderr
-    return wall, counts(out), proc.returncode, out
+    # Waited-for descendants only: xdist's workers and the tests' own processes are.
+    return wall, _children_cpu() - cpu, counts(out), proc.returncode, out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     shas = {k: git(args.repo, "rev-parse", "--short", getattr(args, k)) for k in ("old", "new")}
-    results: dict[str, list[tuple[float, dict[str, int]]]] = {"old": [], "new": []}
+    results: dict[str, list[tuple[float, float, dict[str, int]]]] = {"old": [], "new": []}
     failed = False
     with tempfile.TemporaryDirectory(prefix="suite-time-") as tmp:
         trees = {k: Path(tmp) / k for k in shas}
@@ -75,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 order = ("old", "new") if r % 2 == 0 else ("new", "old")
                 for k in order:
-                    wall, n, code, out = run_suite(trees[k], args.pytest_args)
-                    results[k].append((wall, n))
+                    wall, cpu, n, code, out = run_suite(trees[k], args.pytest_args)
+                    results[k].append((wall, cpu, n))
                     said = ", ".join(f"{v} {w}" for w, v in n.items()) or "no summary"
-                    print(f"round {r + 1} {k} {shas[k]}: {wall:6.1f} s  {said}", flush=True)
+                    print(f"round {r + 1} {k} {shas[k]}: {wall:6.1f} s wall  {cpu:6.1f} s CPU  "
+                          f"{said}", flush=True)
                     if code != 0:
                         failed = True
                         print("\n".join(out.splitlines()[-30:]), file=sys.stderr)
@@ -87,11 +96,14 @@ def main(argv: list[str] | None = None) -> int:
                 if tree.exists():
                     git(args.repo, "worktree", "remove", "--force", str(tree))
 
-    med = {k: statistics.median(w for w, _ in v) for k, v in results.items()}
-    tests = {k: v[-1][1].get("passed", 0) + v[-1][1].get("failed", 0) for k, v in results.items()}
+    med = {k: statistics.median(w for w, _, _ in v) for k, v in results.items()}
+    cpu = {k: statistics.median(c for _, c, _ in v) for k, v in results.items()}
+    tests = {k: v[-1][2].get("passed", 0) + v[-1][2].get("failed", 0) for k, v in results.items()}
     print(f"tests   old {tests['old']}  new {tests['new']}")
     print(f"median  old {med['old']:.1f} s  new {med['new']:.1f} s  "
           f"ratio new/old {med['new'] / med['old']:.2f}")
+    print(f"CPU     old {cpu['old']:.1f} s  new {cpu['new']:.1f} s  "
+          f"ratio new/old {cpu['new'] / cpu['old']:.2f}")
     if tests["new"] < tests["old"]:
         print("the new commit runs fewer tests than the old one", file=sys.stderr)
         failed = True

@@ -150,7 +150,7 @@ def shapes_all_known(path: str) -> bool:
                      for d in v.type.tensor_type.shape.dim)}
     fixed |= {t.name for t in graph.initializer}
     subgraphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-    return all(name in fixed for name in (v.name for v in graph.input)) and all(
+    return all(v.name in fixed for v in graph.input) and all(
         not any(a.type in subgraphs for a in node.attribute)
         and all(not out or out in fixed for out in node.output) for node in graph.node)
 

@@ -73,6 +73,14 @@ async def until(pilot: Any, cond: Callable[[], object], what: str = "the conditi
         await asyncio.sleep(0.01)
 
 
+def picker_listing(app: Any) -> list[Any]:
+    """The data picker's top entries once its tree is mounted and has read its folder; []
+    before. The picker is the app's screen before its tree is composed: so a query, not
+    query_one (which raised inside the app's pilot when the machine was loaded)."""
+    trees = app.screen.query("#data-tree")
+    return list(trees.first().root.children) if trees else []
+
+
 def layers_shown(app: Any) -> bool:
     """The layers table shows the report the results show (it follows them by a turn)."""
     return app.report is not None and app.pane("layers").report is app.report

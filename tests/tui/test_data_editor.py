@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from fakes import FakeRunner, small_digits, until
+from fakes import FakeRunner, picker_listing, small_digits, until
 from fakes import settle as settle_app
 from textual.widgets import Input, OptionList, Select, Static
 
@@ -272,9 +272,8 @@ async def test_browse_picks_the_file_with_the_keyboard(tmp_path: Path,
         # Not settle(): the tree's loader is a worker that waits for as long as it is open.
         await until(pilot, lambda: isinstance(app.screen, DataPickScreen), "the picker")
         # The tree of data/: the .npz and the folders, no text file.
-        await until(pilot, lambda: app.screen.query_one("#data-tree").root.children,
-                    "the folder listing")
-        labels = [str(n.label) for n in app.screen.query_one("#data-tree").root.children]
+        await until(pilot, lambda: picker_listing(app), "the folder listing")
+        labels = [str(n.label) for n in picker_listing(app)]
         assert "own.npz" in labels and "notes.txt" not in labels
         for _ in range(labels.index("own.npz") + 1):
             await pilot.press("down")

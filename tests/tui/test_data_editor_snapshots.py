@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeRunner, small_digits, until
+from fakes import FakeRunner, picker_listing, small_digits, until
 from test_tui_snapshots import NoChecker, settle
 
 from tui.app import ArtqApp
@@ -67,7 +67,7 @@ def test_data_picker(snap_compare, app: ArtqApp, size: str) -> None:
         await pilot.pause()
         pilot.app.query_one("#ds-calibration-browse").press()
         await until(pilot, lambda: isinstance(pilot.app.screen, DataPickScreen)
-                    and pilot.app.screen.query_one("#data-tree").root.children, "the picker")
+                    and picker_listing(pilot.app), "the picker")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZES[size], run_before=before)

@@ -57,7 +57,9 @@ def _quantize(tmp: Path, x: np.ndarray) -> tuple[bytes, bytes]:
 
     src, pre, out = tmp / "fp32.onnx", tmp / "pre.onnx", tmp / "int8.onnx"
     onnx.save(_float_model(), str(src))
-    quant_pre_process(str(src), str(pre))
+    # Static shapes: onnxruntime's symbolic pass would add nothing but its imports (sympy,
+    # and torch where installed), as the engine's INT8 stage also judges.
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from onnx_models import Graph
 
 from engine.backends.onnx import bias as qdq
+from engine.backends.onnx.quantize import shapes_all_known
 from engine.bias_correction import channel_error, sqnr
 from engine.npu import analyze
 from engine.tflite.bias import INT32_MAX, INT32_MIN
@@ -57,9 +58,9 @@ def _quantize(tmp: Path, x: np.ndarray) -> tuple[bytes, bytes]:
 
     src, pre, out = tmp / "fp32.onnx", tmp / "pre.onnx", tmp / "int8.onnx"
     onnx.save(_float_model(), str(src))
-    # Static shapes: onnxruntime's symbolic pass would add nothing but its imports (sympy,
-    # and torch where installed), as the engine's INT8 stage also judges.
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    # Pre-processed as the engine's INT8 stage does it: this static graph skips the symbolic
+    # pass (and its imports of sympy, and of torch where installed).
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=shapes_all_known(str(src)))
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

@@ -44,3 +44,24 @@ def test_weights_in_an_external_file_are_not_needed_to_tell(tmp_path: Path) -> N
               all_tensors_to_one_file=True, location="ext.bin", size_threshold=0)
     (tmp_path / "ext.bin").write_bytes(b"")  # the weights gone: shapes are in the graph
     assert shapes_all_known(str(tmp_path / "ext.onnx"))
+
+
+def test_a_subgraph_keeps_it(tmp_path: Path) -> None:
+    # Every tensor here is typed, so only the If's branches decide: what a subgraph computes
+    # ONNX does not always infer, and such a graph keeps the pass, as before.
+    def branch(name: str, value: float) -> onnx.GraphProto:
+        return helper.make_graph(
+            [helper.make_node("Constant", [], [name], value=helper.make_tensor(
+                "v", TensorProto.FLOAT, [1, 4], [value] * 4))],
+            name, [], [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4])])
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Cast", ["s"], ["c"], to=TensorProto.BOOL),
+         helper.make_node("If", ["c"], ["y"], then_branch=branch("a", 1.0),
+                          else_branch=branch("b", 0.0))],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    path = tmp_path / "if.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert not shapes_all_known(str(path))

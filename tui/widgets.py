@@ -217,9 +217,14 @@ class ImagePreview(Widget):
         self.images: list[list[list[float]]] = []  # rows of pixels in [0, 1] (no numpy here)
         self.captions: list[str] = []
         self.note = "No preview yet."
+        # The drawn lines by (width, monochrome). Each layout of the pane asks for the height
+        # and each paint for the lines: drawing the tiles again every time was measured at 18
+        # times per session opened, and again on every key typed in the pane.
+        self._drawn: dict[tuple[int, bool], list[Text]] = {}
 
     def set_images(self, images: list[Any], captions: list[str], note: str = "") -> None:
         self.images, self.captions, self.note = images, captions, note
+        self._drawn.clear()
         self.refresh(layout=True)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
@@ -237,6 +242,11 @@ class ImagePreview(Widget):
         if not self.images:
             return [Text(self.note)]
         mono = bool(getattr(self.app, "no_color", False)) or self.app.theme.startswith("ansi")
+        if (width, mono) not in self._drawn:
+            self._drawn[(width, mono)] = self._draw(width, mono)
+        return self._drawn[(width, mono)]
+
+    def _draw(self, width: int, mono: bool) -> list[Text]:
         tiles = [self._tile(img, mono) for img in self.images]
         out: list[Text] = []
         row: list[tuple[list[Text], str]] = []

@@ -177,7 +177,8 @@ def _cost_of_the_folder(request: pytest.FixtureRequest,
 def _no_animation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """TUI tests run with Textual's animations off (as under TEXTUAL_ANIMATIONS=none): the
     pilot waits for every animation after each key, so each tab switch cost the 0.3 s slide
-    of the tab underline (a third of some tests). The screens end the same (snapshots)."""
+    of the tab underline (a third of some tests). The screens end the same (snapshots). The
+    workbench has them off by default too; this covers the small apps the tests build."""
     if _folder(request.node.path) == "tui":
         import textual.constants  # noqa: PLC0415 - only the TUI tests load Textual
 

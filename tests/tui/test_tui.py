@@ -421,6 +421,31 @@ async def test_limited_colour_and_no_color(runs: Path, monkeypatch: pytest.Monke
         assert str(box._button) == "[x]"
 
 
+async def test_no_animations_unless_asked_for(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over SSH every frame is sent: a tab change moves its underline at once, not over
+    twenty frames. TEXTUAL_ANIMATIONS, when set, is the user's choice and kept."""
+    import textual.constants
+    from textual.widgets._tabs import Underline
+
+    # What Textual reads when the variable is unset (tests set "none": tests/conftest.py).
+    monkeypatch.setattr(textual.constants, "TEXTUAL_ANIMATIONS", "full")
+    monkeypatch.delenv("TEXTUAL_ANIMATIONS", raising=False)
+    app = make_app(runs)
+    assert app.animation_level == "none"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f5")
+        await pilot.pause()
+        underline = app.query_one("#tabs Underline", Underline)
+        active = app.query_one("#tabs ContentTab.-active")
+        assert str(active.label).endswith("Results")
+        assert not app.animator.is_being_animated(underline, "highlight_start")
+        start, end = active.virtual_region.shrink(active.styles.gutter).column_span
+        assert (underline.highlight_start, underline.highlight_end) == (start, end)
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "full")
+    assert make_app(runs).animation_level == "full"
+
+
 async def test_progress_messages_coalesce() -> None:
     from engine.events import Progress
 

@@ -125,9 +125,12 @@ async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> Non
         await open_digits(pilot, app)
         assert app.query_one(TabbedContent).active == "calibration"
         assert app.focused is app.query_one("#pane-calibration")  # not a field: q still quits
+        seed_x = app.query_one("#k-calibration--seed").region.x
         await pilot.press("tab", "5", "0")  # Tab selects the field's text: typing replaces it
         assert app.query_one("#k-calibration--samples", Input).value == "50"
         assert "BELOW the guide's 100–500" in str(app.query_one("#band").render())
+        # The gauge's words changed (within → BELOW): the fields after it stay in place.
+        assert app.query_one("#k-calibration--seed").region.x == seed_x
         await pilot.press("enter")  # submit → the data is checked again with 50 samples
         await settle(pilot, app)
         # The diagnostics come second, from the child process.

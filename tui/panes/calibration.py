@@ -46,6 +46,10 @@ def band_text(samples: int | None) -> str:
     return f"{gauge} {word}"
 
 
+#: The gauge's width: its longest text and its padding. Fixed, so typing a count does not
+#: move the fields after it (and a width that changes lays the pane out twice per key).
+BAND_WIDTH = max(len(band_text(n)) for n in (None, 0, GUIDE[0], GUIDE[1] + 1)) + 2
+
 #: The splits every job reads; QAT's train and validation editors come when needed.
 ALWAYS = ("calibration", "test")
 
@@ -64,7 +68,9 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
         with Horizontal(classes="knobs"):
             yield knob_label("calibration.samples")
             yield knob_widget("calibration.samples")
-            yield Label(band_text(None), id="band")
+            band = Label(band_text(None), id="band")
+            band.styles.width = BAND_WIDTH
+            yield band
             yield knob_label("calibration.seed")
             yield knob_widget("calibration.seed")
         with Horizontal(classes="knobs"):  # PTQ: several draws, their spread, the one kept

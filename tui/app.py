@@ -46,20 +46,10 @@ if TYPE_CHECKING:
 RECENT_RUNS = 30
 RUNS_POLL_S = 2.0
 
-_PANE_CLASSES = {
-    "calibration": ("calibration", "CalibrationPane"),
-    "quantize": ("quantize", "QuantizePane"),
-    "results": ("results", "ResultsPane"),
-    "layers": ("layers", "LayersPane"),
-    "compare": ("compare", "ComparePane"),
-}
-
-
 def _make_pane(tab: str) -> Any:
-    import importlib  # noqa: PLC0415
-
-    module, name = _PANE_CLASSES[tab]
-    return getattr(importlib.import_module(f"tui.panes.{module}"), name)(id=f"pane-{tab}")
+    """The pane of a later tab: ``tui.panes.calibration.CalibrationPane`` for "calibration"."""
+    module = importlib.import_module(f"tui.panes.{tab}")
+    return getattr(module, f"{tab.capitalize()}Pane")(id=f"pane-{tab}")
 
 
 class ArtqApp(GuardedApp, App[int]):
@@ -85,10 +75,8 @@ class ArtqApp(GuardedApp, App[int]):
         error_log: str | Path | None = None,
     ) -> None:
         super().__init__()
-        # No animations unless asked for (TEXTUAL_ANIMATIONS=basic|full): a tab change slid
-        # its underline for 0.3 s, about twenty frames sent down an SSH link to move a line
-        # (measured: 21 screen updates and 250-380 ms of CPU a tab change, 4 and 110-185 ms
-        # without). Scrolls jump instead of gliding.
+        # Animations only if TEXTUAL_ANIMATIONS asks: a tab's sliding underline was 20 frames
+        # sent over SSH (benchmarks/tui_responsiveness.py measures a tab change's bytes).
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"
         self.runner: Runner = runner or WorkerRunner()

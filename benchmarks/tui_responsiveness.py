@@ -7,11 +7,14 @@
    been written to the terminal. Python's own start (``python -c pass``) is measured beside
    it, ``artq`` (the CLI entry point) too, and a minimal Textual app showing the same
    markers: the framework's own floor on this machine.
-2. Heartbeat: the TUI, in the same kind of terminal, launches a real PTQ job through the
+2. Tab changes: the TUI in a 100×30 pseudo-terminal, F3 … F7 and F2 pressed in turn; the
+   bytes it writes to the terminal (what goes down an SSH link) and the CPU it uses per
+   tab change, with its default (no animations) and with TEXTUAL_ANIMATIONS=full.
+3. Heartbeat: the TUI, in the same kind of terminal, launches a real PTQ job through the
    engine worker while a 20 ms timer ticks; the longest gap between ticks while the job
    runs is how long the UI was unresponsive at worst.
 
-Both print their figures. The machine is shared: run it twice before believing a number.
+Each prints its figures. The machine is shared: run it twice before believing a number.
 """
 
 from __future__ import annotations
@@ -35,10 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BEAT_S = 0.02
 
 
-def _spawn_pty(args: list[str], cols: int = 80, rows: int = 24) -> tuple[subprocess.Popen, int]:
+def _spawn_pty(args: list[str], cols: int = 80, rows: int = 24,
+               env_extra: dict[str, str | None] | None = None) -> tuple[subprocess.Popen, int]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+    for key, value in (env_extra or {}).items():  # None: unset
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env,
                             start_new_session=True)
@@ -93,6 +102,45 @@ def first_paint(args: list[str], markers: tuple[str, ...], timeout: float = 20.0
         os.close(master)
 
 
+#: xterm's F2-F7: tabs 1 Models … 6 Compare.
+F_KEYS = {2: b"\x1bOQ", 3: b"\x1bOR", 4: b"\x1bOS", 5: b"\x1b[15~", 6: b"\x1b[17~", 7: b"\x1b[18~"}
+
+
+def tab_changes(runs_dir: Path, animations: str | None, changes: int = 12) -> tuple[float, float]:
+    """(bytes written to the terminal, CPU seconds) per tab change, averaged over
+    ``changes`` changes (F3 … F7, F2, round again), in the real app in a 100×30
+    pseudo-terminal: what a tab change sends down an SSH link and costs the machine.
+    ``animations``: TEXTUAL_ANIMATIONS, or None for the app's default."""
+    proc, master = _spawn_pty([sys.executable, "-m", "tui", "--runs-dir", str(runs_dir)], 100, 30,
+                              {"TEXTUAL_ANIMATIONS": animations})
+    try:
+        seen, t0 = "", time.perf_counter()
+        while not all(m in seen for m in MARKERS):
+            if time.perf_counter() - t0 > 20:
+                raise TimeoutError(f"no first screen: {seen[-400:]!r}")
+            seen += _read(master, 0.05).decode(errors="replace")
+        end = time.perf_counter() + 3.0  # the other tabs mount after the first paint
+        while time.perf_counter() < end:
+            _read(master, 0.05)
+        sent, cpu0 = 0, _cpu_s(proc.pid)
+        for i in range(changes):
+            os.write(master, F_KEYS[3 + i % 6 if i % 6 < 5 else 2])
+            end = time.perf_counter() + 0.8  # the underline slides for 0.3 s when animated
+            while time.perf_counter() < end:
+                sent += len(_read(master, 0.05))
+        cpu = _cpu_s(proc.pid) - cpu0
+        os.write(master, b"\x11")  # Ctrl+Q
+        end = time.perf_counter() + 10
+        while proc.poll() is None and time.perf_counter() < end:
+            _read(master, 0.05)
+        return sent / changes, cpu / changes
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+
+
 def python_start(args: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(args, check=True, cwd=ROOT)
@@ -108,12 +156,15 @@ def heartbeat(config: Path, runs_dir: Path, timeout: float, idle_s: float = 0.0)
                                str(out), str(idle_s)])
     t0 = time.perf_counter()
     tail = b""
+    sent = 0
     try:
         # Keep reading: a terminal nobody reads fills up and blocks the app's writes.
         while proc.poll() is None:
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError("the job did not finish in time")
-            tail = (tail + _read(master, 0.1))[-4000:]
+            chunk = _read(master, 0.1)
+            sent += len(chunk)
+            tail = (tail + chunk)[-4000:]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -121,7 +172,8 @@ def heartbeat(config: Path, runs_dir: Path, timeout: float, idle_s: float = 0.0)
         os.close(master)
     if not out.is_file():
         raise RuntimeError(f"the benchmark app ended without figures: {tail.decode(errors='replace')[-1500:]}")
-    return json.loads(out.read_text())
+    # What the terminal received over the app's whole life (start-up and first screen too).
+    return {**json.loads(out.read_text()), "kib_per_s": sent / 1024 / (time.perf_counter() - t0)}
 
 
 def paint_child(runs_dir: str, out: str) -> None:
@@ -322,6 +374,16 @@ def main() -> int:
               f"CPU {statistics.median(cpu):.3f} s")
     print(f"  CPU the app used up to writing its first frame (python -m tui): median "
           f"{statistics.median(frame_cpu):.3f} s, max {max(frame_cpu):.3f} s (the machine's speed moves by up to 1.6× from minute to minute)")
+    tabs = {name: [tab_changes(runs_dir, level) for _ in range(2)]
+            for name, level in (("the app's default (no animations)", None),
+                                ("TEXTUAL_ANIMATIONS=full", "full"))}
+    print("tab changes, 100x30 pty, 12 changes x 2 runs: bytes sent to the terminal and CPU, per change")
+    for name, res in tabs.items():
+        print(f"  {name:<34}  {statistics.median(b for b, _ in res) / 1024:6.1f} KiB   "
+              f"CPU {1000 * statistics.median(c for _, c in res):5.0f} ms")
+    (off_b, off_c), (on_b, on_c) = ([statistics.median(x[k] for x in r) for k in (0, 1)]
+                                    for r in tabs.values())
+    print(f"  without / with animations: {off_b / on_b:.2f}x the bytes, {off_c / on_c:.2f}x the CPU")
     if args.skip_job:
         return 0
     cfg = Path(args.config).resolve()
@@ -352,7 +414,7 @@ def main() -> int:
         print(f"  {name}:")
         print(f"    longest gap {r['max_gap_ms']:.0f} ms, p99 {r['p99_gap_ms']:.0f} ms, "
               f"median {r['median_gap_ms']:.0f} ms, gaps over 100 ms: {r['gaps_over_100ms']} "
-              f"of {r['beats']} beats")
+              f"of {r['beats']} beats; terminal output {r['kib_per_s']:.1f} KiB/s")
     return 0
 
 

@@ -32,6 +32,8 @@ import sys
 import tempfile
 import termios
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,27 +76,26 @@ def _cpu_s(pid: int) -> float:
 MARKERS = ("Samples", "Launch")
 
 
-def first_paint(args: list[str], markers: tuple[str, ...], timeout: float = 20.0) -> tuple[float, float]:
-    """(wall, CPU) seconds from spawn until every marker has appeared on the terminal.
-
-    On a shared machine the wall time moves with the load; the CPU time the process needed
-    to get there does not, and is what the wall time comes down to on an idle machine.
-    """
+@contextmanager
+def _on_screen(args: list[str], markers: tuple[str, ...], cols: int = 80, rows: int = 24,
+               env_extra: dict[str, str | None] | None = None,
+               timeout: float = 20.0) -> Iterator[tuple[subprocess.Popen, int, float]]:
+    """The app spawned in a pseudo-terminal, given once every marker is on its screen as
+    (process, terminal, seconds from spawn); quit with Ctrl+Q on leaving, killed if it
+    does not end."""
     t0 = time.perf_counter()
-    proc, master = _spawn_pty(args)
+    proc, master = _spawn_pty(args, cols, rows, env_extra)
     seen = ""
     try:
         while not all(m in seen for m in markers):
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError(f"no first screen after {timeout} s: {seen[-400:]!r}")
             seen += _read(master, 0.05).decode(errors="replace")
-        took = time.perf_counter() - t0
-        cpu = _cpu_s(proc.pid)
+        yield proc, master, time.perf_counter() - t0
         os.write(master, b"\x11")  # Ctrl+Q
         end = time.perf_counter() + 10
         while proc.poll() is None and time.perf_counter() < end:
             _read(master, 0.05)
-        return took, cpu
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -102,8 +103,18 @@ def first_paint(args: list[str], markers: tuple[str, ...], timeout: float = 20.0
         os.close(master)
 
 
-#: xterm's F2-F7: tabs 1 Models … 6 Compare.
-F_KEYS = {2: b"\x1bOQ", 3: b"\x1bOR", 4: b"\x1bOS", 5: b"\x1b[15~", 6: b"\x1b[17~", 7: b"\x1b[18~"}
+def first_paint(args: list[str], markers: tuple[str, ...], timeout: float = 20.0) -> tuple[float, float]:
+    """(wall, CPU) seconds from spawn until every marker has appeared on the terminal.
+
+    On a shared machine the wall time moves with the load; the CPU time the process needed
+    to get there does not, and is what the wall time comes down to on an idle machine.
+    """
+    with _on_screen(args, markers, timeout=timeout) as (proc, _, took):
+        return took, _cpu_s(proc.pid)
+
+
+#: xterm's F2-F7 (tabs 1 Models … 6 Compare), in the order pressed: F3 … F7, then F2.
+TAB_KEYS = (b"\x1bOR", b"\x1bOS", b"\x1b[15~", b"\x1b[17~", b"\x1b[18~", b"\x1bOQ")
 
 
 def tab_changes(runs_dir: Path, animations: str | None, changes: int = 12) -> tuple[float, float]:
@@ -111,34 +122,18 @@ def tab_changes(runs_dir: Path, animations: str | None, changes: int = 12) -> tu
     ``changes`` changes (F3 … F7, F2, round again), in the real app in a 100×30
     pseudo-terminal: what a tab change sends down an SSH link and costs the machine.
     ``animations``: TEXTUAL_ANIMATIONS, or None for the app's default."""
-    proc, master = _spawn_pty([sys.executable, "-m", "tui", "--runs-dir", str(runs_dir)], 100, 30,
-                              {"TEXTUAL_ANIMATIONS": animations})
-    try:
-        seen, t0 = "", time.perf_counter()
-        while not all(m in seen for m in MARKERS):
-            if time.perf_counter() - t0 > 20:
-                raise TimeoutError(f"no first screen: {seen[-400:]!r}")
-            seen += _read(master, 0.05).decode(errors="replace")
+    with _on_screen([sys.executable, "-m", "tui", "--runs-dir", str(runs_dir)], MARKERS, 100, 30,
+                    {"TEXTUAL_ANIMATIONS": animations}) as (proc, master, _):
         end = time.perf_counter() + 3.0  # the other tabs mount after the first paint
         while time.perf_counter() < end:
             _read(master, 0.05)
         sent, cpu0 = 0, _cpu_s(proc.pid)
         for i in range(changes):
-            os.write(master, F_KEYS[3 + i % 6 if i % 6 < 5 else 2])
+            os.write(master, TAB_KEYS[i % len(TAB_KEYS)])
             end = time.perf_counter() + 0.8  # the underline slides for 0.3 s when animated
             while time.perf_counter() < end:
                 sent += len(_read(master, 0.05))
-        cpu = _cpu_s(proc.pid) - cpu0
-        os.write(master, b"\x11")  # Ctrl+Q
-        end = time.perf_counter() + 10
-        while proc.poll() is None and time.perf_counter() < end:
-            _read(master, 0.05)
-        return sent / changes, cpu / changes
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        os.close(master)
+        return sent / changes, (_cpu_s(proc.pid) - cpu0) / changes
 
 
 def python_start(args: list[str]) -> float:
@@ -414,7 +409,8 @@ def main() -> int:
         print(f"  {name}:")
         print(f"    longest gap {r['max_gap_ms']:.0f} ms, p99 {r['p99_gap_ms']:.0f} ms, "
               f"median {r['median_gap_ms']:.0f} ms, gaps over 100 ms: {r['gaps_over_100ms']} "
-              f"of {r['beats']} beats; terminal output {r['kib_per_s']:.1f} KiB/s")
+              f"of {r['beats']} beats; terminal output {r['kib_per_s']:.1f} KiB/s over the "
+              f"app's life")
     return 0
 
 

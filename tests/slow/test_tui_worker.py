@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 from pathlib import Path
 
 from models import tiny_job
@@ -47,6 +48,14 @@ def gone(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     return True
+
+
+def sigterm_pending(pid: int) -> bool:
+    """A SIGTERM sent to ``pid`` waits to be delivered (the process is stopped)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("ShdPnd:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
 
 
 def group_gone(pgid: int) -> bool:
@@ -100,7 +109,15 @@ async def test_cancel_kills_the_worker_and_marks_the_run(tiny_model: Path, tmp_p
         await wait_for(pilot, lambda: bool(app.query("#stage-load")), 60)
         pid = runner.pid
         assert pid is not None and not gone(pid)
-        await pilot.press("ctrl+t")
+        # The tiny job can end within one poll on a loaded machine, and a cancel after the
+        # end has nothing to cancel. Freeze the worker and its child until the cancel's
+        # SIGTERM is pending, so the cancel lands mid-job every time.
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: sigterm_pending(pid), 10)
+        finally:
+            os.killpg(pid, signal.SIGCONT)
         await wait_for(pilot, lambda: not runner.running, 60)
         await pilot.pause()
         assert gone(pid)

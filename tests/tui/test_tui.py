@@ -67,6 +67,19 @@ async def settle(pilot, app: ArtqApp) -> None:  # noqa: ANN001
     """Let thread workers (config load, data check, run list) finish and their results land."""
     await settle_app(pilot)
 
+def count_layouts(app: ArtqApp) -> list[object]:
+    """One entry per layout of the app's screen from now on."""
+    screen, seen = app.screen, []
+    real = screen._refresh_layout
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        seen.append(args or kwargs)
+        real(*args, **kwargs)
+
+    screen._refresh_layout = counted  # type: ignore[method-assign]
+    return seen
+
+
 async def open_digits(pilot, app: ArtqApp) -> None:  # noqa: ANN001
     await settle(pilot, app)
     picker = app.query_one("#picker", OptionList)
@@ -126,8 +139,13 @@ async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> Non
         assert app.query_one(TabbedContent).active == "calibration"
         assert app.focused is app.query_one("#pane-calibration")  # not a field: q still quits
         seed_x = app.query_one("#k-calibration--seed").region.x
-        await pilot.press("tab", "5", "0")  # Tab selects the field's text: typing replaces it
+        await pilot.press("tab")  # Tab selects the field's text: typing replaces it
+        layouts = count_layouts(app)
+        await pilot.press("5", "0")
         assert app.query_one("#k-calibration--samples", Input).value == "50"
+        # A key re-lays the pane out once (the field's own text), not again for the gauge
+        # and the "changed" note beside it: each layout redraws the pane over SSH.
+        assert len(layouts) <= 2, layouts
         assert "BELOW the guide's 100–500" in str(app.query_one("#band").render())
         # The gauge's words changed (within → BELOW): the fields after it stay in place.
         assert app.query_one("#k-calibration--seed").region.x == seed_x

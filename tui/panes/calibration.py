@@ -208,11 +208,13 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
         else:
             self.set_state("changed: Enter re-checks")
 
+    # Both labels are one line of a fixed width: a new text is a repaint, not a layout of
+    # the pane (a layout per key typed in the samples field).
     def set_band(self, samples: int | None) -> None:
-        self.query_one("#band", Label).update(band_text(samples))
+        self.query_one("#band", Label).update(band_text(samples), layout=False)
 
     def set_state(self, text: str) -> None:
-        self.query_one("#check-state", Label).update(text)
+        self.query_one("#check-state", Label).update(text, layout=False)
 
     def show_check(self, res: dict[str, Any]) -> None:
         preview = self.query_one("#preview", ImagePreview)

@@ -236,7 +236,9 @@ class SourceEditor(Vertical):
                 ys.value = guess_array(names, self.split, "y") or NO_LABELS
 
     def _msg(self, field: str, text: str) -> None:
-        self.query_one(f"#{self.fid(field)}-msg", Static).update(text)
+        msg = self.query_one(f"#{self.fid(field)}-msg", Static)
+        if msg.content != text:  # launch and save re-check every field: most stay as they were
+            msg.update(text)
 
     def overrides(self) -> dict[str, Any]:
         """The overrides for this split; SettingError naming the first field with a problem."""

@@ -67,6 +67,7 @@ async def settle(pilot, app: ArtqApp) -> None:  # noqa: ANN001
     """Let thread workers (config load, data check, run list) finish and their results land."""
     await settle_app(pilot)
 
+
 def count_layouts(app: ArtqApp) -> list[object]:
     """One entry per layout of the app's screen from now on."""
     screen, seen = app.screen, []
@@ -170,6 +171,12 @@ async def test_launch_sends_only_what_changed_and_shows_the_verdict(runs: Path) 
         # The session's model was offered for a warm-up as it opened, before any launch.
         ((model, config),) = runner.warmed
         assert model["format"] == "keras" and config["quantization"]["method"] == "ptq"
+        # Reading the tuned settings (launch, save) re-checks every data field; with none
+        # changed, nothing on screen changes either: no layout of the pane.
+        layouts = count_layouts(app)
+        app.overrides()
+        await pilot.pause()
+        assert layouts == [], layouts
         await pilot.press("tab", "5", "0", "ctrl+r")  # Ctrl+R works while typing in the field
         await settle(pilot, app)
         config, overrides = runner.started[0]

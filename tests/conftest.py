@@ -185,6 +185,41 @@ def _no_animation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(textual.constants, "TEXTUAL_ANIMATIONS", "none")
 
 
+@pytest.fixture(autouse=True)
+def _no_frames(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TUI tests skip composing the frames the headless driver throws away unread (an eighth
+    of their CPU, measured on tests/tui). What a test checks on screen it reads from the
+    widgets, or from a snapshot, which renders the screen whole by itself. The last screen
+    is still rendered whole as the app closes: a widget whose render raises fails the test."""
+    if _folder(request.node.path) != "tui":
+        return
+    from textual._compositor import Compositor  # noqa: PLC0415 - only the TUI tests load Textual
+    from textual.app import App  # noqa: PLC0415
+
+    render = Compositor.render_update
+    shutdown = App._shutdown
+
+    def no_frame(compositor: Compositor, full: bool = False, **kwargs: object) -> object:
+        if full:  # a snapshot, or the last screen below
+            return render(compositor, full, **kwargs)  # type: ignore[arg-type]
+        compositor._dirty_regions.clear()  # as if drawn: the next frame starts from here
+        return None
+
+    async def last_frame(app: App) -> None:
+        failed: Exception | None = None
+        if app._screen_stack:
+            try:
+                app._screen_stack[-1]._compositor.render_update(full=True)
+            except Exception as exc:  # noqa: BLE001 - raised after the app is shut down
+                failed = exc
+        await shutdown(app)
+        if failed is not None:
+            raise failed
+
+    monkeypatch.setattr(Compositor, "render_update", no_frame)
+    monkeypatch.setattr(App, "_shutdown", last_frame)
+
+
 class _Noted(list):
     """Internal errors the workbench survived in a test; ``expected`` once a test asks."""
 

@@ -174,50 +174,14 @@ def _cost_of_the_folder(request: pytest.FixtureRequest,
 
 
 @pytest.fixture(autouse=True)
-def _no_animation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """TUI tests run with Textual's animations off (as under TEXTUAL_ANIMATIONS=none): the
-    pilot waits for every animation after each key, so each tab switch cost the 0.3 s slide
-    of the tab underline (a third of some tests). The screens end the same (snapshots). The
-    workbench has them off by default too; this covers the small apps the tests build."""
+def _textual_for_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TUI tests run Textual without what only a person at a terminal sees (tests/textual_harness.py
+    says what and why): no animations, no frames the headless driver discards, and pilot
+    waits on the widgets that have work pending only."""
     if _folder(request.node.path) == "tui":
-        import textual.constants  # noqa: PLC0415 - only the TUI tests load Textual
+        import textual_harness  # noqa: PLC0415 - only the TUI tests load Textual
 
-        monkeypatch.setattr(textual.constants, "TEXTUAL_ANIMATIONS", "none")
-
-
-@pytest.fixture(autouse=True)
-def _no_frames(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """TUI tests skip composing the frames the headless driver throws away unread (an eighth
-    of their CPU, measured on tests/tui). What a test checks on screen it reads from the
-    widgets, or from a snapshot, which renders the screen whole by itself. The last screen
-    is still rendered whole as the app closes: a widget whose render raises fails the test."""
-    if _folder(request.node.path) != "tui":
-        return
-    from textual._compositor import Compositor  # noqa: PLC0415 - only the TUI tests load Textual
-    from textual.app import App  # noqa: PLC0415
-
-    render = Compositor.render_update
-    shutdown = App._shutdown
-
-    def no_frame(compositor: Compositor, full: bool = False, **kwargs: object) -> object:
-        if full:  # a snapshot, or the last screen below
-            return render(compositor, full, **kwargs)  # type: ignore[arg-type]
-        compositor._dirty_regions.clear()  # as if drawn: the next frame starts from here
-        return None
-
-    async def last_frame(app: App) -> None:
-        failed: Exception | None = None
-        if app._screen_stack:
-            try:
-                app._screen_stack[-1]._compositor.render_update(full=True)
-            except Exception as exc:  # noqa: BLE001 - raised after the app is shut down
-                failed = exc
-        await shutdown(app)
-        if failed is not None:
-            raise failed
-
-    monkeypatch.setattr(Compositor, "render_update", no_frame)
-    monkeypatch.setattr(App, "_shutdown", last_frame)
+        textual_harness.patch(monkeypatch)
 
 
 class _Noted(list):

@@ -61,8 +61,8 @@ async def until(pilot: Any, cond: Callable[[], object], what: str = "the conditi
     """Let the app run until ``cond()`` holds: a bounded wait on a condition, not a sleep.
 
     The app runs on this event loop, so yielding to it is enough; a pilot pause between
-    checks would also post a message to each of its ~300 widgets and wait for them all
-    (about 20 ms of CPU a check, most of the TUI tests' time). The bound is wall time, and
+    checks would also wait on every widget with work queued and lay the screen out. The
+    bound is wall time, and
     generous: a CI machine running TensorFlow tests beside took over 5 s for a sweep's
     table to land, and a test that passes never waits for the bound."""
     loop = asyncio.get_running_loop()

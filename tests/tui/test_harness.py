@@ -1,9 +1,13 @@
-"""What the TUI tests' harness (tests/conftest.py) promises though it skips drawing frames."""
+"""What the TUI tests' harness (tests/textual_harness.py) keeps of Textual's behaviour though it
+skips drawing frames and asks only busy widgets to answer the pilot's waits."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from textual.app import App, ComposeResult
+from textual.message import Message
 from textual.widgets import Static
 
 
@@ -37,3 +41,38 @@ async def test_a_snapshot_still_draws_the_whole_screen() -> None:
     async with OneWidget().run_test(size=(20, 3)) as pilot:
         await pilot.pause()
         assert "fine" in pilot.app.export_screenshot()
+
+
+class Slow(Static):
+    """Handles a message in two turns of the loop, as a handler that awaits does."""
+
+    DEFAULT_CSS = "Slow { width: 10; height: 1; }"
+
+    class Poke(Message):
+        pass
+
+    handled = 0
+
+    async def on_slow_poke(self) -> None:
+        await asyncio.sleep(0.05)
+        self.handled += 1
+
+
+class TwoWidgets(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Fragile()
+        yield Slow()
+
+
+async def test_a_pause_waits_for_every_message_queued_before_it() -> None:
+    async with TwoWidgets().run_test(size=(20, 3)) as pilot:
+        await pilot.pause()
+        slow = pilot.app.query_one(Slow)
+        for _ in range(3):
+            slow.post_message(Slow.Poke())
+        await pilot.pause()  # the other widget has nothing queued; this one three messages
+        assert slow.handled == 3
+        slow.post_message(Slow.Poke())
+        await asyncio.sleep(0.01)  # it is in its handler now, with nothing queued
+        await pilot.pause()
+        assert slow.handled == 4

@@ -1,0 +1,97 @@
+"""How the TUI tests run Textual: the app's behaviour whole, without the work that only a
+person at a terminal would see. Each patch is measured and has a test of what it keeps
+(tests/tui/test_harness.py). Applied per TUI test by tests/conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import textual.constants
+from textual._compositor import Compositor
+from textual.app import App
+from textual.message_pump import MessagePump
+from textual.pilot import Pilot, WaitForScreenTimeout
+
+
+def patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Animations off (as under TEXTUAL_ANIMATIONS=none): the pilot waits for every animation
+    # after each key, so each tab switch cost the 0.3 s slide of the tab underline. The
+    # screens end the same (snapshots). The workbench has them off by default too; this
+    # covers the small apps the tests build.
+    monkeypatch.setattr(textual.constants, "TEXTUAL_ANIMATIONS", "none")
+    # Frames: composing each one for a driver that throws it away unread was an eighth of
+    # the TUI tests' CPU. A test reads the screen from the widgets, or from a snapshot,
+    # which renders the whole screen itself; the last screen is still rendered as the app
+    # closes, so a widget whose render raises fails its test.
+    monkeypatch.setattr(Compositor, "render_update", _no_frame)
+    monkeypatch.setattr(App, "_shutdown", _last_frame)
+    # Pilot waits: a fifth of the TUI tests' CPU was the pilot asking each of the app's
+    # ~200 widgets to answer a callback after every key and pause, though nearly all had
+    # nothing queued.
+    monkeypatch.setattr(Pilot, "_wait_for_screen", _wait_for_busy_widgets)
+
+
+_render_update = Compositor.render_update
+_shutdown = App._shutdown
+
+
+def _no_frame(compositor: Compositor, full: bool = False, **kwargs: object) -> object:
+    if full:  # a snapshot, or the last screen below
+        return _render_update(compositor, full, **kwargs)  # type: ignore[arg-type]
+    compositor._dirty_regions.clear()  # as if drawn: the next frame starts from here
+    return None
+
+
+async def _last_frame(app: App) -> None:
+    failed: Exception | None = None
+    if app._screen_stack:
+        try:
+            app._screen_stack[-1]._compositor.render_update(full=True)
+        except Exception as exc:  # noqa: BLE001 - raised once the app is shut down
+            failed = exc
+    await _shutdown(app)
+    if failed is not None:
+        raise failed
+
+
+def _parked(pump: MessagePump) -> bool:
+    """Whether ``pump`` waits for a message with none queued and nothing left to call: a
+    callback posted to it would run at once and prove nothing. Anything this cannot tell
+    (a newer Textual) counts as busy, so the wait is only ever longer, never shorter."""
+    queue = pump._message_queue
+    waiters = getattr(getattr(queue, "ready_event", None), "_waiters", None)
+    return bool(waiters) and queue.empty() and not pump._next_callbacks
+
+
+async def _wait_for_busy_widgets(pilot: Pilot, timeout: float = 30.0) -> bool:
+    """Textual's own wait (every message queued before it is handled), asked of the widgets
+    that have one to handle: each gets a callback behind its queue, and the wait ends when
+    all have run it, the app fails, or ``timeout`` passes."""
+    app = pilot.app
+    try:
+        screen = app.screen
+    except Exception:  # noqa: BLE001 - no screen: nothing to wait for, as in Textual's
+        return False
+    pending = 0
+    done = asyncio.Event()
+
+    def answered() -> None:
+        nonlocal pending
+        pending -= 1
+        if pending == 0:
+            done.set()
+
+    for pump in (app, *screen.walk_children(with_self=True)):
+        if not _parked(pump) and pump.call_later(answered):
+            pending += 1
+    if not pending:
+        return True
+    waits = [asyncio.create_task(done.wait()), asyncio.create_task(app._exception_event.wait())]
+    finished, unfinished = await asyncio.wait(waits, timeout=timeout,
+                                              return_when=asyncio.FIRST_COMPLETED)
+    for task in unfinished:
+        task.cancel()
+    if not finished:
+        raise WaitForScreenTimeout("Timed out while waiting for widgets to process pending messages.")
+    return pending == 0

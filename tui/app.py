@@ -229,7 +229,9 @@ class ArtqApp(GuardedApp, App[int]):
         self.set_timer(0.05, partial(self._show_layers, rep))
 
     def _show_layers(self, rep: Report) -> None:
-        if self.report is rep:
+        # Not once the app closes: a run opened just before quitting left this timer to
+        # meet removed panes (an internal-error dialog on the way out).
+        if self.report is rep and self.panes_ready():
             self.pane("layers").show(rep)
 
     # --- opening -------------------------------------------------------------------

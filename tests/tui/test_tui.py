@@ -5,6 +5,7 @@ Real engine work is in tests/slow/test_tui_worker.py; snapshots in tests/tui/tes
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tomllib
 from pathlib import Path
@@ -112,6 +113,19 @@ async def test_models_summary_before_anything_runs(runs: Path) -> None:
         await settle(pilot, app)
         assert app.query_one(TabbedContent).active == "results"
         assert "Verdict: PASS" in text_of(app, "#verdict")
+
+
+async def test_a_run_opened_just_before_the_app_closes_is_not_an_error(runs: Path) -> None:
+    """The layers table follows a run's results by a timer: panes removed first (as when
+    the app closes) leave it nothing to do, not an internal error."""
+    seed_runs(runs)
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        app.show_report(next(rep for _, rep in app.runs if rep is not None))
+        await app.pane("layers").remove()
+        await asyncio.sleep(0.1)  # past the timer: a wall-clock wait is what is tested
+        assert app.query("#pane-results") and not app.query("#layer-table")
 
 
 async def test_missing_model_is_said_and_not_launched(runs: Path, tmp_path: Path) -> None:

@@ -62,9 +62,8 @@ async def until(pilot: Any, cond: Callable[[], object], what: str = "the conditi
 
     The app runs on this event loop, so yielding to it is enough; a pilot pause between
     checks would also wait on every widget with work queued and lay the screen out. The
-    bound is wall time, and
-    generous: a CI machine running TensorFlow tests beside took over 5 s for a sweep's
-    table to land, and a test that passes never waits for the bound."""
+    bound is wall time, and generous: a CI machine running TensorFlow tests beside took
+    over 5 s for a sweep's table to land, and a test that passes never waits for it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not cond():

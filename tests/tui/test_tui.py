@@ -128,6 +128,34 @@ async def test_a_run_opened_just_before_the_app_closes_is_not_an_error(runs: Pat
         assert app.query("#pane-results") and not app.query("#layer-table")
 
 
+class CheckEndingAsTheAppCloses:
+    """A data check whose result lands only as the app closes (its worker cancelled), as a
+    child's answer can when the user quits during a check."""
+
+    started = False
+
+    async def check(self, config: str, overrides: list[str], model: dict[str, Any],
+                    on_preview: Any, on_diagnostics: Any) -> None:
+        self.started = True
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            on_preview({"error": ["late", ""], "images": [], "captions": [], "stats": []})
+            on_diagnostics({"diagnostics": [], "diag_note": "late"})
+
+
+async def test_a_data_check_that_ends_as_the_app_closes_is_not_an_error(runs: Path) -> None:
+    checker = CheckEndingAsTheAppCloses()
+    app = make_app(runs, checker=checker)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, app.panes_ready, "the panes")
+        picker = app.query_one("#picker", OptionList)
+        picker.highlighted = picker.get_option_index(f"cfg:{app.samples[0]}")
+        await pilot.press("enter")
+        await until(pilot, lambda: checker.started, "the data check")
+    # Closing cancelled the check; what it delivered then was dropped, not an error.
+
+
 async def test_missing_model_is_said_and_not_launched(runs: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "ocr.toml"
     cfg.write_text(DIGITS.read_text().replace("../engine/samples/weights/digits.keras",

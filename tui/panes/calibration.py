@@ -256,16 +256,23 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
 
     @work(exclusive=True, group="check")
     async def _check(self, config: str, args: list[str], model: dict[str, Any]) -> None:
+        # A check that ends as the app closes has no fields left to fill: quitting during
+        # a check ended in an internal-error dialog.
+        def preview(msg: dict[str, Any]) -> None:
+            if self.app.is_running:
+                self.show_check(msg)
+
         def diag(msg: dict[str, Any]) -> None:
-            self.show_diagnostics(msg.get("diagnostics") or [], msg.get("diag_note", ""))
+            if self.app.is_running:
+                self.show_diagnostics(msg.get("diagnostics") or [], msg.get("diag_note", ""))
 
         try:
             # Preview and statistics first; the engine's diagnostics (which load the test
             # data too) follow when ready.
-            await self.app.checker.check(config, args, model, self.show_check, diag)  # type: ignore[attr-defined]
+            await self.app.checker.check(config, args, model, preview, diag)  # type: ignore[attr-defined]
         except (OSError, ValueError) as exc:
-            self.show_check({"error": [f"the data check failed: {exc}", ""], "diagnostics": [],
-                             "diag_note": "", "images": [], "captions": [], "stats": []})
+            preview({"error": [f"the data check failed: {exc}", ""], "diagnostics": [],
+                     "diag_note": "", "images": [], "captions": [], "stats": []})
 
     @on(Button.Pressed, "#check-btn")
     def _check_pressed(self) -> None:

@@ -392,9 +392,12 @@ class FakeSweeper:
 async def settle(pilot: Any) -> None:
     """Let the app's work land: pause (every queued message handled, which may start a
     worker), and while a worker runs, wait for it and pause again; done at the first pause
-    that finds the panes mounted and no worker running. Not the file picker's directory
+    that finds the panes mounted, no worker running, and the app quiet (every widget
+    waiting on an empty queue, no layout pending): what the last message started has
+    landed too, however short the pilot's idle checks. Not the file picker's directory
     loader: it waits for requests as long as its dialog is open."""
     from textual.worker import WorkerCancelled, WorkerState  # noqa: PLC0415
+    from textual_harness import quiet  # noqa: PLC0415 - tests/ is on the path
 
     app = pilot.app
     for _ in range(100):
@@ -402,7 +405,7 @@ async def settle(pilot: Any) -> None:
         busy = [w for w in app.workers if w.group != "_loader"
                 and w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
         ready = getattr(app, "panes_ready", lambda: True)()
-        if not busy and ready:
+        if not busy and ready and quiet(app):
             return
         with contextlib.suppress(WorkerCancelled):
             if busy:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import textual._wait
 import textual.constants
 from textual._compositor import Compositor
 from textual.app import App
@@ -30,6 +31,12 @@ def patch(monkeypatch: pytest.MonkeyPatch) -> None:
     # ~200 widgets to answer a callback after every key and pause, though nearly all had
     # nothing queued.
     monkeypatch.setattr(Pilot, "_wait_for_screen", _wait_for_busy_widgets)
+    # Idle checks: the pilot sleeps until the process looks idle (its CPU time all but
+    # still over a step), in steps of 20 ms, twice a key: most of the TUI tests' wall
+    # time. Steps of 5 ms keep the same test of idleness; what a test waits for it waits
+    # for by condition (fakes.settle and fakes.until), not by the length of a step.
+    monkeypatch.setattr(textual._wait, "SLEEP_GRANULARITY", 0.005)
+    monkeypatch.setattr(textual._wait, "SLEEP_IDLE", 0.005 / 20)
 
 
 _render_update = Compositor.render_update
@@ -53,6 +60,19 @@ async def _last_frame(app: App) -> None:
     await _shutdown(app)
     if failed is not None:
         raise failed
+
+
+def quiet(app: App) -> bool:
+    """Whether ``app`` has nothing left to do that a test could see land: every widget of
+    its screen waits on an empty queue, and no layout or repaint is pending."""
+    try:
+        screen = app.screen
+    except Exception:  # noqa: BLE001 - no screen yet or any more
+        return True
+    if (screen._layout_required or screen._scroll_required or screen._repaint_required
+            or screen._recompose_required or screen._dirty_widgets or screen._callbacks):
+        return False
+    return all(_parked(pump) for pump in (app, *screen.walk_children(with_self=True)))
 
 
 def _parked(pump: MessagePump) -> bool:

@@ -183,6 +183,7 @@ async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> Non
         assert app.focused is app.query_one("#pane-calibration")  # not a field: q still quits
         seed_x = app.query_one("#k-calibration--seed").region.x
         await pilot.press("tab")  # Tab selects the field's text: typing replaces it
+        await settle(pilot, app)  # what Tab moved lands first: the keys' layouts are counted
         layouts = count_layouts(app)
         await pilot.press("5", "0")
         assert app.query_one("#k-calibration--samples", Input).value == "50"

@@ -1,14 +1,17 @@
 """What the TUI tests' harness (tests/textual_harness.py) keeps of Textual's behaviour though it
-skips drawing frames and asks only busy widgets to answer the pilot's waits."""
+skips drawing frames, asks only busy widgets to answer the pilot's waits and checks for idle
+in short steps."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from fakes import settle
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.widgets import Static
+from textual_harness import quiet
 
 
 class Fragile(Static):
@@ -76,3 +79,18 @@ async def test_a_pause_waits_for_every_message_queued_before_it() -> None:
         await asyncio.sleep(0.01)  # it is in its handler now, with nothing queued
         await pilot.pause()
         assert slow.handled == 4
+
+
+async def test_settle_ends_only_when_the_app_is_quiet() -> None:
+    async with TwoWidgets().run_test(size=(20, 3)) as pilot:
+        await settle(pilot)
+        assert quiet(pilot.app)
+        slow = pilot.app.query_one(Slow)
+        slow.post_message(Slow.Poke())
+        assert not quiet(pilot.app)  # a message queued
+        await settle(pilot)
+        assert slow.handled == 1 and quiet(pilot.app)
+        slow.styles.height = 2
+        assert not quiet(pilot.app)  # a layout to come
+        await settle(pilot)
+        assert quiet(pilot.app) and slow.region.height == 2

@@ -106,18 +106,21 @@ async def test_cancel_kills_the_worker_and_marks_the_run(tiny_model: Path, tmp_p
     async with app.run_test(size=(80, 24)) as pilot:
         await open_first(pilot, app)
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: bool(app.query("#stage-load")), 60)
+        # The tiny job can end within one pilot pause on a loaded machine (a pause took
+        # seconds in CI), and a cancel after the end has nothing to cancel. So: freeze the
+        # worker and its child as soon as the run's folder is announced (checked every
+        # 10 ms), with every stage still ahead, until the cancel's SIGTERM is pending.
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60
+        while app.run_dir is None:
+            assert loop.time() < end, "the job never started"
+            await asyncio.sleep(0.01)
         pid = runner.pid
         assert pid is not None and not gone(pid)
-        # The tiny job can end within one poll on a loaded machine, and a cancel after the
-        # end has nothing to cancel. Freeze the worker and its child until the cancel's
-        # SIGTERM is pending, so the cancel lands mid-job every time.
         os.killpg(pid, signal.SIGSTOP)
         try:
             await pilot.press("ctrl+t")
-            # Checked every 10 ms, not by pilot pauses: on a loaded CI machine those can take
-            # seconds, and the runner kills the group 8 s after its SIGTERM.
-            loop = asyncio.get_running_loop()
+            # Checked every 10 ms too: the runner kills the group 8 s after its SIGTERM.
             end = loop.time() + 6
             while not sigterm_pending(pid):
                 assert loop.time() < end, "the cancel sent no SIGTERM"

@@ -178,6 +178,11 @@ class ArtqApp(GuardedApp, App[int]):
         self._last_mounted = [q.first() for q in last]
         return True
 
+    def ready_to_show(self) -> bool:
+        """Whether what a timer or worker brings late can be shown: panes mounted, app not
+        closing (late news met removed panes as one quit: an internal-error dialog)."""
+        return self.is_running and self.panes_ready()
+
     # --- runs ----------------------------------------------------------------------
 
     def refresh_runs(self, pending: str | None = None, new_sweep: bool = False) -> None:
@@ -229,9 +234,7 @@ class ArtqApp(GuardedApp, App[int]):
         self.set_timer(0.05, partial(self._show_layers, rep))
 
     def _show_layers(self, rep: Report) -> None:
-        # Not once the app closes: a run opened just before quitting left this timer to
-        # meet removed panes (an internal-error dialog on the way out).
-        if self.report is rep and self.panes_ready():
+        if self.report is rep and self.ready_to_show():
             self.pane("layers").show(rep)
 
     # --- opening -------------------------------------------------------------------

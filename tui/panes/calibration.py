@@ -256,20 +256,20 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
 
     @work(exclusive=True, group="check")
     async def _check(self, config: str, args: list[str], model: dict[str, Any]) -> None:
-        # A check that ends as the app closes has no fields left to fill: quitting during
-        # a check ended in an internal-error dialog.
+        app: Any = self.app
+
         def preview(msg: dict[str, Any]) -> None:
-            if self.app.is_running:
+            if app.ready_to_show():  # not a check that ends as the app closes
                 self.show_check(msg)
 
         def diag(msg: dict[str, Any]) -> None:
-            if self.app.is_running:
+            if app.ready_to_show():
                 self.show_diagnostics(msg.get("diagnostics") or [], msg.get("diag_note", ""))
 
         try:
             # Preview and statistics first; the engine's diagnostics (which load the test
             # data too) follow when ready.
-            await self.app.checker.check(config, args, model, preview, diag)  # type: ignore[attr-defined]
+            await app.checker.check(config, args, model, preview, diag)
         except (OSError, ValueError) as exc:
             preview({"error": [f"the data check failed: {exc}", ""], "diagnostics": [],
                      "diag_note": "", "images": [], "captions": [], "stats": []})

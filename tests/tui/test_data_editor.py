@@ -422,9 +422,11 @@ async def test_the_scale_field_shows_its_whole_value(tmp_path: Path) -> None:
         assert field.content_size.width >= len(field.value) + 1  # room for the cursor too
 
 
-async def test_a_run_made_elsewhere_shows_up_without_a_restart(tmp_path: Path) -> None:
+async def test_a_run_made_elsewhere_shows_up_without_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fakes import make_report, write_run
 
+    monkeypatch.setattr("tui.app.RUNS_POLL_S", 0.1)  # the poll is tested, not its 2 s
     app = make_app(tmp_path)
     runs = tmp_path / "runs"
     async with app.run_test(size=(80, 24)) as pilot:

@@ -9,6 +9,8 @@ import asyncio
 import pytest
 from fakes import settle
 from textual.app import App, ComposeResult
+from textual.events import Resize
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Static
 from textual_harness import quiet
@@ -94,3 +96,12 @@ async def test_settle_ends_only_when_the_app_is_quiet() -> None:
         assert not quiet(pilot.app)  # a layout to come
         await settle(pilot)
         assert quiet(pilot.app) and slow.region.height == 2
+        # A resize: handled at once, laid out by a timer 1/120 s later.
+        app, size = pilot.app, Size(30, 4)
+        app._driver._size = size  # type: ignore[union-attr]  # the headless driver's
+        app.post_message(Resize(size, size))
+        while app._resize_timer is None:
+            await asyncio.sleep(0)
+        assert not quiet(app)
+        await settle(pilot)
+        assert quiet(app) and app.screen.size == size

@@ -21,6 +21,16 @@ DIGITS = ROOT / "engine" / "samples" / "weights" / "digits.keras"
 COLUMNS = "200"
 
 
+def proc_state(pid: int) -> str | None:
+    """The process's state letter in /proc (R, S, T stopped, Z zombie…); None once it is
+    gone. Read after the command's name, which may hold spaces and parentheses."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
 def child_env() -> dict[str, str]:
     return dict(os.environ, COLUMNS=COLUMNS, PYTHONPATH=str(ROOT))
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from commands import child_env
+from commands import child_env, proc_state
 from models import tiny_job
 
 VOLATILE = {"created", "timings", "items_per_s", "run_dir", "config_source", "cache"}
@@ -39,13 +39,8 @@ def _until(proc: subprocess.Popen[str], kind: str) -> list[dict[str, Any]]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     # A zombie (ended, not yet reaped by its parent) is ended too.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[-1][:1] != "Z"
+    return proc_state(pid) not in (None, "Z")
 
 
 def test_a_relaunch_on_a_warm_worker_reuses_tensorflow_and_gives_the_same_bytes(

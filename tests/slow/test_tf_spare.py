@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from commands import proc_state
 
 from engine.backends import BackendOptions
 from engine.backends.tf import TFBackend
@@ -34,11 +35,7 @@ def _ended(pid: int, within: float = 15.0) -> bool:
     """The process is gone or a zombie within ``within`` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return True
-        if stat[stat.rindex(")") + 2] == "Z":
+        if proc_state(pid) in (None, "Z"):
             return True
         time.sleep(0.05)
     return False

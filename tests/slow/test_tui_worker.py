@@ -11,6 +11,7 @@ import os
 import signal
 from pathlib import Path
 
+from commands import proc_state
 from models import tiny_job
 from textual.widgets import DataTable, OptionList, Static
 from textual.worker import WorkerCancelled
@@ -40,14 +41,8 @@ async def open_first(pilot, app: ArtqApp) -> None:  # noqa: ANN001
 
 
 def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
     # A zombie still answers kill(0); it is dead all the same.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    return True
+    return proc_state(pid) in (None, "Z")
 
 
 def sigterm_pending(pid: int) -> bool:
@@ -63,11 +58,7 @@ def group_stopped(pgid: int) -> bool:
     next scheduled: a signal sent before that is handled first (measured: a SIGTERM sent
     right after the SIGSTOP to a busy process at nice 10 on a loaded machine was handled,
     never pending, 26 times in 30), and the job could go on before the freeze."""
-    members = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(int(p.name)) == pgid]
-    states = []
-    for p in members:
-        with contextlib.suppress(OSError):  # one that just exited
-            states.append((p / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    states = [s for pid in _members(pgid) if (s := proc_state(pid)) is not None]
     return bool(states) and all(s in "Tt" for s in states)
 
 
@@ -78,8 +69,12 @@ def group_gone(pgid: int) -> bool:
         return True
     except PermissionError:
         return False
-    return all(gone(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()
-               and _pgid(int(p.name)) == pgid)
+    return all(gone(pid) for pid in _members(pgid))
+
+
+def _members(pgid: int) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and _pgid(int(p.name)) == pgid]
 
 
 def _pgid(pid: int) -> int | None:

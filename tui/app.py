@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.screen import Screen
-from textual.widgets import Header, OptionList, TabbedContent, TabPane
+from textual.widgets import Checkbox, Header, Input, OptionList, Select, TabbedContent, TabPane
 
 from . import keys
 from .guard import GuardedApp
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
+from .runs import RunsMixin
 from .session import RunsAsks, finished, read_report, runs_signature, sample_configs, session_text
 from .settings import Session, SettingError, changes
 from .widgets import KeysFooter, LateMount
@@ -43,8 +44,11 @@ if TYPE_CHECKING:
 # Not imported here: engine.events (~15 ms), engine.rundir, RichLog (rich.pretty, ~15 ms).
 # The first screen needs none; imported where used, and warmed up after the first paint.
 
-RECENT_RUNS = 30
 RUNS_POLL_S = 2.0
+#: Tabs whose pane is built on their first visit, not after the first paint: 2 Calibration
+#: is half the app's widgets, and its data check a process; a session that never shows it
+#: pays for neither (measured: a tenth of a CPU-second a start).
+ON_FIRST_VISIT = ("calibration",)
 
 def _make_pane(tab: str) -> Any:
     """The pane of a later tab: ``tui.panes.calibration.CalibrationPane`` for "calibration"."""
@@ -52,7 +56,7 @@ def _make_pane(tab: str) -> Any:
     return getattr(module, f"{tab.capitalize()}Pane")(id=f"pane-{tab}")
 
 
-class ArtqApp(GuardedApp, App[int]):
+class ArtqApp(RunsMixin, GuardedApp, App[int]):
     """Pick, tune, launch, watch, read, compare, save."""
 
     # Absolute: Textual resolves a relative CSS_PATH against the module of the subclass.
@@ -97,6 +101,10 @@ class ArtqApp(GuardedApp, App[int]):
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
         self._runs_seen: tuple[Any, ...] = ()
         self._asks = RunsAsks()
+        #: Each knob's value as its widget holds it (tui.panes.knobs): panes not built yet.
+        self.knobs: dict[str, Any] = {}
+        #: The tabs whose pane is built and mounted.
+        self.built: set[str] = {"models"}
 
     # --- layout ------------------------------------------------------------------
 
@@ -111,7 +119,7 @@ class ArtqApp(GuardedApp, App[int]):
                     if i == 0:
                         yield ModelsPane(id="pane-models")
                     else:
-                        yield LateMount(partial(_make_pane, tab))
+                        yield LateMount(partial(_make_pane, tab), id=f"late-{tab}")
         yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
@@ -142,9 +150,10 @@ class ArtqApp(GuardedApp, App[int]):
         # Runs made elsewhere (artq run in another terminal) show up without a restart.
         self._runs_seen = runs_signature(self.runs_dir)
         self.set_interval(RUNS_POLL_S, self._poll_runs)
-        for late in list(self.query(LateMount)):
-            await late.reveal()
-            await asyncio.sleep(0)
+        for tab in keys.TABS:
+            if tab not in ON_FIRST_VISIT:
+                await self._build(tab)
+                await asyncio.sleep(0)
         self._warm_imports()  # ends with gc.freeze() of all that is mounted by now
         self.pane("models").preview_highlighted()
 
@@ -165,14 +174,46 @@ class ArtqApp(GuardedApp, App[int]):
     def pane(self, tab: str) -> Any:
         return self.query_one(f"#pane-{tab}")  # typed loosely: imported after the first paint
 
+    async def _build(self, tab: str) -> None:
+        """Build and mount the pane of ``tab`` if it is not yet (a session's values in it)."""
+        late = self.query(f"#late-{tab}")
+        if not late:
+            return
+        # Built with a session: its fields' first values are not edits (a Changed message
+        # each re-checked the data).
+        quiet = (Select.Changed, Input.Changed, Checkbox.Changed) if tab in ON_FIRST_VISIT else ()
+        with self.prevent(*quiet):
+            built = await late.first(LateMount).reveal()
+        if built:
+            self.built.add(tab)
+            from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
+
+            show_all(self.pane(tab), self.knobs)
+            if tab == "calibration" and self.session is not None:
+                self.pane(tab).load_session(self.session)
+                self.pane(tab).check()
+
+    @on(TabbedContent.TabActivated)
+    async def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id or ""
+        if tab in ON_FIRST_VISIT and tab not in self.built:
+            await self._build(tab)
+            if self.query_one(TabbedContent).active == tab:
+                self._focus_tab(tab)
+
+    def knob(self, key: str) -> Any:
+        """A knob's value, whether or not its pane is built."""
+        from .panes.knobs import read_one  # noqa: PLC0415 - after the first paint
+
+        return read_one(self.screen_stack[0], self.knobs, key)
+
     def panes_ready(self) -> bool:
         """Whether the lazily mounted panes are there yet (they follow the first paint)."""
         if self._last_mounted:  # found once: ready while they stay (not while the app closes)
             return all(w.is_attached for w in self._last_mounted)
         # A pane is in the DOM before its children. Each query walks every widget, and this
         # is asked every turn while a session opens: so only until the answer is yes.
-        last = [self.query(s) for s in ("#sweep-chart", "#log", "#diagnostics", "#layer-detail",
-                                        "#findings")]
+        last = [self.query(s) for s in ("#sweep-chart", "#log", "#layer-detail", "#findings")]
         if not all(last) or not all(w.is_mounted for w in self.query("Select, DataTable, Input")):
             return False
         self._last_mounted = [q.first() for q in last]
@@ -182,60 +223,6 @@ class ArtqApp(GuardedApp, App[int]):
         """Whether what a timer or worker brings late can be shown: panes mounted, app not
         closing (late news met removed panes as one quit: an internal-error dialog)."""
         return self.is_running and self.panes_ready()
-
-    # --- runs ----------------------------------------------------------------------
-
-    def refresh_runs(self, pending: str | None = None, new_sweep: bool = False) -> None:
-        """Read the runs folder again (``pending``: a run just done, to compare; ``new_sweep``:
-        a sweep just done, to show)."""
-        self._read_runs(self._asks.ask(pending, new_sweep))
-
-    @work(thread=True, exclusive=True, group="runs")
-    def _read_runs(self, read: int) -> None:
-        from engine.rundir import list_runs  # noqa: PLC0415 - see the note above RECENT_RUNS
-
-        runs = [(p, read_report(p)) for p in list_runs(self.runs_dir)[:RECENT_RUNS]]
-        sweeps = [p for p, _ in runs if (p / "sweep.json").is_file()]
-        self.call_from_thread(self._runs_loaded, read, runs, sweeps)
-
-    def _poll_runs(self) -> None:
-        seen = runs_signature(self.runs_dir)
-        if seen != self._runs_seen:
-            self._runs_seen = seen
-            self.refresh_runs()
-
-    def _runs_loaded(self, read: int, runs: list[tuple[Path, Report | None]], sweeps: list[Path]) -> None:
-        if read != self._asks.read:
-            return  # a newer read is on its way (a cancelled thread still ends)
-        if not self.panes_ready():
-            self.set_timer(0.05, partial(self._runs_loaded, read, runs, sweeps))
-            return
-        pending, new_sweep = self._asks.take()
-        self.runs = runs
-        self.pane("models").fill(self.samples, runs)
-        if self.pane("compare").runs_loaded(runs, sweeps, pending, new_sweep):
-            self.action_show_tab("compare")
-
-    def action_refresh(self) -> None:
-        self.refresh_runs()
-
-    def action_compare_swap(self) -> None:
-        self.pane("compare").swap()
-
-    def action_compare_latest(self) -> None:
-        if self.pane("compare").compare_latest(self.runs):
-            self.action_show_tab("compare")
-
-    def show_report(self, rep: Report) -> None:
-        """A run's report in 4 Results, then 5 Layers."""
-        self.report = rep
-        self.pane("results").show(rep)
-        # The layers table in a later turn: two shorter pauses of the UI instead of one.
-        self.set_timer(0.05, partial(self._show_layers, rep))
-
-    def _show_layers(self, rep: Report) -> None:
-        if self.report is rep and self.ready_to_show():
-            self.pane("layers").show(rep)
 
     # --- opening -------------------------------------------------------------------
 
@@ -268,13 +255,14 @@ class ArtqApp(GuardedApp, App[int]):
         self.sub_title = f"{session.name} ({session.config_path.name})"
         from .panes.knobs import write_all  # noqa: PLC0415 - after the first paint
 
-        write_all(self.screen_stack[0], session.base)  # the panes' screen, under any dialog
-        self.pane("calibration").load_session(session)
+        write_all(self.screen_stack[0], self.knobs, session.base)  # the panes' screen
         self.pane("models").show(session_text(session))
         if session.model and not session.model.get("exists"):
             self.notify(f"The model file is missing: {session.model.get('path')}", title="Model missing",
                         severity="warning", timeout=8)
-        self.action_check_data()
+        if "calibration" in self.built:  # else it is read, and checked, on its first visit
+            self.pane("calibration").load_session(session)
+            self.pane("calibration").check()
         if (warm_up := getattr(self.runner, "warm_up", None)) is not None:  # while one tunes
             self.run_worker(warm_up(session.model, session.config), group="warm-up")
         if go:
@@ -317,8 +305,9 @@ class ArtqApp(GuardedApp, App[int]):
         # set_focus, not w.focus(): that one is deferred, and keys typed right after the tab
         # key went to the old focus (seen in tmux with "1 ↓ Enter").
         if unless_moved_from is None or self.focused is unless_moved_from:
-            self.set_focus(next((w for w in self.query(keys.TAB_FOCUS[tab]) if w.focusable),
-                                self.focused))
+            # A pane not built yet has nothing to focus (it takes the focus once built), and
+            # the focus must not stay on a hidden tab: Textual shows that tab again.
+            self.set_focus(next((w for w in self.query(keys.TAB_FOCUS[tab]) if w.focusable), None))
 
     def action_focus_pane(self) -> None:
         self._focus_tab(self.query_one(TabbedContent).active or "models")
@@ -353,8 +342,10 @@ class ArtqApp(GuardedApp, App[int]):
 
         assert self.session is not None
         # The panes' screen: Ctrl+R over the help or a dialog read the knobs off that one.
-        return {**self.session.fixed, **changes(self.session.base, read_all(self.screen_stack[0])),
-                **self.pane("calibration").data_overrides()}
+        tuned = changes(self.session.base, read_all(self.screen_stack[0], self.knobs))
+        # Data sources not shown yet are the config's.
+        data = self.pane("calibration").data_overrides() if "calibration" in self.built else {}
+        return {**self.session.fixed, **tuned, **data}
 
     def after_typing(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once the focused widget has handled the keys typed before.
@@ -378,7 +369,15 @@ class ArtqApp(GuardedApp, App[int]):
             return None
 
     def action_check_data(self) -> None:
-        self.pane("calibration").check()
+        if "calibration" in self.built:
+            self.pane("calibration").check()
+        else:
+            self.action_show_tab("calibration")  # its first visit checks the data
+
+    @on(Select.Changed, "#k-quantization--method")
+    def _method_changed(self) -> None:
+        if "calibration" in self.built:  # QAT reads training data: its editors show
+            self.pane("calibration").show_splits()
 
     def action_save(self) -> None:
         self.after_typing(self._save)

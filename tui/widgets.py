@@ -157,20 +157,26 @@ class LateMount(Widget):
     ``textual.lazy.Lazy`` mounts right after the first refresh, which held the footer's keys
     back by a second (the footer is drawn in a later refresh); and it needs the widget built
     at compose time, so its module imported before the first paint. This takes a factory;
-    the app calls :meth:`reveal` once the footer has its keys.
+    the app calls :meth:`reveal` once the footer has its keys, or when the tab is first shown.
     """
 
     DEFAULT_CSS = "LateMount { display: none; }"
 
-    def __init__(self, factory: Callable[[], Widget]) -> None:
+    def __init__(self, factory: Callable[[], Widget], id: str | None = None) -> None:
         self._factory = factory
-        super().__init__()
+        self._revealed = False
+        super().__init__(id=id)
 
-    async def reveal(self) -> None:
+    async def reveal(self) -> bool:
+        """Build the widget in this one's place: True from the one call that did (a second
+        call while the first awaits the mount is False at once)."""
         parent = self.parent
-        if parent is not None and self.is_attached:
-            await parent.mount(self._factory(), after=self)
-            await self.remove()
+        if parent is None or not self.is_attached or self._revealed:
+            return False
+        self._revealed = True
+        await parent.mount(self._factory(), after=self)
+        await self.remove()
+        return True
 
 
 class KeysFooter(Footer):

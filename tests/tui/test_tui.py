@@ -175,6 +175,43 @@ async def test_missing_model_is_said_and_not_launched(runs: Path, tmp_path: Path
         assert not isinstance(app.screen, ErrorDialog)
 
 
+class CountingChecker(ThreadChecker):
+    """The in-process data check, counting the checks asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(fixed_diagnostics)
+        self.asked = 0
+
+    async def check(self, *args: Any) -> None:
+        self.asked += 1
+        await super().check(*args)
+
+
+async def test_2_calibration_is_built_and_checks_the_data_on_its_first_visit(runs: Path) -> None:
+    checker = CountingChecker()
+    app = make_app(runs, checker=checker)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        app.open_config(app.samples[0])  # a session, not shown in 2 Calibration
+        await settle(pilot, app)
+        assert app.session is not None and "calibration" not in app.built
+        assert not app.query("#pane-calibration") and checker.asked == 0
+        # Knobs with no widget yet read back as the config gave them: no change to send.
+        assert app.overrides() == {}
+        samples = app.session.base["calibration.samples"]
+        await pilot.press("3")
+        app.query_one("#k-quantization--method", Select).value = "qat"
+        await pilot.press("2")
+        await settle(pilot, app)
+        assert app.query_one(TabbedContent).active == "calibration"
+        assert app.focused is app.query_one("#pane-calibration")
+        assert app.query_one("#k-calibration--samples", Input).value == str(samples)
+        assert app.query_one("#ds-train").display  # QAT, chosen before: its training data
+        assert checker.asked == 1
+        assert text_of(app, "#diagnostics").startswith("[WARNING] calib-few-samples")
+        assert app.overrides() == {"quantization.method": "qat"}
+
+
 async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> None:
     app = make_app(runs, checker=SubprocessChecker())  # the real check, in its child process
     async with app.run_test(size=(100, 30)) as pilot:

@@ -50,13 +50,18 @@ def band_text(samples: int | None) -> str:
 #: move the fields after it (and a width that changes lays the pane out twice per key).
 BAND_WIDTH = max(len(band_text(n)) for n in (None, 0, GUIDE[0], GUIDE[1] + 1)) + 2
 
+def _count(text: str | None) -> int | None:
+    try:
+        return int(text or "")
+    except ValueError:
+        return None
+
+
 #: The splits every job reads; QAT's train and validation editors come when needed.
 ALWAYS = ("calibration", "test")
 
 
 class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
-    _watching = False
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: Each split's config table, generators and model shape, as last loaded: an editor
@@ -125,10 +130,6 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
             self._tables[split] = (data.get(split), tuple(sorted(GENERATORS)), model_shape)
             if self.has_editor(split):
                 self.editor(split).load(*self._tables[split])
-        if not self._watching:  # once: every session load would add a watcher
-            self._watching = True
-            method = self.screen.query_one("#k-quantization--method")
-            self.watch(method, "value", lambda _: self.show_splits(), init=False)
         self.show_splits()
 
     def editor(self, split: str) -> SourceEditor:
@@ -141,11 +142,8 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
     def used_splits(self) -> list[str]:
         """The splits the tuned job reads: train and validation only for QAT (validation
         only when the config has one)."""
-        # The pane's own screen: a dialog may be on top. Before 3 Quantize mounts: PTQ.
-        method = self.screen.query("#k-quantization--method")
-        qat = bool(method) and method.first().value == "qat"  # type: ignore[attr-defined]
         out = ["calibration", "test"]
-        if qat:
+        if self.app.knob("quantization.method") == "qat":  # type: ignore[attr-defined]
             out.append("train")
             if self._tables.get("validation", (None,))[0] is not None:
                 out.append("validation")
@@ -280,11 +278,7 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
 
     @on(Input.Changed, "#k-calibration--samples")
     def _samples_changed(self, event: Input.Changed) -> None:
-        try:
-            n = int(event.value)
-        except ValueError:
-            n = None
-        self.set_band(n)
+        self.set_band(_count(event.value))
         # The statistics and preview below are of the last check: say they are stale.
         self.set_state("changed: Enter re-checks")
 

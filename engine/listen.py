@@ -78,11 +78,22 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a stale socket: the caller checked that nothing answers on it
         old_mask = os.umask(0o177)  # the socket is its owner's only
+        # Bound under another name and renamed once listening: a client that sees the
+        # path never meets a socket that refuses it (seen on a loaded machine).
+        pending = f"{path}~"  # one byte: the path's limit is checked with 7 to spare
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pending)  # left by a worker killed between the two
         try:
-            srv.bind(path)
+            srv.bind(pending)
         finally:
             os.umask(old_mask)
-        srv.listen(8)
+        try:
+            srv.listen(8)
+            os.rename(pending, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(pending)
+            raise
         srv.settimeout(idle_s)
         bound = os.stat(path).st_ino
         prestart()  # the first job's TensorFlow processes start importing now

@@ -3,6 +3,7 @@ pictures or the width change (a stale drawing would show the last check's data).
 
 from __future__ import annotations
 
+from fakes import settle
 from textual.app import App, ComposeResult
 
 from tui.widgets import ImagePreview
@@ -49,6 +50,6 @@ async def test_drawn_once_per_width_and_again_for_new_pictures() -> None:
         # 20 columns hold one tile a row: drawn again for that width, one under the other.
         preview.set_images([flat(0.0), flat(1.0)], ["a", "b"], "")
         await pilot.resize_terminal(20, 20)
-        await pilot.pause()
+        await settle(pilot)  # the resize lands a tick later than the pause
         lines = preview.render().plain.splitlines()
         assert len(lines) == 18 and lines[8].strip() == "a" and lines[17].strip() == "b"

@@ -151,20 +151,20 @@ def run_one(config: str, overrides: list[str], resume: bool, cache: str | bool |
                 started.append(ev.run_dir)
         out(ev)
 
-    from .config import load_config
-    from .job import run_job
-
     if resume:
-        from .job import resume_config
+        from .job import resume_config, run_job
 
         cfg = resume_config(config, overrides)
         run_job(cfg, sink, cancel, resume=config, backend=backend)
     else:
+        from .config import load_config
+
+        cfg = load_config(config, overrides)  # a config's mistake before the job's imports
         from .cache import default_root
+        from .job import run_job
 
         cache_dir = None if cache is False else (cache or default_root())
-        run_job(load_config(config, overrides), sink, cancel, cache_dir=cache_dir,
-                backend=backend)
+        run_job(cfg, sink, cancel, cache_dir=cache_dir, backend=backend)
     return 0
 
 

@@ -96,7 +96,9 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
         #: The folder of the job launched last (set by the job monitor).
         self.run_dir: str | None = None
         self.painted = False
-        self._last_mounted: list[Any] = []
+        #: The panes built after the first paint, once all are; what waits for them.
+        self._built_late: list[Any] = []
+        self._when_built: list[Callable[[], object]] = []
         #: Where internal errors' tracebacks are written (the dialog names it).
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
         self._runs_seen: tuple[Any, ...] = ()
@@ -150,10 +152,14 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
         # Runs made elsewhere (artq run in another terminal) show up without a restart.
         self._runs_seen = runs_signature(self.runs_dir)
         self.set_interval(RUNS_POLL_S, self._poll_runs)
-        for tab in keys.TABS:
-            if tab not in ON_FIRST_VISIT:
-                await self._build(tab)
-                await asyncio.sleep(0)
+        late = [tab for tab in keys.TABS[1:] if tab not in ON_FIRST_VISIT]
+        for tab in late:
+            await self._build(tab)
+            await asyncio.sleep(0)
+        self._built_late = [self.pane(tab) for tab in late]
+        for callback in self._when_built:  # a session or the runs read meanwhile
+            callback()
+        self._when_built.clear()
         self._warm_imports()  # ends with gc.freeze() of all that is mounted by now
         self.pane("models").preview_highlighted()
 
@@ -176,22 +182,20 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
 
     async def _build(self, tab: str) -> None:
         """Build and mount the pane of ``tab`` if it is not yet (a session's values in it)."""
-        late = self.query(f"#late-{tab}")
-        if not late:
-            return
         # Built with a session: its fields' first values are not edits (a Changed message
         # each re-checked the data).
         quiet = (Select.Changed, Input.Changed, Checkbox.Changed) if tab in ON_FIRST_VISIT else ()
         with self.prevent(*quiet):
-            built = await late.first(LateMount).reveal()
-        if built:
-            self.built.add(tab)
-            from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
+            late = self.query(f"#late-{tab}")
+            if not late or not await late.first(LateMount).reveal():
+                return
+        self.built.add(tab)
+        from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
 
-            show_all(self.pane(tab), self.knobs)
-            if tab == "calibration" and self.session is not None:
-                self.pane(tab).load_session(self.session)
-                self.pane(tab).check()
+        show_all(self.pane(tab), self.knobs)
+        if tab == "calibration" and self.session is not None:
+            self.pane(tab).load_session(self.session)
+            self.pane(tab).check()
 
     @on(TabbedContent.TabActivated)
     async def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
@@ -208,16 +212,16 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
         return read_one(self.screen_stack[0], self.knobs, key)
 
     def panes_ready(self) -> bool:
-        """Whether the lazily mounted panes are there yet (they follow the first paint)."""
-        if self._last_mounted:  # found once: ready while they stay (not while the app closes)
-            return all(w.is_attached for w in self._last_mounted)
-        # A pane is in the DOM before its children. Each query walks every widget, and this
-        # is asked every turn while a session opens: so only until the answer is yes.
-        last = [self.query(s) for s in ("#sweep-chart", "#log", "#layer-detail", "#findings")]
-        if not all(last) or not all(w.is_mounted for w in self.query("Select, DataTable, Input")):
-            return False
-        self._last_mounted = [q.first() for q in last]
-        return True
+        """Whether the panes built after the first paint are there (not once the app closes)."""
+        return bool(self._built_late) and all(w.is_attached for w in self._built_late)
+
+    def when_panes_ready(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` now if the panes are built, else once they are (never if the
+        app closes first)."""
+        if self.panes_ready():
+            callback()
+        elif not self._built_late:
+            self._when_built.append(callback)
 
     def ready_to_show(self) -> bool:
         """Whether what a timer or worker brings late can be shown: panes mounted, app not
@@ -245,12 +249,9 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
             self.call_from_thread(self.pane("models").show,
                                   f"config       {path}\n\nCannot use this config:\n{exc}")
             return
-        self.call_from_thread(self._session_loaded, session, go)
+        self.call_from_thread(self.when_panes_ready, partial(self._session_loaded, session, go))
 
     def _session_loaded(self, session: Session, go: bool) -> None:
-        if not self.panes_ready():
-            self.set_timer(0.05, partial(self._session_loaded, session, go))
-            return
         self.session = session
         self.sub_title = f"{session.name} ({session.config_path.name})"
         from .panes.knobs import write_all  # noqa: PLC0415 - after the first paint

@@ -28,7 +28,7 @@ class RunsMixin:
     _runs_seen: tuple[Any, ...]
     # The app's own (ArtqApp, textual.App).
     pane: Any
-    panes_ready: Any
+    when_panes_ready: Any
     ready_to_show: Any
     action_show_tab: Any
     call_from_thread: Any
@@ -45,7 +45,7 @@ class RunsMixin:
 
         runs = [(p, read_report(p)) for p in list_runs(self.runs_dir)[:RECENT_RUNS]]
         sweeps = [p for p, _ in runs if (p / "sweep.json").is_file()]
-        self.call_from_thread(self._runs_loaded, read, runs, sweeps)
+        self.call_from_thread(self.when_panes_ready, partial(self._runs_loaded, read, runs, sweeps))
 
     def _poll_runs(self) -> None:
         seen = runs_signature(self.runs_dir)
@@ -56,9 +56,6 @@ class RunsMixin:
     def _runs_loaded(self, read: int, runs: list[tuple[Path, Report | None]], sweeps: list[Path]) -> None:
         if read != self._asks.read:
             return  # a newer read is on its way (a cancelled thread still ends)
-        if not self.panes_ready():
-            self.set_timer(0.05, partial(self._runs_loaded, read, runs, sweeps))
-            return
         pending, new_sweep = self._asks.take()
         self.runs = runs
         self.pane("models").fill(self.samples, runs)

@@ -212,6 +212,27 @@ async def test_2_calibration_is_built_and_checks_the_data_on_its_first_visit(run
         assert app.overrides() == {"quantization.method": "qat"}
 
 
+async def test_the_memory_bars_fit_the_results_pane_however_wide(runs: Path) -> None:
+    """A report shown while 4 Results is hidden, as when a job ends: its memory bars are
+    drawn for the pane's width once it shows, and again when the terminal is resized."""
+    seed_runs(runs)
+    app = make_app(runs)
+    async with app.run_test(size=(60, 24)) as pilot:
+        await settle(pilot, app)
+        app.show_report(next(r for _, r in app.runs if r is not None and r.npu and r.npu.pools))
+
+        def pools() -> list[str]:
+            return [line for line in text_of(app, "#npu").splitlines() if "B of " in line]
+
+        await pilot.press("4")
+        await settle(pilot, app)
+        narrow = pools()
+        assert narrow and max(map(len, narrow)) <= app.query_one("#npu").content_size.width
+        await pilot.resize_terminal(120, 30)
+        await settle(pilot, app)
+        assert len(pools()[0]) > len(narrow[0])  # the bars grow with the pane
+
+
 async def test_calibration_band_preview_stats_and_diagnostics(runs: Path) -> None:
     app = make_app(runs, checker=SubprocessChecker())  # the real check, in its child process
     async with app.run_test(size=(100, 30)) as pilot:

@@ -5,6 +5,7 @@ The words are engine.present's, as the CLI and report.md have them."""
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
@@ -63,6 +64,8 @@ def findings_text(rep: Report) -> str:
 
 
 class ResultsPane(Guarded, QuietFocus, VerticalScroll):
+    _shown: Report | None = None
+
     def compose(self) -> ComposeResult:
         yield Static("No results yet: launch a job or pick a past run.", id="verdict", markup=False)
         yield DataTable(id="stage-table", zebra_stripes=True, cursor_type="row")
@@ -74,6 +77,7 @@ class ResultsPane(Guarded, QuietFocus, VerticalScroll):
         yield Static("", id="findings", markup=False)
 
     def show(self, rep: Report) -> None:
+        self._shown = rep
         self.query_one("#verdict", Static).update(verdict_text(rep))
         table = self.query_one("#stage-table", DataTable)
         table.clear(columns=True)
@@ -94,3 +98,9 @@ class ResultsPane(Guarded, QuietFocus, VerticalScroll):
         qat.display = bool(qat_text(rep))
         self.query_one("#npu", Static).update(npu_text(rep, self.size.width or 80))
         self.query_one("#findings", Static).update(findings_text(rep))
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The memory bars fit the pane's width, known once it is laid out: a report shown
+        # while the tab was hidden was drawn for 80 columns (wrapped at 60, short at 120).
+        if self._shown is not None:
+            self.query_one("#npu", Static).update(npu_text(self._shown, event.size.width))

@@ -81,8 +81,10 @@ def picker_listing(app: Any) -> list[Any]:
 
 
 def layers_shown(app: Any) -> bool:
-    """The layers table shows the report the results show (it follows them by a turn)."""
-    return app.report is not None and app.pane("layers").report is app.report
+    """The layers table shows the report the results show (it follows them by a turn), or
+    5 Layers is not built yet (its first visit shows that report)."""
+    built = "layers" in app.built
+    return app.report is not None and (not built or app.pane("layers").report is app.report)
 
 
 ROOT = Path(__file__).resolve().parents[1]

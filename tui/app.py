@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.screen import Screen
-from textual.widgets import Checkbox, Header, Input, OptionList, Select, TabbedContent, TabPane
+from textual.widgets import Header, OptionList, Select, TabbedContent, TabPane
 
 from . import keys
+from .building import ON_FIRST_VISIT, BuildingMixin
 from .guard import GuardedApp
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
@@ -45,10 +46,6 @@ if TYPE_CHECKING:
 # The first screen needs none; imported where used, and warmed up after the first paint.
 
 RUNS_POLL_S = 2.0
-#: Tabs whose pane is built on their first visit, not after the first paint: 2 Calibration
-#: is half the app's widgets, and its data check a process; a session that never shows it
-#: pays for neither (measured: a tenth of a CPU-second a start).
-ON_FIRST_VISIT = ("calibration",)
 
 def _make_pane(tab: str) -> Any:
     """The pane of a later tab: ``tui.panes.calibration.CalibrationPane`` for "calibration"."""
@@ -56,7 +53,7 @@ def _make_pane(tab: str) -> Any:
     return getattr(module, f"{tab.capitalize()}Pane")(id=f"pane-{tab}")
 
 
-class ArtqApp(RunsMixin, GuardedApp, App[int]):
+class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
     """Pick, tune, launch, watch, read, compare, save."""
 
     # Absolute: Textual resolves a relative CSS_PATH against the module of the subclass.
@@ -99,6 +96,8 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
         #: The panes built after the first paint, once all are; what waits for them.
         self._built_late: list[Any] = []
         self._when_built: list[Callable[[], object]] = []
+        self._told: dict[str, list[Callable[[Any], object]]] = {}
+        self._asked_tab = "models"  # the tab a key or the app asked for last
         #: Where internal errors' tracebacks are written (the dialog names it).
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
         self._runs_seen: tuple[Any, ...] = ()
@@ -180,53 +179,17 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
     def pane(self, tab: str) -> Any:
         return self.query_one(f"#pane-{tab}")  # typed loosely: imported after the first paint
 
-    async def _build(self, tab: str) -> None:
-        """Build and mount the pane of ``tab`` if it is not yet (a session's values in it)."""
-        # Built with a session: its fields' first values are not edits (a Changed message
-        # each re-checked the data).
-        quiet = (Select.Changed, Input.Changed, Checkbox.Changed) if tab in ON_FIRST_VISIT else ()
-        with self.prevent(*quiet):
-            late = self.query(f"#late-{tab}")
-            if not late or not await late.first(LateMount).reveal():
-                return
-        self.built.add(tab)
-        from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
-
-        show_all(self.pane(tab), self.knobs)
-        if tab == "calibration" and self.session is not None:
-            self.pane(tab).load_session(self.session)
-            self.pane(tab).check()
-
     @on(TabbedContent.TabActivated)
     async def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id or ""
         if tab in ON_FIRST_VISIT and tab not in self.built:
             await self._build(tab)
-            if self.query_one(TabbedContent).active == tab:
+            tabs = self.query_one(TabbedContent)
+            # A focus moved by a key typed just before may have taken the old tab back.
+            if self._asked_tab == tab:
+                tabs.active = tab
+            if tabs.active == tab:
                 self._focus_tab(tab)
-
-    def knob(self, key: str) -> Any:
-        """A knob's value, whether or not its pane is built."""
-        from .panes.knobs import read_one  # noqa: PLC0415 - after the first paint
-
-        return read_one(self.screen_stack[0], self.knobs, key)
-
-    def panes_ready(self) -> bool:
-        """Whether the panes built after the first paint are there (not once the app closes)."""
-        return bool(self._built_late) and all(w.is_attached for w in self._built_late)
-
-    def when_panes_ready(self, callback: Callable[[], object]) -> None:
-        """Call ``callback`` now if the panes are built, else once they are (never if the
-        app closes first)."""
-        if self.panes_ready():
-            callback()
-        elif not self._built_late:
-            self._when_built.append(callback)
-
-    def ready_to_show(self) -> bool:
-        """Whether what a timer or worker brings late can be shown: panes mounted, app not
-        closing (late news met removed panes as one quit: an internal-error dialog)."""
-        return self.is_running and self.panes_ready()
 
     # --- opening -------------------------------------------------------------------
 
@@ -271,7 +234,7 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
 
     def open_run(self, path: Path) -> None:
         if (path / "sweep.json").is_file():
-            self.pane("compare").pick_sweep(path)
+            self.with_pane("compare", lambda pane: pane.pick_sweep(path))
             self.action_show_tab("compare")
             return
         rep = read_report(path)
@@ -282,7 +245,7 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
         self.show_report(rep)
         others = [p for p in finished(self.runs) if p != str(path)]
         if others:
-            self.pane("compare").compare(others[0], str(path))
+            self.with_pane("compare", lambda pane: pane.compare(others[0], str(path)))
         self.action_show_tab("results")
 
     def action_open(self) -> None:
@@ -295,6 +258,7 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
     # --- tabs, help, dialogs -----------------------------------------------------------
 
     def action_show_tab(self, tab: str) -> None:
+        self._asked_tab = tab
         self.query_one(TabbedContent).active = tab
         # Now, so keys typed right after the tab key reach the pane; again after the refresh
         # if the pane was not displayed yet, unless a key moved the focus since (a Tab typed
@@ -332,8 +296,8 @@ class ArtqApp(RunsMixin, GuardedApp, App[int]):
 
     def action_layers(self, what: str) -> None:
         """Palette entry points into 5 Layers (sort KEY / reverse / cpu / suspect / search)."""
+        self.with_pane("layers", lambda pane: pane.palette(what))
         self.action_show_tab("layers")
-        self.pane("layers").palette(what)
 
     # --- settings --------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class RunsMixin:
     # The app's own (ArtqApp, textual.App).
     pane: Any
     when_panes_ready: Any
+    with_pane: Any
     ready_to_show: Any
     action_show_tab: Any
     call_from_thread: Any
@@ -59,26 +60,29 @@ class RunsMixin:
         pending, new_sweep = self._asks.take()
         self.runs = runs
         self.pane("models").fill(self.samples, runs)
-        if self.pane("compare").runs_loaded(runs, sweeps, pending, new_sweep):
-            self.action_show_tab("compare")
+        def tell(pane: Any) -> None:
+            if pane.runs_loaded(runs, sweeps, pending, new_sweep):
+                self.action_show_tab("compare")
+
+        self.with_pane("compare", tell, build=new_sweep)  # a sweep just done is shown
 
     def action_refresh(self) -> None:
         self.refresh_runs()
 
     def action_compare_swap(self) -> None:
-        self.pane("compare").swap()
+        self.with_pane("compare", lambda pane: pane.swap())
 
     def action_compare_latest(self) -> None:
-        if self.pane("compare").compare_latest(self.runs):
-            self.action_show_tab("compare")
+        self.with_pane("compare", lambda pane: pane.compare_latest(self.runs)
+                       and self.action_show_tab("compare"), build=True)
 
     def show_report(self, rep: Report) -> None:
         """A run's report in 4 Results, then 5 Layers."""
         self.report = rep
-        self.pane("results").show(rep)
+        self.with_pane("results", lambda pane: self.report is rep and pane.show(rep))
         # The layers table in a later turn: two shorter pauses of the UI instead of one.
         self.set_timer(0.05, partial(self._show_layers, rep))
 
     def _show_layers(self, rep: Report) -> None:
         if self.report is rep and self.ready_to_show():
-            self.pane("layers").show(rep)
+            self.with_pane("layers", lambda pane: self.report is rep and pane.show(rep))

@@ -91,9 +91,9 @@ async def test_at_60_columns_both_runs_stay_in_view(tmp_path: Path) -> None:
             await pilot.pause()
             with contextlib.suppress(WorkerCancelled):
                 await app.workers.wait_for_complete()
-        await until(pilot, lambda: app.query_one("#cmp-table", DataTable).row_count > 3,
-                    "the pair")
         await pilot.press("6")
+        await until(pilot, lambda: app.query("#cmp-table")
+                    and app.query_one("#cmp-table", DataTable).row_count > 3, "the pair")
         await pilot.pause()
         assert not app.query_one("#cmp-a", Select).is_blank()
         screen = [s.text for s in app.screen._compositor.render_strips()]

@@ -122,6 +122,9 @@ async def test_a_run_opened_just_before_the_app_closes_is_not_an_error(runs: Pat
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
+        for tab in "451":  # both built (on their first visit), then back to 1 Models
+            await pilot.press(tab)
+            await settle(pilot, app)
         app.show_report(next(rep for _, rep in app.runs if rep is not None))
         await app.pane("layers").remove()
         await asyncio.sleep(0.1)  # past the timer: a wall-clock wait is what is tested
@@ -544,6 +547,8 @@ async def test_limited_colour_and_no_color(runs: Path, monkeypatch: pytest.Monke
         await settle(pilot, app)
         # Monochrome: Textual turns the theme's colours into greys; states are words.
         assert app.no_color and app.theme != "ansi-dark"
+        await pilot.press("5")
+        await settle(pilot, app)
         box = app.query_one("#layer-cpu", Toggle)
         assert str(box._button) == "[ ]"  # off is a blank, on an x: not a colour
         box.value = True

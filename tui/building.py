@@ -1,0 +1,91 @@
+"""Building the workbench's panes: after the first paint, or on their tab's first visit
+(``ON_FIRST_VISIT``), with the session's knob values; and what waits for them meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual.widgets import Checkbox, Input, Select
+
+from .widgets import LateMount
+
+if TYPE_CHECKING:
+    from .settings import Session
+
+#: Tabs whose pane is built on their first visit, not after the first paint: 2 Calibration
+#: is half the app's widgets, and its data check a process; a session that never shows
+#: them pays for none. What they are told meanwhile is told once they are built.
+ON_FIRST_VISIT = ("calibration", "results", "layers", "compare")
+
+
+class BuildingMixin:
+    """The app's panes: ``built`` (tabs), what a pane not built yet was told (``_told``),
+    and what waits for the panes built after the first paint (``_when_built``)."""
+
+    session: Session | None
+    knobs: dict[str, Any]
+    built: set[str]
+    _told: dict[str, list[Callable[[Any], object]]]
+    _built_late: list[Any]
+    _when_built: list[Callable[[], object]]
+    # The app's own (ArtqApp, textual.App).
+    pane: Any
+    query: Any
+    query_one_optional: Any
+    prevent: Any
+    run_worker: Any
+    screen_stack: Any
+    is_running: bool
+
+    async def _build(self, tab: str) -> None:
+        """Build and mount the pane of ``tab`` if it is not yet (a session's values in it)."""
+        # Built with a session: its fields' first values are not edits (a Changed message
+        # each re-checked the data).
+        quiet = (Select.Changed, Input.Changed, Checkbox.Changed) if tab == "calibration" else ()
+        with self.prevent(*quiet):
+            late = self.query(f"#late-{tab}")
+            if not late or not await late.first(LateMount).reveal():
+                return
+        self.built.add(tab)
+        from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
+
+        show_all(self.pane(tab), self.knobs)
+        if tab == "calibration" and self.session is not None:
+            self.pane(tab).load_session(self.session)
+            self.pane(tab).check()
+        for tell in self._told.pop(tab, []):
+            tell(self.pane(tab))
+
+    def with_pane(self, tab: str, tell: Callable[[Any], object], build: bool = False) -> None:
+        """``tell(pane)`` now if the pane of ``tab`` is built, else once it is (``build``:
+        build it now); never if the app closes first."""
+        if tab not in self.built:
+            self._told.setdefault(tab, []).append(tell)
+            if build:
+                self.run_worker(self._build(tab), group="build")
+        elif (pane := self.query_one_optional(f"#pane-{tab}")) is not None:
+            tell(pane)
+
+    def knob(self, key: str) -> Any:
+        """A knob's value, whether or not its pane is built."""
+        from .panes.knobs import read_one  # noqa: PLC0415 - after the first paint
+
+        return read_one(self.screen_stack[0], self.knobs, key)
+
+    def panes_ready(self) -> bool:
+        """Whether the panes built after the first paint are there (not once the app closes)."""
+        return bool(self._built_late) and all(w.is_attached for w in self._built_late)
+
+    def when_panes_ready(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` now if the panes are built, else once they are (never if the
+        app closes first)."""
+        if self.panes_ready():
+            callback()
+        elif not self._built_late:
+            self._when_built.append(callback)
+
+    def ready_to_show(self) -> bool:
+        """Whether what a timer or worker brings late can be shown: panes mounted, app not
+        closing (late news met removed panes as one quit: an internal-error dialog)."""
+        return self.is_running and self.panes_ready()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import DIGITS, ROOT, FakeRunner, layers_shown, seed_runs, until
+from fakes import DIGITS, ROOT, FakeRunner, layers_shown, seed_runs, small_digits, until
 from fakes import settle as settle_app
 from textual.widgets import Input, OptionList
 
@@ -43,8 +43,11 @@ class NoChecker:
 
 
 def make(env: dict[str, Path], runner: FakeRunner | None = None, check: bool = False) -> ArtqApp:
+    # A data check draws the config's data: the sample's, made smaller (the same screen, a
+    # tenth of the check's work).
+    sample = small_digits(env["runs"].parent) if check else DIGITS
     return ArtqApp(runner=runner or FakeRunner(env["runs"]), runs_dir=env["runs"],
-                   samples=[DIGITS], clock=lambda: 0.0,
+                   samples=[sample], clock=lambda: 0.0,
                    checker=ThreadChecker(fixed_findings) if check else NoChecker())  # type: ignore[arg-type]
 
 
@@ -57,7 +60,7 @@ async def settle(pilot) -> None:  # noqa: ANN001
 async def open_digits(pilot) -> None:  # noqa: ANN001
     await settle(pilot)
     picker = pilot.app.query_one("#picker", OptionList)
-    picker.highlighted = picker.get_option_index(f"cfg:{DIGITS}")
+    picker.highlighted = picker.get_option_index(f"cfg:{pilot.app.samples[0]}")
     await pilot.press("enter")
     await settle(pilot)
 

@@ -47,6 +47,8 @@ class BuildingMixin:
             late = self.query(f"#late-{tab}")
             if not late or not await late.first(LateMount).reveal():
                 return
+        if not self.is_running:  # the app closed while the pane was built: nothing to tell
+            return
         self.built.add(tab)
         from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
 

@@ -177,4 +177,6 @@ async def test_real_sweep_shows_each_variant_live(tiny_model: Path, tmp_path: Pa
         assert str(app.query_one("#job-state").render()) == "sweep OK"
         rows = {r.stage: (r.word, r.name_text) for r in app.query(StageRow)}
         assert rows == {"variant-0": ("done", "✓ samples=16"), "variant-1": ("done", "✓ samples=32")}
-        await wait_for(pilot, lambda: app.query_one("#sweep-table", DataTable).row_count == 2, 30)
+        # 6 Compare is built as the sweep ends (its first visit), then shows the sweep.
+        await wait_for(pilot, lambda: app.query("#sweep-table")
+                       and app.query_one("#sweep-table", DataTable).row_count == 2, 30)

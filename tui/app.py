@@ -224,9 +224,13 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
         if session.model and not session.model.get("exists"):
             self.notify(f"The model file is missing: {session.model.get('path')}", title="Model missing",
                         severity="warning", timeout=8)
-        if "calibration" in self.built:  # else it is read, and checked, on its first visit
-            self.pane("calibration").load_session(session)
-            self.pane("calibration").check()
+
+        def load(pane: Any) -> None:  # now, or on 2 Calibration's first visit
+            if self.session is session:  # not a session replaced before that visit
+                pane.load_session(session)
+                pane.check()
+
+        self.with_pane("calibration", load)
         if (warm_up := getattr(self.runner, "warm_up", None)) is not None:  # while one tunes
             self.run_worker(warm_up(session.model, session.config), group="warm-up")
         if go:

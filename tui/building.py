@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.widgets import Checkbox, Input, Select
 
 from .widgets import LateMount
-
-if TYPE_CHECKING:
-    from .settings import Session
 
 #: Tabs whose pane is built on their first visit, not after the first paint: 2 Calibration
 #: is half the app's widgets, and its data check a process; a session that never shows
@@ -23,7 +20,6 @@ class BuildingMixin:
     """The app's panes: ``built`` (tabs), what a pane not built yet was told (``_told``),
     and what waits for the panes built after the first paint (``_when_built``)."""
 
-    session: Session | None
     knobs: dict[str, Any]
     built: set[str]
     _told: dict[str, list[Callable[[Any], object]]]
@@ -39,7 +35,8 @@ class BuildingMixin:
     is_running: bool
 
     async def _build(self, tab: str) -> None:
-        """Build and mount the pane of ``tab`` if it is not yet (a session's values in it)."""
+        """Build and mount the pane of ``tab`` if it is not yet, with the knobs' values, then
+        tell it what it was told meanwhile."""
         # Built with a session: its fields' first values are not edits (a Changed message
         # each re-checked the data).
         quiet = (Select.Changed, Input.Changed, Checkbox.Changed) if tab == "calibration" else ()
@@ -53,9 +50,6 @@ class BuildingMixin:
         from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
 
         show_all(self.pane(tab), self.knobs)
-        if tab == "calibration" and self.session is not None:
-            self.pane(tab).load_session(self.session)
-            self.pane(tab).check()
         for tell in self._told.pop(tab, []):
             tell(self.pane(tab))
 

@@ -50,13 +50,6 @@ def band_text(samples: int | None) -> str:
 #: move the fields after it (and a width that changes lays the pane out twice per key).
 BAND_WIDTH = max(len(band_text(n)) for n in (None, 0, GUIDE[0], GUIDE[1] + 1)) + 2
 
-def _count(text: str | None) -> int | None:
-    try:
-        return int(text or "")
-    except ValueError:
-        return None
-
-
 #: The splits every job reads; QAT's train and validation editors come when needed.
 ALWAYS = ("calibration", "test")
 
@@ -278,7 +271,11 @@ class CalibrationPane(Guarded, QuietFocus, VerticalScroll):
 
     @on(Input.Changed, "#k-calibration--samples")
     def _samples_changed(self, event: Input.Changed) -> None:
-        self.set_band(_count(event.value))
+        try:
+            n = int(event.value)
+        except ValueError:
+            n = None
+        self.set_band(n)
         # The statistics and preview below are of the last check: say they are stale.
         self.set_state("changed: Enter re-checks")
 

@@ -11,6 +11,8 @@ import textual._wait
 import textual.constants
 from textual._compositor import Compositor
 from textual.app import App
+from textual.css.model import RuleSet
+from textual.css.stylesheet import Stylesheet
 from textual.message_pump import MessagePump
 from textual.pilot import Pilot, WaitForScreenTimeout
 
@@ -37,9 +39,15 @@ def patch(monkeypatch: pytest.MonkeyPatch) -> None:
     # for by condition (fakes.settle and fakes.until), not by the length of a step.
     monkeypatch.setattr(textual._wait, "SLEEP_GRANULARITY", 0.005)
     monkeypatch.setattr(textual._wait, "SLEEP_IDLE", 0.005 / 20)
+    # CSS: each app parses every stylesheet its widgets bring (its own cache lives and dies
+    # with it), a sixth of an app's start; a test process starts ~80 apps from the same
+    # sources. Parsed once per process here, by everything the parse depends on.
+    monkeypatch.setattr(Stylesheet, "_parse_rules", _parse_rules_once)
 
 
 _render_update = Compositor.render_update
+_parse_rules = Stylesheet._parse_rules
+_parsed: dict[tuple[object, ...], list[RuleSet]] = {}
 _shutdown = App._shutdown
 
 
@@ -60,6 +68,25 @@ async def _last_frame(app: App) -> None:
     await _shutdown(app)
     if failed is not None:
         raise failed
+
+
+def _parse_rules_once(sheet: Stylesheet, css: str, read_from: object,
+                      is_default_rules: bool = False, tie_breaker: int = 0,
+                      scope: str = "") -> list[RuleSet]:
+    """Textual's parse, kept for every app of the process: the rules depend on the text, its
+    origin and place, and the variables (the theme) it is parsed with; nothing mutates them
+    after the parse. A parse that fails is not kept, so it fails again as in Textual."""
+    variables = getattr(sheet, "_harness_variables", None)
+    if variables is None or variables[0] is not sheet._variables:
+        variables = (sheet._variables, tuple(sorted(sheet._variables.items())))
+        sheet._harness_variables = variables  # type: ignore[attr-defined]
+    key = (variables[1], css, read_from, is_default_rules, tie_breaker, scope)
+    rules = _parsed.get(key)
+    if rules is None:
+        rules = _parse_rules(sheet, css, read_from, is_default_rules,  # type: ignore[arg-type]
+                             tie_breaker, scope)
+        _parsed[key] = rules
+    return rules
 
 
 def quiet(app: App) -> bool:

@@ -9,6 +9,8 @@ import asyncio
 import pytest
 from fakes import settle
 from textual.app import App, ComposeResult
+from textual.css.stylesheet import StylesheetParseError
+from textual.css.tokenizer import TokenError
 from textual.events import Resize
 from textual.geometry import Size
 from textual.message import Message
@@ -105,3 +107,40 @@ async def test_settle_ends_only_when_the_app_is_quiet() -> None:
         assert not quiet(app)
         await settle(pilot)
         assert quiet(app) and app.screen.size == size
+
+
+class Themed(App[None]):
+    CSS = "Fragile { background: $primary; }"
+
+    def __init__(self, theme: str) -> None:
+        super().__init__()
+        self.theme = theme
+
+    def compose(self) -> ComposeResult:
+        yield Fragile()
+
+
+async def test_css_parsed_once_still_follows_the_theme_and_fails_when_wrong() -> None:
+    seen = {}
+    for theme in ("textual-dark", "textual-light", "textual-dark"):
+        async with Themed(theme).run_test(size=(20, 3)) as pilot:
+            await pilot.pause()
+            background = pilot.app.query_one(Fragile).styles.background
+            assert seen.setdefault(theme, background) == background
+    assert seen["textual-dark"] != seen["textual-light"]
+    async with Themed("textual-dark").run_test(size=(20, 3)) as pilot:
+        pilot.app.theme = "textual-light"  # the same app: its variables change
+        await pilot.pause()
+        assert pilot.app.query_one(Fragile).styles.background == seen["textual-light"]
+
+    class Misspelt(Themed):
+        CSS = "Fragile { backgrund: red; }"
+
+    class Unfinished(Themed):
+        CSS = "Fragile { background: red;"
+
+    # A rule in error is kept with its error, a parse that raised is not: each app fails.
+    for wrong in (Misspelt, Misspelt, Unfinished, Unfinished):
+        with pytest.raises((StylesheetParseError, TokenError)):
+            async with wrong("textual-dark").run_test(size=(20, 3)):
+                pass

@@ -13,7 +13,6 @@ Ctrl+S, open Ctrl+O, help F1, tabs F2–F7, quit Ctrl+Q); digits, q and ? act wh
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import importlib
 import os
@@ -93,8 +92,8 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
         #: The folder of the job launched last (set by the job monitor).
         self.run_dir: str | None = None
         self.painted = False
-        #: The panes built after the first paint, once all are; what waits for them.
-        self._built_late: list[Any] = []
+        #: 1 Models once the first paint's deferred work is done; what waits for that.
+        self._first_pane: Any = None
         self._when_built: list[Callable[[], object]] = []
         self._told: dict[str, list[Callable[[Any], object]]] = {}
         self._asked_tab = "models"  # the tab a key or the app asked for last
@@ -139,9 +138,9 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
         self.set_timer(1.0, self._reveal_panes)  # in case the footer never says so
 
     @on(KeysFooter.Ready)
-    async def _reveal_panes(self) -> None:
-        """The first screen is out: mount the other tabs, one per refresh so keys are
-        answered in between, then do the deferred work."""
+    def _reveal_panes(self) -> None:
+        """The first screen is out: do the work deferred past it (the other tabs are built
+        on their first visit)."""
         if self.painted:
             return
         self.painted = True
@@ -151,11 +150,7 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
         # Runs made elsewhere (artq run in another terminal) show up without a restart.
         self._runs_seen = runs_signature(self.runs_dir)
         self.set_interval(RUNS_POLL_S, self._poll_runs)
-        late = [tab for tab in keys.TABS[1:] if tab not in ON_FIRST_VISIT]
-        for tab in late:
-            await self._build(tab)
-            await asyncio.sleep(0)
-        self._built_late = [self.pane(tab) for tab in late]
+        self._first_pane = self.pane("models")
         for callback in self._when_built:  # a session or the runs read meanwhile
             callback()
         self._when_built.clear()
@@ -358,19 +353,28 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
 
     # --- jobs: the Quantize pane starts and watches them -------------------------------
 
+    def _job(self, tell: Callable[[Any], object]) -> None:
+        """``tell(pane)`` of 3 Quantize, which runs every job: built now if it is not yet."""
+        self.with_pane("quantize", tell, build=True)
+
     def action_launch(self) -> None:
-        self.after_typing(lambda: self.run_worker(self.pane("quantize").launch_tuned(), group="launch"))
+        self.after_typing(lambda: self._job(
+            lambda pane: self.run_worker(pane.launch_tuned(), group="launch")))
 
     def action_resume(self) -> None:
         """Resume the QAT run highlighted in 1 Models from its last epoch checkpoint."""
-        self.pane("quantize").resume_picked(self.pane("models").picked_run)
+        picked = self.pane("models").picked_run
+        self._job(lambda pane: pane.resume_picked(picked))
 
     async def action_cancel(self) -> None:
-        self.pane("quantize").cancel()
+        if "quantize" in self.built:  # else no job was ever started here
+            self.pane("quantize").cancel()
+        else:
+            self.notify("No job is running.")
 
     def action_sweep(self) -> None:
         """Run a sweep on the tuned settings; its table and chart land in 6 Compare."""
-        self.after_typing(self.pane("quantize").sweep_dialog)
+        self.after_typing(lambda: self._job(lambda pane: pane.sweep_dialog()))
 
     async def action_quit(self) -> None:
         if self.runner.running or self.sweeper.running:

@@ -10,20 +10,20 @@ from textual.widgets import Checkbox, Input, Select
 
 from .widgets import LateMount
 
-#: Tabs whose pane is built on their first visit, not after the first paint: 2 Calibration
-#: is half the app's widgets, and its data check a process; a session that never shows
-#: them pays for none. What they are told meanwhile is told once they are built.
-ON_FIRST_VISIT = ("calibration", "results", "layers", "compare")
+#: Tabs whose pane is built on their first visit (or a job's start, for 3 Quantize): 2
+#: Calibration is half the app's widgets, and its data check a process; a session that never
+#: shows them pays for none. What they are told meanwhile is told once they are built.
+ON_FIRST_VISIT = ("calibration", "quantize", "results", "layers", "compare")
 
 
 class BuildingMixin:
     """The app's panes: ``built`` (tabs), what a pane not built yet was told (``_told``),
-    and what waits for the panes built after the first paint (``_when_built``)."""
+    and what waits for the first paint's deferred work (``_when_built``)."""
 
     knobs: dict[str, Any]
     built: set[str]
     _told: dict[str, list[Callable[[Any], object]]]
-    _built_late: list[Any]
+    _first_pane: Any
     _when_built: list[Callable[[], object]]
     # The app's own (ArtqApp, textual.App).
     pane: Any
@@ -70,15 +70,16 @@ class BuildingMixin:
         return read_one(self.screen_stack[0], self.knobs, key)
 
     def panes_ready(self) -> bool:
-        """Whether the panes built after the first paint are there (not once the app closes)."""
-        return bool(self._built_late) and all(w.is_attached for w in self._built_late)
+        """Whether the first paint's deferred work is done, and the app not closing (its
+        panes removed)."""
+        return self._first_pane is not None and self._first_pane.is_attached
 
     def when_panes_ready(self, callback: Callable[[], object]) -> None:
-        """Call ``callback`` now if the panes are built, else once they are (never if the
+        """Call ``callback`` now if the panes are ready, else once they are (never if the
         app closes first)."""
         if self.panes_ready():
             callback()
-        elif not self._built_late:
+        elif self._first_pane is None:
             self._when_built.append(callback)
 
     def ready_to_show(self) -> bool:

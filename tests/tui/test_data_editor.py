@@ -247,7 +247,10 @@ async def test_qat_shows_the_training_data(tmp_path: Path, data: dict[str, Path]
     async with app.run_test(size=(100, 30)) as pilot:
         await open_sample(pilot)
         assert not app.query("#ds-train")  # mounted when a QAT job needs it
+        await pilot.press("f4")
+        await settle(pilot)
         app.query_one("#k-quantization--method", Select).value = "qat"
+        await pilot.press("f3")
         await settle(pilot)
         assert app.query_one("#ds-train").display and app.query_one("#ds-validation").display
         await put(pilot, "train", "kind", "npz")

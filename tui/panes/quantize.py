@@ -3,9 +3,10 @@ loss and validation metric per epoch as a chart. The job monitor is :mod:`.monit
 
 from __future__ import annotations
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.widgets import Button, Label, RichLog, Static
 
 from .. import format as fmt
@@ -24,6 +25,16 @@ class JobLog(RichLog):
         if isinstance(content, str) and width > 1:
             content = fmt.wrap_at_separators(content, width)
         return super().write(content, *args, **kwargs)  # type: ignore[arg-type]
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
+                      layout: bool = True) -> bool:
+        changed = super()._size_updated(size, virtual_size, container_size, layout)
+        if size.width and not self._size_known:
+            # RichLog holds every write until its first Resize, and Textual skips the Resize
+            # of a widget that its lazily rebuilt map took in between two layouts (as 3
+            # Quantize built on a key): the log stayed empty. A size is a size: say so.
+            self.post_message(events.Resize(size, virtual_size, container_size))
+        return changed
 
 
 class QuantizePane(JobMonitor):

@@ -27,6 +27,11 @@ except ImportError:  # pragma: no cover
     Expression = None  # type: ignore[assignment,misc]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One BLAS thread per test process: the suite runs a process per core and more (xdist's
+# workers, the processes the tests start), and OpenBLAS's own threads, spinning after each
+# call, only took cores from them (measured: 3-5 of the fast suite's ~70 CPU-s). Set before
+# numpy loads, here and in every process the tests start.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # Runs the tests start (the CLI, the worker, the TUI's) share a cache of this session only:
 # never the user's, and never one a previous session's code filled.
 if "ARTQ_CACHE_DIR" not in os.environ:

@@ -113,9 +113,8 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
         with TabbedContent(initial="models", id="tabs"):
             for i, tab in enumerate(keys.TABS):
                 with TabPane(f"{i + 1} {keys.TAB_TITLES[i]}", id=tab):
-                    # Hidden panes are imported and mounted after the first paint: a fifth
-                    # of the widgets before it, so the first screen is out in a third of
-                    # the time.
+                    # Hidden panes are imported and mounted on their first visit
+                    # (tui/building.py): the first screen is out in a third of the time.
                     if i == 0:
                         yield ModelsPane(id="pane-models")
                     else:

@@ -152,12 +152,12 @@ class QuietFocus:
 
 
 class LateMount(Widget):
-    """Stands in for a pane until the first screen is out, then builds and mounts it.
+    """Stands in for a pane until the app needs it, then builds and mounts it.
 
     ``textual.lazy.Lazy`` mounts right after the first refresh, which held the footer's keys
     back by a second (the footer is drawn in a later refresh); and it needs the widget built
     at compose time, so its module imported before the first paint. This takes a factory;
-    the app calls :meth:`reveal` once the footer has its keys, or when the tab is first shown.
+    the app calls :meth:`reveal` when the tab is first shown, or a job needs the pane.
     """
 
     DEFAULT_CSS = "LateMount { display: none; }"

@@ -5,15 +5,46 @@ quantizes imports onnxruntime, never the code under test."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+import pytest
 
-_NP = {TensorProto.INT8: np.int8, TensorProto.UINT8: np.uint8, TensorProto.INT32: np.int32}
+
+class _Onnx:
+    """The onnx package, imported on the first use of one of its names. Every test process
+    imports the ONNX tests' modules when it collects, and ``import onnx`` costs ~0.7 s of CPU
+    (ml_dtypes registering its dtypes with numpy); only the process that runs those tests
+    (the xdist group "onnx", tests/conftest.py) needs it. Names with a leading underscore
+    are pytest's probes while it collects (``issubclass`` asks ``__bases__``): not onnx's."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        import onnx  # noqa: PLC0415 - the point of this class
+
+        try:
+            return getattr(onnx, name)
+        except AttributeError:  # a submodule its package does not import
+            return importlib.import_module(f"onnx.{name}")
+
+
+onnx: Any = _Onnx()
+#: The tests that load onnx run in one xdist worker (``--dist loadgroup`` in pyproject.toml):
+#: the others never pay for its import.
+ONNX_TESTS = pytest.mark.xdist_group("onnx")
+
+
+def _np_type(elem_type: int | None) -> type:
+    """numpy's type for an ONNX element type; None (the default of the graph's methods, so
+    that defining them loads no onnx) is int8."""
+    if elem_type is None:
+        return np.int8
+    return {onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT8: np.uint8,
+            onnx.TensorProto.INT32: np.int32}[elem_type]
 
 
 class Graph:
@@ -30,22 +61,22 @@ class Graph:
 
     def const(self, arr: Any, base: str = "c") -> str:
         name = self._name(base)
-        self.inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        self.inits.append(onnx.numpy_helper.from_array(np.asarray(arr), name))
         return name
 
     def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, **attrs: Any) -> str:
         outs = [self._name(op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=outs[0], **attrs))
+        self.nodes.append(onnx.helper.make_node(op_type, list(inputs), outs, name=outs[0], **attrs))
         return outs[0]
 
-    def q(self, x: str, scale: float = 0.05, zp: int = 0, dtype: int = TensorProto.INT8) -> str:
+    def q(self, x: str, scale: float = 0.05, zp: int = 0, dtype: int | None = None) -> str:
         s = self.const(np.float32(scale), "scale")
-        z = self.const(np.array(zp, dtype=_NP[dtype]), "zp")
+        z = self.const(np.array(zp, dtype=_np_type(dtype)), "zp")
         return self.op("QuantizeLinear", [x, s, z])
 
-    def dq(self, x: str, scale: float = 0.05, zp: int = 0, dtype: int = TensorProto.INT8) -> str:
+    def dq(self, x: str, scale: float = 0.05, zp: int = 0, dtype: int | None = None) -> str:
         s = self.const(np.float32(scale), "scale")
-        z = self.const(np.array(zp, dtype=_NP[dtype]), "zp")
+        z = self.const(np.array(zp, dtype=_np_type(dtype)), "zp")
         return self.op("DequantizeLinear", [x, s, z])
 
     def qdq(self, x: str, **kw: Any) -> str:
@@ -59,14 +90,14 @@ class Graph:
         zp: int = 0,
         per_channel: bool = True,
         axis: int = 0,
-        dtype: int = TensorProto.INT8,
+        dtype: int | None = None,
     ) -> str:
         """An int8 initializer behind its DequantizeLinear (per-channel along ``axis``)."""
-        data = np.ones(shape, dtype=_NP[dtype])
+        data = np.ones(shape, dtype=_np_type(dtype))
         w = self.const(data, "w")
         n = shape[axis] if per_channel else 1
         s = self.const(np.full(n, 0.01, np.float32) if per_channel else np.float32(0.01), "ws")
-        zps = np.full(n, zp, _NP[dtype]) if per_channel else np.array(zp, _NP[dtype])
+        zps = np.full(n, zp, _np_type(dtype)) if per_channel else np.array(zp, _np_type(dtype))
         z = self.const(zps, "wz")
         return self.op("DequantizeLinear", [w, s, z], axis=axis) if per_channel else self.op(
             "DequantizeLinear", [w, s, z]
@@ -83,12 +114,15 @@ class Graph:
         inputs: Sequence[tuple[str, Sequence[int | str]]],
         outputs: Sequence[str],
         opset: int = 17,
-        input_type: int = TensorProto.FLOAT,
+        input_type: int | None = None,
     ) -> Any:
-        ins = [helper.make_tensor_value_info(n, input_type, list(s)) for n, s in inputs]
-        outs = [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in outputs]
-        g = helper.make_graph(self.nodes, "g", ins, outs, self.inits)
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        """The model (``input_type``: the inputs' element type, None for float)."""
+        if input_type is None:
+            input_type = onnx.TensorProto.FLOAT
+        ins = [onnx.helper.make_tensor_value_info(n, input_type, list(s)) for n, s in inputs]
+        outs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in outputs]
+        g = onnx.helper.make_graph(self.nodes, "g", ins, outs, self.inits)
+        m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", opset)])
         m.ir_version = 8
         m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
         for o in m.graph.output:  # the inferred type and shape onto the declared outputs
@@ -176,44 +210,47 @@ def conv_qdq(tmp: Path, name: str = "qdq", *, channels: int = 8, size: int = 16)
 
 
 def conv_classifier(path: Path, *, shape: tuple = (1, 1, 8, 8), classes: int = 4,
-                    opset: int = 17, in_type: int = TensorProto.FLOAT, inputs: int = 1,
+                    opset: int = 17, in_type: int | None = None, inputs: int = 1,
                     quantized: bool = False, seed: int = 0, outlier: float = 1.0) -> Path:
     """Conv 3×3 (NCHW) → Relu → GlobalAveragePool → Flatten → Gemm → Softmax.
 
     ``shape`` may hold strings (named dynamic dimensions); ``quantized`` inserts a
     QuantizeLinear/DequantizeLinear pair after the input, as a QDQ model has; ``outlier``
-    scales the first conv filter, so one channel sets the whole tensor's range."""
+    scales the first conv filter, so one channel sets the whole tensor's range; ``in_type``
+    is the input's element type, None for float."""
+    if in_type is None:
+        in_type = onnx.TensorProto.FLOAT
     rng = np.random.default_rng(seed)
     c = shape[1] if isinstance(shape[1], int) else 1
     wa = rng.normal(0, 0.5, (8, c, 3, 3)).astype(np.float32)
     wa[0] = np.abs(wa[0]) * outlier
-    w = numpy_helper.from_array(wa, "w")
-    b = numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b")
-    fc = numpy_helper.from_array(rng.normal(0, 0.5, (classes, 8)).astype(np.float32), "fc")
-    fb = numpy_helper.from_array(np.zeros(classes, np.float32), "fb")
+    w = onnx.numpy_helper.from_array(wa, "w")
+    b = onnx.numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b")
+    fc = onnx.numpy_helper.from_array(rng.normal(0, 0.5, (classes, 8)).astype(np.float32), "fc")
+    fb = onnx.numpy_helper.from_array(np.zeros(classes, np.float32), "fb")
     inits = [w, b, fc, fb]
     nodes = []
     x = "x"
     if quantized:
-        inits += [numpy_helper.from_array(np.array(0.02, np.float32), "s"),
-                  numpy_helper.from_array(np.array(0, np.int8), "zp")]
-        nodes += [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
-                  helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xd"])]
+        inits += [onnx.numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+                  onnx.numpy_helper.from_array(np.array(0, np.int8), "zp")]
+        nodes += [onnx.helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
+                  onnx.helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xd"])]
         x = "xd"
     nodes += [
-        helper.make_node("Conv", [x, "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["r"]),
-        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
-        helper.make_node("Flatten", ["g"], ["f"]),
-        helper.make_node("Gemm", ["f", "fc", "fb"], ["l"], transB=1),
-        helper.make_node("Softmax", ["l"], ["y"], axis=1),
+        onnx.helper.make_node("Conv", [x, "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("Relu", ["c"], ["r"]),
+        onnx.helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        onnx.helper.make_node("Flatten", ["g"], ["f"]),
+        onnx.helper.make_node("Gemm", ["f", "fc", "fb"], ["l"], transB=1),
+        onnx.helper.make_node("Softmax", ["l"], ["y"], axis=1),
     ]
-    ins = [helper.make_tensor_value_info("x", in_type, list(shape))]
+    ins = [onnx.helper.make_tensor_value_info("x", in_type, list(shape))]
     if inputs > 1:
-        ins.append(helper.make_tensor_value_info("x2", TensorProto.FLOAT, list(shape)))
-    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], classes])
-    graph = helper.make_graph(nodes, "tiny", ins, [out], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        ins.append(onnx.helper.make_tensor_value_info("x2", onnx.TensorProto.FLOAT, list(shape)))
+    out = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [shape[0], classes])
+    graph = onnx.helper.make_graph(nodes, "tiny", ins, [out], inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from npu_models import conv_model, write
+from onnx_models import ONNX_TESTS
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return conv_qdq(tmp_path_factory.mktemp("onnx"))
 
 
+@ONNX_TESTS
 def test_inspect_onnx_imports_neither_onnxruntime_nor_tensorflow(onnx_model: Path) -> None:
     """The ONNX reader needs the onnx package's protobuf schema only: no onnxruntime, no
     TensorFlow, and not the rest of onnx (its helpers pull numpy and ml_dtypes, a second)."""
@@ -106,6 +108,7 @@ def test_inspect_onnx_imports_neither_onnxruntime_nor_tensorflow(onnx_model: Pat
     assert _fresh(body, extra=", 'onnxruntime', 'numpy', 'ml_dtypes', 'torch'") == []
 
 
+@ONNX_TESTS
 def test_inspect_onnx_process_reads_the_same_model(onnx_model: Path) -> None:
     """``artq inspect model.onnx --json`` as a process answers what the library answers with
     the whole onnx package loaded (the standalone schema is the same protobuf)."""

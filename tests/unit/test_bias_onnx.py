@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
-from onnx_models import Graph
+from onnx_models import ONNX_TESTS, Graph, onnx
 
 from engine.backends.onnx import bias as qdq
 from engine.backends.onnx.quantize import shapes_all_known
 from engine.bias_correction import channel_error, sqnr
 from engine.npu import analyze
 from engine.tflite.bias import INT32_MAX, INT32_MIN
+
+pytestmark = ONNX_TESTS
 
 C = 8
 SIZE = 12
@@ -94,7 +94,7 @@ def _with_bias(int8: bytes, name: str, edit: Any) -> bytes:
     """The model with the int32 initializer ``name`` changed by ``edit(values)``."""
     m = onnx.load_from_string(int8)
     init = next(i for i in m.graph.initializer if i.name == name)
-    init.CopyFrom(numpy_helper.from_array(edit(numpy_helper.to_array(init).astype(np.int64))
+    init.CopyFrom(onnx.numpy_helper.from_array(edit(onnx.numpy_helper.to_array(init).astype(np.int64))
                                           .astype(np.int32), name))
     return m.SerializeToString()
 
@@ -180,7 +180,7 @@ def test_int32_saturation_and_zero_scale_channels(models) -> None:  # noqa: ANN0
     inits = {i.name: i for i in m.graph.initializer}
     conv = next(n for n in m.graph.node if n.name == la.node)
     wdq, bdq = (next(n for n in m.graph.node if n.output[0] == conv.input[k]) for k in (1, 2))
-    ws, bs = (numpy_helper.to_array(inits[n.input[1]]).copy() for n in (wdq, bdq))
+    ws, bs = (onnx.numpy_helper.to_array(inits[n.input[1]]).copy() for n in (wdq, bdq))
     # Channel 0: weights nearly zero (a tiny weight scale, so a tiny bias unit) and a bias
     # at the int32 top: its output misses the float one by far more than int32 units can
     # fold. Channel 1: a zero weight scale, so a zero bias scale: nothing to fold into.
@@ -188,13 +188,13 @@ def test_int32_saturation_and_zero_scale_channels(models) -> None:  # noqa: ANN0
     new_ws[0], new_ws[1] = 1e-9, 0.0
     new_bs = bs * np.where(ws > 0, new_ws / ws, 0.0)
     for n, v in ((wdq, new_ws), (bdq, new_bs.astype(np.float32))):
-        inits[n.input[1]].CopyFrom(numpy_helper.from_array(v, n.input[1]))
-    bias = numpy_helper.to_array(inits[la.bias]).astype(np.int64)
+        inits[n.input[1]].CopyFrom(onnx.numpy_helper.from_array(v, n.input[1]))
+    bias = onnx.numpy_helper.to_array(inits[la.bias]).astype(np.int64)
     bias[0], bias[1] = INT32_MAX - 2, 7
-    inits[la.bias].CopyFrom(numpy_helper.from_array(bias.astype(np.int32), la.bias))
+    inits[la.bias].CopyFrom(onnx.numpy_helper.from_array(bias.astype(np.int32), la.bias))
     fixed = qdq.correct(m.SerializeToString(), fp32, x)
     fix = fixed.fixes[2]
-    out = numpy_helper.to_array(next(i for i in onnx.load_from_string(fixed.content)
+    out = onnx.numpy_helper.to_array(next(i for i in onnx.load_from_string(fixed.content)
                                      .graph.initializer if i.name == la.bias))
     assert fix.left >= 1 and out[1] == 7  # zero scale: left as it was
     assert fix.saturated >= 1 and out[0] in (INT32_MAX, INT32_MIN)
@@ -218,7 +218,7 @@ def test_carry_applies_the_correction_where_the_target_holds_the_same_bias(model
 
 def _biases(content: bytes) -> dict[str, np.ndarray]:
     m = onnx.load_from_string(content)
-    return {i.name: numpy_helper.to_array(i) for i in m.graph.initializer
+    return {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer
             if i.data_type == onnx.TensorProto.INT32}
 
 

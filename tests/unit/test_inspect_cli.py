@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from npu_models import Op, T, const, craft, write
+from onnx_models import ONNX_TESTS
 
 from engine.cli import inspect as cli
 
@@ -139,6 +140,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return conv_qdq(tmp_path_factory.mktemp("onnx"))
 
 
+@ONNX_TESTS
 def test_onnx_qdq_model(
     onnx_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx_models import conv_classifier
+from onnx_models import ONNX_TESTS, conv_classifier, onnx
 
 from engine import load_config
 from engine.backends import BackendOptions
@@ -21,6 +20,8 @@ from engine.cancel import CancelToken
 from engine.draws import keep_draw
 from engine.events import null_sink
 from engine.job import run_job
+
+pytestmark = ONNX_TESTS
 
 JOB = """
 name = "onnx-draws"

@@ -7,10 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, numpy_helper
-from onnx_models import Graph, conv_classifier, conv_qdq, save
+from onnx_models import ONNX_TESTS, Graph, conv_classifier, conv_qdq, onnx, save
 
 from engine import load_config
 from engine.backends.onnx import io_types
@@ -18,6 +16,8 @@ from engine.backends.onnx.run import run_onnx
 from engine.job import run_job
 from engine.npu import analyze, stedgeai_commands
 from engine.npu.driver import read_any
+
+pytestmark = ONNX_TESTS
 
 Q, DQ = "QuantizeLinear", "DequantizeLinear"
 
@@ -30,7 +30,7 @@ def _rewritten(src: Path, io_type: str) -> tuple[Path, dict]:
 
 
 def _inits(m: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    return {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,10 @@ def test_int8_rewrite_makes_the_graph_input_and_output_the_int8_tensors(qdq: Pat
     path, io = _rewritten(qdq, "int8")
     m = onnx.load(str(path))
     assert io == {"input": {"x": "int8"}, "outputs": {"softmax11": "int8"}}
-    assert m.graph.input[0].type.tensor_type.elem_type == TensorProto.INT8
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT8
     assert [d.dim_value or d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim] == [
         d.dim_value or d.dim_param for d in before.graph.input[0].type.tensor_type.shape.dim]
-    assert m.graph.output[0].type.tensor_type.elem_type == TensorProto.INT8
+    assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT8
     # No Q reads the input; the DQ that read the Q's output reads the input, same scale.
     assert not [n for n in m.graph.node if n.op_type == Q and n.input[0] == "x"]
     dq = next(n for n in m.graph.node if n.op_type == DQ and n.input[0] == "x")

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
-from onnx_models import Graph, int_layer, save
+from onnx_models import ONNX_TESTS, Graph, int_layer, onnx, save
 
 from engine.errors import OnnxReadError
 from engine.npu import analyze
 from engine.npu.result import Analysis, LayerResult
 from engine.onnx import read_onnx
+
+pytestmark = ONNX_TESTS
 
 
 def run(tmp_path: Path, model: Any, name: str = "m") -> Analysis:
@@ -55,7 +56,7 @@ def test_same_estimate_as_the_same_tflite_layer(tmp_path: Path) -> None:
     x = g.dq("x")  # an int8 graph input, as io_type = "int8" leaves it
     w = g.weight([6, 4, 3, 3])
     y = g.op("Conv", [x, w, g.bias(6)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    onnx_a = run(tmp_path, g.model([("x", [1, 4, 8, 8])], [g.q(y)], input_type=TensorProto.INT8))
+    onnx_a = run(tmp_path, g.model([("x", [1, 4, 8, 8])], [g.q(y)], input_type=onnx.TensorProto.INT8))
     tfl_a = analyze(write(tmp_path, "conv", conv_model(out_ch=6)))
     (o,), (t,) = onnx_a.layers, tfl_a.layers
     assert (o.op, o.placement, o.macs, o.weight_bytes, o.activation_bytes) == (
@@ -118,7 +119,8 @@ def test_conv_with_computed_weights_runs_on_the_cpu(tmp_path: Path) -> None:
     ("w_kw", "rule", "words"),
     [
         ({"zp": 3}, "weights_symmetric", "asymmetric int8 weights"),
-        ({"zp": 128, "dtype": TensorProto.UINT8}, "weights_signed", "uint8 weights"),
+        # 2 is onnx.TensorProto.UINT8 (the name would import onnx while collecting).
+        ({"zp": 128, "dtype": 2}, "weights_signed", "uint8 weights"),
     ],
 )
 def test_malformed_qdq_weights_are_flagged(
@@ -144,7 +146,7 @@ def test_per_tensor_weights_run_but_are_flagged(tmp_path: Path) -> None:
 def test_uint8_activations_are_flagged(tmp_path: Path) -> None:
     """onnxruntime's QUInt8 activations are not the NPU's signed scheme."""
     g = Graph()
-    kw = {"zp": 128, "dtype": TensorProto.UINT8}
+    kw = {"zp": 128, "dtype": onnx.TensorProto.UINT8}
     y = g.op("Conv", [g.qdq("x", **kw), g.weight([4, 3, 3, 3])], kernel_shape=[3, 3])
     a = run(tmp_path, g.model([("x", [1, 3, 8, 8])], [g.qdq(y, **kw)]))
     assert any("uint8 activations on 1 layer(s) (1)" in w for w in a.warnings), a.warnings
@@ -471,7 +473,7 @@ def test_conv_transpose(tmp_path: Path) -> None:
 
 def test_split_and_concat_keep_every_output_integer(tmp_path: Path) -> None:
     g = Graph()
-    g.nodes.append(helper.make_node(
+    g.nodes.append(onnx.helper.make_node(
         "Split", [g.qdq("x")], ["s_a", "s_b"], name="split", axis=1, num_outputs=2))
     a, b = g.qdq("s_a"), g.qdq("s_b")
     y = g.op("Concat", [b, a], axis=1)

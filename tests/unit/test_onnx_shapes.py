@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-from onnx import TensorProto, helper
-from onnx_models import conv_classifier
+from onnx_models import ONNX_TESTS, conv_classifier, onnx
 
 from engine.backends.onnx.quantize import shapes_all_known
+
+pytestmark = ONNX_TESTS
 
 
 def test_a_static_graph_needs_no_symbolic_pass(tmp_path: Path) -> None:
@@ -23,13 +23,13 @@ def test_an_open_batch_dimension_keeps_it(tmp_path: Path) -> None:
 
 def test_a_tensor_of_unknown_length_keeps_it(tmp_path: Path) -> None:
     # NonZero's output length depends on the data: ONNX leaves it open.
-    graph = helper.make_graph(
-        [helper.make_node("NonZero", ["x"], ["nz"]),
-         helper.make_node("Cast", ["nz"], ["y"], to=TensorProto.FLOAT)],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("NonZero", ["x"], ["nz"]),
+         onnx.helper.make_node("Cast", ["nz"], ["y"], to=onnx.TensorProto.FLOAT)],
+        "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
     path = tmp_path / "nz.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
     assert not shapes_all_known(str(path))
 
 
@@ -50,18 +50,18 @@ def test_a_subgraph_keeps_it(tmp_path: Path) -> None:
     # Every tensor here is typed, so only the If's branches decide: what a subgraph computes
     # ONNX does not always infer, and such a graph keeps the pass, as before.
     def branch(name: str, value: float) -> onnx.GraphProto:
-        return helper.make_graph(
-            [helper.make_node("Constant", [], [name], value=helper.make_tensor(
-                "v", TensorProto.FLOAT, [1, 4], [value] * 4))],
-            name, [], [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4])])
+        return onnx.helper.make_graph(
+            [onnx.helper.make_node("Constant", [], [name], value=onnx.helper.make_tensor(
+                "v", onnx.TensorProto.FLOAT, [1, 4], [value] * 4))],
+            name, [], [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, 4])])
 
-    graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
-         helper.make_node("Cast", ["s"], ["c"], to=TensorProto.BOOL),
-         helper.make_node("If", ["c"], ["y"], then_branch=branch("a", 1.0),
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         onnx.helper.make_node("Cast", ["s"], ["c"], to=onnx.TensorProto.BOOL),
+         onnx.helper.make_node("If", ["c"], ["y"], then_branch=branch("a", 1.0),
                           else_branch=branch("b", 0.0))],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+        "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])])
     path = tmp_path / "if.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
     assert not shapes_all_known(str(path))

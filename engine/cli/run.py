@@ -273,7 +273,7 @@ def _prewarm(args: argparse.Namespace) -> Any:
         return None
     from ..backends.prewarm import Prewarmed, worth_starting
 
-    if not worth_starting(args.config):
+    if not worth_starting(args.config, args.overrides):
         return None
     try:
         return Prewarmed()

@@ -3,6 +3,7 @@ handed to the job's first Keras backend, or ended unused (a fake stands in for t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,14 +120,26 @@ def test_an_unused_child_is_ended_and_its_log_removed(tmp_path: Path) -> None:
 def test_worth_starting_reads_the_model_and_method_from_the_raw_config(
         tmp_path: Path) -> None:
     (tmp_path / "saved").mkdir()
+    for name in ("m.keras", "m.h5", "m.onnx"):
+        (tmp_path / name).write_bytes(b"")
     cases = {
         'path = "m.keras"': True, 'path = "m.h5"': True, 'path = "saved"': True,
         'path = "m.onnx"': False, 'path = "net.py:build"': False,
+        # Not there: the preflight refuses it at once, no TensorFlow needed.
+        'path = "gone.keras"': False, 'path = "gone"': False,
     }
     for model, expected in cases.items():
         cfg = tmp_path / "job.toml"
         cfg.write_text(f"[model]\n{model}\n")
         assert worth_starting(cfg) is expected, model
+    # --set model.path is the model (relative to where it is typed); another model key
+    # leaves the file's suffix to guess by.
+    cfg.write_text('[model]\npath = "gone.keras"\n')
+    keras = json.dumps(str(tmp_path / "m.keras"))
+    assert worth_starting(cfg, [f"model.path={keras}"]) is True
+    assert worth_starting(cfg, ['model.path="elsewhere.keras"']) is False
+    assert worth_starting(cfg, ["model.path=not toml"]) is False
+    assert worth_starting(cfg, ["model.input_shape=[1, 8, 8]"]) is True
     cfg.write_text('[model]\npath = "m.keras"\n[quantization]\nmethod = "qat"\n')
     assert worth_starting(cfg) is False  # QAT's child needs Keras 2 from its start
     cfg.write_text("[model\n")

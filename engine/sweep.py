@@ -274,7 +274,7 @@ def run_sweep(
     # Every variant's config is checked before anything runs: a bad value fails here.
     cfgs: list[JobConfig] = [load_config(config, base_over + v.overrides) for v in variants]
     # And what each would find missing first (model, data, target): one exit 2, not N failures.
-    from .job import preflight  # noqa: PLC0415
+    from .preflight import preflight  # noqa: PLC0415
 
     for c in cfgs:
         preflight(c)

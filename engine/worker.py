@@ -158,13 +158,15 @@ def run_one(config: str, overrides: list[str], resume: bool, cache: str | bool |
         run_job(cfg, sink, cancel, resume=config, backend=backend)
     else:
         from .config import load_config
+        from .preflight import checked
 
         cfg = load_config(config, overrides)  # a config's mistake before the job's imports
+        pre = checked(cfg)  # and the model's, the data's and the target's
         from .cache import default_root
         from .job import run_job
 
         cache_dir = None if cache is False else (cache or default_root())
-        run_job(cfg, sink, cancel, cache_dir=cache_dir, backend=backend)
+        run_job(cfg, sink, cancel, cache_dir=cache_dir, backend=backend, preflighted=pre)
     return 0
 
 

@@ -340,11 +340,14 @@ def _run(args: argparse.Namespace, backend: Any, ran: list[str | None],
                     rep = _run_there(conn, args.config, overrides,
                                      False if args.no_cache else str(default_root()), sink)
                 else:
+                    from ..preflight import checked
+
+                    pre = checked(cfg)  # a mistake said before the job's imports
                     from ..job import run_job
 
                     rep = run_job(cfg, sink, cancel, resume=args.resume,
                                   cache_dir=None if args.no_cache else default_root(),
-                                  backend=backend).report
+                                  backend=backend, preflighted=pre).report
                 ran[0] = rep.run_dir
         finally:
             signal.signal(signal.SIGINT, old)

@@ -28,6 +28,8 @@ from ..config import JobConfig, replace
 from ..data import Dataset
 from ..errors import CancelledError, EngineError
 from ..events import RunFailed, RunFinished, RunStarted, Sink, ThrottledSink, null_sink
+from ..modelfile import ModelFile
+from ..preflight import checked, preflight
 from ..report import Report, render_markdown
 from ..rundir import EventLog, RunDir
 from ..tasks import Task
@@ -36,7 +38,6 @@ from .bias import bias_correction, correct_mixed
 from .context import REPORT_SCHEMA, JobContext, build_report
 from .draws import convert_draws, score_draws_on_test
 from .equalize import equalize
-from .preflight import checked, preflight
 from .qat import find_ptq_run, qat_stage, resume_config
 from .sensitivity import SENSITIVITY_MAX_ITEMS, sensitivity
 from .shared import shared_convert, shared_evaluation
@@ -185,6 +186,7 @@ def run_job(
     resume: str | Path | None = None,
     cache_dir: str | Path | None = None,
     backend: BackendFactory | None = None,
+    preflighted: tuple[ModelFile, Any] | None = None,
 ) -> JobResult:
     """Run a job; returns its result, or raises the :class:`EngineError` that stopped it.
 
@@ -194,10 +196,12 @@ def run_job(
     and the FP32/FP16 stages with other runs using the same folder (``artq run`` and the
     TUI: the user's cache folder; ``artq sweep``: one of its own).
     ``backend`` opens the model's framework (default: :func:`engine.backends.open_backend`).
+    ``preflighted``: what :func:`engine.preflight.checked` returned for ``cfg``, when the
+    caller checked it before importing this package (a mistake answered sooner).
     """
     cancel = cancel or CancelToken()
     backend = backend or open_backend
-    mf, target = checked(cfg)
+    mf, target = preflighted or checked(cfg)
     ptq_ref: Report | None = None
     if cfg.quantization.method == "qat":
         # The comparison run comes first, as a run of its own, so each run's events stay its own.

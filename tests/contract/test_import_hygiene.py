@@ -22,6 +22,7 @@ CASES: list[tuple[str, frozenset[str]]] = [
     # The library API and what a UI starts: no UI toolkit, and no framework until a job runs.
     ("engine", FRAMEWORKS | UI),
     ("engine.job", FRAMEWORKS | UI),
+    ("engine.preflight", FRAMEWORKS | UI),
     ("engine.evaluate", FRAMEWORKS | UI),
     ("engine.worker", FRAMEWORKS | UI),
     # The warm worker and its pool of TensorFlow children: TensorFlow only in the children.

@@ -86,6 +86,21 @@ async def test_spawn_run_and_sweep_stop_in_preflight_without_a_folder(
     assert not runs.exists()  # nothing ran: no run or sweep folder
 
 
+def test_a_preflight_mistake_is_answered_before_the_job_package_loads(tmp_path: Path) -> None:
+    """The worker and ``artq run`` check the model, the data and the target before they
+    import the job package (a second of imports on a slow disk) to say what is wrong."""
+    cfg, said = str(_missing_model(tmp_path)), tmp_path / "said.txt"
+    for call in (f"from engine import worker; code = worker.main(['run', {cfg!r}])",
+                 f"from engine.cli import main; code = main(['run', {cfg!r}, '--quiet'])"):
+        # Said in a file: the worker points its stdout and stderr elsewhere.
+        body = (f"import sys, pathlib\n{call}\n"
+                f"pathlib.Path({str(said)!r}).write_text(f\"{{code}} {{'engine.job' in sys.modules}}\")")
+        r = subprocess.run([sys.executable, "-c", body], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, env=child_env())
+        assert said.read_text() == "2 False", (call, r.stderr)
+        assert "absent.keras: model not found" in r.stdout + r.stderr
+
+
 async def test_stop_ends_a_running_check(tmp_path: Path) -> None:
     # The full digits sample: its diagnostics take about a second after the preview.
     proc = await jobs.spawn("check", [str(ROOT / "sample_configs" / "digits_ptq.toml"),

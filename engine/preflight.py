@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import DataSource, JobConfig
-from ..custom_objects import check_file
-from ..data import (
+from .config import DataSource, JobConfig
+from .custom_objects import check_file
+from .data import (
     IMAGE_SUFFIXES,
     Dataset,
     RawData,
@@ -25,13 +25,13 @@ from ..data import (
     class_folders,
     is_junk,
 )
-from ..errors import ConfigError, DataError, ModelError, TargetError
-from ..layout import data_view, resolve
-from ..modelfile import ModelFile, inspect_model_file, static_input_shape
-from ..torch_model import inspect_torch_model
+from .errors import ConfigError, DataError, ModelError, TargetError
+from .layout import data_view, resolve
+from .modelfile import ModelFile, inspect_model_file, static_input_shape
+from .torch_model import inspect_torch_model
 
 if TYPE_CHECKING:
-    from ..npu.targets import Target
+    from .npu.targets import Target
 
 
 def preflight(cfg: JobConfig) -> ModelFile:
@@ -43,7 +43,7 @@ def checked(cfg: JobConfig) -> tuple[ModelFile, Target]:
     """:func:`preflight`, keeping what it read for the job: the model file's metadata and the
     loaded target (loaded once per job: the NPU analyses reuse it)."""
     if cfg.model.torch:
-        from ..backends.torch import missing_torch, torch_available  # noqa: PLC0415 - no torch
+        from .backends.torch import missing_torch, torch_available  # noqa: PLC0415 - no torch
 
         mf = inspect_torch_model(cfg.model.torch, cfg.model.weights)
         if not torch_available():
@@ -61,7 +61,7 @@ def checked(cfg: JobConfig) -> tuple[ModelFile, Target]:
         if src is None:
             continue
         if src.kind == "synthetic":
-            from ..samples import generator  # noqa: PLC0415
+            from .samples import generator  # noqa: PLC0415
 
             generator(src.generator, f"data.{split}.generator")
         else:
@@ -128,13 +128,13 @@ def _check_framework_keys(cfg: JobConfig, mf: ModelFile) -> None:
             "converter takes min/max ranges", "remove calibration.method (or set \"minmax\")",
             file=cfg.source, key="calibration.method")
     if mf.format == "torch" and cfg.quantization.method == "qat":
-        from ..torch_model import check_torch_qat  # noqa: PLC0415
+        from .torch_model import check_torch_qat  # noqa: PLC0415
 
         check_torch_qat(cfg)
 
 
 def _onnx_shape(cfg: JobConfig, mf: ModelFile) -> tuple[int, ...]:
-    from ..backends.onnx.graph import OnnxInfo, OnnxIO, static_shape  # noqa: PLC0415
+    from .backends.onnx.graph import OnnxInfo, OnnxIO, static_shape  # noqa: PLC0415
 
     info = OnnxInfo(mf.path, 0, (OnnxIO("", mf.input_shapes[0], "float32"),), (), (), 0)
     return static_shape(info, cfg.model.input_shape)
@@ -190,7 +190,7 @@ def _folder_classes(src: DataSource) -> RawData | None:
 def _check_target(cfg: JobConfig) -> Target:
     """Load ``analysis.target`` now: a typo found only at the NPU stage left a run "ok"
     with its NPU results silently missing (the error buried in report.json)."""
-    from ..npu.targets import load_target  # noqa: PLC0415
+    from .npu.targets import load_target  # noqa: PLC0415
 
     try:
         return load_target(cfg.analysis.target)

@@ -8,12 +8,10 @@ both are stored absolute, so a run's copy of its config can be run again from an
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,8 +19,8 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 from pydantic.types import StrictBool, StrictFloat, StrictInt, StrictStr
 
-from . import custom_objects
 from .errors import ConfigError
+from .rawconfig import apply_overrides, load_raw
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -222,69 +220,12 @@ class JobConfig:
 _ADAPTER = TypeAdapter(JobConfig)
 
 # Keys holding paths, resolved against the config file's folder.
-_PATH_KEYS = [("model", "path"), ("model", "weights"), ("output", "runs_dir")]
-_DATA_SPLITS = ("calibration", "test", "train", "validation")
-
-
 def _drop_none(d: Any) -> Any:
     if isinstance(d, dict):
         return {k: _drop_none(v) for k, v in d.items() if v is not None}
     if isinstance(d, list | tuple):
         return [_drop_none(v) for v in d]
     return d
-
-
-def parse_value(text: str) -> Any:
-    """Parse a ``--set`` value as a TOML value; bare words stay strings.
-
-    ``50`` → 50, ``0.5`` → 0.5, ``true`` → True, ``[1, 2]`` → [1, 2], ``qat`` → "qat".
-    """
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.c = value`` in a raw config dict, creating tables on the way."""
-    parts = key.split(".")
-    if not all(parts):
-        raise ConfigError("not a key path; write it like calibration.samples", key=key)
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        nxt = node.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            where = ".".join(parts[: i + 1])
-            raise ConfigError(f"is a value, not a table, so {key} cannot be set", key=where)
-        node = nxt
-    node[parts[-1]] = value
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
-    def fix(table: Any, key: str) -> None:
-        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
-            p = Path(os.path.expanduser(table[key]))
-            table[key] = str(p if p.is_absolute() else (base / p).resolve())
-
-    for section, key in _PATH_KEYS:
-        fix(raw.get(section), key)
-    model = raw.get("model")
-    if isinstance(model, dict) and isinstance(model.get("torch"), str) and model["torch"]:
-        # "models.py:build": the file part is a path like the others.
-        file, sep, name = model["torch"].rpartition(":")
-        if sep and file:
-            holder = {"p": file}
-            fix(holder, "p")
-            model["torch"] = f"{holder['p']}:{name}"
-    data = raw.get("data")
-    if isinstance(data, dict):
-        for split in _DATA_SPLITS:
-            fix(data.get(split), "path")
-    custom_objects.resolve(raw.get("model"), base)
-    analysis = raw.get("analysis")
-    # A target given as a path (not a bundled name) is relative to the config too.
-    if isinstance(analysis, dict) and str(analysis.get("target", "")).endswith(".toml"):
-        fix(analysis, "target")
 
 
 def _format_error(err: dict[str, Any], raw: dict[str, Any]) -> tuple[str, str, str]:
@@ -366,31 +307,6 @@ def validate(raw: dict[str, Any], source: str = "") -> JobConfig:
     return cfg
 
 
-def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a config file into a raw dict with paths made absolute."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(
-            "config file not found" if not p.exists() else "is not a file",
-            "give the path to a job TOML, for example sample_configs/digits_ptq.toml",
-            file=str(path),
-        )
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError("is not UTF-8 text", "a job config is a TOML file", file=str(path)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"is not valid TOML: {exc}", file=str(path)) from None
-    except OSError as exc:  # no read permission, an I/O error, a file vanishing meanwhile
-        raise ConfigError(f"cannot read ({exc.strerror or exc})",
-                          "check the file's permissions", file=str(path)) from None
-    _resolve_paths(raw, p.resolve().parent)
-    out = raw.setdefault("output", {})
-    if isinstance(out, dict) and "runs_dir" not in out:
-        out["runs_dir"] = str(Path.cwd() / "runs")
-    return raw
-
-
 def load_config(
     path: str | os.PathLike[str],
     overrides: dict[str, Any] | list[str] | None = None,
@@ -416,31 +332,6 @@ def _override_keys(overrides: dict[str, Any] | list[str] | None) -> list[str]:
     if isinstance(overrides, dict):
         return list(overrides)
     return [o.split("=", 1)[0].strip() for o in overrides or []]
-
-
-def apply_overrides(
-    raw: dict[str, Any],
-    overrides: dict[str, Any] | list[str] | None,
-    base: Path | None = None,
-) -> None:
-    if not overrides:
-        return
-    items: list[tuple[str, Any]]
-    if isinstance(overrides, dict):
-        items = list(overrides.items())
-    else:
-        items = []
-        for text in overrides:
-            if "=" not in text:
-                raise ConfigError(
-                    f"--set needs KEY=VALUE, got {text!r}", "for example --set calibration.samples=50"
-                )
-            k, v = text.split("=", 1)
-            items.append((k.strip(), parse_value(v.strip())))
-    for key, value in items:
-        apply_override(raw, key, copy.deepcopy(value))
-    if base is not None:
-        _resolve_paths(raw, base)
 
 
 def replace(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .cancel import CancelToken
-from .config import JobConfig, load_config, parse_value
+from .config import JobConfig, load_config
 from .errors import CancelledError, ConfigError
 from .events import Event, RunFailed, RunFinished, RunStarted, event_from_dict
 from .present_interval import (
@@ -40,6 +40,7 @@ from .present_interval import (
     versus_cell,
 )
 from .protocol import worker_command, worker_env
+from .rawconfig import parse_value
 from .report import read_report
 from .rundir import RunDir
 from .uncertainty import comparison_key, headline_interval, versus_best
@@ -116,8 +117,7 @@ def parse_sets(specs: Sequence[str]) -> list[tuple[str, list[Any]]]:
         if "=" not in spec:
             raise ConfigError(f"--set needs KEY=V1,V2,..., got {spec!r}",
                               "for example --set calibration.samples=25,50,100")
-        k, v = spec.split("=", 1)
-        k = k.strip()
+        k, v = (part.strip() for part in spec.split("=", 1))
         values = [parse_value(x) for x in split_values(v)]
         if not values:
             raise ConfigError("has no values to sweep", "give KEY=V1,V2,...", key=k)

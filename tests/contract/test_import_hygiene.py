@@ -23,6 +23,8 @@ CASES: list[tuple[str, frozenset[str]]] = [
     ("engine", FRAMEWORKS | UI),
     ("engine.job", FRAMEWORKS | UI),
     ("engine.preflight", FRAMEWORKS | UI),
+    # What artq run asks as it starts, before the config is validated: no pydantic yet.
+    ("engine.backends.prewarm", FRAMEWORKS | UI | {"pydantic"}),
     ("engine.evaluate", FRAMEWORKS | UI),
     ("engine.worker", FRAMEWORKS | UI),
     # The warm worker and its pool of TensorFlow children: TensorFlow only in the children.

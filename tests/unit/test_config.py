@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from conftest import unreadable_files
 
-from engine.config import PROFILE_THRESHOLDS, load_config, parse_value, replace
+from engine.config import PROFILE_THRESHOLDS, load_config, replace
 from engine.errors import ConfigError
+from engine.rawconfig import parse_value
 
 BASE = """
 [model]

@@ -118,7 +118,7 @@ def test_an_unused_child_is_ended_and_its_log_removed(tmp_path: Path) -> None:
 
 
 def test_worth_starting_reads_the_model_and_method_from_the_raw_config(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "saved").mkdir()
     for name in ("m.keras", "m.h5", "m.onnx"):
         (tmp_path / name).write_bytes(b"")
@@ -132,14 +132,19 @@ def test_worth_starting_reads_the_model_and_method_from_the_raw_config(
         cfg = tmp_path / "job.toml"
         cfg.write_text(f"[model]\n{model}\n")
         assert worth_starting(cfg) is expected, model
-    # --set model.path is the model (relative to where it is typed); another model key
-    # leaves the file's suffix to guess by.
+    # The --set overrides apply as load_config applies them: a path typed there is relative
+    # to the current directory, and a bare word is a string.
     cfg.write_text('[model]\npath = "gone.keras"\n')
-    keras = json.dumps(str(tmp_path / "m.keras"))
+    keras = str(tmp_path / "m.keras")
+    assert worth_starting(cfg, [f"model.path={json.dumps(keras)}"]) is True
     assert worth_starting(cfg, [f"model.path={keras}"]) is True
+    monkeypatch.chdir(tmp_path)
+    assert worth_starting(cfg, ["model.path=m.keras"]) is True
     assert worth_starting(cfg, ['model.path="elsewhere.keras"']) is False
-    assert worth_starting(cfg, ["model.path=not toml"]) is False
-    assert worth_starting(cfg, ["model.input_shape=[1, 8, 8]"]) is True
+    assert worth_starting(cfg, ["model.input_shape=[1, 8, 8]"]) is False  # still gone
+    cfg.write_text('[model]\npath = "m.keras"\n')
+    assert worth_starting(cfg, ['model.torch="net.py:build"']) is False
+    assert worth_starting(cfg, ["model.path"]) is False  # not KEY=VALUE: the load says so
     cfg.write_text('[model]\npath = "m.keras"\n[quantization]\nmethod = "qat"\n')
     assert worth_starting(cfg) is False  # QAT's child needs Keras 2 from its start
     cfg.write_text("[model\n")

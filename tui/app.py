@@ -29,7 +29,7 @@ from textual.screen import Screen
 from textual.widgets import Header, OptionList, Select, TabbedContent, TabPane
 
 from . import keys
-from .building import ON_FIRST_VISIT, BuildingMixin
+from .building import BuildingMixin
 from .guard import GuardedApp
 from .jobs import Checker, Runner, SubprocessChecker, SweepRunner, WorkerRunner
 from .panes.models import ModelsPane
@@ -95,7 +95,7 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
         #: 1 Models once the first paint's deferred work is done; what waits for that.
         self._first_pane: Any = None
         self._when_built: list[Callable[[], object]] = []
-        self._told: dict[str, list[Callable[[Any], object]]] = {}
+        self._told: dict[str, dict[object, Callable[[Any], object]]] = {}
         self._asked_tab = "models"  # the tab a key or the app asked for last
         #: Where internal errors' tracebacks are written (the dialog names it).
         self.error_log = Path(error_log) if error_log else self.runs_dir / "tui-errors.log"
@@ -176,7 +176,7 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
     @on(TabbedContent.TabActivated)
     async def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id or ""
-        if tab in ON_FIRST_VISIT and tab not in self.built:
+        if tab not in self.built:  # every pane but 1 Models is built on its first visit
             await self._build(tab)
             tabs = self.query_one(TabbedContent)
             # A focus moved by a key typed just before may have taken the old tab back.
@@ -220,11 +220,10 @@ class ArtqApp(BuildingMixin, RunsMixin, GuardedApp, App[int]):
                         severity="warning", timeout=8)
 
         def load(pane: Any) -> None:  # now, or on 2 Calibration's first visit
-            if self.session is session:  # not a session replaced before that visit
-                pane.load_session(session)
-                pane.check()
+            pane.load_session(session)
+            pane.check()
 
-        self.with_pane("calibration", load)
+        self.with_pane("calibration", load, latest="session")
         if (warm_up := getattr(self.runner, "warm_up", None)) is not None:  # while one tunes
             self.run_worker(warm_up(session.model, session.config), group="warm-up")
         if go:

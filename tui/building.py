@@ -1,5 +1,7 @@
-"""Building the workbench's panes: after the first paint, or on their tab's first visit
-(``ON_FIRST_VISIT``), with the session's knob values; and what waits for them meanwhile."""
+"""Building the workbench's panes: 1 Models at once, every other on its tab's first visit
+(or, for 3 Quantize, a job's start), with the session's knob values; and what waits for
+them meanwhile. 2 Calibration is half the app's widgets, and its data check a process: a
+session that never shows a pane pays for none."""
 
 from __future__ import annotations
 
@@ -10,11 +12,6 @@ from textual.widgets import Checkbox, Input, Select
 
 from .widgets import LateMount
 
-#: Tabs whose pane is built on their first visit (or a job's start, for 3 Quantize): 2
-#: Calibration is half the app's widgets, and its data check a process; a session that never
-#: shows them pays for none. What they are told meanwhile is told once they are built.
-ON_FIRST_VISIT = ("calibration", "quantize", "results", "layers", "compare")
-
 
 class BuildingMixin:
     """The app's panes: ``built`` (tabs), what a pane not built yet was told (``_told``),
@@ -22,7 +19,7 @@ class BuildingMixin:
 
     knobs: dict[str, Any]
     built: set[str]
-    _told: dict[str, list[Callable[[Any], object]]]
+    _told: dict[str, dict[object, Callable[[Any], object]]]
     _first_pane: Any
     _when_built: list[Callable[[], object]]
     # The app's own (ArtqApp, textual.App).
@@ -50,14 +47,20 @@ class BuildingMixin:
         from .panes.knobs import show_all  # noqa: PLC0415 - after the first paint
 
         show_all(self.pane(tab), self.knobs)
-        for tell in self._told.pop(tab, []):
+        for tell in self._told.pop(tab, {}).values():
             tell(self.pane(tab))
 
-    def with_pane(self, tab: str, tell: Callable[[Any], object], build: bool = False) -> None:
+    def with_pane(self, tab: str, tell: Callable[[Any], object], build: bool = False,
+                  latest: str | None = None) -> None:
         """``tell(pane)`` now if the pane of ``tab`` is built, else once it is (``build``:
-        build it now); never if the app closes first."""
+        build it now); never if the app closes first. ``latest`` names what only the last
+        telling matters for (the report shown, the runs read): an earlier one waiting is
+        dropped, so a pane first shown after many runs is told once."""
         if tab not in self.built:
-            self._told.setdefault(tab, []).append(tell)
+            told = self._told.setdefault(tab, {})
+            key: object = latest if latest is not None else object()
+            told.pop(key, None)  # told again: in its new place in the order
+            told[key] = tell
             if build:
                 self.run_worker(self._build(tab), group="build")
         elif (pane := self.query_one_optional(f"#pane-{tab}")) is not None:

@@ -60,11 +60,13 @@ class RunsMixin:
         pending, new_sweep = self._asks.take()
         self.runs = runs
         self.pane("models").fill(self.samples, runs)
+
         def tell(pane: Any) -> None:
             if pane.runs_loaded(runs, sweeps, pending, new_sweep):
                 self.action_show_tab("compare")
 
-        self.with_pane("compare", tell, build=new_sweep)  # a sweep just done is shown
+        # A sweep just done is shown (built now).
+        self.with_pane("compare", tell, build=new_sweep, latest="runs")
 
     def action_refresh(self) -> None:
         self.refresh_runs()
@@ -79,10 +81,10 @@ class RunsMixin:
     def show_report(self, rep: Report) -> None:
         """A run's report in 4 Results, then 5 Layers."""
         self.report = rep
-        self.with_pane("results", lambda pane: self.report is rep and pane.show(rep))
+        self.with_pane("results", lambda pane: pane.show(rep), latest="report")
         # The layers table in a later turn: two shorter pauses of the UI instead of one.
         self.set_timer(0.05, partial(self._show_layers, rep))
 
     def _show_layers(self, rep: Report) -> None:
         if self.report is rep and self.ready_to_show():
-            self.with_pane("layers", lambda pane: self.report is rep and pane.show(rep))
+            self.with_pane("layers", lambda pane: pane.show(rep), latest="report")

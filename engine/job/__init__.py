@@ -17,7 +17,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tomlkit
@@ -41,6 +41,9 @@ from .equalize import equalize
 from .qat import find_ptq_run, qat_stage, resume_config
 from .sensitivity import SENSITIVITY_MAX_ITEMS, sensitivity
 from .shared import shared_convert, shared_evaluation
+
+if TYPE_CHECKING:
+    from ..npu.targets import Target
 
 __all__ = ["REPORT_SCHEMA", "SENSITIVITY_MAX_ITEMS", "JobResult", "find_ptq_run", "preflight",
            "resume_config", "run_job"]
@@ -186,7 +189,7 @@ def run_job(
     resume: str | Path | None = None,
     cache_dir: str | Path | None = None,
     backend: BackendFactory | None = None,
-    preflighted: tuple[ModelFile, Any] | None = None,
+    preflighted: tuple[ModelFile, Target] | None = None,
 ) -> JobResult:
     """Run a job; returns its result, or raises the :class:`EngineError` that stopped it.
 

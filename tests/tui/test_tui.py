@@ -215,6 +215,44 @@ async def test_2_calibration_is_built_and_checks_the_data_on_its_first_visit(run
         assert app.overrides() == {"quantization.method": "qat"}
 
 
+async def test_a_pane_first_shown_late_is_told_only_the_latest_report_and_runs(
+        runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports shown and runs read while 4 Results, 5 Layers and 6 Compare are not built yet
+    are not replayed one by one on their first visit: each is told the latest once."""
+    from tui.panes.compare import ComparePane
+    from tui.panes.layers import LayersPane
+    from tui.panes.results import ResultsPane
+
+    told: list[tuple[str, object]] = []
+    for cls, method in ((ResultsPane, "show"), (LayersPane, "show"),
+                        (ComparePane, "runs_loaded")):
+        real = getattr(cls, method)
+
+        def spy(self: Any, first: Any, *rest: Any, _real: Any = real,
+                _name: str = cls.__name__) -> Any:
+            told.append((_name, first))
+            return _real(self, first, *rest)
+
+        monkeypatch.setattr(cls, method, spy)
+    seed_runs(runs)
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        reports = [r for _, r in app.runs if r is not None]
+        assert len(reports) >= 2
+        for rep in reports:
+            app.show_report(rep)
+            await settle(pilot, app)
+        app.refresh_runs()
+        await settle(pilot, app)
+        assert told == [] and not {"results", "layers", "compare"} & app.built
+        for key in ("4", "5", "6"):
+            await pilot.press(key)
+            await settle(pilot, app)
+        assert told == [("ResultsPane", reports[-1]), ("LayersPane", reports[-1]),
+                        ("ComparePane", app.runs)]
+
+
 async def test_the_memory_bars_fit_the_results_pane_however_wide(runs: Path) -> None:
     """A report shown while 4 Results is hidden, as when a job ends: its memory bars are
     drawn for the pane's width once it shows, and again when the terminal is resized."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from types import SimpleNamespace
 
 import pytest
@@ -34,3 +36,18 @@ def test_auto_gives_the_fast_suite_one_worker_more(monkeypatch: pytest.MonkeyPat
     assert pytest_xdist_auto_num_workers(config("")) == 2
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
     assert pytest_xdist_auto_num_workers(config("not slow")) is None  # xdist's own override
+
+
+def test_the_tests_run_with_the_garbage_collector_on_and_collecting_frozen() -> None:
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 10_000  # the modules collecting imported, not walked again
+
+    class Cycle:
+        pass
+
+    a, b = Cycle(), Cycle()
+    a.other, b.other = b, a  # type: ignore[attr-defined]
+    gone = weakref.ref(a)
+    del a, b
+    gc.collect()
+    assert gone() is None  # a test's own cyclic garbage is still collected

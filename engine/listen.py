@@ -16,17 +16,12 @@ TensorFlow import and the model's load. One request per connection, one JSON lin
 ``cwd`` is the client's: overrides and the default runs folder are read against it. The
 worker keeps the environment it was started in. It ends after ``idle_s`` without a request,
 on ``stop`` or on SIGTERM (a running job is cancelled first), and removes its socket.
-
-While one connection is served, another is answered at once with ``{"kind": "busy", ...}``
-(the hello's fields): its client runs the job itself now, not after waiting for a hello.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import queue
 import signal
 import socket
 import threading
@@ -51,28 +46,6 @@ class _Stop(Exception):
     pass
 
 
-def _accept(srv: socket.socket, handoff: queue.Queue[socket.socket],
-            taken: threading.Event, closing: threading.Event) -> None:
-    """Accept connections: the next one goes to the worker's loop when no connection is being
-    served, else it is told ``busy`` and closed (its client would otherwise wait, unanswered,
-    until its own timeout)."""
-    while not closing.is_set():
-        try:
-            conn, _ = srv.accept()
-        except TimeoutError:
-            continue
-        except OSError:
-            return  # the socket was closed: the worker ends
-        if not taken.is_set():
-            taken.set()
-            handoff.put(conn)
-            continue
-        with contextlib.suppress(OSError), conn:
-            conn.settimeout(1.0)
-            conn.makefile("r", encoding="utf-8").readline()  # its hello, read before answering
-            conn.sendall((json.dumps({**hello(), "kind": "busy"}) + "\n").encode())
-
-
 def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
     """Serve connections on the Unix socket ``path`` until ``stop``, SIGTERM or ``idle_s``
     seconds without one. fds 1 and 2 go to ``log_path`` between jobs."""
@@ -81,7 +54,6 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
     current = [CancelToken()]
     busy = [False]
     ending = [False]
-    taken, closing = threading.Event(), threading.Event()  # a connection is served; the end
 
     def on_term(*_: object) -> None:
         ending[0] = True
@@ -122,16 +94,13 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
             with contextlib.suppress(OSError):
                 os.unlink(pending)
             raise
-        srv.settimeout(0.25)  # how soon the accepting thread sees the worker end
+        srv.settimeout(idle_s)
         bound = os.stat(path).st_ino
-        handoff: queue.Queue[socket.socket] = queue.Queue()
-        threading.Thread(target=_accept, args=(srv, handoff, taken, closing),
-                         name="artq-accept", daemon=True).start()
         prestart()  # the first job's TensorFlow processes start importing now
         while True:
             try:
-                conn = handoff.get(timeout=idle_s)
-            except queue.Empty:
+                conn, _ = srv.accept()
+            except TimeoutError:
                 return 0  # idle long enough: give the memory back
             busy[0] = True
             try:
@@ -141,7 +110,6 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
                         return 0
             finally:
                 busy[0] = False
-                taken.clear()
             if ending[0]:
                 return 3  # SIGTERM during a job: it was cancelled, now the worker ends
             prestart()  # after a cancel, which ended its processes: warm again
@@ -149,7 +117,6 @@ def listen(path: str, idle_s: float, log_path: str, warm: str = "keras") -> int:
         return 3
     finally:
         busy[0] = True  # a late SIGTERM must not interrupt the children's ending
-        closing.set()
         srv.close()
         pool.close()
         with contextlib.suppress(OSError):

@@ -31,7 +31,6 @@ from .protocol import JobDone, read_event, worker_command, worker_env
 SOCKET_ENV = "ARTQ_WORKER_SOCKET"
 #: How long a worker waits for a request before it ends and gives its memory back.
 IDLE_MINUTES = 30.0
-BUSY = "the warm worker is busy with another job"
 
 
 def identity() -> dict[str, str]:
@@ -137,22 +136,16 @@ def connect(path: Path | None = None, timeout: float = 2.0) -> tuple[Connection 
     except (ConnectionRefusedError, FileNotFoundError):
         s.close()
         return None, ""  # a socket its worker left behind
-    except TimeoutError:  # a worker of an older artq answers no connection while busy
+    except TimeoutError:
         s.close()
-        return None, BUSY
+        return None, "the warm worker is busy with another job"
     except OSError as exc:
         s.close()
         return None, f"the warm worker at {sock_path} did not answer ({exc})"
-    if not line:
-        conn.close()
-        return None, ""  # it ended as we came
     try:
         info = json.loads(line)
     except json.JSONDecodeError:
         info = {}
-    if isinstance(info, dict) and info.get("kind") == "busy":
-        conn.close()
-        return None, BUSY
     me = identity()
     if not isinstance(info, dict) or any(info.get(k) != v for k, v in me.items()):
         conn.close()

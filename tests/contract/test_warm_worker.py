@@ -94,18 +94,13 @@ def test_a_busy_worker_is_passed_over_with_a_note(tmp_path: Path, sock: Path) ->
             held.connect(str(sock))  # another client's connection: the worker serves it
             held.sendall(b'{"cmd": "hello"}\n')
             assert json.loads(held.makefile().readline())["pid"] == worker.pid
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
-                other.settimeout(30)  # a bound only: the answer comes while held is served
-                other.connect(str(sock))
-                other.sendall(b'{"cmd": "hello"}\n')
-                busy = json.loads(other.makefile().readline())
             run = artq("run", cfg)
-        status = artq("worker", "status")  # free again once held has ended
+        # Free again, it meets the passed-over run's connection (its client gone) and goes on.
+        status = artq("worker", "status")
         assert worker.poll() is None
     finally:
         worker.terminate()
         worker.wait(30)
-    assert busy["kind"] == "busy" and busy["pid"] == worker.pid  # told, not left waiting
     assert run.returncode == 2
     assert "note: the warm worker is busy with another job; running the job here" in run.stderr
     assert "on the warm worker" not in run.stderr

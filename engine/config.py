@@ -219,7 +219,7 @@ class JobConfig:
 
 _ADAPTER = TypeAdapter(JobConfig)
 
-# Keys holding paths, resolved against the config file's folder.
+
 def _drop_none(d: Any) -> Any:
     if isinstance(d, dict):
         return {k: _drop_none(v) for k, v in d.items() if v is not None}

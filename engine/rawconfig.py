@@ -49,6 +49,10 @@ def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
 
 
 def resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make every path the config holds absolute, relative ones taken from ``base``: the
+    model, its weights, custom objects and PyTorch file, the runs folder, each split's data
+    and a target given as a file."""
+
     def fix(table: Any, key: str) -> None:
         if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
             p = Path(os.path.expanduser(table[key]))
